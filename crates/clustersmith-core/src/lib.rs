@@ -1,0 +1,25 @@
+//! The pure core of clustersmith.
+//!
+//! Everything here takes values and returns values: no network, no files, no clocks. The I/O
+//! shell (`clustersmith-io`) observes live nodes, hands the text they return to the parsers in
+//! [`parse`], and asks [`plan`] what to do next. Because the core cannot fail from I/O, it is
+//! tested with plain unit tests on captured server output.
+//!
+//! # Layout
+//! - [`model`]: node ids, flags, addresses, slots and slot sets.
+//! - [`parse`]: `CLUSTER NODES`, `CLUSTER INFO` and `INFO` text into typed values, keeping
+//!   every anomaly with its line number.
+//! - [`spec`]: the desired cluster as the operator states it, validated.
+//! - [`observation`]: what every expected node reported in one round.
+//! - [`plan`]: the target layout (primaries, slot ranges, replicas) and the steps that move the
+//!   live state toward it.
+//! - [`verify`]: the criteria a formed cluster must meet, each evaluated honestly per node.
+//!
+//! Architecture invariant: this crate depends on `std` and `thiserror` only.
+
+pub mod model;
+pub mod observation;
+pub mod parse;
+pub mod plan;
+pub mod spec;
+pub mod verify;

@@ -1,0 +1,9 @@
+//! Cluster vocabulary: node ids, flags, addresses, slots.
+
+mod node;
+mod slot;
+mod version;
+
+pub use node::{LinkState, NodeAddr, NodeFlag, NodeId, NodeIdError};
+pub use slot::{SLOT_COUNT, SlotRange, SlotSet};
+pub use version::{ServerFlavour, ServerVersion};

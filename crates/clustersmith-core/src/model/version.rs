@@ -1,0 +1,46 @@
+use std::fmt;
+
+/// Which server answers: Redis, or Valkey (which still reports a `redis_version`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerFlavour {
+    Redis,
+    Valkey,
+}
+
+/// The server flavour and its own version number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerVersion {
+    pub flavour: ServerFlavour,
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl ServerVersion {
+    /// Parses `7.0.15`; `None` for anything that is not three dot-separated numbers.
+    pub fn parse(flavour: ServerFlavour, text: &str) -> Option<ServerVersion> {
+        let mut parts = text.trim().split('.').map(|p| p.parse::<u32>().ok());
+        let (major, minor, patch) = (parts.next()??, parts.next()??, parts.next()??);
+        Some(ServerVersion {
+            flavour,
+            major,
+            minor,
+            patch,
+        })
+    }
+
+    /// `CLUSTER ADDSLOTSRANGE` exists from Redis 7.0, and in every Valkey.
+    pub fn has_addslotsrange(&self) -> bool {
+        self.flavour == ServerFlavour::Valkey || self.major >= 7
+    }
+}
+
+impl fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.flavour {
+            ServerFlavour::Redis => "redis",
+            ServerFlavour::Valkey => "valkey",
+        };
+        write!(f, "{name} {}.{}.{}", self.major, self.minor, self.patch)
+    }
+}

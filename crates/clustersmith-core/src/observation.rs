@@ -1,0 +1,109 @@
+//! What the expected nodes reported in one observation round, and the addresses they were
+//! reached at. The I/O shell fills it; the planner and the verifier only read it.
+
+use std::net::IpAddr;
+
+use crate::model::{NodeId, ServerVersion};
+use crate::parse::{ClusterInfo, ClusterNodes, NodeEntry, ServerInfo};
+
+/// A spec node after name resolution: where clustersmith reaches it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InventoryNode {
+    /// `host:port` as given in the spec.
+    pub label: String,
+    pub ip: IpAddr,
+    pub port: u16,
+    pub zone: Option<String>,
+}
+
+/// The placement domain used for anti-affinity: the zone when zones are given, else the host IP.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Domain {
+    Zone(String),
+    Host(IpAddr),
+}
+
+impl InventoryNode {
+    pub fn domain(&self) -> Domain {
+        match &self.zone {
+            Some(zone) => Domain::Zone(zone.clone()),
+            None => Domain::Host(self.ip),
+        }
+    }
+}
+
+/// One node's answers in one round.
+#[derive(Clone, Debug)]
+pub struct NodeView {
+    pub id: NodeId,
+    pub nodes: ClusterNodes,
+    pub cluster_info: ClusterInfo,
+    pub info: ServerInfo,
+}
+
+impl NodeView {
+    /// The node's own `CLUSTER NODES` line. Parsing guarantees exactly one before a view is built.
+    pub fn myself(&self) -> &NodeEntry {
+        self.nodes
+            .myself()
+            .expect("a NodeView is only built from a reply with a `myself` line")
+    }
+
+    pub fn version(&self) -> Option<ServerVersion> {
+        self.info.version()
+    }
+
+    /// The entry this node holds for `id`, unless it is still a handshake placeholder.
+    pub fn knows(&self, id: &NodeId) -> Option<&NodeEntry> {
+        self.nodes.get(id).filter(|e| !e.is_handshake())
+    }
+
+    /// True when this node has a handshake entry for the given address (a MEET in flight).
+    pub fn is_meeting(&self, ip: IpAddr, port: u16) -> bool {
+        self.nodes
+            .entries
+            .iter()
+            .any(|e| e.is_handshake() && e.addr.ip == Some(ip) && e.addr.port == port)
+    }
+
+    /// A fresh node: it knows nobody and has never been given a config epoch.
+    pub fn is_fresh(&self) -> bool {
+        self.nodes.entries.len() == 1 && self.myself().config_epoch == 0
+    }
+}
+
+/// The state of one expected node in a round.
+#[derive(Clone, Debug)]
+pub enum NodeState {
+    Seen(Box<NodeView>),
+    /// Not reachable this round; the text says why.
+    Unreachable(String),
+}
+
+impl NodeState {
+    pub fn view(&self) -> Option<&NodeView> {
+        match self {
+            NodeState::Seen(view) => Some(view),
+            NodeState::Unreachable(_) => None,
+        }
+    }
+}
+
+/// All expected nodes, in inventory order.
+#[derive(Clone, Debug)]
+pub struct Observation {
+    pub nodes: Vec<NodeState>,
+}
+
+impl Observation {
+    pub fn view(&self, idx: usize) -> Option<&NodeView> {
+        self.nodes.get(idx).and_then(NodeState::view)
+    }
+
+    /// Inventory index of the node whose own id is `id`.
+    pub fn index_of(&self, id: &NodeId) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|state| state.view().is_some_and(|v| &v.id == id))
+    }
+}

@@ -1,0 +1,327 @@
+//! `CLUSTER NODES` (and the node lines of `nodes.conf`, which share the format).
+//!
+//! # Format
+//! ```text
+//! <id> <ip:port@cport[,hostname[,aux=value…]]> <flags> <primary-id|-> <ping-sent> <pong-recv> <config-epoch> <link-state> <slot>…
+//! ```
+//! Slots are `N`, `N-M`, or open slots `[N->-<id>]` (migrating) / `[N-<-<id>]` (importing).
+
+use std::net::IpAddr;
+
+use super::{ParseIssue, Parsed};
+use crate::model::{LinkState, NodeAddr, NodeFlag, NodeId, SLOT_COUNT, SlotRange, SlotSet};
+
+/// One line of `CLUSTER NODES`: how the reporting node sees one member (or itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeEntry {
+    pub id: NodeId,
+    pub addr: NodeAddr,
+    pub flags: Vec<NodeFlag>,
+    /// For a replica, the id of its primary.
+    pub primary_id: Option<NodeId>,
+    pub config_epoch: u64,
+    pub link_state: LinkState,
+    pub slots: SlotSet,
+    pub open_slots: Vec<OpenSlot>,
+}
+
+impl NodeEntry {
+    pub fn has_flag(&self, flag: &NodeFlag) -> bool {
+        self.flags.contains(flag)
+    }
+
+    pub fn is_myself(&self) -> bool {
+        self.has_flag(&NodeFlag::Myself)
+    }
+
+    pub fn is_replica(&self) -> bool {
+        self.has_flag(&NodeFlag::Replica)
+    }
+
+    pub fn is_handshake(&self) -> bool {
+        self.has_flag(&NodeFlag::Handshake)
+    }
+
+    /// The flags that make this entry an unhealthy member, as words.
+    pub fn unhealthy_flags(&self) -> Vec<&str> {
+        self.flags
+            .iter()
+            .filter(|f| f.is_unhealthy())
+            .map(NodeFlag::as_str)
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenSlotKind {
+    Migrating,
+    Importing,
+}
+
+/// A slot in the middle of a migration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenSlot {
+    pub slot: u16,
+    pub kind: OpenSlotKind,
+    pub peer: NodeId,
+}
+
+/// All entries of one node's `CLUSTER NODES` reply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterNodes {
+    pub entries: Vec<NodeEntry>,
+}
+
+impl ClusterNodes {
+    /// The reporting node's own line.
+    pub fn myself(&self) -> Option<&NodeEntry> {
+        self.entries.iter().find(|e| e.is_myself())
+    }
+
+    pub fn get(&self, id: &NodeId) -> Option<&NodeEntry> {
+        self.entries.iter().find(|e| &e.id == id)
+    }
+
+    /// Entries other than the reporting node's own.
+    pub fn peers(&self) -> impl Iterator<Item = &NodeEntry> {
+        self.entries.iter().filter(|e| !e.is_myself())
+    }
+}
+
+pub fn parse_cluster_nodes(text: &str) -> Parsed<ClusterNodes> {
+    let mut entries = Vec::new();
+    let mut issues = Vec::new();
+    for (idx, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        // `nodes.conf` ends with a `vars …` line; it carries epochs, not a node.
+        if line.is_empty() || line.starts_with("vars ") {
+            continue;
+        }
+        match parse_line(line) {
+            Ok((entry, mut slot_issues)) => {
+                issues.extend(slot_issues.drain(..).map(|message| ParseIssue {
+                    line: idx + 1,
+                    message,
+                }));
+                entries.push(entry);
+            }
+            Err(message) => issues.push(ParseIssue {
+                line: idx + 1,
+                message,
+            }),
+        }
+    }
+    let myself_count = entries.iter().filter(|e| e.is_myself()).count();
+    if !entries.is_empty() && myself_count != 1 {
+        issues.push(ParseIssue {
+            line: 0,
+            message: format!("expected exactly one `myself` line, found {myself_count}"),
+        });
+    }
+    Parsed {
+        value: ClusterNodes { entries },
+        issues,
+    }
+}
+
+fn parse_line(line: &str) -> Result<(NodeEntry, Vec<String>), String> {
+    let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+    if fields.len() < 8 {
+        return Err(format!(
+            "expected at least 8 fields, found {}: `{line}`",
+            fields.len()
+        ));
+    }
+    let id = NodeId::parse(fields[0]).map_err(|e| e.to_string())?;
+    let addr = parse_addr(fields[1])?;
+    let flags: Vec<NodeFlag> = fields[2].split(',').map(NodeFlag::parse).collect();
+    let primary_id = match fields[3] {
+        "-" => None,
+        other => Some(NodeId::parse(other).map_err(|e| format!("primary id: {e}"))?),
+    };
+    let config_epoch = fields[6]
+        .parse::<u64>()
+        .map_err(|_| format!("config epoch `{}` is not a number", fields[6]))?;
+    let link_state = match fields[7] {
+        "connected" => LinkState::Connected,
+        "disconnected" => LinkState::Disconnected,
+        other => return Err(format!("unknown link state `{other}`")),
+    };
+    let mut slots = SlotSet::new();
+    let mut open_slots = Vec::new();
+    let mut slot_issues = Vec::new();
+    for token in &fields[8..] {
+        if let Some(inner) = token.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+            match parse_open_slot(inner) {
+                Some(open) => open_slots.push(open),
+                None => slot_issues.push(format!("unreadable open slot `{token}`")),
+            }
+        } else {
+            match parse_slot_range(token) {
+                Some(range) => slots.insert_range(range),
+                None => slot_issues.push(format!("unreadable slot range `{token}`")),
+            }
+        }
+    }
+    Ok((
+        NodeEntry {
+            id,
+            addr,
+            flags,
+            primary_id,
+            config_epoch,
+            link_state,
+            slots,
+            open_slots,
+        },
+        slot_issues,
+    ))
+}
+
+fn parse_addr(field: &str) -> Result<NodeAddr, String> {
+    let mut parts = field.split(',');
+    let ip_ports = parts.next().unwrap_or_default();
+    // Whatever follows the address is the announced hostname, then `key=value` aux fields
+    // (nodes.conf since 7.2); an empty hostname means none was announced.
+    let hostname = parts
+        .next()
+        .filter(|h| !h.is_empty() && !h.contains('='))
+        .map(str::to_owned);
+    let (ip_port, bus) = ip_ports
+        .split_once('@')
+        .ok_or_else(|| format!("address `{field}` has no `@busport`"))?;
+    let bus_port = bus
+        .parse::<u16>()
+        .map_err(|_| format!("bus port in `{field}` is not a number"))?;
+    let (ip_text, port_text) = ip_port
+        .rsplit_once(':')
+        .ok_or_else(|| format!("address `{field}` has no port"))?;
+    let port = port_text
+        .parse::<u16>()
+        .map_err(|_| format!("port in `{field}` is not a number"))?;
+    let ip_text = ip_text.trim_start_matches('[').trim_end_matches(']');
+    let ip = if ip_text.is_empty() {
+        None
+    } else {
+        Some(
+            ip_text
+                .parse::<IpAddr>()
+                .map_err(|_| format!("`{ip_text}` in `{field}` is not an IP address"))?,
+        )
+    };
+    Ok(NodeAddr {
+        ip,
+        port,
+        bus_port,
+        hostname,
+    })
+}
+
+fn parse_slot_range(token: &str) -> Option<SlotRange> {
+    match token.split_once('-') {
+        Some((start, end)) => SlotRange::new(start.parse().ok()?, end.parse().ok()?),
+        None => {
+            let slot: u16 = token.parse().ok()?;
+            (slot < SLOT_COUNT).then_some(SlotRange {
+                start: slot,
+                end: slot,
+            })
+        }
+    }
+}
+
+fn parse_open_slot(inner: &str) -> Option<OpenSlot> {
+    let (slot, kind, peer) = if let Some((slot, peer)) = inner.split_once("->-") {
+        (slot, OpenSlotKind::Migrating, peer)
+    } else {
+        let (slot, peer) = inner.split_once("-<-")?;
+        (slot, OpenSlotKind::Importing, peer)
+    };
+    Some(OpenSlot {
+        slot: slot.parse().ok().filter(|s| *s < SLOT_COUNT)?,
+        kind,
+        peer: NodeId::parse(peer).ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Captured from the seed write-up, scenario 2 after the fix (Redis 6.2.12).
+    const SEED_FORMED: &str = "\
+ae16bca025bfa992a5e0c9ec2fbdda10fac6af44 10.168.17.8:6379@16379 slave 5d75611c1b16e9424a79b40c5b624c87e6152166 0 1704797759111 2 connected
+5bbd6f01c134a843db25993fd81cb71e1fc5ca09 10.168.17.7:6379@16379 slave 5be3d949f56e77d5848af97f1d8825e1c29f3270 0 1704797761121 1 connected
+5d75611c1b16e9424a79b40c5b624c87e6152166 10.168.17.6:6379@16379 master - 0 1704797760116 2 connected 8192-16383
+5be3d949f56e77d5848af97f1d8825e1c29f3270 10.168.17.5:6379@16379 myself,master - 0 1704797759000 1 connected 0-8191
+";
+
+    // Captured from the seed write-up, scenario 1 before the fix: a node that met nobody.
+    const SEED_ALONE: &str =
+        "bfc3177710a27823762881570ce93e62ac6fd751 :6379@16379 myself,master - 0 0 0 connected 0-16383\n";
+
+    #[test]
+    fn parses_the_seed_formed_cluster() {
+        let parsed = parse_cluster_nodes(SEED_FORMED);
+        assert!(parsed.issues.is_empty(), "{:?}", parsed.issues);
+        let nodes = parsed.value;
+        assert_eq!(nodes.entries.len(), 4);
+        let me = nodes.myself().unwrap();
+        assert_eq!(me.id.short(), "5be3d949");
+        assert_eq!(me.slots.to_string(), "0-8191");
+        assert_eq!(me.addr.to_string(), "10.168.17.5:6379");
+        assert_eq!(me.addr.bus_port, 16379);
+        let replica = &nodes.entries[0];
+        assert!(replica.is_replica());
+        assert_eq!(replica.primary_id.as_ref().unwrap().short(), "5d75611c");
+        assert_eq!(replica.config_epoch, 2);
+    }
+
+    #[test]
+    fn a_node_that_met_nobody_has_no_ip() {
+        let parsed = parse_cluster_nodes(SEED_ALONE);
+        assert!(parsed.issues.is_empty());
+        let me = parsed.value.myself().unwrap().clone();
+        assert_eq!(me.addr.ip, None);
+        assert!(me.slots.is_full());
+    }
+
+    #[test]
+    fn reads_ipv6_hostnames_handshake_and_open_slots() {
+        let text = "\
+e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@40001,redis-1.test myself,master - 0 0 1 connected 0-5460 [77->-292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f] [93-<-292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f]
+0123456789abcdef0123456789abcdef01234567 ::1:22002@32002 handshake - 0 0 0 disconnected
+";
+        let parsed = parse_cluster_nodes(text);
+        assert!(parsed.issues.is_empty(), "{:?}", parsed.issues);
+        let me = parsed.value.myself().unwrap();
+        assert_eq!(me.addr.hostname.as_deref(), Some("redis-1.test"));
+        assert_eq!(me.open_slots.len(), 2);
+        assert_eq!(me.open_slots[0].kind, OpenSlotKind::Migrating);
+        assert_eq!(me.open_slots[1].slot, 93);
+        let shake = &parsed.value.entries[1];
+        assert!(shake.is_handshake());
+        assert_eq!(shake.addr.ip, Some("::1".parse().unwrap()));
+        assert_eq!(shake.link_state, LinkState::Disconnected);
+    }
+
+    #[test]
+    fn keeps_going_and_reports_bad_lines_with_their_number() {
+        let text = format!("{SEED_ALONE}garbage line\n0123 1.2.3.4:1@2 master - 0 0 0 connected\n");
+        let parsed = parse_cluster_nodes(&text);
+        assert_eq!(parsed.value.entries.len(), 1);
+        let lines: Vec<usize> = parsed.issues.iter().map(|i| i.line).collect();
+        assert_eq!(lines, [2, 3]);
+    }
+
+    #[test]
+    fn nodes_conf_aux_fields_and_vars_line() {
+        let text = "\
+6a1b2c3d4e5f60718293a4b5c6d7e8f901234567 127.0.0.1:21001@31001,,tls-port=0,shard-id=8f1c myself,master - 0 0 1 connected 0-5461
+vars currentEpoch 6 lastVoteEpoch 0
+";
+        let parsed = parse_cluster_nodes(text);
+        assert!(parsed.issues.is_empty(), "{:?}", parsed.issues);
+        assert_eq!(parsed.value.myself().unwrap().addr.hostname, None);
+    }
+}

@@ -1,0 +1,271 @@
+use std::collections::BTreeSet;
+
+use super::layout::compute_layout;
+use super::{Blocker, Layout, MeetPurpose, Step};
+use crate::model::{NodeId, SlotSet};
+use crate::observation::{InventoryNode, NodeView, Observation};
+use crate::spec::ClusterSpec;
+
+/// The result of planning one round.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// `None` when blockers prevented a layout.
+    pub layout: Option<Layout>,
+    /// Commands to send now, in phase order.
+    pub steps: Vec<Step>,
+    /// What must not or cannot be changed; a plan with blockers has no steps.
+    pub blockers: Vec<Blocker>,
+    /// Conditions the next steps wait for (e.g. a replica that does not know its primary yet).
+    pub waiting: Vec<String>,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        !self.steps.is_empty()
+    }
+}
+
+/// Plans the next round.
+///
+/// `known_ids` holds the id each inventory node had when last seen (also for nodes that are
+/// unreachable now), so that their entries in other nodes' views are not mistaken for
+/// foreign members.
+pub fn plan(
+    spec: &ClusterSpec,
+    inventory: &[InventoryNode],
+    obs: &Observation,
+    known_ids: &[Option<NodeId>],
+) -> Plan {
+    let blockers = membership_blockers(inventory, obs, known_ids);
+    if !blockers.is_empty() {
+        return blocked(blockers);
+    }
+    let layout = match compute_layout(spec.primaries, spec.replicas_per_primary, inventory, obs) {
+        Ok(layout) => layout,
+        Err(blockers) => return blocked(blockers),
+    };
+    let mut steps = Vec::new();
+    let mut waiting = Vec::new();
+    plan_epochs(inventory, obs, &mut steps);
+    plan_slots(&layout, obs, &mut steps);
+    plan_meets(inventory, obs, &mut steps, &mut waiting);
+    plan_replicas(&layout, inventory, obs, &mut steps, &mut waiting);
+    plan_refreshes(inventory, obs, &steps.clone(), &mut steps);
+    steps.sort_by_key(Step::phase);
+    Plan {
+        layout: Some(layout),
+        steps,
+        blockers: Vec::new(),
+        waiting,
+    }
+}
+
+fn blocked(blockers: Vec<Blocker>) -> Plan {
+    Plan {
+        layout: None,
+        steps: Vec::new(),
+        blockers,
+        waiting: Vec::new(),
+    }
+}
+
+/// Refuses nodes that belong elsewhere: members outside the spec, or keys on a node that is
+/// not yet part of this cluster (adopting it could hide or orphan that data).
+fn membership_blockers(
+    inventory: &[InventoryNode],
+    obs: &Observation,
+    known_ids: &[Option<NodeId>],
+) -> Vec<Blocker> {
+    let ours: BTreeSet<&NodeId> = known_ids
+        .iter()
+        .flatten()
+        .chain(
+            (0..inventory.len())
+                .filter_map(|i| obs.view(i))
+                .map(|v| &v.id),
+        )
+        .collect();
+    let mut blockers = Vec::new();
+    for (idx, node) in inventory.iter().enumerate() {
+        let Some(view) = obs.view(idx) else { continue };
+        let foreign: Vec<NodeId> = view
+            .nodes
+            .entries
+            .iter()
+            .filter(|e| !e.is_handshake() && !ours.contains(&e.id))
+            .map(|e| e.id.clone())
+            .collect();
+        if !foreign.is_empty() {
+            blockers.push(Blocker::ForeignNodes {
+                node: node.label.clone(),
+                foreign,
+            });
+            continue;
+        }
+        let keys = view.info.key_count();
+        let is_member = inventory.len() == 1
+            || view
+                .nodes
+                .peers()
+                .any(|e| !e.is_handshake() && ours.contains(&e.id));
+        if keys > 0 && !is_member {
+            blockers.push(Blocker::HoldsKeys {
+                node: node.label.clone(),
+                keys,
+            });
+        }
+    }
+    blockers
+}
+
+/// Distinct config epochs for fresh nodes, above every epoch the cluster has seen.
+fn plan_epochs(inventory: &[InventoryNode], obs: &Observation, steps: &mut Vec<Step>) {
+    let base = (0..inventory.len())
+        .filter_map(|i| obs.view(i))
+        .map(|v| v.cluster_info.current_epoch.max(v.myself().config_epoch))
+        .max()
+        .unwrap_or(0);
+    let fresh = (0..inventory.len()).filter(|i| obs.view(*i).is_some_and(NodeView::is_fresh));
+    for (rank, node) in fresh.enumerate() {
+        steps.push(Step::SetConfigEpoch {
+            node,
+            epoch: base + rank as u64 + 1,
+        });
+    }
+}
+
+fn plan_slots(layout: &Layout, obs: &Observation, steps: &mut Vec<Step>) {
+    for shard in &layout.shards {
+        let Some(view) = obs.view(shard.primary) else {
+            continue;
+        };
+        let missing: SlotSet = shard.slots.difference(&view.myself().slots);
+        if !missing.is_empty() {
+            steps.push(Step::AddSlots {
+                node: shard.primary,
+                slots: missing,
+            });
+        }
+    }
+}
+
+fn meet(from: usize, to: usize, inventory: &[InventoryNode], to_view: &NodeView, purpose: MeetPurpose) -> Step {
+    Step::Meet {
+        node: from,
+        peer: to,
+        ip: inventory[to].ip,
+        port: inventory[to].port,
+        bus_port: to_view.myself().addr.bus_port,
+        purpose,
+    }
+}
+
+/// Introduces every pair of reachable nodes that do not know each other. When neither side
+/// knows the other, the lower index meets the higher (one handshake per pair); when only one
+/// side is missing, that side meets, since a node only adds an unknown sender from a MEET.
+fn plan_meets(
+    inventory: &[InventoryNode],
+    obs: &Observation,
+    steps: &mut Vec<Step>,
+    waiting: &mut Vec<String>,
+) {
+    for a in 0..inventory.len() {
+        for b in a + 1..inventory.len() {
+            let (Some(va), Some(vb)) = (obs.view(a), obs.view(b)) else {
+                continue;
+            };
+            let a_knows = va.knows(&vb.id).is_some();
+            let b_knows = vb.knows(&va.id).is_some();
+            let a_meeting = va.is_meeting(inventory[b].ip, inventory[b].port);
+            let b_meeting = vb.is_meeting(inventory[a].ip, inventory[a].port);
+            let (from, to, to_view) = match (a_knows, b_knows) {
+                (true, true) => continue,
+                (false, false) | (false, true) => (a, b, vb),
+                (true, false) => (b, a, va),
+            };
+            if a_meeting || b_meeting {
+                waiting.push(format!(
+                    "handshake between `{}` and `{}` in progress",
+                    inventory[a].label, inventory[b].label
+                ));
+                continue;
+            }
+            steps.push(meet(from, to, inventory, to_view, MeetPurpose::Introduce));
+        }
+    }
+}
+
+fn plan_replicas(
+    layout: &Layout,
+    inventory: &[InventoryNode],
+    obs: &Observation,
+    steps: &mut Vec<Step>,
+    waiting: &mut Vec<String>,
+) {
+    for shard in &layout.shards {
+        let Some(primary_view) = obs.view(shard.primary) else {
+            continue;
+        };
+        for replica in &shard.replicas {
+            let Some(view) = obs.view(*replica) else {
+                continue;
+            };
+            let me = view.myself();
+            if me.is_replica() && me.primary_id.as_ref() == Some(&primary_view.id) {
+                continue;
+            }
+            match view.knows(&primary_view.id) {
+                Some(entry) if !entry.is_replica() => steps.push(Step::Replicate {
+                    node: *replica,
+                    primary: shard.primary,
+                    primary_id: primary_view.id.clone(),
+                }),
+                Some(_) => waiting.push(format!(
+                    "`{}` still sees `{}` as a replica",
+                    inventory[*replica].label, inventory[shard.primary].label
+                )),
+                None => waiting.push(format!(
+                    "`{}` does not know its primary `{}` yet",
+                    inventory[*replica].label, inventory[shard.primary].label
+                )),
+            }
+        }
+    }
+}
+
+/// Pushes a node's own header to every peer whose picture of it (role, primary, slots) is
+/// stale, unless a step this round already changes that node.
+fn plan_refreshes(
+    inventory: &[InventoryNode],
+    obs: &Observation,
+    planned: &[Step],
+    steps: &mut Vec<Step>,
+) {
+    let changing: BTreeSet<usize> = planned.iter().map(Step::node).collect();
+    for subject in 0..inventory.len() {
+        let Some(subject_view) = obs.view(subject) else {
+            continue;
+        };
+        if changing.contains(&subject) {
+            continue;
+        }
+        let truth = subject_view.myself();
+        for viewer in 0..inventory.len() {
+            if viewer == subject {
+                continue;
+            }
+            let Some(viewer_view) = obs.view(viewer) else {
+                continue;
+            };
+            let Some(seen) = viewer_view.knows(&subject_view.id) else {
+                continue;
+            };
+            let stale = seen.is_replica() != truth.is_replica()
+                || seen.primary_id != truth.primary_id
+                || seen.slots != truth.slots;
+            if stale && subject_view.knows(&viewer_view.id).is_some() {
+                steps.push(meet(subject, viewer, inventory, viewer_view, MeetPurpose::Refresh));
+            }
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The target layout: which nodes are primaries, which slots each owns, which replicas follow
+//! which primary.
+//!
+//! The layout is derived from the spec *and* the live state so that re-planning a formed or
+//! half-formed cluster keeps what is already there:
+//! - nodes that own slots stay primaries and keep their slots (moving slots is resharding,
+//!   which is out of scope and never done implicitly);
+//! - missing primaries are chosen to spread over placement domains (zones, else host IPs),
+//!   in the order of a round-robin over domains, as redis-cli interleaves hosts;
+//! - unowned slots go to the primary whose balanced target range contains them;
+//! - replicas keep their current primary when that fits the shape and placement, and are
+//!   otherwise matched to primaries outside their own domain (a bipartite matching, so a
+//!   placement is found whenever one exists).
+
+use std::collections::BTreeMap;
+
+use super::Blocker;
+use crate::model::{SlotRange, SlotSet};
+use crate::observation::{Domain, InventoryNode, Observation};
+
+/// One primary with its slots and replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub primary: usize,
+    pub slots: SlotSet,
+    pub replicas: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Ordered by first slot.
+    pub shards: Vec<Shard>,
+    /// Placement compromises the inventory forced (e.g. a replica on its primary's host).
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlannedRole {
+    Primary { shard: usize },
+    Replica { shard: usize, primary: usize },
+}
+
+impl Layout {
+    pub fn role_of(&self, idx: usize) -> Option<PlannedRole> {
+        self.shards.iter().enumerate().find_map(|(shard_idx, shard)| {
+            if shard.primary == idx {
+                Some(PlannedRole::Primary { shard: shard_idx })
+            } else if shard.replicas.contains(&idx) {
+                Some(PlannedRole::Replica {
+                    shard: shard_idx,
+                    primary: shard.primary,
+                })
+            } else {
+                None
+            }
+        })
+    }
+}
+
+pub(super) fn compute_layout(
+    primaries: usize,
+    replicas_per_primary: usize,
+    inventory: &[InventoryNode],
+    obs: &Observation,
+) -> Result<Layout, Vec<Blocker>> {
+    let self_slots: Vec<SlotSet> = (0..inventory.len())
+        .map(|idx| {
+            obs.view(idx)
+                .map(|v| v.myself().slots.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    let is_replica: Vec<bool> = (0..inventory.len())
+        .map(|idx| obs.view(idx).is_some_and(|v| v.myself().is_replica()))
+        .collect();
+
+    let mut blockers = Vec::new();
+    let owners: Vec<usize> = (0..inventory.len())
+        .filter(|idx| !self_slots[*idx].is_empty())
+        .collect();
+    for (pos, a) in owners.iter().enumerate() {
+        for b in &owners[pos + 1..] {
+            let both = self_slots[*a].intersection(&self_slots[*b]);
+            if !both.is_empty() {
+                blockers.push(Blocker::SlotConflict {
+                    node: inventory[*a].label.clone(),
+                    other: inventory[*b].label.clone(),
+                    slots: both.ranges(),
+                });
+            }
+        }
+    }
+    if owners.len() > primaries {
+        blockers.push(Blocker::TooManySlotOwners {
+            owners: owners.iter().map(|i| inventory[*i].label.clone()).collect(),
+            primaries,
+        });
+    }
+    if !blockers.is_empty() {
+        return Err(blockers);
+    }
+
+    // Give each owner the balanced target range it overlaps most, in slot order.
+    let targets = SlotRange::balanced(primaries);
+    let mut range_owner: Vec<Option<usize>> = vec![None; primaries];
+    let mut owners_by_first_slot = owners.clone();
+    owners_by_first_slot.sort_by_key(|idx| self_slots[*idx].iter().next());
+    for owner in owners_by_first_slot {
+        let best = (0..primaries)
+            .filter(|r| range_owner[*r].is_none())
+            .max_by_key(|r| {
+                let overlap = self_slots[owner]
+                    .intersection(&SlotSet::from_ranges([&targets[*r]]))
+                    .len();
+                (overlap, std::cmp::Reverse(*r))
+            })
+            .expect("no more owners than ranges");
+        range_owner[best] = Some(owner);
+    }
+
+    // Choose the missing primaries, spreading over domains.
+    let order = interleave(inventory);
+    let mut chosen: Vec<usize> = range_owner.iter().flatten().copied().collect();
+    while chosen.len() < primaries {
+        let used: Vec<Domain> = chosen.iter().map(|i| inventory[*i].domain()).collect();
+        let next = order
+            .iter()
+            .copied()
+            .filter(|idx| !chosen.contains(idx))
+            .min_by_key(|idx| {
+                (
+                    is_replica[*idx],
+                    used.contains(&inventory[*idx].domain()),
+                    order.iter().position(|o| o == idx),
+                )
+            })
+            .expect("spec validation guarantees enough nodes");
+        let free_range = range_owner
+            .iter()
+            .position(Option::is_none)
+            .expect("fewer primaries than ranges");
+        range_owner[free_range] = Some(next);
+        chosen.push(next);
+    }
+
+    let mut owned = SlotSet::new();
+    for slots in &self_slots {
+        owned.union_with(slots);
+    }
+    let unowned = owned.complement();
+    let mut shards: Vec<Shard> = range_owner
+        .iter()
+        .zip(&targets)
+        .map(|(primary, target)| {
+            let primary = primary.expect("every range has a primary");
+            let mut slots = self_slots[primary].clone();
+            slots.union_with(&unowned.intersection(&SlotSet::from_ranges([target])));
+            Shard {
+                primary,
+                slots,
+                replicas: Vec::new(),
+            }
+        })
+        .collect();
+    for shard in &shards {
+        if shard.slots.is_empty() {
+            blockers.push(Blocker::PrimaryWithoutSlots {
+                node: inventory[shard.primary].label.clone(),
+            });
+        }
+        if is_replica[shard.primary] {
+            blockers.push(Blocker::PrimaryIsReplica {
+                node: inventory[shard.primary].label.clone(),
+            });
+        }
+    }
+    if !blockers.is_empty() {
+        return Err(blockers);
+    }
+
+    let notes = assign_replicas(&mut shards, replicas_per_primary, inventory, obs);
+    shards.sort_by_key(|s| s.slots.iter().next());
+    Ok(Layout { shards, notes })
+}
+
+/// Round-robin over placement domains, in order of first appearance.
+fn interleave(inventory: &[InventoryNode]) -> Vec<usize> {
+    let mut groups: Vec<(Domain, Vec<usize>)> = Vec::new();
+    for (idx, node) in inventory.iter().enumerate() {
+        let domain = node.domain();
+        match groups.iter_mut().find(|(d, _)| *d == domain) {
+            Some((_, members)) => members.push(idx),
+            None => groups.push((domain, vec![idx])),
+        }
+    }
+    let mut order = Vec::with_capacity(inventory.len());
+    let longest = groups.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
+    for round in 0..longest {
+        for (_, members) in &groups {
+            if let Some(idx) = members.get(round) {
+                order.push(*idx);
+            }
+        }
+    }
+    order
+}
+
+/// Matches replicas to primaries: each primary gets `per_primary` replicas, a replica never
+/// shares a domain with its primary when any assignment allows it, and current attachments
+/// are kept where they fit. Returns notes for the compromises that could not be avoided.
+fn assign_replicas(
+    shards: &mut [Shard],
+    per_primary: usize,
+    inventory: &[InventoryNode],
+    obs: &Observation,
+) -> Vec<String> {
+    let primaries: Vec<usize> = shards.iter().map(|s| s.primary).collect();
+    let pool: Vec<usize> = (0..inventory.len())
+        .filter(|idx| !primaries.contains(idx))
+        .collect();
+    // The shard each pool node currently replicates, if it is one of ours.
+    let current: BTreeMap<usize, usize> = pool
+        .iter()
+        .filter_map(|r| {
+            let primary_id = obs.view(*r)?.myself().primary_id.clone()?;
+            let primary = obs.index_of(&primary_id)?;
+            let shard = primaries.iter().position(|p| *p == primary)?;
+            Some((*r, shard))
+        })
+        .collect();
+    let allowed = |r: usize, shard: usize| inventory[r].domain() != inventory[primaries[shard]].domain();
+
+    let mut matched: BTreeMap<usize, usize> = BTreeMap::new(); // replica -> shard
+    let load = |matched: &BTreeMap<usize, usize>, shard: usize| {
+        matched.values().filter(|s| **s == shard).count()
+    };
+    for r in &pool {
+        if let Some(shard) = current.get(r) {
+            if allowed(*r, *shard) && load(&matched, *shard) < per_primary {
+                matched.insert(*r, *shard);
+            }
+        }
+    }
+    for r in &pool {
+        if !matched.contains_key(r) {
+            let mut visited = vec![false; shards.len()];
+            augment(*r, &mut matched, &mut visited, per_primary, shards.len(), &allowed);
+        }
+    }
+
+    let mut notes = Vec::new();
+    for r in &pool {
+        if matched.contains_key(r) {
+            continue;
+        }
+        let keep = current
+            .get(r)
+            .copied()
+            .filter(|shard| load(&matched, *shard) < per_primary);
+        let shard = keep.unwrap_or_else(|| {
+            (0..shards.len())
+                .filter(|s| load(&matched, *s) < per_primary)
+                .min_by_key(|s| (load(&matched, *s), *s))
+                .expect("pool size equals primaries x replicas")
+        });
+        matched.insert(*r, shard);
+        let what = match inventory[*r].domain() {
+            Domain::Zone(zone) => format!("zone `{zone}`"),
+            Domain::Host(ip) => format!("host {ip}"),
+        };
+        notes.push(format!(
+            "replica `{}` shares {what} with its primary `{}`: the inventory allows no other placement",
+            inventory[*r].label,
+            inventory[primaries[shard]].label
+        ));
+    }
+    for (r, shard) in matched {
+        shards[shard].replicas.push(r);
+    }
+    notes
+}
+
+/// Kuhn's augmenting path, with each shard holding up to `capacity` replicas. A shard with
+/// room is taken before any current holder is displaced, so no replica moves without need.
+fn augment(
+    r: usize,
+    matched: &mut BTreeMap<usize, usize>,
+    visited: &mut [bool],
+    capacity: usize,
+    n_shards: usize,
+    allowed: &dyn Fn(usize, usize) -> bool,
+) -> bool {
+    let holders_of = |matched: &BTreeMap<usize, usize>, shard: usize| -> Vec<usize> {
+        matched
+            .iter()
+            .filter(|(_, s)| **s == shard)
+            .map(|(rep, _)| *rep)
+            .collect()
+    };
+    let candidates: Vec<usize> = (0..n_shards)
+        .filter(|shard| !visited[*shard] && allowed(r, *shard))
+        .collect();
+    if let Some(free) = candidates
+        .iter()
+        .find(|shard| holders_of(matched, **shard).len() < capacity)
+    {
+        matched.insert(r, *free);
+        return true;
+    }
+    for shard in candidates {
+        visited[shard] = true;
+        for holder in holders_of(matched, shard) {
+            matched.remove(&holder);
+            if augment(holder, matched, visited, capacity, n_shards, allowed) {
+                matched.insert(r, shard);
+                return true;
+            }
+            matched.insert(holder, shard);
+        }
+    }
+    false
+}

@@ -1,0 +1,17 @@
+//! Planning: from the spec and one observation to a target layout and the next steps.
+//!
+//! The plan is derived from the live state every round, so `apply` is a reconcile loop, not a
+//! script: whatever is already done yields no step, and a formed cluster yields an empty plan.
+
+mod blocker;
+mod imp;
+mod layout;
+mod step;
+
+pub use blocker::Blocker;
+pub use imp::{Plan, plan};
+pub use layout::{Layout, PlannedRole, Shard};
+pub use step::{MeetPurpose, Step};
+
+#[cfg(test)]
+mod tests;

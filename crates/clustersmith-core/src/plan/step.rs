@@ -1,0 +1,134 @@
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::model::{NodeId, SlotSet};
+
+/// Why a `CLUSTER MEET` is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeetPurpose {
+    /// The two nodes do not know each other yet.
+    Introduce,
+    /// The peer knows this node but holds a stale picture of it (role, primary or slots). A
+    /// MEET to a node that already knows the sender makes it take in the sender's full header
+    /// at once, instead of waiting for the timer-driven ping (up to `cluster-node-timeout/2`).
+    Refresh,
+}
+
+/// One command to one node. Indices are inventory positions.
+///
+/// # Guarantees
+/// Every step is safe to repeat: `MEET` of a known or handshaking address is a no-op,
+/// `ADDSLOTS` of a slot this node already owns is reported as done, `REPLICATE` of the current
+/// primary changes nothing, and `SET-CONFIG-EPOCH` is only planned for a node that knows nobody.
+///
+/// # Assumptions
+/// The plan was computed from an observation taken after the previous round's steps ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// `CLUSTER SET-CONFIG-EPOCH`: distinct epochs before the first MEET, so that no collision
+    /// has to be resolved by the server one bump at a time.
+    SetConfigEpoch { node: usize, epoch: u64 },
+    /// `CLUSTER ADDSLOTSRANGE` (7.0+) or `CLUSTER ADDSLOTS`: before MEET, so owners are known at
+    /// first contact.
+    AddSlots { node: usize, slots: SlotSet },
+    /// `CLUSTER MEET ip port bus-port` on `node`, always with an IP literal and the real bus port.
+    Meet {
+        node: usize,
+        peer: usize,
+        ip: IpAddr,
+        port: u16,
+        bus_port: u16,
+        purpose: MeetPurpose,
+    },
+    /// `CLUSTER REPLICATE`: only planned once the replica lists its primary.
+    Replicate {
+        node: usize,
+        primary: usize,
+        primary_id: NodeId,
+    },
+}
+
+impl Step {
+    /// The node the command is sent to.
+    pub fn node(&self) -> usize {
+        match self {
+            Step::SetConfigEpoch { node, .. }
+            | Step::AddSlots { node, .. }
+            | Step::Meet { node, .. }
+            | Step::Replicate { node, .. } => *node,
+        }
+    }
+
+    /// Steps of phase 0 (epochs, slots) all run before any step of phase 1 (meet, replicate).
+    pub fn phase(&self) -> u8 {
+        match self {
+            Step::SetConfigEpoch { .. } | Step::AddSlots { .. } => 0,
+            Step::Meet { .. } | Step::Replicate { .. } => 1,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::SetConfigEpoch { .. } => "set-config-epoch",
+            Step::AddSlots { .. } => "add-slots",
+            Step::Meet {
+                purpose: MeetPurpose::Introduce,
+                ..
+            } => "meet",
+            Step::Meet {
+                purpose: MeetPurpose::Refresh,
+                ..
+            } => "refresh",
+            Step::Replicate { .. } => "replicate",
+        }
+    }
+
+    /// A one-line description; `labels` maps inventory positions to node labels.
+    pub fn describe(&self, labels: &[String]) -> String {
+        let label = |idx: usize| labels.get(idx).map_or("?", String::as_str);
+        match self {
+            Step::SetConfigEpoch { node, epoch } => {
+                format!("{}: CLUSTER SET-CONFIG-EPOCH {epoch}", label(*node))
+            }
+            Step::AddSlots { node, slots } => {
+                format!("{}: CLUSTER ADDSLOTS {slots} ({} slots)", label(*node), slots.len())
+            }
+            Step::Meet {
+                node,
+                peer,
+                ip,
+                port,
+                bus_port,
+                purpose,
+            } => {
+                let why = match purpose {
+                    MeetPurpose::Introduce => "introduce",
+                    MeetPurpose::Refresh => "refresh its view of this node",
+                };
+                format!(
+                    "{}: CLUSTER MEET {ip} {port} {bus_port}   ({why}: {})",
+                    label(*node),
+                    label(*peer)
+                )
+            }
+            Step::Replicate {
+                node,
+                primary,
+                primary_id,
+            } => format!(
+                "{}: CLUSTER REPLICATE {primary_id}   (primary {})",
+                label(*node),
+                label(*primary)
+            ),
+        }
+    }
+}
+
+impl fmt::Display for MeetPurpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MeetPurpose::Introduce => "introduce",
+            MeetPurpose::Refresh => "refresh",
+        })
+    }
+}

@@ -1,0 +1,351 @@
+//! Planner tests on an idealised simulated cluster whose views are rendered as real
+//! `CLUSTER NODES` text and read back through the parser.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::model::{NodeId, SLOT_COUNT, SlotRange, SlotSet};
+use crate::observation::{InventoryNode, NodeState, NodeView, Observation};
+use crate::parse::{parse_cluster_info, parse_cluster_nodes, parse_info};
+use crate::spec::{ClusterSpec, parse_node};
+use crate::verify::verify;
+
+#[derive(Clone)]
+struct SimNode {
+    id: NodeId,
+    epoch: u64,
+    slots: SlotSet,
+    primary: Option<usize>,
+    knows: BTreeSet<usize>,
+    keys: u64,
+}
+
+struct Sim {
+    inventory: Vec<InventoryNode>,
+    nodes: Vec<SimNode>,
+}
+
+impl Sim {
+    fn new(ips: &[&str], zones: Option<&[&str]>) -> Sim {
+        let inventory: Vec<InventoryNode> = ips
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| InventoryNode {
+                label: format!("n{i}"),
+                ip: ip.parse::<IpAddr>().unwrap(),
+                port: 7000 + i as u16,
+                zone: zones.map(|z| z[i].to_owned()),
+            })
+            .collect();
+        let nodes = (0..ips.len())
+            .map(|i| SimNode {
+                id: NodeId::parse(&format!("{:040x}", i + 0xabc)).unwrap(),
+                epoch: 0,
+                slots: SlotSet::new(),
+                primary: None,
+                knows: BTreeSet::new(),
+                keys: 0,
+            })
+            .collect();
+        Sim { inventory, nodes }
+    }
+
+    fn line(&self, viewer: usize, subject: usize) -> String {
+        let n = &self.nodes[subject];
+        let inv = &self.inventory[subject];
+        let mut flags = if viewer == subject { "myself,".to_owned() } else { String::new() };
+        flags.push_str(if n.primary.is_some() { "slave" } else { "master" });
+        let primary = n.primary.map_or("-".to_owned(), |p| self.nodes[p].id.to_string());
+        let epoch = n.primary.map_or(n.epoch, |p| self.nodes[p].epoch);
+        let slots: Vec<String> = n.slots.ranges().iter().map(ToString::to_string).collect();
+        format!(
+            "{} {}:{}@{} {flags} {primary} 0 0 {epoch} connected {}",
+            n.id,
+            inv.ip,
+            inv.port,
+            inv.port + 10000,
+            slots.join(" ")
+        )
+    }
+
+    fn observe(&self) -> Observation {
+        let nodes = (0..self.nodes.len())
+            .map(|i| {
+                let mut text = self.line(i, i) + "\n";
+                for k in &self.nodes[i].knows {
+                    text += &(self.line(i, *k) + "\n");
+                }
+                let nodes = parse_cluster_nodes(&text);
+                assert!(nodes.issues.is_empty(), "{:?}\n{text}", nodes.issues);
+                let mut covered = SlotSet::new();
+                for n in &self.nodes {
+                    covered.union_with(&n.slots);
+                }
+                let all_known = self.nodes[i].knows.len() + 1 == self.nodes.len();
+                let state = if covered.is_full() && all_known { "ok" } else { "fail" };
+                let info = format!(
+                    "cluster_state:{state}\ncluster_current_epoch:{}\ncluster_my_epoch:{}\n",
+                    self.nodes.iter().map(|n| n.epoch).max().unwrap(),
+                    self.nodes[i].epoch
+                );
+                let link = if self.nodes[i].primary.is_some() { "master_link_status:up\n" } else { "" };
+                let server = format!(
+                    "redis_version:7.0.15\ncluster_enabled:1\n{link}db0:keys={},expires=0\n",
+                    self.nodes[i].keys
+                );
+                NodeState::Seen(Box::new(NodeView {
+                    id: self.nodes[i].id.clone(),
+                    nodes: nodes.value,
+                    cluster_info: parse_cluster_info(&info).value,
+                    info: parse_info(&server).value,
+                }))
+            })
+            .collect();
+        Observation { nodes }
+    }
+
+    fn apply(&mut self, steps: &[Step]) {
+        for step in steps {
+            match step {
+                Step::SetConfigEpoch { node, epoch } => {
+                    assert!(self.nodes[*node].knows.is_empty(), "epoch on a node that knows others");
+                    self.nodes[*node].epoch = *epoch;
+                }
+                Step::AddSlots { node, slots } => {
+                    for n in &self.nodes {
+                        assert!(n.slots.intersection(slots).is_empty(), "slot already busy");
+                    }
+                    self.nodes[*node].slots.union_with(slots);
+                }
+                Step::Meet { node, peer, .. } => {
+                    self.nodes[*node].knows.insert(*peer);
+                    self.nodes[*peer].knows.insert(*node);
+                }
+                Step::Replicate { node, primary, .. } => {
+                    assert!(self.nodes[*node].knows.contains(primary), "ERR Unknown node");
+                    self.nodes[*node].primary = Some(*primary);
+                }
+            }
+        }
+    }
+
+    fn spec(&self, primaries: usize) -> ClusterSpec {
+        let nodes = self
+            .inventory
+            .iter()
+            .map(|n| {
+                let zone = n.zone.as_ref().map(|z| format!(",zone={z}")).unwrap_or_default();
+                parse_node(&format!("{}:{}{zone}", n.ip, n.port)).unwrap()
+            })
+            .collect();
+        ClusterSpec::new(nodes, Some(primaries), None).unwrap()
+    }
+
+    /// Plans and applies until the plan is empty; returns the rounds it took.
+    fn converge(&mut self, primaries: usize) -> usize {
+        let spec = self.spec(primaries);
+        let ids = vec![None; self.nodes.len()];
+        for round in 0..6 {
+            let plan = plan(&spec, &self.inventory, &self.observe(), &ids);
+            assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
+            if plan.steps.is_empty() {
+                let layout = plan.layout.unwrap();
+                let verdict = verify(&layout, &self.inventory, &self.observe(), &ids);
+                assert!(verdict.passed(), "{:?}", verdict.failed().collect::<Vec<_>>());
+                return round;
+            }
+            self.apply(&plan.steps);
+        }
+        panic!("did not converge in 6 rounds");
+    }
+}
+
+fn distinct_ips(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("10.0.0.{}", i + 1)).collect()
+}
+
+#[test]
+fn fresh_three_plus_three_plans_epochs_slots_and_all_meets() {
+    let ips = distinct_ips(6);
+    let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let sim = Sim::new(&refs, None);
+    let spec = sim.spec(3);
+    let plan = plan(&spec, &sim.inventory, &sim.observe(), &[None, None, None, None, None, None]);
+    let kinds: Vec<&str> = plan.steps.iter().map(Step::kind).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "set-config-epoch").count(), 6);
+    assert_eq!(kinds.iter().filter(|k| **k == "add-slots").count(), 3);
+    assert_eq!(kinds.iter().filter(|k| **k == "meet").count(), 15);
+    assert_eq!(plan.waiting.len(), 3, "replicas wait for their primaries");
+    let layout = plan.layout.unwrap();
+    let primaries: Vec<usize> = layout.shards.iter().map(|s| s.primary).collect();
+    assert_eq!(primaries, [0, 1, 2]);
+    let sizes: Vec<usize> = layout.shards.iter().map(|s| s.slots.len()).collect();
+    assert_eq!(sizes, [5462, 5461, 5461]);
+    // Phase order: every epoch and slot step comes before any meet.
+    let first_meet = plan.steps.iter().position(|s| s.phase() == 1).unwrap();
+    assert!(plan.steps[..first_meet].iter().all(|s| s.phase() == 0));
+}
+
+#[test]
+fn seed_shapes_converge_and_then_plan_nothing() {
+    for (n, m) in [(2, 1), (4, 2), (6, 3), (1, 1), (3, 3), (9, 3)] {
+        let ips = distinct_ips(n);
+        let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+        let mut sim = Sim::new(&refs, None);
+        let rounds = sim.converge(m);
+        assert!(rounds <= 3, "{n} nodes took {rounds} rounds");
+        assert_eq!(sim.converge(m), 0, "a formed cluster yields an empty plan");
+    }
+}
+
+#[test]
+fn seed_half_formed_cluster_is_completed_keeping_its_slots() {
+    // Scenario 2 of the seed: slots assigned on two nodes, nodes never met, replicas unattached.
+    let ips = distinct_ips(4);
+    let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let mut sim = Sim::new(&refs, None);
+    sim.nodes[0].slots = SlotSet::from_ranges(&[SlotRange::new(0, 8191).unwrap()]);
+    sim.nodes[1].slots = SlotSet::from_ranges(&[SlotRange::new(8192, 16383).unwrap()]);
+    sim.converge(2);
+    assert_eq!(sim.nodes[0].slots.to_string(), "0-8191");
+    assert_eq!(sim.nodes[2].primary, Some(0));
+    assert_eq!(sim.nodes[3].primary, Some(1));
+}
+
+#[test]
+fn a_replica_on_the_wrong_primary_is_moved() {
+    let ips = distinct_ips(4);
+    let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let mut sim = Sim::new(&refs, None);
+    sim.converge(2);
+    // Like the seed's broken template: both replicas on the first primary.
+    sim.nodes[3].primary = Some(0);
+    let spec = sim.spec(2);
+    let plan = plan(&spec, &sim.inventory, &sim.observe(), &[None, None, None, None]);
+    let moves: Vec<&Step> = plan.steps.iter().filter(|s| s.kind() == "replicate").collect();
+    assert_eq!(moves.len(), 1, "{:?}", plan.steps);
+    sim.converge(2);
+    let mut primaries: Vec<Option<usize>> = vec![sim.nodes[2].primary, sim.nodes[3].primary];
+    primaries.sort();
+    assert_eq!(primaries, [Some(0), Some(1)]);
+}
+
+#[test]
+fn replicas_avoid_their_primary_host_and_zone() {
+    // Two hosts, two nodes each: primaries must land on different hosts, replicas across.
+    let mut sim = Sim::new(&["10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.2"], None);
+    sim.converge(2);
+    for r in [0, 1, 2, 3] {
+        if let Some(p) = sim.nodes[r].primary {
+            assert_ne!(sim.inventory[r].ip, sim.inventory[p].ip, "replica {r} on its primary's host");
+        }
+    }
+    let zones = ["z1", "z1", "z2", "z2", "z3", "z3"];
+    let ips = distinct_ips(6);
+    let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let mut sim = Sim::new(&refs, Some(&zones));
+    sim.converge(3);
+    for r in 0..6 {
+        if let Some(p) = sim.nodes[r].primary {
+            assert_ne!(zones[r], zones[p], "replica {r} in its primary's zone");
+        }
+    }
+}
+
+#[test]
+fn one_host_gets_a_note_instead_of_a_silent_compromise() {
+    let mut sim = Sim::new(&["127.0.0.1", "127.0.0.1"], None);
+    let spec = sim.spec(1);
+    let plan = plan(&spec, &sim.inventory, &sim.observe(), &[None, None]);
+    let notes = &plan.layout.as_ref().unwrap().notes;
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].contains("shares host 127.0.0.1"), "{notes:?}");
+    sim.converge(1);
+}
+
+#[test]
+fn refusals_name_the_node() {
+    let ips = distinct_ips(2);
+    let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let mut sim = Sim::new(&refs, None);
+    sim.nodes[1].keys = 5;
+    let spec = sim.spec(1);
+    let refused = plan(&spec, &sim.inventory, &sim.observe(), &[None, None]);
+    assert!(refused.steps.is_empty());
+    assert_eq!(
+        refused.blockers,
+        [Blocker::HoldsKeys { node: "n1".into(), keys: 5 }]
+    );
+
+    let mut sim = Sim::new(&refs, None);
+    sim.nodes[0].slots = SlotSet::full();
+    sim.nodes[1].slots = SlotSet::from_ranges(&[SlotRange::new(5, 9).unwrap()]);
+    let conflicted = plan(&spec, &sim.inventory, &sim.observe(), &[None, None]);
+    assert!(conflicted.steps.is_empty());
+    assert!(matches!(conflicted.blockers[0], Blocker::SlotConflict { .. }), "{:?}", conflicted.blockers);
+}
+
+#[test]
+fn a_foreign_member_is_refused() {
+    let ips = distinct_ips(2);
+    let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let sim = Sim::new(&refs, None);
+    let mut obs = sim.observe();
+    let NodeState::Seen(view) = &mut obs.nodes[0] else { unreachable!() };
+    let foreign = "f".repeat(40);
+    let text = format!("{}\n{foreign} 10.9.9.9:6379@16379 master - 0 0 7 connected\n", sim.line(0, 0));
+    view.nodes = parse_cluster_nodes(&text).value;
+    let plan = plan(&sim.spec(1), &sim.inventory, &obs, &[None, None]);
+    assert!(plan.steps.is_empty());
+    assert!(
+        matches!(&plan.blockers[0], Blocker::ForeignNodes { node, foreign: ids } if node == "n0" && ids[0].as_str() == foreign),
+        "{:?}",
+        plan.blockers
+    );
+}
+
+proptest! {
+    #[test]
+    fn any_valid_shape_converges_with_full_balanced_coverage(
+        primaries in 1usize..6,
+        replicas in 0usize..3,
+        hosts in 1usize..4,
+    ) {
+        let n = primaries * (1 + replicas);
+        let ips: Vec<String> = (0..n).map(|i| format!("10.0.0.{}", i % hosts + 1)).collect();
+        let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+        let mut sim = Sim::new(&refs, None);
+        sim.converge(primaries);
+        let owners: Vec<&SimNode> = sim.nodes.iter().filter(|n| !n.slots.is_empty()).collect();
+        prop_assert_eq!(owners.len(), primaries);
+        let total: usize = owners.iter().map(|n| n.slots.len()).sum();
+        prop_assert_eq!(total, usize::from(SLOT_COUNT));
+        let max = owners.iter().map(|n| n.slots.len()).max().unwrap();
+        let min = owners.iter().map(|n| n.slots.len()).min().unwrap();
+        prop_assert!(max - min <= 1);
+        let epochs: BTreeSet<u64> = owners.iter().map(|n| n.epoch).collect();
+        prop_assert_eq!(epochs.len(), primaries);
+        // Every replica on its primary's host is announced by a note, and with at most two
+        // hosts (where Hall's condition reduces to a per-host count) there is none whenever
+        // the replicas outside each host suffice for the primaries on it.
+        let spec = sim.spec(primaries);
+        let plan = plan(&spec, &sim.inventory, &sim.observe(), &vec![None; n]);
+        let notes = plan.layout.unwrap().notes.len();
+        let same_host = |r: usize, node: &SimNode| node.primary.is_some_and(|p| sim.inventory[r].ip == sim.inventory[p].ip);
+        let violations = sim.nodes.iter().enumerate().filter(|(r, node)| same_host(*r, node)).count();
+        prop_assert_eq!(violations, notes);
+        let ip_of = |i: usize| sim.inventory[i].ip;
+        let primaries_idx: Vec<usize> = (0..n).filter(|i| !sim.nodes[*i].slots.is_empty()).collect();
+        let feasible = primaries_idx.iter().all(|p| {
+            let on_host = primaries_idx.iter().filter(|q| ip_of(**q) == ip_of(*p)).count();
+            let outside = (0..n).filter(|r| !primaries_idx.contains(r) && ip_of(*r) != ip_of(*p)).count();
+            outside >= on_host * replicas
+        });
+        if hosts <= 2 && feasible {
+            prop_assert_eq!(violations, 0);
+        }
+    }
+}

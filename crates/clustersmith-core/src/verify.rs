@@ -1,0 +1,274 @@
+//! The criteria a formed cluster must meet, evaluated against the *expected* topology.
+//!
+//! Each criterion lists every node that fails it and why, so a failing cluster names its
+//! culprits. A node that cannot be reached fails `reachable` and cannot pass anything it would
+//! have to report itself.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{NodeId, SlotSet};
+use crate::observation::{InventoryNode, NodeState, Observation};
+use crate::plan::Layout;
+
+/// Stable criterion ids, in the order they are checked and shown.
+pub const CRITERIA: &[(&str, &str)] = &[
+    ("reachable", "every expected node answers"),
+    (
+        "membership",
+        "every node lists exactly the expected members, none in handshake, noaddr, fail? or fail",
+    ),
+    ("agreement", "all nodes agree on every member's role, primary and slots"),
+    ("slots", "all 16384 slots are owned by the intended primaries, none open"),
+    ("epochs", "config epochs of the primaries are unique"),
+    (
+        "replication",
+        "each intended replica replicates its intended primary with master_link_status:up",
+    ),
+    ("state", "cluster_state:ok on every node"),
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Inventory position of the node that fails.
+    pub node: usize,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CriterionResult {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub failures: Vec<Failure>,
+}
+
+impl CriterionResult {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub criteria: Vec<CriterionResult>,
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.criteria.iter().all(CriterionResult::passed)
+    }
+
+    pub fn failed(&self) -> impl Iterator<Item = &CriterionResult> {
+        self.criteria.iter().filter(|c| !c.passed())
+    }
+}
+
+pub fn verify(
+    layout: &Layout,
+    inventory: &[InventoryNode],
+    obs: &Observation,
+    known_ids: &[Option<NodeId>],
+) -> Verdict {
+    let mut failures: BTreeMap<&'static str, Vec<Failure>> = BTreeMap::new();
+    let mut fail = |id: &'static str, node: usize, detail: String| {
+        failures.entry(id).or_default().push(Failure { node, detail });
+    };
+    let label = |idx: usize| inventory[idx].label.as_str();
+    let expected_ids: Vec<Option<NodeId>> = (0..inventory.len())
+        .map(|i| obs.view(i).map(|v| v.id.clone()).or_else(|| known_ids.get(i).cloned().flatten()))
+        .collect();
+    let expected: BTreeSet<&NodeId> = expected_ids.iter().flatten().collect();
+    let label_of = |id: &NodeId| -> String {
+        expected_ids
+            .iter()
+            .position(|e| e.as_ref() == Some(id))
+            .map_or_else(|| id.short().to_owned(), |i| label(i).to_owned())
+    };
+
+    for (idx, state) in obs.nodes.iter().enumerate() {
+        let view = match state {
+            NodeState::Seen(view) => view,
+            NodeState::Unreachable(why) => {
+                fail("reachable", idx, why.clone());
+                continue;
+            }
+        };
+
+        // membership
+        let listed: BTreeSet<&NodeId> = view.nodes.entries.iter().map(|e| &e.id).collect();
+        let missing: Vec<String> = expected
+            .iter()
+            .filter(|id| !listed.contains(*id))
+            .map(|id| label_of(id))
+            .collect();
+        if !missing.is_empty() {
+            fail("membership", idx, format!("does not know {}", missing.join(", ")));
+        }
+        for entry in &view.nodes.entries {
+            if !expected.contains(&entry.id) && !entry.is_handshake() {
+                fail("membership", idx, format!("knows extra node {}", entry.id));
+            }
+            let bad = entry.unhealthy_flags();
+            if !bad.is_empty() {
+                let who = if entry.is_handshake() {
+                    entry.addr.to_string()
+                } else {
+                    label_of(&entry.id)
+                };
+                fail("membership", idx, format!("sees {who} as {}", bad.join(",")));
+            }
+        }
+
+        // agreement
+        for (other, other_state) in obs.nodes.iter().enumerate() {
+            let Some(other_view) = other_state.view() else {
+                continue;
+            };
+            if other == idx {
+                continue;
+            }
+            let truth = other_view.myself();
+            let Some(seen) = view.knows(&other_view.id) else {
+                continue;
+            };
+            let role = |replica: bool| if replica { "replica" } else { "primary" };
+            if seen.is_replica() != truth.is_replica() || seen.primary_id != truth.primary_id {
+                fail(
+                    "agreement",
+                    idx,
+                    format!(
+                        "sees {} as {} but it is a {}",
+                        label(other),
+                        role(seen.is_replica()),
+                        role(truth.is_replica())
+                    ),
+                );
+            } else if seen.slots != truth.slots {
+                fail(
+                    "agreement",
+                    idx,
+                    format!(
+                        "sees {} owning slots {} but it owns {}",
+                        label(other),
+                        seen.slots,
+                        truth.slots
+                    ),
+                );
+            }
+        }
+
+        // state
+        if !view.cluster_info.is_ok() {
+            fail("state", idx, "cluster_state is not ok".to_owned());
+        }
+        let open: Vec<String> = view
+            .myself()
+            .open_slots
+            .iter()
+            .map(|o| o.slot.to_string())
+            .collect();
+        if !open.is_empty() {
+            fail("slots", idx, format!("has open slots {}", open.join(",")));
+        }
+    }
+
+    // slots
+    let mut covered = SlotSet::new();
+    for shard in &layout.shards {
+        let Some(view) = obs.view(shard.primary) else {
+            continue;
+        };
+        let owns = &view.myself().slots;
+        covered.union_with(owns);
+        if *owns != shard.slots {
+            fail(
+                "slots",
+                shard.primary,
+                format!("owns {owns}, intended {}", shard.slots),
+            );
+        }
+    }
+    for (idx, state) in obs.nodes.iter().enumerate() {
+        let Some(view) = state.view() else { continue };
+        let is_primary = layout.shards.iter().any(|s| s.primary == idx);
+        if !is_primary && !view.myself().slots.is_empty() {
+            fail(
+                "slots",
+                idx,
+                format!("owns {} but is not an intended primary", view.myself().slots),
+            );
+        }
+    }
+    let uncovered = covered.complement();
+    if !uncovered.is_empty() {
+        let any_primary = layout.shards.first().map_or(0, |s| s.primary);
+        fail(
+            "slots",
+            any_primary,
+            format!("{} slots have no owner: {uncovered}", uncovered.len()),
+        );
+    }
+
+    // epochs
+    let mut by_epoch: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for shard in &layout.shards {
+        if let Some(view) = obs.view(shard.primary) {
+            by_epoch
+                .entry(view.myself().config_epoch)
+                .or_default()
+                .push(shard.primary);
+        }
+    }
+    for (epoch, holders) in by_epoch.iter().filter(|(_, h)| h.len() > 1) {
+        for holder in holders {
+            let others: Vec<&str> = holders.iter().filter(|h| *h != holder).map(|h| label(*h)).collect();
+            fail(
+                "epochs",
+                *holder,
+                format!("config epoch {epoch} is also held by {}", others.join(", ")),
+            );
+        }
+    }
+
+    // replication
+    for shard in &layout.shards {
+        let primary_id = expected_ids[shard.primary].as_ref();
+        for replica in &shard.replicas {
+            let Some(view) = obs.view(*replica) else {
+                continue;
+            };
+            let me = view.myself();
+            if !me.is_replica() || me.primary_id.as_ref() != primary_id {
+                let now = match &me.primary_id {
+                    Some(id) => format!("replicates {}", label_of(id)),
+                    None => "is a primary".to_owned(),
+                };
+                fail(
+                    "replication",
+                    *replica,
+                    format!("should replicate {} but {now}", label(shard.primary)),
+                );
+            } else if view.info.primary_link_status() != Some("up") {
+                fail(
+                    "replication",
+                    *replica,
+                    format!(
+                        "master_link_status:{} (primary {})",
+                        view.info.primary_link_status().unwrap_or("unknown"),
+                        label(shard.primary)
+                    ),
+                );
+            }
+        }
+    }
+
+    Verdict {
+        criteria: CRITERIA
+            .iter()
+            .map(|(id, title)| CriterionResult {
+                id,
+                title,
+                failures: failures.remove(id).unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
