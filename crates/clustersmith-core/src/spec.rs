@@ -58,7 +58,9 @@ pub enum SpecError {
     NoNodes,
     #[error("`{0}` is not HOST:PORT (write IPv6 addresses as `[::1]:6379`)")]
     BadAddress(String),
-    #[error("`{text}`: port must be between 1 and {MAX_NODE_PORT} so that the bus port (+10000) exists")]
+    #[error(
+        "`{text}`: port must be between 1 and {MAX_NODE_PORT} so that the bus port (+10000) exists"
+    )]
     PortOutOfRange { text: String },
     #[error("`{text}`: unknown option `{option}` (only `zone=NAME` is known)")]
     UnknownOption { text: String, option: String },
@@ -105,7 +107,8 @@ pub fn parse_node(text: &str) -> Result<NodeSpec, SpecError> {
             }
         }
     }
-    let (host, port) = split_host_port(addr).ok_or_else(|| SpecError::BadAddress(text.to_owned()))?;
+    let (host, port) =
+        split_host_port(addr).ok_or_else(|| SpecError::BadAddress(text.to_owned()))?;
     let port: u32 = port
         .parse()
         .map_err(|_| SpecError::BadAddress(text.to_owned()))?;
@@ -238,7 +241,10 @@ mod tests {
         assert_eq!(node.host, Host::Name("redis-1.node.bosh".into()));
         assert_eq!(node.zone.as_deref(), Some("z1"));
         assert_eq!(parse_node("[::1]:7000").unwrap().label(), "[::1]:7000");
-        assert_eq!(parse_node("10.0.0.1:6379").unwrap().label(), "10.0.0.1:6379");
+        assert_eq!(
+            parse_node("10.0.0.1:6379").unwrap().label(),
+            "10.0.0.1:6379"
+        );
     }
 
     #[test]
@@ -277,7 +283,10 @@ mod tests {
         let five = nodes(&["a:1", "b:1", "c:1", "d:1", "e:1"]);
         assert_eq!(
             ClusterSpec::new(five.clone(), Some(2), None),
-            Err(SpecError::UnevenSplit { nodes: 5, primaries: 2 })
+            Err(SpecError::UnevenSplit {
+                nodes: 5,
+                primaries: 2
+            })
         );
         assert!(matches!(
             ClusterSpec::new(five.clone(), Some(6), None),

@@ -17,8 +17,14 @@ pub const CRITERIA: &[(&str, &str)] = &[
         "membership",
         "every node lists exactly the expected members, none in handshake, noaddr, fail? or fail",
     ),
-    ("agreement", "all nodes agree on every member's role, primary and slots"),
-    ("slots", "all 16384 slots are owned by the intended primaries, none open"),
+    (
+        "agreement",
+        "all nodes agree on every member's role, primary and slots",
+    ),
+    (
+        "slots",
+        "all 16384 slots are owned by the intended primaries, none open",
+    ),
     ("epochs", "config epochs of the primaries are unique"),
     (
         "replication",
@@ -70,11 +76,18 @@ pub fn verify(
 ) -> Verdict {
     let mut failures: BTreeMap<&'static str, Vec<Failure>> = BTreeMap::new();
     let mut fail = |id: &'static str, node: usize, detail: String| {
-        failures.entry(id).or_default().push(Failure { node, detail });
+        failures
+            .entry(id)
+            .or_default()
+            .push(Failure { node, detail });
     };
     let label = |idx: usize| inventory[idx].label.as_str();
     let expected_ids: Vec<Option<NodeId>> = (0..inventory.len())
-        .map(|i| obs.view(i).map(|v| v.id.clone()).or_else(|| known_ids.get(i).cloned().flatten()))
+        .map(|i| {
+            obs.view(i)
+                .map(|v| v.id.clone())
+                .or_else(|| known_ids.get(i).cloned().flatten())
+        })
         .collect();
     let expected: BTreeSet<&NodeId> = expected_ids.iter().flatten().collect();
     let label_of = |id: &NodeId| -> String {
@@ -101,7 +114,11 @@ pub fn verify(
             .map(|id| label_of(id))
             .collect();
         if !missing.is_empty() {
-            fail("membership", idx, format!("does not know {}", missing.join(", ")));
+            fail(
+                "membership",
+                idx,
+                format!("does not know {}", missing.join(", ")),
+            );
         }
         for entry in &view.nodes.entries {
             if !expected.contains(&entry.id) && !entry.is_handshake() {
@@ -114,7 +131,11 @@ pub fn verify(
                 } else {
                     label_of(&entry.id)
                 };
-                fail("membership", idx, format!("sees {who} as {}", bad.join(",")));
+                fail(
+                    "membership",
+                    idx,
+                    format!("sees {who} as {}", bad.join(",")),
+                );
             }
         }
 
@@ -194,7 +215,10 @@ pub fn verify(
             fail(
                 "slots",
                 idx,
-                format!("owns {} but is not an intended primary", view.myself().slots),
+                format!(
+                    "owns {} but is not an intended primary",
+                    view.myself().slots
+                ),
             );
         }
     }
@@ -220,7 +244,11 @@ pub fn verify(
     }
     for (epoch, holders) in by_epoch.iter().filter(|(_, h)| h.len() > 1) {
         for holder in holders {
-            let others: Vec<&str> = holders.iter().filter(|h| *h != holder).map(|h| label(*h)).collect();
+            let others: Vec<&str> = holders
+                .iter()
+                .filter(|h| *h != holder)
+                .map(|h| label(*h))
+                .collect();
             fail(
                 "epochs",
                 *holder,

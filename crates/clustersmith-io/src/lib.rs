@@ -1,1 +1,20 @@
-pub fn _placeholder() {}
+//! The I/O shell of clustersmith: everything that touches the network, processes or files.
+//!
+//! It resolves names, connects to nodes with explicit timeouts, observes them, and runs the
+//! reconcile loop that sends the core planner's steps. It never prints: results are values,
+//! and progress is reported through callbacks and `tracing` events.
+//!
+//! # Layout
+//! - [`error`]: the one place that classifies Redis errors and turns them into messages.
+//! - [`conn`]: connection options (auth, TLS, timeouts) and per-node handles.
+//! - [`resolve`]: spec names to IP addresses, on every run, through the system resolver.
+//! - [`session`]: a resolved, connected set of expected nodes, with observation.
+//! - [`apply`]: observe → plan → act → re-observe until converged or the deadline passes.
+//! - [`sandbox`]: real `redis-server` / `valkey-server` processes on loopback.
+
+pub mod apply;
+pub mod conn;
+pub mod error;
+pub mod resolve;
+pub mod sandbox;
+pub mod session;

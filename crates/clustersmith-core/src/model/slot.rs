@@ -29,7 +29,10 @@ impl SlotRange {
     /// Splits `0..=16383` into `n` contiguous ranges whose sizes differ by at most one; the
     /// larger ranges come first.
     pub fn balanced(n: usize) -> Vec<SlotRange> {
-        assert!(n > 0 && n <= usize::from(SLOT_COUNT), "between 1 and 16384 ranges");
+        assert!(
+            n > 0 && n <= usize::from(SLOT_COUNT),
+            "between 1 and 16384 ranges"
+        );
         let total = usize::from(SLOT_COUNT);
         let (base, extra) = (total / n, total % n);
         let mut start = 0usize;

@@ -257,8 +257,7 @@ ae16bca025bfa992a5e0c9ec2fbdda10fac6af44 10.168.17.8:6379@16379 slave 5d75611c1b
 ";
 
     // Captured from the seed write-up, scenario 1 before the fix: a node that met nobody.
-    const SEED_ALONE: &str =
-        "bfc3177710a27823762881570ce93e62ac6fd751 :6379@16379 myself,master - 0 0 0 connected 0-16383\n";
+    const SEED_ALONE: &str = "bfc3177710a27823762881570ce93e62ac6fd751 :6379@16379 myself,master - 0 0 0 connected 0-16383\n";
 
     #[test]
     fn parses_the_seed_formed_cluster() {

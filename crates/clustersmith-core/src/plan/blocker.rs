@@ -17,7 +17,10 @@ pub enum Blocker {
         slots: Vec<SlotRange>,
     },
     /// More nodes own slots than the spec has primaries.
-    TooManySlotOwners { owners: Vec<String>, primaries: usize },
+    TooManySlotOwners {
+        owners: Vec<String>,
+        primaries: usize,
+    },
     /// A planned primary would own no slot without moving slots away from others.
     PrimaryWithoutSlots { node: String },
     /// A planned primary is currently a replica; promoting it needs a failover.

@@ -149,7 +149,13 @@ fn plan_slots(layout: &Layout, obs: &Observation, steps: &mut Vec<Step>) {
     }
 }
 
-fn meet(from: usize, to: usize, inventory: &[InventoryNode], to_view: &NodeView, purpose: MeetPurpose) -> Step {
+fn meet(
+    from: usize,
+    to: usize,
+    inventory: &[InventoryNode],
+    to_view: &NodeView,
+    purpose: MeetPurpose,
+) -> Step {
     Step::Meet {
         node: from,
         peer: to,
@@ -264,7 +270,13 @@ fn plan_refreshes(
                 || seen.primary_id != truth.primary_id
                 || seen.slots != truth.slots;
             if stale && subject_view.knows(&viewer_view.id).is_some() {
-                steps.push(meet(subject, viewer, inventory, viewer_view, MeetPurpose::Refresh));
+                steps.push(meet(
+                    subject,
+                    viewer,
+                    inventory,
+                    viewer_view,
+                    MeetPurpose::Refresh,
+                ));
             }
         }
     }

@@ -42,18 +42,21 @@ pub enum PlannedRole {
 
 impl Layout {
     pub fn role_of(&self, idx: usize) -> Option<PlannedRole> {
-        self.shards.iter().enumerate().find_map(|(shard_idx, shard)| {
-            if shard.primary == idx {
-                Some(PlannedRole::Primary { shard: shard_idx })
-            } else if shard.replicas.contains(&idx) {
-                Some(PlannedRole::Replica {
-                    shard: shard_idx,
-                    primary: shard.primary,
-                })
-            } else {
-                None
-            }
-        })
+        self.shards
+            .iter()
+            .enumerate()
+            .find_map(|(shard_idx, shard)| {
+                if shard.primary == idx {
+                    Some(PlannedRole::Primary { shard: shard_idx })
+                } else if shard.replicas.contains(&idx) {
+                    Some(PlannedRole::Replica {
+                        shard: shard_idx,
+                        primary: shard.primary,
+                    })
+                } else {
+                    None
+                }
+            })
     }
 }
 
@@ -228,7 +231,8 @@ fn assign_replicas(
             Some((*r, shard))
         })
         .collect();
-    let allowed = |r: usize, shard: usize| inventory[r].domain() != inventory[primaries[shard]].domain();
+    let allowed =
+        |r: usize, shard: usize| inventory[r].domain() != inventory[primaries[shard]].domain();
 
     let mut matched: BTreeMap<usize, usize> = BTreeMap::new(); // replica -> shard
     let load = |matched: &BTreeMap<usize, usize>, shard: usize| {
@@ -244,7 +248,14 @@ fn assign_replicas(
     for r in &pool {
         if !matched.contains_key(r) {
             let mut visited = vec![false; shards.len()];
-            augment(*r, &mut matched, &mut visited, per_primary, shards.len(), &allowed);
+            augment(
+                *r,
+                &mut matched,
+                &mut visited,
+                per_primary,
+                shards.len(),
+                &allowed,
+            );
         }
     }
 

@@ -91,7 +91,11 @@ impl Step {
                 format!("{}: CLUSTER SET-CONFIG-EPOCH {epoch}", label(*node))
             }
             Step::AddSlots { node, slots } => {
-                format!("{}: CLUSTER ADDSLOTS {slots} ({} slots)", label(*node), slots.len())
+                format!(
+                    "{}: CLUSTER ADDSLOTS {slots} ({} slots)",
+                    label(*node),
+                    slots.len()
+                )
             }
             Step::Meet {
                 node,

@@ -56,9 +56,19 @@ impl Sim {
     fn line(&self, viewer: usize, subject: usize) -> String {
         let n = &self.nodes[subject];
         let inv = &self.inventory[subject];
-        let mut flags = if viewer == subject { "myself,".to_owned() } else { String::new() };
-        flags.push_str(if n.primary.is_some() { "slave" } else { "master" });
-        let primary = n.primary.map_or("-".to_owned(), |p| self.nodes[p].id.to_string());
+        let mut flags = if viewer == subject {
+            "myself,".to_owned()
+        } else {
+            String::new()
+        };
+        flags.push_str(if n.primary.is_some() {
+            "slave"
+        } else {
+            "master"
+        });
+        let primary = n
+            .primary
+            .map_or("-".to_owned(), |p| self.nodes[p].id.to_string());
         let epoch = n.primary.map_or(n.epoch, |p| self.nodes[p].epoch);
         let slots: Vec<String> = n.slots.ranges().iter().map(ToString::to_string).collect();
         format!(
@@ -85,13 +95,21 @@ impl Sim {
                     covered.union_with(&n.slots);
                 }
                 let all_known = self.nodes[i].knows.len() + 1 == self.nodes.len();
-                let state = if covered.is_full() && all_known { "ok" } else { "fail" };
+                let state = if covered.is_full() && all_known {
+                    "ok"
+                } else {
+                    "fail"
+                };
                 let info = format!(
                     "cluster_state:{state}\ncluster_current_epoch:{}\ncluster_my_epoch:{}\n",
                     self.nodes.iter().map(|n| n.epoch).max().unwrap(),
                     self.nodes[i].epoch
                 );
-                let link = if self.nodes[i].primary.is_some() { "master_link_status:up\n" } else { "" };
+                let link = if self.nodes[i].primary.is_some() {
+                    "master_link_status:up\n"
+                } else {
+                    ""
+                };
                 let server = format!(
                     "redis_version:7.0.15\ncluster_enabled:1\n{link}db0:keys={},expires=0\n",
                     self.nodes[i].keys
@@ -111,7 +129,10 @@ impl Sim {
         for step in steps {
             match step {
                 Step::SetConfigEpoch { node, epoch } => {
-                    assert!(self.nodes[*node].knows.is_empty(), "epoch on a node that knows others");
+                    assert!(
+                        self.nodes[*node].knows.is_empty(),
+                        "epoch on a node that knows others"
+                    );
                     self.nodes[*node].epoch = *epoch;
                 }
                 Step::AddSlots { node, slots } => {
@@ -125,7 +146,10 @@ impl Sim {
                     self.nodes[*peer].knows.insert(*node);
                 }
                 Step::Replicate { node, primary, .. } => {
-                    assert!(self.nodes[*node].knows.contains(primary), "ERR Unknown node");
+                    assert!(
+                        self.nodes[*node].knows.contains(primary),
+                        "ERR Unknown node"
+                    );
                     self.nodes[*node].primary = Some(*primary);
                 }
             }
@@ -137,7 +161,11 @@ impl Sim {
             .inventory
             .iter()
             .map(|n| {
-                let zone = n.zone.as_ref().map(|z| format!(",zone={z}")).unwrap_or_default();
+                let zone = n
+                    .zone
+                    .as_ref()
+                    .map(|z| format!(",zone={z}"))
+                    .unwrap_or_default();
                 parse_node(&format!("{}:{}{zone}", n.ip, n.port)).unwrap()
             })
             .collect();
@@ -154,7 +182,11 @@ impl Sim {
             if plan.steps.is_empty() {
                 let layout = plan.layout.unwrap();
                 let verdict = verify(&layout, &self.inventory, &self.observe(), &ids);
-                assert!(verdict.passed(), "{:?}", verdict.failed().collect::<Vec<_>>());
+                assert!(
+                    verdict.passed(),
+                    "{:?}",
+                    verdict.failed().collect::<Vec<_>>()
+                );
                 return round;
             }
             self.apply(&plan.steps);
@@ -173,9 +205,17 @@ fn fresh_three_plus_three_plans_epochs_slots_and_all_meets() {
     let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
     let sim = Sim::new(&refs, None);
     let spec = sim.spec(3);
-    let plan = plan(&spec, &sim.inventory, &sim.observe(), &[None, None, None, None, None, None]);
+    let plan = plan(
+        &spec,
+        &sim.inventory,
+        &sim.observe(),
+        &[None, None, None, None, None, None],
+    );
     let kinds: Vec<&str> = plan.steps.iter().map(Step::kind).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "set-config-epoch").count(), 6);
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "set-config-epoch").count(),
+        6
+    );
     assert_eq!(kinds.iter().filter(|k| **k == "add-slots").count(), 3);
     assert_eq!(kinds.iter().filter(|k| **k == "meet").count(), 15);
     assert_eq!(plan.waiting.len(), 3, "replicas wait for their primaries");
@@ -224,8 +264,17 @@ fn a_replica_on_the_wrong_primary_is_moved() {
     // Like the seed's broken template: both replicas on the first primary.
     sim.nodes[3].primary = Some(0);
     let spec = sim.spec(2);
-    let plan = plan(&spec, &sim.inventory, &sim.observe(), &[None, None, None, None]);
-    let moves: Vec<&Step> = plan.steps.iter().filter(|s| s.kind() == "replicate").collect();
+    let plan = plan(
+        &spec,
+        &sim.inventory,
+        &sim.observe(),
+        &[None, None, None, None],
+    );
+    let moves: Vec<&Step> = plan
+        .steps
+        .iter()
+        .filter(|s| s.kind() == "replicate")
+        .collect();
     assert_eq!(moves.len(), 1, "{:?}", plan.steps);
     sim.converge(2);
     let mut primaries: Vec<Option<usize>> = vec![sim.nodes[2].primary, sim.nodes[3].primary];
@@ -240,7 +289,10 @@ fn replicas_avoid_their_primary_host_and_zone() {
     sim.converge(2);
     for r in [0, 1, 2, 3] {
         if let Some(p) = sim.nodes[r].primary {
-            assert_ne!(sim.inventory[r].ip, sim.inventory[p].ip, "replica {r} on its primary's host");
+            assert_ne!(
+                sim.inventory[r].ip, sim.inventory[p].ip,
+                "replica {r} on its primary's host"
+            );
         }
     }
     let zones = ["z1", "z1", "z2", "z2", "z3", "z3"];
@@ -277,7 +329,10 @@ fn refusals_name_the_node() {
     assert!(refused.steps.is_empty());
     assert_eq!(
         refused.blockers,
-        [Blocker::HoldsKeys { node: "n1".into(), keys: 5 }]
+        [Blocker::HoldsKeys {
+            node: "n1".into(),
+            keys: 5
+        }]
     );
 
     let mut sim = Sim::new(&refs, None);
@@ -285,7 +340,11 @@ fn refusals_name_the_node() {
     sim.nodes[1].slots = SlotSet::from_ranges(&[SlotRange::new(5, 9).unwrap()]);
     let conflicted = plan(&spec, &sim.inventory, &sim.observe(), &[None, None]);
     assert!(conflicted.steps.is_empty());
-    assert!(matches!(conflicted.blockers[0], Blocker::SlotConflict { .. }), "{:?}", conflicted.blockers);
+    assert!(
+        matches!(conflicted.blockers[0], Blocker::SlotConflict { .. }),
+        "{:?}",
+        conflicted.blockers
+    );
 }
 
 #[test]
@@ -294,9 +353,14 @@ fn a_foreign_member_is_refused() {
     let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
     let sim = Sim::new(&refs, None);
     let mut obs = sim.observe();
-    let NodeState::Seen(view) = &mut obs.nodes[0] else { unreachable!() };
+    let NodeState::Seen(view) = &mut obs.nodes[0] else {
+        unreachable!()
+    };
     let foreign = "f".repeat(40);
-    let text = format!("{}\n{foreign} 10.9.9.9:6379@16379 master - 0 0 7 connected\n", sim.line(0, 0));
+    let text = format!(
+        "{}\n{foreign} 10.9.9.9:6379@16379 master - 0 0 7 connected\n",
+        sim.line(0, 0)
+    );
     view.nodes = parse_cluster_nodes(&text).value;
     let plan = plan(&sim.spec(1), &sim.inventory, &obs, &[None, None]);
     assert!(plan.steps.is_empty());

@@ -1,0 +1,204 @@
+//! The reconcile loop: observe → plan → act → re-observe, until the plan is empty and every
+//! verification criterion passes, or the deadline passes.
+//!
+//! # Guarantees
+//! - Nothing is sent before the first observation has shown every node reachable and no
+//!   blocker (foreign members, keys on a non-member, conflicting slots).
+//! - Every step is idempotent (see `clustersmith_core::plan::Step`), so the loop is safe to
+//!   interrupt at any point and to run again.
+//! - The loop waits by observing, never by fixed sleeps beyond one short poll interval, and
+//!   never past the deadline.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use clustersmith_core::observation::Observation;
+use clustersmith_core::plan::{Blocker, Layout, MeetPurpose, Plan, Step, plan};
+use clustersmith_core::spec::ClusterSpec;
+use clustersmith_core::verify::{Verdict, verify};
+
+use crate::error::{Disposition, NodeError};
+use crate::session::Session;
+
+/// Progress reported while the loop runs.
+#[derive(Clone, Debug)]
+pub enum ApplyEvent {
+    /// A round planned `steps` commands; `failing` names the criteria not yet met.
+    Round {
+        round: usize,
+        elapsed: Duration,
+        steps: usize,
+        failing: Vec<&'static str>,
+        passed: usize,
+        total: usize,
+    },
+    /// A step failed in a way that a later round may fix.
+    StepDeferred { description: String, error: String },
+}
+
+#[derive(Debug)]
+pub struct ApplyOutcome {
+    pub converged: bool,
+    pub rounds: usize,
+    pub steps_sent: usize,
+    pub elapsed: Duration,
+    pub layout: Layout,
+    pub verdict: Verdict,
+    pub observation: Observation,
+    pub waiting: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Some nodes could not be observed before anything was changed.
+    #[error("{} node(s) could not be checked; nothing was changed", .0.len())]
+    Preflight(Vec<NodeError>),
+    /// The live state holds something apply must not change.
+    #[error("refusing to change the cluster; nothing was changed in this round")]
+    Blocked {
+        blockers: Vec<Blocker>,
+        changed: bool,
+    },
+    /// A step failed in a way no retry can fix.
+    #[error("{0}")]
+    Fatal(NodeError),
+}
+
+pub struct ApplyOptions {
+    pub timeout: Duration,
+    /// `false` for `plan`: observe and plan once, send nothing.
+    pub dry_run: bool,
+}
+
+/// Shortest time between two refresh MEETs of the same pair: one push costs about one
+/// cluster-cron tick (100 ms), so repeating it sooner only adds load.
+const REFRESH_INTERVAL: Duration = Duration::from_millis(300);
+
+/// Checks every node once, before any change: reachable, authenticated, cluster-enabled.
+pub async fn preflight(session: &mut Session) -> Result<Observation, ApplyError> {
+    let observed = session.observe().await;
+    let errors: Vec<NodeError> = observed.errors.into_iter().flatten().collect();
+    if errors.is_empty() {
+        Ok(observed.observation)
+    } else {
+        Err(ApplyError::Preflight(errors))
+    }
+}
+
+/// Plans once against live state, for `clustersmith plan`.
+pub async fn plan_once(
+    session: &mut Session,
+    spec: &ClusterSpec,
+) -> Result<(Plan, Observation), ApplyError> {
+    let observation = preflight(session).await?;
+    let planned = plan(spec, &session.inventory, &observation, &session.known_ids);
+    Ok((planned, observation))
+}
+
+pub async fn apply(
+    session: &mut Session,
+    spec: &ClusterSpec,
+    options: &ApplyOptions,
+    on_event: &mut dyn FnMut(ApplyEvent),
+) -> Result<ApplyOutcome, ApplyError> {
+    let started = Instant::now();
+    let deadline = started + options.timeout;
+    let mut observation = preflight(session).await?;
+    let mut last_refresh: BTreeMap<(usize, usize), Instant> = BTreeMap::new();
+    let mut steps_sent = 0usize;
+    let mut round = 0usize;
+    let labels = session.labels();
+    loop {
+        round += 1;
+        let planned = plan(spec, &session.inventory, &observation, &session.known_ids);
+        if !planned.blockers.is_empty() {
+            return Err(ApplyError::Blocked {
+                blockers: planned.blockers,
+                changed: steps_sent > 0,
+            });
+        }
+        let layout = planned
+            .layout
+            .clone()
+            .expect("a plan without blockers has a layout");
+        let verdict = verify(
+            &layout,
+            &session.inventory,
+            &observation,
+            &session.known_ids,
+        );
+        let now = Instant::now();
+        let steps: Vec<Step> = planned
+            .steps
+            .iter()
+            .filter(|step| match step {
+                Step::Meet {
+                    node,
+                    peer,
+                    purpose: MeetPurpose::Refresh,
+                    ..
+                } => last_refresh
+                    .get(&(*node, *peer))
+                    .is_none_or(|at| now.duration_since(*at) >= REFRESH_INTERVAL),
+                _ => true,
+            })
+            .cloned()
+            .collect();
+        let failing: Vec<&'static str> = verdict.failed().map(|c| c.id).collect();
+        on_event(ApplyEvent::Round {
+            round,
+            elapsed: started.elapsed(),
+            steps: steps.len(),
+            passed: verdict.criteria.len() - failing.len(),
+            total: verdict.criteria.len(),
+            failing,
+        });
+        let converged = planned.steps.is_empty() && verdict.passed();
+        if converged || options.dry_run || now >= deadline {
+            return Ok(ApplyOutcome {
+                converged,
+                rounds: round,
+                steps_sent,
+                elapsed: started.elapsed(),
+                layout,
+                verdict,
+                observation,
+                waiting: planned.waiting,
+            });
+        }
+        for step in &steps {
+            if let Step::Meet {
+                node,
+                peer,
+                purpose: MeetPurpose::Refresh,
+                ..
+            } = step
+            {
+                last_refresh.insert((*node, *peer), now);
+            }
+        }
+        steps_sent += steps.len();
+        for (step, result) in session.execute(&steps).await {
+            let Err(err) = result else { continue };
+            match err.disposition() {
+                Disposition::Fatal => return Err(ApplyError::Fatal(err)),
+                Disposition::AlreadyDone => {}
+                Disposition::Retry => on_event(ApplyEvent::StepDeferred {
+                    description: step.describe(&labels),
+                    error: err.to_string(),
+                }),
+            }
+        }
+        // A short, bounded pause: the servers act on MEET and REPLICATE at their next
+        // cluster-cron tick (every 100 ms), and observing sooner only reads the same views.
+        let pause = poll_interval(session.handles.len())
+            .min(deadline.saturating_duration_since(Instant::now()));
+        tokio::time::sleep(pause).await;
+        observation = session.observe().await.observation;
+    }
+}
+
+/// Longer at larger N, where one observation round itself costs more.
+fn poll_interval(nodes: usize) -> Duration {
+    Duration::from_millis(40 + 2 * nodes as u64)
+}

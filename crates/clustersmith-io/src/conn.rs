@@ -1,0 +1,286 @@
+//! How clustersmith connects to one node: address, auth, TLS and timeouts.
+//!
+//! redis-rs defaults to a 500 ms response timeout (shared/research/rust-deps.md G1), which is
+//! too short for a busy node and silently applied; every connection here states both timeouts.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo,
+    RedisConnectionInfo, RedisFuture, TlsCertificates,
+};
+use tokio::sync::Mutex;
+
+use crate::error::{NodeError, NodeErrorKind};
+
+/// A password. It is never printed: `Debug` and `Display` show a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: String) -> Secret {
+        Secret(text)
+    }
+
+    /// The secret itself, for the one place that sends it to a server or writes a config file.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// TLS settings, named after redis-cli's options.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOpts {
+    pub cacert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// `--insecure`: no certificate verification at all.
+    pub insecure: bool,
+    /// Check the chain but not the name, as redis-cli (OpenSSL) does.
+    pub skip_hostname_check: bool,
+}
+
+/// Connection options shared by every node of a run.
+#[derive(Clone, Debug)]
+pub struct ConnOpts {
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub tls: Option<TlsOpts>,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+}
+
+impl Default for ConnOpts {
+    fn default() -> Self {
+        ConnOpts {
+            user: None,
+            password: None,
+            tls: None,
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where one node is reached: the name to present for TLS and the IP to connect to.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub label: String,
+    /// The hostname from the spec, used for TLS name verification; `None` for IP literals.
+    pub hostname: Option<String>,
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+/// Sends every lookup of the node's hostname to the address resolved at the start of the
+/// run, so that TLS verifies the name while the socket goes to the same IP that `CLUSTER
+/// MEET` is given.
+struct PinnedResolver(SocketAddr);
+
+impl redis::io::AsyncDNSResolver for PinnedResolver {
+    fn resolve<'a, 'b: 'a>(
+        &'a self,
+        _host: &'b str,
+        _port: u16,
+    ) -> RedisFuture<'a, Box<dyn Iterator<Item = SocketAddr> + Send + 'a>> {
+        let addr = self.0;
+        Box::pin(async move {
+            Ok(Box::new(std::iter::once(addr)) as Box<dyn Iterator<Item = SocketAddr> + Send>)
+        })
+    }
+}
+
+/// Reads the TLS files once per run.
+#[derive(Clone)]
+pub struct TlsMaterial {
+    certs: TlsCertificates,
+    insecure: bool,
+    skip_hostname_check: bool,
+}
+
+impl TlsMaterial {
+    pub fn load(opts: &TlsOpts) -> Result<TlsMaterial, String> {
+        let read = |what: &str, path: &PathBuf| {
+            std::fs::read(path).map_err(|e| format!("cannot read {what} `{}`: {e}", path.display()))
+        };
+        let client_tls = match (&opts.cert, &opts.key) {
+            (Some(cert), Some(key)) => Some(ClientTlsConfig {
+                client_cert: read("--cert", cert)?,
+                client_key: read("--key", key)?,
+            }),
+            (None, None) => None,
+            _ => return Err("--cert and --key must be given together".to_owned()),
+        };
+        let root_cert = opts
+            .cacert
+            .as_ref()
+            .map(|p| read("--cacert", p))
+            .transpose()?;
+        Ok(TlsMaterial {
+            certs: TlsCertificates {
+                client_tls,
+                root_cert,
+            },
+            insecure: opts.insecure,
+            skip_hostname_check: opts.skip_hostname_check,
+        })
+    }
+}
+
+/// A lazily (re)connected handle to one node.
+pub struct NodeHandle {
+    pub endpoint: Endpoint,
+    client: Client,
+    config: AsyncConnectionConfig,
+    conn: Mutex<Option<MultiplexedConnection>>,
+}
+
+impl NodeHandle {
+    pub fn new(
+        endpoint: Endpoint,
+        opts: &ConnOpts,
+        tls: Option<&TlsMaterial>,
+    ) -> Result<NodeHandle, NodeError> {
+        let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
+        if let Some(password) = &opts.password {
+            settings = settings.set_password(password.expose());
+        }
+        if let Some(user) = &opts.user {
+            settings = settings.set_username(user);
+        }
+        let fail = |text: String| NodeError {
+            node: endpoint.label.clone(),
+            op: "configure the connection",
+            kind: NodeErrorKind::Other(text),
+        };
+        let mut config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(opts.connect_timeout))
+            .set_response_timeout(Some(opts.response_timeout));
+        let client = match tls {
+            None => {
+                let info = ConnectionAddr::Tcp(endpoint.ip.to_string(), endpoint.port)
+                    .into_connection_info()
+                    .map_err(|e| fail(e.to_string()))?
+                    .set_redis_settings(settings);
+                Client::open(info).map_err(|e| fail(e.to_string()))?
+            }
+            Some(material) => {
+                let host = endpoint
+                    .hostname
+                    .clone()
+                    .unwrap_or_else(|| endpoint.ip.to_string());
+                config = config
+                    .set_dns_resolver(PinnedResolver(SocketAddr::new(endpoint.ip, endpoint.port)));
+                let info = ConnectionAddr::TcpTls {
+                    host,
+                    port: endpoint.port,
+                    insecure: material.insecure,
+                    tls_params: None,
+                }
+                .into_connection_info()
+                .map_err(|e| fail(e.to_string()))?
+                .set_redis_settings(settings);
+                let client = Client::build_with_tls(info, material.certs.clone())
+                    .map_err(|e| fail(e.to_string()))?;
+                if material.skip_hostname_check && !material.insecure {
+                    let mut addr = client.get_connection_info().addr().clone();
+                    addr.set_danger_accept_invalid_hostnames(true);
+                    Client::open(client.get_connection_info().clone().set_addr(addr))
+                        .map_err(|e| fail(e.to_string()))?
+                } else {
+                    client
+                }
+            }
+        };
+        Ok(NodeHandle {
+            endpoint,
+            client,
+            config,
+            conn: Mutex::new(None),
+        })
+    }
+
+    pub fn label(&self) -> &str {
+        &self.endpoint.label
+    }
+
+    async fn connection(&self) -> Result<MultiplexedConnection, NodeError> {
+        let mut guard = self.conn.lock().await;
+        if let Some(conn) = guard.as_ref() {
+            return Ok(conn.clone());
+        }
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await
+            .map_err(|e| NodeError::new(self.label(), "connect", &e))?;
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs a pipeline and returns one result per command, so one failing command does not
+    /// hide the others. A connection-level failure drops the connection for the next call.
+    pub async fn pipeline(
+        &self,
+        op: &'static str,
+        pipe: &redis::Pipeline,
+    ) -> Result<Vec<Result<redis::Value, NodeError>>, NodeError> {
+        let mut conn = self.connection().await?;
+        let values: Result<Vec<redis::Value>, _> =
+            pipe.clone().ignore_errors().query_async(&mut conn).await;
+        match values {
+            Ok(values) => Ok(values
+                .into_iter()
+                .map(|value| match value {
+                    redis::Value::ServerError(err) => {
+                        let err: redis::RedisError = err.into();
+                        Err(NodeError::new(self.label(), op, &err))
+                    }
+                    other => Ok(other),
+                })
+                .collect()),
+            Err(err) => {
+                let err = NodeError::new(self.label(), op, &err);
+                if err.is_connection_error() {
+                    *self.conn.lock().await = None;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Runs one command.
+    pub async fn query(
+        &self,
+        op: &'static str,
+        cmd: &redis::Cmd,
+    ) -> Result<redis::Value, NodeError> {
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd.clone());
+        self.pipeline(op, &pipe).await?.pop().unwrap_or_else(|| {
+            Err(NodeError {
+                node: self.label().to_owned(),
+                op,
+                kind: NodeErrorKind::Other("empty reply".to_owned()),
+            })
+        })
+    }
+}
+
+/// Text out of a bulk, simple or verbatim string reply.
+pub fn value_text(value: &redis::Value) -> Option<String> {
+    redis::from_redis_value_ref::<String>(value).ok()
+}
+
+pub type SharedHandle = Arc<NodeHandle>;

@@ -1,0 +1,242 @@
+//! The one place that looks at Redis errors.
+//!
+//! Every failure to talk to a node becomes a [`NodeError`] naming the node and the operation,
+//! with a [`NodeErrorKind`] that says what happened in the operator's terms; [`Disposition`]
+//! says what the apply loop does about a failed step. No other module inspects error text.
+
+use std::fmt;
+
+use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeErrorKind {
+    ConnectionRefused,
+    /// No answer in time: a stopped or frozen node, a firewall, or a TLS client speaking to a
+    /// plaintext port (which waits for a TLS reply that never comes).
+    Timeout,
+    /// The peer closed the connection at once: typically a plaintext client on a TLS port.
+    ConnectionReset,
+    /// The password (or user + password) was rejected.
+    AuthFailed,
+    /// The server requires a password and none was given.
+    NoAuth,
+    /// The ACL user lacks a permission; the server's text names the command.
+    NoPermission(String),
+    /// `cluster-enabled no`.
+    ClusterDisabled,
+    Tls(String),
+    /// Any other error reply: the code and the server's text.
+    Reply {
+        code: String,
+        detail: String,
+    },
+    Other(String),
+}
+
+/// What to do with a failed step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Not yet possible (gossip has not arrived, the node is briefly away): re-observe and
+    /// re-plan.
+    Retry,
+    /// The effect is already in place.
+    AlreadyDone,
+    /// Re-trying cannot help; stop.
+    Fatal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct NodeError {
+    pub node: String,
+    pub op: &'static str,
+    pub kind: NodeErrorKind,
+}
+
+impl NodeError {
+    pub fn new(node: &str, op: &'static str, err: &RedisError) -> NodeError {
+        NodeError {
+            node: node.to_owned(),
+            op,
+            kind: classify(err),
+        }
+    }
+
+    /// Errors of the connection itself, after which the connection is re-established.
+    pub fn is_connection_error(&self) -> bool {
+        matches!(
+            self.kind,
+            NodeErrorKind::ConnectionRefused
+                | NodeErrorKind::Timeout
+                | NodeErrorKind::ConnectionReset
+                | NodeErrorKind::Other(_)
+                | NodeErrorKind::Tls(_)
+        )
+    }
+
+    /// How the apply loop treats this error when a step fails.
+    pub fn disposition(&self) -> Disposition {
+        match &self.kind {
+            NodeErrorKind::Reply { detail, .. } => {
+                if detail.starts_with("Unknown node") || detail.contains("is already busy") {
+                    // Gossip has not caught up with the plan, or another round got there first.
+                    Disposition::Retry
+                } else if detail
+                    .contains("config epoch only when the node does not know any other node")
+                    || detail.contains("config epoch is already non-zero")
+                {
+                    // The node met someone first: the server resolves the epoch itself.
+                    Disposition::AlreadyDone
+                } else {
+                    Disposition::Fatal
+                }
+            }
+            NodeErrorKind::ConnectionRefused
+            | NodeErrorKind::Timeout
+            | NodeErrorKind::ConnectionReset
+            | NodeErrorKind::Other(_) => Disposition::Retry,
+            NodeErrorKind::AuthFailed
+            | NodeErrorKind::NoAuth
+            | NodeErrorKind::NoPermission(_)
+            | NodeErrorKind::ClusterDisabled
+            | NodeErrorKind::Tls(_) => Disposition::Fatal,
+        }
+    }
+
+    /// A hint on its own line, where one helps.
+    pub fn hint(&self) -> Option<&'static str> {
+        Some(match self.kind {
+            NodeErrorKind::ConnectionRefused => {
+                "is the server running and listening on this address?"
+            }
+            NodeErrorKind::Timeout => {
+                "the node did not answer in time: is it stopped or frozen, is a firewall dropping packets, or is this a TLS client talking to a plaintext port?"
+            }
+            NodeErrorKind::ConnectionReset => {
+                "the node closed the connection at once: if it listens with TLS only, pass --tls"
+            }
+            NodeErrorKind::AuthFailed => {
+                "check the password (REDISCLI_AUTH, --password-file or --askpass) and --user"
+            }
+            NodeErrorKind::NoAuth => {
+                "the node requires a password: set REDISCLI_AUTH, or use --password-file or --askpass"
+            }
+            NodeErrorKind::NoPermission(_) => {
+                "grant the ACL user the cluster, info and config-free commands clustersmith sends (e.g. +@admin +cluster +info +ping)"
+            }
+            NodeErrorKind::ClusterDisabled => {
+                "set `cluster-enabled yes` in the node's redis.conf and restart it"
+            }
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "failed to {} on `{}`: {}", self.op, self.node, self.kind)
+    }
+}
+
+impl fmt::Display for NodeErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeErrorKind::ConnectionRefused => f.write_str("connection refused"),
+            NodeErrorKind::Timeout => f.write_str("timed out"),
+            NodeErrorKind::ConnectionReset => f.write_str("connection reset by peer"),
+            NodeErrorKind::AuthFailed => f.write_str("authentication failed"),
+            NodeErrorKind::NoAuth => f.write_str("authentication required (NOAUTH)"),
+            NodeErrorKind::NoPermission(text) => write!(f, "permission denied: {text}"),
+            NodeErrorKind::ClusterDisabled => {
+                f.write_str("cluster support is disabled on this node")
+            }
+            NodeErrorKind::Tls(text) => write!(f, "TLS: {text}"),
+            NodeErrorKind::Reply { code, detail } => write!(f, "{code} {detail}"),
+            NodeErrorKind::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+/// Maps a redis-rs error to what happened. Server texts are matched only here.
+pub fn classify(err: &RedisError) -> NodeErrorKind {
+    if err.is_connection_refusal() {
+        return NodeErrorKind::ConnectionRefused;
+    }
+    if err.is_timeout() {
+        return NodeErrorKind::Timeout;
+    }
+    let code = err.code().unwrap_or_default().to_owned();
+    let detail = err.detail().unwrap_or_default().to_owned();
+    match err.kind() {
+        ErrorKind::AuthenticationFailed => return NodeErrorKind::AuthFailed,
+        ErrorKind::Server(ServerErrorKind::NoPerm) => return NodeErrorKind::NoPermission(detail),
+        _ => {}
+    }
+    match code.as_str() {
+        "NOAUTH" => return NodeErrorKind::NoAuth,
+        "WRONGPASS" => return NodeErrorKind::AuthFailed,
+        "NOPERM" => return NodeErrorKind::NoPermission(detail),
+        _ => {}
+    }
+    let text = err.to_string();
+    if text.contains("cluster support disabled") || detail.contains("cluster support disabled") {
+        return NodeErrorKind::ClusterDisabled;
+    }
+    if err.is_io_error() {
+        if text.contains("Connection reset") || text.contains("Broken pipe") {
+            return NodeErrorKind::ConnectionReset;
+        }
+        if text.contains("certificate") || text.contains("peer sent") || text.contains("TLS") {
+            return NodeErrorKind::Tls(text);
+        }
+        return NodeErrorKind::Other(text);
+    }
+    if matches!(err.kind(), ErrorKind::Server(_) | ErrorKind::Extension) {
+        return NodeErrorKind::Reply { code, detail };
+    }
+    NodeErrorKind::Other(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(code: &str, detail: &str) -> NodeError {
+        NodeError {
+            node: "n".into(),
+            op: "test",
+            kind: NodeErrorKind::Reply {
+                code: code.into(),
+                detail: detail.into(),
+            },
+        }
+    }
+
+    // Reply texts as Redis 6.2 / 7.0 / Valkey 8.1 send them (shared/research/baseline-measurements.md).
+    #[test]
+    fn step_replies_are_classified() {
+        assert_eq!(
+            reply(
+                "ERR",
+                "Unknown node 0123456789abcdef0123456789abcdef01234567"
+            )
+            .disposition(),
+            Disposition::Retry
+        );
+        assert_eq!(
+            reply("ERR", "Slot 5 is already busy").disposition(),
+            Disposition::Retry
+        );
+        assert_eq!(
+            reply(
+                "ERR",
+                "The user can assign a config epoch only when the node does not know any other node."
+            )
+            .disposition(),
+            Disposition::AlreadyDone
+        );
+        assert_eq!(
+            reply("ERR", "Invalid node address specified: localhost:22002").disposition(),
+            Disposition::Fatal
+        );
+    }
+}

@@ -1,0 +1,371 @@
+//! Real `redis-server` / `valkey-server` processes on loopback, each with its own directory.
+//!
+//! Each server gets a `redis.conf` written by us (mode 0600), so a password is never on a
+//! command line. Servers daemonize and write a pidfile; the sandbox records `port pid` per
+//! node and stops exactly those PIDs, after checking that each still runs a server binary.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::conn::Secret;
+
+/// Ports and their bus ports (+10000) stay below the kernel's ephemeral range (32768 by
+/// default), where a listening socket can collide with an outgoing connection's port.
+pub const MAX_SAFE_PORT: u16 = 22767;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(
+        "no server binary found: install one (`apt-get install redis-server`) or pass --server-bin PATH"
+    )]
+    NoServerBinary,
+    #[error("server binary `{0}` does not exist")]
+    MissingBinary(PathBuf),
+    #[error("port {port} or its bus port {} is in use", port + 10000)]
+    PortInUse { port: u16 },
+    #[error("port {port}: the bus port {} would be at or above 32768, in the ephemeral range; use ports up to {MAX_SAFE_PORT}", port + 10000)]
+    UnsafePort { port: u16 },
+    #[error("server on port {port} did not start: {reason}")]
+    StartFailed { port: u16, reason: String },
+    #[error("no sandbox in `{0}`")]
+    NoSandbox(PathBuf),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> SandboxError {
+    let context = context.into();
+    move |source| SandboxError::Io { context, source }
+}
+
+/// Finds the server binary: the given path, else `redis-server`, else `valkey-server` on PATH.
+pub fn find_server_binary(given: Option<&Path>) -> Result<PathBuf, SandboxError> {
+    if let Some(path) = given {
+        return if path.exists() {
+            Ok(path.to_owned())
+        } else {
+            Err(SandboxError::MissingBinary(path.to_owned()))
+        };
+    }
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    for name in ["redis-server", "valkey-server"] {
+        for dir in std::env::split_paths(&path_var) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(SandboxError::NoServerBinary)
+}
+
+/// One server to start.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub bin: PathBuf,
+    /// The node's own directory (created).
+    pub dir: PathBuf,
+    pub port: u16,
+    pub password: Option<Secret>,
+    /// Further `redis.conf` directives, written as given.
+    pub directives: Vec<(String, String)>,
+}
+
+/// A started server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalServer {
+    pub port: u16,
+    pub pid: u32,
+    pub dir: PathBuf,
+}
+
+impl LocalServer {
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+}
+
+/// True when nothing listens on `port` nor on its bus port.
+pub fn ports_free(port: u16) -> bool {
+    port <= MAX_SAFE_PORT
+        && TcpListener::bind(("127.0.0.1", port)).is_ok()
+        && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok()
+}
+
+pub fn render_config(cfg: &ServerConfig) -> String {
+    let dir = cfg.dir.display();
+    let mut text = String::new();
+    let _ = writeln!(text, "# written by clustersmith sandbox");
+    for (key, value) in [
+        ("bind", "127.0.0.1".to_owned()),
+        ("port", cfg.port.to_string()),
+        ("cluster-enabled", "yes".to_owned()),
+        ("cluster-config-file", "nodes.conf".to_owned()),
+        ("cluster-node-timeout", "5000".to_owned()),
+        ("dir", format!("{dir}")),
+        ("logfile", format!("{dir}/server.log")),
+        ("pidfile", format!("{dir}/server.pid")),
+        ("daemonize", "yes".to_owned()),
+        ("save", "\"\"".to_owned()),
+        ("appendonly", "no".to_owned()),
+        // The default 5 s delay before the first diskless sync only slows a fresh cluster.
+        ("repl-diskless-sync-delay", "0".to_owned()),
+    ] {
+        if !cfg.directives.iter().any(|(k, _)| *k == key) {
+            let _ = writeln!(text, "{key} {value}");
+        }
+    }
+    for (key, value) in &cfg.directives {
+        let _ = writeln!(text, "{key} {value}");
+    }
+    if let Some(password) = &cfg.password {
+        let quoted = quote(password.expose());
+        let _ = writeln!(text, "requirepass {quoted}");
+        let _ = writeln!(text, "masterauth {quoted}");
+    }
+    text
+}
+
+/// Double-quoted with the escapes redis.conf understands.
+fn quote(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Starts one server and waits (bounded) until its pidfile exists and the port accepts.
+pub fn start_server(cfg: &ServerConfig) -> Result<LocalServer, SandboxError> {
+    if cfg.port > MAX_SAFE_PORT {
+        return Err(SandboxError::UnsafePort { port: cfg.port });
+    }
+    if !ports_free(cfg.port) {
+        return Err(SandboxError::PortInUse { port: cfg.port });
+    }
+    std::fs::create_dir_all(&cfg.dir).map_err(io_err(format!("create `{}`", cfg.dir.display())))?;
+    let conf = cfg.dir.join("redis.conf");
+    write_private(&conf, &render_config(cfg))?;
+    let status = std::process::Command::new(&cfg.bin)
+        .arg(&conf)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .map_err(io_err(format!("run `{}`", cfg.bin.display())))?;
+    let fail = |reason: String| SandboxError::StartFailed {
+        port: cfg.port,
+        reason,
+    };
+    if !status.status.success() {
+        let log = std::fs::read_to_string(cfg.dir.join("server.log")).unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&status.stderr);
+        return Err(fail(format!("{}{}", stderr.trim(), last_lines(&log, 5))));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pidfile = cfg.dir.join("server.pid");
+    loop {
+        let pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if std::net::TcpStream::connect(("127.0.0.1", cfg.port)).is_ok() {
+                return Ok(LocalServer {
+                    port: cfg.port,
+                    pid,
+                    dir: cfg.dir.clone(),
+                });
+            }
+        }
+        if Instant::now() >= deadline {
+            let log = std::fs::read_to_string(cfg.dir.join("server.log")).unwrap_or_default();
+            return Err(fail(format!(
+                "not ready within 10 s{}",
+                last_lines(&log, 5)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(n)..];
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; log ends with:\n  {}", tail.join("\n  "))
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), SandboxError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(format!("write `{}`", path.display())))?;
+    file.write_all(text.as_bytes())
+        .map_err(io_err(format!("write `{}`", path.display())))
+}
+
+/// True when `pid` is alive and runs a redis or valkey server.
+pub fn is_our_server(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmd| {
+        let text = String::from_utf8_lossy(&cmd);
+        text.contains("redis-server")
+            || text.contains("valkey-server")
+            || text.contains("redis-check-rdb")
+    })
+}
+
+/// Sends a signal to a process we started. Only for PIDs recorded by this module.
+pub fn signal(pid: u32, sig: i32) -> bool {
+    // SAFETY: kill(2) has no memory-safety preconditions; the PID comes from our own pidfile
+    // and was checked to run a server binary.
+    #[expect(
+        unsafe_code,
+        reason = "kill(2) is the only way to signal a daemonized server by PID"
+    )]
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    rc == 0
+}
+
+/// Stops a server we started: SIGTERM, then SIGKILL after 5 s. Returns once it is gone.
+pub fn stop_server(pid: u32) {
+    if !is_our_server(pid) {
+        return;
+    }
+    signal(pid, libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while is_our_server(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if is_our_server(pid) {
+        signal(pid, libc::SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while is_our_server(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A set of servers started together, recorded in `<dir>/sandbox.state`.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub dir: PathBuf,
+    pub servers: Vec<LocalServer>,
+}
+
+pub struct SandboxSpec {
+    pub bin: PathBuf,
+    pub dir: PathBuf,
+    pub base_port: u16,
+    pub count: usize,
+    pub password: Option<Secret>,
+    pub directives: Vec<(String, String)>,
+}
+
+impl Sandbox {
+    /// Starts `count` servers on consecutive ports. On failure, stops the ones it started.
+    pub fn up(spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
+        std::fs::create_dir_all(&spec.dir)
+            .map_err(io_err(format!("create `{}`", spec.dir.display())))?;
+        let mut sandbox = Sandbox {
+            dir: spec.dir.clone(),
+            servers: Vec::new(),
+        };
+        for idx in 0..spec.count {
+            let port = spec.base_port + idx as u16;
+            let cfg = ServerConfig {
+                bin: spec.bin.clone(),
+                dir: spec.dir.join(format!("node-{port}")),
+                port,
+                password: spec.password.clone(),
+                directives: spec.directives.clone(),
+            };
+            match start_server(&cfg) {
+                Ok(server) => {
+                    sandbox.servers.push(server);
+                    sandbox.save()?;
+                }
+                Err(err) => {
+                    sandbox.stop();
+                    return Err(err);
+                }
+            }
+        }
+        Ok(sandbox)
+    }
+
+    fn state_path(dir: &Path) -> PathBuf {
+        dir.join("sandbox.state")
+    }
+
+    fn save(&self) -> Result<(), SandboxError> {
+        let text: String = self
+            .servers
+            .iter()
+            .map(|s| format!("{} {}\n", s.port, s.pid))
+            .collect();
+        write_private(&Sandbox::state_path(&self.dir), &text)
+    }
+
+    pub fn load(dir: &Path) -> Result<Sandbox, SandboxError> {
+        let text = std::fs::read_to_string(Sandbox::state_path(dir))
+            .map_err(|_| SandboxError::NoSandbox(dir.to_owned()))?;
+        let servers = text
+            .lines()
+            .filter_map(|line| {
+                let (port, pid) = line.split_once(' ')?;
+                let port: u16 = port.parse().ok()?;
+                Some(LocalServer {
+                    port,
+                    pid: pid.trim().parse().ok()?,
+                    dir: dir.join(format!("node-{port}")),
+                })
+            })
+            .collect();
+        Ok(Sandbox {
+            dir: dir.to_owned(),
+            servers,
+        })
+    }
+
+    pub fn stop(&self) {
+        for server in &self.servers {
+            stop_server(server.pid);
+        }
+    }
+
+    /// Stops the servers and removes the directory.
+    pub fn down(self) -> Result<(), SandboxError> {
+        self.stop();
+        std::fs::remove_dir_all(&self.dir)
+            .map_err(io_err(format!("remove `{}`", self.dir.display())))
+    }
+
+    pub fn addrs(&self) -> Vec<String> {
+        self.servers
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect()
+    }
+}

@@ -1,0 +1,236 @@
+//! A resolved and connected set of expected nodes: observing them and sending steps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clustersmith_core::model::{NodeId, ServerVersion};
+use clustersmith_core::observation::{InventoryNode, NodeState, NodeView, Observation};
+use clustersmith_core::parse::{parse_cluster_info, parse_cluster_nodes, parse_info};
+use clustersmith_core::plan::Step;
+use clustersmith_core::spec::ClusterSpec;
+use futures::future::join_all;
+
+use crate::conn::{ConnOpts, NodeHandle, TlsMaterial, value_text};
+use crate::error::{NodeError, NodeErrorKind};
+use crate::resolve::{ResolveError, resolve};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error("failed to load TLS material: {0}")]
+    Tls(String),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+pub struct Session {
+    pub inventory: Vec<InventoryNode>,
+    pub handles: Vec<Arc<NodeHandle>>,
+    /// The id each node had when last seen; kept while a node is unreachable.
+    pub known_ids: Vec<Option<NodeId>>,
+    /// The server version each node reported when last seen.
+    pub versions: Vec<Option<ServerVersion>>,
+    /// Resolution notes (names with several addresses).
+    pub notes: Vec<String>,
+}
+
+/// One observation round: the core's view plus, per unreachable node, the error.
+pub struct Observed {
+    pub observation: Observation,
+    pub errors: Vec<Option<NodeError>>,
+}
+
+impl Session {
+    pub async fn connect(
+        spec: &ClusterSpec,
+        opts: &ConnOpts,
+        prefer_ipv6: bool,
+    ) -> Result<Session, SessionError> {
+        let resolved = resolve(
+            spec,
+            prefer_ipv6,
+            opts.connect_timeout.max(Duration::from_secs(5)),
+        )
+        .await?;
+        let tls = opts
+            .tls
+            .as_ref()
+            .map(TlsMaterial::load)
+            .transpose()
+            .map_err(SessionError::Tls)?;
+        let handles = resolved
+            .endpoints
+            .into_iter()
+            .map(|endpoint| NodeHandle::new(endpoint, opts, tls.as_ref()).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = handles.len();
+        Ok(Session {
+            inventory: resolved.inventory,
+            handles,
+            known_ids: vec![None; n],
+            versions: vec![None; n],
+            notes: resolved.notes,
+        })
+    }
+
+    pub fn labels(&self) -> Vec<String> {
+        self.inventory.iter().map(|n| n.label.clone()).collect()
+    }
+
+    /// Reads `CLUSTER NODES`, `CLUSTER INFO` and `INFO` from every node at once, in one
+    /// pipelined round trip per node.
+    pub async fn observe(&mut self) -> Observed {
+        let rounds = self.handles.iter().map(|h| observe_node(h));
+        let results = join_all(rounds).await;
+        let mut nodes = Vec::with_capacity(results.len());
+        let mut errors = Vec::with_capacity(results.len());
+        for (idx, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(view) => {
+                    self.known_ids[idx] = Some(view.id.clone());
+                    self.versions[idx] = view.version();
+                    nodes.push(NodeState::Seen(Box::new(view)));
+                    errors.push(None);
+                }
+                Err(err) => {
+                    nodes.push(NodeState::Unreachable(err.kind.to_string()));
+                    errors.push(Some(err));
+                }
+            }
+        }
+        Observed {
+            observation: Observation { nodes },
+            errors,
+        }
+    }
+
+    /// Sends steps: every phase-0 step (epochs, slots) on all nodes before any phase-1 step
+    /// (meet, replicate); within a phase, nodes run concurrently, each as one pipeline.
+    pub async fn execute(&self, steps: &[Step]) -> Vec<(Step, Result<(), NodeError>)> {
+        let mut outcomes = Vec::with_capacity(steps.len());
+        for phase in [0, 1] {
+            let mut per_node: Vec<Vec<Step>> = vec![Vec::new(); self.handles.len()];
+            for step in steps.iter().filter(|s| s.phase() == phase) {
+                per_node[step.node()].push(step.clone());
+            }
+            let runs = per_node
+                .into_iter()
+                .enumerate()
+                .filter(|(_, s)| !s.is_empty())
+                .map(|(idx, steps)| {
+                    let handle = Arc::clone(&self.handles[idx]);
+                    let version = self.versions[idx];
+                    async move {
+                        let mut pipe = redis::pipe();
+                        for step in &steps {
+                            pipe.add_command(command(step, version));
+                        }
+                        match handle.pipeline("send steps", &pipe).await {
+                            Ok(replies) => steps
+                                .into_iter()
+                                .zip(replies)
+                                .map(|(step, reply)| {
+                                    let op = step_op(&step);
+                                    let result = reply.map(drop).map_err(|mut e| {
+                                        e.op = op;
+                                        e
+                                    });
+                                    (step, result)
+                                })
+                                .collect::<Vec<_>>(),
+                            Err(err) => steps
+                                .into_iter()
+                                .map(|step| (step, Err(err.clone())))
+                                .collect(),
+                        }
+                    }
+                });
+            for batch in join_all(runs).await {
+                outcomes.extend(batch);
+            }
+        }
+        outcomes
+    }
+}
+
+async fn observe_node(handle: &NodeHandle) -> Result<NodeView, NodeError> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("CLUSTER").arg("NODES");
+    pipe.cmd("CLUSTER").arg("INFO");
+    pipe.cmd("INFO");
+    let replies = handle.pipeline("observe", &pipe).await?;
+    let mut texts = Vec::with_capacity(3);
+    for reply in replies {
+        let value = reply?;
+        texts.push(value_text(&value).ok_or_else(|| unreadable(handle, "reply is not text"))?);
+    }
+    let nodes = parse_cluster_nodes(&texts[0]);
+    for issue in &nodes.issues {
+        tracing::warn!(node = handle.label(), %issue, "CLUSTER NODES");
+    }
+    let id = nodes
+        .value
+        .myself()
+        .map(|me| me.id.clone())
+        .ok_or_else(|| unreadable(handle, "CLUSTER NODES has no `myself` line"))?;
+    Ok(NodeView {
+        id,
+        nodes: nodes.value,
+        cluster_info: parse_cluster_info(&texts[1]).value,
+        info: parse_info(&texts[2]).value,
+    })
+}
+
+fn unreadable(handle: &NodeHandle, why: &str) -> NodeError {
+    NodeError {
+        node: handle.label().to_owned(),
+        op: "observe",
+        kind: NodeErrorKind::Other(why.to_owned()),
+    }
+}
+
+fn step_op(step: &Step) -> &'static str {
+    match step {
+        Step::SetConfigEpoch { .. } => "set the config epoch",
+        Step::AddSlots { .. } => "add slots",
+        Step::Meet { .. } => "meet a peer",
+        Step::Replicate { .. } => "replicate",
+    }
+}
+
+fn command(step: &Step, version: Option<ServerVersion>) -> redis::Cmd {
+    let mut cmd = redis::cmd("CLUSTER");
+    match step {
+        Step::SetConfigEpoch { epoch, .. } => {
+            cmd.arg("SET-CONFIG-EPOCH").arg(*epoch);
+        }
+        Step::AddSlots { slots, .. } => {
+            // ADDSLOTSRANGE is one short command per range; 6.2 only has ADDSLOTS, which takes
+            // every slot as an argument (atomic either way: all slots are checked first).
+            if version.is_some_and(|v| v.has_addslotsrange()) {
+                cmd.arg("ADDSLOTSRANGE");
+                for range in slots.ranges() {
+                    cmd.arg(range.start).arg(range.end);
+                }
+            } else {
+                cmd.arg("ADDSLOTS");
+                for slot in slots.iter() {
+                    cmd.arg(slot);
+                }
+            }
+        }
+        Step::Meet {
+            ip, port, bus_port, ..
+        } => {
+            cmd.arg("MEET")
+                .arg(ip.to_string())
+                .arg(*port)
+                .arg(*bus_port);
+        }
+        Step::Replicate { primary_id, .. } => {
+            cmd.arg("REPLICATE").arg(primary_id.as_str());
+        }
+    }
+    cmd
+}

@@ -1,0 +1,139 @@
+//! Command-line arguments (clap derive). Only this module knows clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Form, verify and diagnose Redis / Valkey clusters.
+#[derive(Debug, Parser)]
+#[command(name = "clustersmith", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what `apply` would change; changes nothing. Exit 4 when changes are pending.
+    Plan(TargetArgs),
+    /// Form the cluster: reconcile live state toward the plan until it verifies.
+    Apply(ApplyArgs),
+    /// Check the cluster against the expected topology, criterion by criterion.
+    Verify(TargetArgs),
+    /// Local clusters of real server processes on loopback.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Nodes as HOST:PORT (hostname, IPv4 or [IPv6]), optionally `,zone=NAME`.
+    #[arg(value_name = "HOST:PORT")]
+    pub nodes: Vec<String>,
+    /// A TOML spec file with the same content as the flags.
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+    /// Number of primaries.
+    #[arg(long, short = 'm', value_name = "M")]
+    pub primaries: Option<usize>,
+    /// Replicas per primary.
+    #[arg(long, short = 'r', value_name = "R")]
+    pub replicas: Option<usize>,
+    /// Pick the IPv6 address when a name resolves to both families.
+    #[arg(long)]
+    pub prefer_ipv6: bool,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Give up after this many seconds (exit 3).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub timeout: f64,
+}
+
+/// Connection options; names follow redis-cli where it has them. The password comes from
+/// `REDISCLI_AUTH`, `--password-file` or `--askpass`, never from an argument.
+#[derive(Debug, Args, Clone)]
+pub struct ConnArgs {
+    /// ACL user name.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Read the password from this file (first line).
+    #[arg(long, value_name = "FILE", conflicts_with = "askpass")]
+    pub password_file: Option<PathBuf>,
+    /// Prompt for the password on the terminal (not echoed).
+    #[arg(long)]
+    pub askpass: bool,
+    /// Connect with TLS.
+    #[arg(long)]
+    pub tls: bool,
+    /// CA certificate file to verify the nodes' certificates.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (for `tls-auth-clients`).
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// Client private key.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Do not verify certificates at all.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Verify the certificate chain but not the name in it (redis-cli's behaviour).
+    #[arg(long)]
+    pub tls_skip_hostname_check: bool,
+    /// Connect timeout per node, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub connect_timeout: u64,
+    /// Response timeout per command, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub response_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Start servers on 127.0.0.1, form them into a cluster and verify it.
+    Up(SandboxUpArgs),
+    /// Stop the sandbox's servers (by recorded PID) and remove its directory.
+    Down(SandboxDirArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxUpArgs {
+    #[arg(long, short = 'm', default_value_t = 3)]
+    pub primaries: usize,
+    #[arg(long, short = 'r', default_value_t = 1)]
+    pub replicas: usize,
+    /// First client port; bus ports are +10000 and must stay below 32768.
+    #[arg(long, default_value_t = 21001)]
+    pub base_port: u16,
+    /// Server binary (redis-server or valkey-server); default: found on PATH.
+    #[arg(long, value_name = "PATH")]
+    pub server_bin: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: SandboxDirArgs,
+    /// Give up forming after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub timeout: f64,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxDirArgs {
+    /// Sandbox state directory [default: $XDG_STATE_HOME/clustersmith/sandbox].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}

@@ -1,0 +1,408 @@
+//! One function per subcommand. Each returns the process exit code; unexpected failures come
+//! back as `anyhow` errors and exit 2.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clustersmith_core::plan::plan;
+use clustersmith_core::spec::{ClusterSpec, parse_node};
+use clustersmith_core::verify::verify;
+use clustersmith_io::apply::{
+    ApplyError, ApplyEvent, ApplyOptions, ApplyOutcome, apply, plan_once,
+};
+use clustersmith_io::conn::ConnOpts;
+use clustersmith_io::sandbox::{Sandbox, SandboxSpec, find_server_binary};
+use clustersmith_io::session::Session;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::args::{ApplyArgs, Format, SandboxDirArgs, SandboxUpArgs, TargetArgs};
+use crate::exit;
+use crate::render;
+use crate::target::{cluster_spec, conn_opts};
+
+async fn open(spec: &ClusterSpec, conn: &ConnOpts, prefer_ipv6: bool) -> anyhow::Result<Session> {
+    let session = Session::connect(spec, conn, prefer_ipv6).await?;
+    for note in &session.notes {
+        eprintln!("note: {note}");
+    }
+    Ok(session)
+}
+
+/// Prints an apply-loop refusal or failure and returns its exit code.
+fn report_apply_error(err: &ApplyError) -> u8 {
+    match err {
+        ApplyError::Preflight(errors) => {
+            eprintln!("error: {err}");
+            for node_err in errors {
+                eprintln!("  {node_err}");
+                if let Some(hint) = node_err.hint() {
+                    eprintln!("    hint: {hint}");
+                }
+            }
+        }
+        ApplyError::Blocked { blockers, changed } => {
+            if *changed {
+                eprintln!("error: refusing to continue (earlier rounds did change the cluster)");
+            } else {
+                eprintln!("error: refusing to change the cluster; nothing was changed");
+            }
+            for blocker in blockers {
+                eprintln!("  {blocker}");
+            }
+        }
+        ApplyError::Fatal(node_err) => {
+            eprintln!("error: {node_err}");
+            if let Some(hint) = node_err.hint() {
+                eprintln!("  hint: {hint}");
+            }
+        }
+    }
+    exit::ERROR
+}
+
+pub async fn plan_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
+    let spec = cluster_spec(args)?;
+    let conn = conn_opts(&args.conn)?;
+    let mut session = open(&spec, &conn, args.prefer_ipv6).await?;
+    let (planned, obs) = match plan_once(&mut session, &spec).await {
+        Ok(found) => found,
+        Err(err) => return Ok(report_apply_error(&err)),
+    };
+    let labels = session.labels();
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            render::plan_json(&planned, &session.inventory, &obs, &labels)
+        ),
+        Format::Human => {
+            if let Some(layout) = &planned.layout {
+                println!("target topology:");
+                print!(
+                    "{}",
+                    render::topology_table(layout, &session.inventory, &obs)
+                );
+                for note in &layout.notes {
+                    println!("note: {note}");
+                }
+            }
+            for blocker in &planned.blockers {
+                println!("blocked: {blocker}");
+            }
+            if planned.steps.is_empty() {
+                println!("no changes: the cluster matches the spec");
+            } else {
+                println!("{} steps:", planned.steps.len());
+                for step in &planned.steps {
+                    println!("  {}", step.describe(&labels));
+                }
+            }
+            for wait in &planned.waiting {
+                println!("then: {wait}");
+            }
+        }
+    }
+    Ok(if !planned.blockers.is_empty() {
+        exit::ERROR
+    } else if planned.has_changes() {
+        exit::CHANGES_PENDING
+    } else {
+        exit::OK
+    })
+}
+
+/// Progress on stderr: a bar on a terminal, timestamped lines otherwise (post-deploy logs are
+/// files). A line is written only when something changes.
+struct Progress {
+    bar: Option<ProgressBar>,
+    last: Option<Vec<&'static str>>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(7);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:20} {pos}/{len} criteria {msg}",
+                )
+                .expect("static template is valid"),
+            );
+            bar
+        });
+        Progress { bar, last: None }
+    }
+
+    fn event(&mut self, event: ApplyEvent) {
+        match event {
+            ApplyEvent::Round {
+                round,
+                elapsed,
+                steps,
+                failing,
+                passed,
+                total,
+            } => {
+                let message = if failing.is_empty() {
+                    "all criteria met".to_owned()
+                } else {
+                    format!("waiting for: {}", failing.join(", "))
+                };
+                if let Some(bar) = &self.bar {
+                    bar.set_length(total as u64);
+                    bar.set_position(passed as u64);
+                    bar.set_message(message);
+                } else if steps > 0 || self.last.as_ref() != Some(&failing) {
+                    eprintln!(
+                        "[{}] round {round} (+{:.2}s): {steps} commands; {message}",
+                        render::timestamp(),
+                        elapsed.as_secs_f64()
+                    );
+                }
+                self.last = Some(failing);
+            }
+            ApplyEvent::StepDeferred { description, error } => {
+                tracing::debug!(%description, %error, "step deferred");
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Runs the reconcile loop and prints its result. Shared by `apply` and `sandbox up`.
+async fn run_apply(
+    spec: &ClusterSpec,
+    session: &mut Session,
+    timeout: Duration,
+    format: Format,
+    command: &str,
+) -> u8 {
+    let mut progress = Progress::new();
+    let result = apply(
+        session,
+        spec,
+        &ApplyOptions {
+            timeout,
+            dry_run: false,
+        },
+        &mut |event| progress.event(event),
+    )
+    .await;
+    progress.finish();
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(err) => return report_apply_error(&err),
+    };
+    print_outcome(&outcome, session, format, command);
+    if outcome.converged {
+        exit::OK
+    } else {
+        exit::DEADLINE
+    }
+}
+
+fn print_outcome(outcome: &ApplyOutcome, session: &Session, format: Format, command: &str) {
+    let inventory = &session.inventory;
+    match format {
+        Format::Json => println!(
+            "{}",
+            json!({
+                "schema_version": render::SCHEMA_VERSION,
+                "command": command,
+                "converged": outcome.converged,
+                "elapsed_ms": outcome.elapsed.as_millis() as u64,
+                "rounds": outcome.rounds,
+                "commands_sent": outcome.steps_sent,
+                "topology": render::topology_json(&outcome.layout, inventory, &outcome.observation),
+                "criteria": render::verdict_json(&outcome.verdict, inventory),
+                "notes": outcome.layout.notes,
+                "waiting": outcome.waiting,
+            })
+        ),
+        Format::Human => {
+            print!(
+                "{}",
+                render::topology_table(&outcome.layout, inventory, &outcome.observation)
+            );
+            for note in &outcome.layout.notes {
+                println!("note: {note}");
+            }
+            if outcome.converged {
+                println!(
+                    "converged in {:.2}s: {} rounds, {} commands sent; all {} criteria met",
+                    outcome.elapsed.as_secs_f64(),
+                    outcome.rounds,
+                    outcome.steps_sent,
+                    outcome.verdict.criteria.len()
+                );
+            } else {
+                println!(
+                    "NOT converged after {:.2}s ({} rounds, {} commands sent):",
+                    outcome.elapsed.as_secs_f64(),
+                    outcome.rounds,
+                    outcome.steps_sent
+                );
+                print!("{}", render::verdict_text(&outcome.verdict, inventory));
+                for wait in &outcome.waiting {
+                    println!("  waiting: {wait}");
+                }
+            }
+        }
+    }
+}
+
+pub async fn apply_cmd(args: &ApplyArgs) -> anyhow::Result<u8> {
+    let spec = cluster_spec(&args.target)?;
+    let conn = conn_opts(&args.target.conn)?;
+    let mut session = open(&spec, &conn, args.target.prefer_ipv6).await?;
+    let timeout = Duration::from_secs_f64(args.timeout.max(0.0));
+    Ok(run_apply(&spec, &mut session, timeout, args.target.format, "apply").await)
+}
+
+pub async fn verify_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
+    let spec = cluster_spec(args)?;
+    let conn = conn_opts(&args.conn)?;
+    let mut session = open(&spec, &conn, args.prefer_ipv6).await?;
+    let observed = session.observe().await;
+    let obs = observed.observation;
+    let planned = plan(&spec, &session.inventory, &obs, &session.known_ids);
+    let Some(layout) = planned.layout else {
+        match args.format {
+            Format::Json => println!(
+                "{}",
+                json!({
+                    "schema_version": render::SCHEMA_VERSION,
+                    "command": "verify",
+                    "passed": false,
+                    "blockers": planned.blockers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                })
+            ),
+            Format::Human => {
+                println!("FAIL: the live cluster cannot match the spec:");
+                for blocker in &planned.blockers {
+                    println!("  {blocker}");
+                }
+            }
+        }
+        return Ok(exit::VERIFY_FAILED);
+    };
+    let verdict = verify(&layout, &session.inventory, &obs, &session.known_ids);
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            json!({
+                "schema_version": render::SCHEMA_VERSION,
+                "command": "verify",
+                "passed": verdict.passed(),
+                "topology": render::topology_json(&layout, &session.inventory, &obs),
+                "criteria": render::verdict_json(&verdict, &session.inventory),
+                "notes": layout.notes,
+            })
+        ),
+        Format::Human => {
+            print!(
+                "{}",
+                render::topology_table(&layout, &session.inventory, &obs)
+            );
+            print!("{}", render::verdict_text(&verdict, &session.inventory));
+            for note in &layout.notes {
+                println!("note: {note}");
+            }
+            for (idx, err) in observed.errors.iter().enumerate() {
+                if let Some(hint) = err.as_ref().and_then(|e| e.hint()) {
+                    println!("hint for {}: {hint}", session.inventory[idx].label);
+                }
+            }
+            println!("{}", if verdict.passed() { "PASS" } else { "FAIL" });
+        }
+    }
+    Ok(if verdict.passed() {
+        exit::OK
+    } else {
+        exit::VERIFY_FAILED
+    })
+}
+
+fn sandbox_dir(args: &SandboxDirArgs) -> PathBuf {
+    args.dir.clone().unwrap_or_else(|| {
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("clustersmith/sandbox")
+    })
+}
+
+pub async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
+    let dir = sandbox_dir(&args.dir);
+    if dir.join("sandbox.state").exists() {
+        anyhow::bail!(
+            "a sandbox already exists in `{}`\nhint: stop it first with `clustersmith sandbox down`",
+            dir.display()
+        );
+    }
+    let count = args.primaries * (1 + args.replicas);
+    let bin = find_server_binary(args.server_bin.as_deref())?;
+    eprintln!(
+        "starting {count} servers ({}) in `{}`",
+        bin.display(),
+        dir.display()
+    );
+    let sandbox = Sandbox::up(&SandboxSpec {
+        bin,
+        dir: dir.clone(),
+        base_port: args.base_port,
+        count,
+        password: None,
+        directives: Vec::new(),
+    })?;
+    let nodes = sandbox
+        .addrs()
+        .iter()
+        .map(|a| parse_node(a))
+        .collect::<Result<Vec<_>, _>>()
+        .context("sandbox addresses")?;
+    let spec = ClusterSpec::new(nodes, Some(args.primaries), Some(args.replicas))?;
+    let mut session = open(&spec, &ConnOpts::default(), false).await?;
+    let code = run_apply(
+        &spec,
+        &mut session,
+        Duration::from_secs_f64(args.timeout.max(0.0)),
+        args.format,
+        "sandbox up",
+    )
+    .await;
+    if args.format == Format::Human {
+        let first = sandbox.servers[0].port;
+        println!("connect:  redis-cli -c -p {first}");
+        println!(
+            "verify:   clustersmith verify --primaries {} {}",
+            args.primaries,
+            sandbox.addrs().join(" ")
+        );
+        println!(
+            "stop:     clustersmith sandbox down{}",
+            args.dir
+                .dir
+                .as_ref()
+                .map_or(String::new(), |d| format!(" --dir {}", d.display()))
+        );
+    }
+    Ok(code)
+}
+
+pub fn sandbox_down(args: &SandboxDirArgs) -> anyhow::Result<u8> {
+    let dir = sandbox_dir(args);
+    let sandbox = Sandbox::load(&dir)?;
+    let count = sandbox.servers.len();
+    sandbox.down()?;
+    eprintln!("stopped {count} servers and removed `{}`", dir.display());
+    Ok(exit::OK)
+}

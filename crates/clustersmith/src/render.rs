@@ -1,0 +1,191 @@
+//! Human and JSON output. JSON goes through explicit wire shapes (`serde_json::json!`) with a
+//! `schema_version`, never through internal types.
+
+use std::fmt::Write as _;
+
+use clustersmith_core::observation::{InventoryNode, Observation};
+use clustersmith_core::plan::{Layout, Plan};
+use clustersmith_core::verify::Verdict;
+use serde_json::{Value, json};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn link_status(obs: &Observation, idx: usize) -> String {
+    match obs.view(idx) {
+        Some(view) => view.info.primary_link_status().unwrap_or("-").to_owned(),
+        None => "unreachable".to_owned(),
+    }
+}
+
+fn zone(inventory: &[InventoryNode], idx: usize) -> String {
+    inventory[idx]
+        .zone
+        .clone()
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+pub fn topology_table(layout: &Layout, inventory: &[InventoryNode], obs: &Observation) -> String {
+    let mut rows: Vec<[String; 5]> = vec![[
+        "PRIMARY".into(),
+        "SLOTS".into(),
+        "REPLICAS".into(),
+        "ZONE".into(),
+        "LINK".into(),
+    ]];
+    for shard in &layout.shards {
+        let label = |i: usize| inventory[i].label.clone();
+        rows.push([
+            label(shard.primary),
+            format!("{} ({})", shard.slots, shard.slots.len()),
+            shard.replicas.first().map_or("-".into(), |r| label(*r)),
+            zone(inventory, shard.primary),
+            shard
+                .replicas
+                .first()
+                .map_or("-".into(), |r| link_status(obs, *r)),
+        ]);
+        for replica in shard.replicas.iter().skip(1) {
+            rows.push([
+                String::new(),
+                String::new(),
+                label(*replica),
+                String::new(),
+                link_status(obs, *replica),
+            ]);
+        }
+        if let (Some(first), true) = (
+            shard.replicas.first(),
+            inventory[shard.primary].zone.is_some(),
+        ) {
+            // Show replica zones next to the primary's when zones are in use.
+            let last = rows.len() - shard.replicas.len();
+            rows[last][3] = format!(
+                "{} / {}",
+                zone(inventory, shard.primary),
+                zone(inventory, *first)
+            );
+        }
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "  {}", line.join("  ").trim_end());
+    }
+    out
+}
+
+pub fn verdict_text(verdict: &Verdict, inventory: &[InventoryNode]) -> String {
+    let mut out = String::new();
+    for criterion in &verdict.criteria {
+        let mark = if criterion.passed() { "ok  " } else { "FAIL" };
+        let _ = writeln!(out, "  {mark} {:<12} {}", criterion.id, criterion.title);
+        for failure in &criterion.failures {
+            let _ = writeln!(
+                out,
+                "         {}: {}",
+                inventory[failure.node].label, failure.detail
+            );
+        }
+    }
+    out
+}
+
+pub fn topology_json(layout: &Layout, inventory: &[InventoryNode], obs: &Observation) -> Value {
+    let node_id = |i: usize| obs.view(i).map(|v| v.id.to_string());
+    Value::Array(
+        layout
+            .shards
+            .iter()
+            .map(|shard| {
+                json!({
+                    "primary": inventory[shard.primary].label,
+                    "node_id": node_id(shard.primary),
+                    "zone": inventory[shard.primary].zone,
+                    "slots": shard.slots.to_string(),
+                    "slot_count": shard.slots.len(),
+                    "replicas": shard.replicas.iter().map(|r| json!({
+                        "node": inventory[*r].label,
+                        "node_id": node_id(*r),
+                        "zone": inventory[*r].zone,
+                        "link": link_status(obs, *r),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn verdict_json(verdict: &Verdict, inventory: &[InventoryNode]) -> Value {
+    Value::Array(
+        verdict
+            .criteria
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c.id,
+                    "title": c.title,
+                    "passed": c.passed(),
+                    "failures": c.failures.iter().map(|f| json!({
+                        "node": inventory[f.node].label,
+                        "detail": f.detail,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn plan_json(
+    plan: &Plan,
+    inventory: &[InventoryNode],
+    obs: &Observation,
+    labels: &[String],
+) -> Value {
+    json!({
+        "schema_version": SCHEMA_VERSION,
+        "command": "plan",
+        "changes_pending": plan.has_changes(),
+        "steps": plan.steps.iter().map(|s| json!({
+            "kind": s.kind(),
+            "node": labels[s.node()],
+            "description": s.describe(labels),
+        })).collect::<Vec<_>>(),
+        "blockers": plan.blockers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "waiting": plan.waiting,
+        "topology": plan.layout.as_ref().map(|l| topology_json(l, inventory, obs)),
+        "notes": plan.layout.as_ref().map(|l| l.notes.clone()).unwrap_or_default(),
+    })
+}
+
+/// UTC timestamp `YYYY-MM-DDTHH:MM:SS.mmmZ` for progress lines written to log files.
+pub fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}

@@ -1,0 +1,116 @@
+//! Turns arguments into the core spec and the I/O connection options.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clustersmith_core::spec::{ClusterSpec, NodeSpec, parse_node};
+use clustersmith_io::conn::{ConnOpts, Secret, TlsOpts};
+use serde::Deserialize;
+
+use crate::args::{ConnArgs, TargetArgs};
+
+/// The TOML spec: the same content as the flags.
+///
+/// ```toml
+/// primaries = 2
+/// replicas = 1
+/// [[node]]
+/// addr = "redis-1.example:6379"
+/// zone = "z1"
+/// ```
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    primaries: Option<usize>,
+    replicas: Option<usize>,
+    #[serde(default)]
+    node: Vec<SpecFileNode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFileNode {
+    addr: String,
+    zone: Option<String>,
+}
+
+pub fn cluster_spec(args: &TargetArgs) -> anyhow::Result<ClusterSpec> {
+    let (mut nodes, mut primaries, mut replicas): (Vec<NodeSpec>, _, _) = (Vec::new(), None, None);
+    if let Some(path) = &args.spec {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read spec `{}`", path.display()))?;
+        let file: SpecFile = toml::from_str(&text)
+            .with_context(|| format!("failed to parse spec `{}`", path.display()))?;
+        for node in file.node {
+            let mut spec =
+                parse_node(&node.addr).with_context(|| format!("in `{}`", path.display()))?;
+            if spec.zone.is_none() {
+                spec.zone = node.zone;
+            }
+            nodes.push(spec);
+        }
+        primaries = file.primaries;
+        replicas = file.replicas;
+    }
+    if args.spec.is_some() && !args.nodes.is_empty() {
+        bail!("give nodes either as arguments or in --spec, not both");
+    }
+    for text in &args.nodes {
+        nodes.push(parse_node(text)?);
+    }
+    Ok(ClusterSpec::new(
+        nodes,
+        args.primaries.or(primaries),
+        args.replicas.or(replicas),
+    )?)
+}
+
+pub fn conn_opts(args: &ConnArgs) -> anyhow::Result<ConnOpts> {
+    let password = password(args)?;
+    let tls = (args.tls || args.cacert.is_some() || args.cert.is_some()).then(|| TlsOpts {
+        cacert: args.cacert.clone(),
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+        insecure: args.insecure,
+        skip_hostname_check: args.tls_skip_hostname_check,
+    });
+    Ok(ConnOpts {
+        user: args.user.clone(),
+        password,
+        tls,
+        connect_timeout: Duration::from_millis(args.connect_timeout),
+        response_timeout: Duration::from_millis(args.response_timeout),
+    })
+}
+
+/// The password from `--password-file`, `--askpass` or `REDISCLI_AUTH`, in that order. It is
+/// wrapped at once so that no later message can print it.
+fn password(args: &ConnArgs) -> anyhow::Result<Option<Secret>> {
+    if let Some(path) = &args.password_file {
+        return read_password_file(path).map(Some);
+    }
+    if args.askpass {
+        let text = rpassword::prompt_password("password: ")
+            .context("failed to read the password from the terminal")?;
+        return Ok(Some(Secret::new(text)));
+    }
+    Ok(std::env::var("REDISCLI_AUTH")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(Secret::new))
+}
+
+fn read_password_file(path: &Path) -> anyhow::Result<Secret> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read the password file `{}`", path.display()))?;
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('\r');
+    if first.is_empty() {
+        bail!("the password file `{}` is empty", path.display());
+    }
+    Ok(Secret::new(first.to_owned()))
+}
