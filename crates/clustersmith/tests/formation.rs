@@ -1,0 +1,541 @@
+//! Formation on real servers: the seed's scenarios, idempotence, interruption, repair, and
+//! every refusal leaving all nodes unchanged.
+
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+fn assert_formed(servers: &Servers, nodes: &[String], primaries: &str, env: &[(&str, &str)]) {
+    let out = clustersmith(
+        &with_nodes(
+            &["verify", "--format", "json", "--primaries", primaries],
+            nodes,
+        ),
+        env,
+    );
+    assert_eq!(out.status.code(), Some(0), "verify failed");
+    let verdict = json(&out);
+    assert_eq!(verdict["passed"], true);
+    for criterion in verdict["criteria"].as_array().unwrap() {
+        assert_eq!(criterion["passed"], true, "{criterion}");
+    }
+    // Independent of clustersmith's own verdict: every node says ok and knows everyone.
+    for idx in 0..servers.servers.len() {
+        let info = servers.text(idx, &["CLUSTER", "INFO"]);
+        assert!(info.contains("cluster_state:ok"), "{info}");
+        assert!(
+            info.contains(&format!("cluster_known_nodes:{}", nodes.len())),
+            "{info}"
+        );
+    }
+}
+
+#[test]
+fn seed_scenario_1_one_primary_one_replica_by_hostname() {
+    let servers = Servers::start(2);
+    let nodes = servers.names();
+    let out = clustersmith(
+        &with_nodes(&["apply", "--primaries", "1", "--timeout", "30"], &nodes),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("converged"));
+    assert_formed(&servers, &nodes, "1", &[]);
+    let replica_role = servers.info_field(1, "replication", "role").unwrap();
+    let primary_role = servers.info_field(0, "replication", "role").unwrap();
+    assert_eq!(
+        (primary_role.as_str(), replica_role.as_str()),
+        ("master", "slave")
+    );
+    assert_eq!(
+        servers
+            .info_field(1, "replication", "master_link_status")
+            .as_deref(),
+        Some("up")
+    );
+}
+
+#[test]
+fn seed_scenario_2_two_primaries_each_with_its_own_replica() {
+    let servers = Servers::start(4);
+    let nodes = servers.names();
+    let out = clustersmith(
+        &with_nodes(&["apply", "--replicas", "1", "--timeout", "30"], &nodes),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_formed(&servers, &nodes, "2", &[]);
+    // The seed's template attached every replica to one primary; here each primary has one.
+    let by_primary = replicas_by_primary(&servers.text(0, &["CLUSTER", "NODES"]));
+    assert_eq!(by_primary.len(), 2, "{by_primary:?}");
+    assert!(by_primary.values().all(|r| r.len() == 1));
+}
+
+#[test]
+fn three_plus_three_then_rerun_plans_and_sends_nothing() {
+    let servers = Servers::start(6);
+    let nodes = servers.names();
+    let out = clustersmith(
+        &with_nodes(&["apply", "-m", "3", "--format", "json"], &nodes),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let result = json(&out);
+    assert_eq!(result["converged"], true);
+    let topology = result["topology"].as_array().unwrap();
+    let slots: Vec<&str> = topology
+        .iter()
+        .map(|s| s["slots"].as_str().unwrap())
+        .collect();
+    assert_eq!(slots, ["0-5461", "5462-10922", "10923-16383"]);
+    assert!(topology.iter().all(|s| s["replicas"][0]["link"] == "up"));
+
+    let again = clustersmith(
+        &with_nodes(&["apply", "-m", "3", "--format", "json"], &nodes),
+        &[],
+    );
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(json(&again)["commands_sent"], 0);
+
+    let plan = clustersmith(
+        &with_nodes(&["plan", "-m", "3", "--format", "json"], &nodes),
+        &[],
+    );
+    assert_eq!(plan.status.code(), Some(0));
+    assert_eq!(json(&plan)["changes_pending"], false);
+    assert_eq!(json(&plan)["steps"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn plan_changes_nothing_and_reports_pending_steps() {
+    let servers = Servers::start(4);
+    let nodes = servers.ips();
+    let before = servers.fingerprint();
+    let out = clustersmith(
+        &with_nodes(&["plan", "-m", "2", "--format", "json"], &nodes),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let plan = json(&out);
+    assert_eq!(plan["changes_pending"], true);
+    let kinds: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "set-config-epoch").count(),
+        4
+    );
+    assert_eq!(kinds.iter().filter(|k| **k == "add-slots").count(), 2);
+    assert_eq!(kinds.iter().filter(|k| **k == "meet").count(), 6);
+    // MEET always carries an IP literal and the node's real bus port.
+    let meets: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "meet")
+        .map(|s| s["description"].as_str().unwrap())
+        .collect();
+    let bus = (servers.port(1) + 10000).to_string();
+    assert!(
+        meets
+            .iter()
+            .any(|m| m.contains(&format!("MEET 127.0.0.1 {} {bus}", servers.port(1)))),
+        "{meets:?}"
+    );
+    assert_eq!(servers.fingerprint(), before);
+}
+
+#[test]
+fn apply_killed_midway_then_rerun_converges() {
+    let servers = Servers::start(6);
+    let nodes = servers.names();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clustersmith"))
+        .args(with_nodes(&["apply", "-m", "3"], &nodes))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill it right after its second round: slots assigned, meets in flight, replicas unattached.
+    let stderr = child.stderr.take().unwrap();
+    for line in BufReader::new(stderr).lines() {
+        if line.unwrap().contains("round 2 ") {
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let out = clustersmith(
+        &with_nodes(&["apply", "-m", "3", "--timeout", "30"], &nodes),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_formed(&servers, &nodes, "3", &[]);
+}
+
+#[test]
+fn seed_half_formed_cluster_is_completed_and_keeps_its_slots() {
+    // Scenario 2 before the fix: each primary got its slots, but nobody met, nobody replicates.
+    let servers = Servers::start(4);
+    servers.cmd(0, &["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]);
+    servers.cmd(1, &["CLUSTER", "ADDSLOTSRANGE", "8192", "16383"]);
+    let nodes = servers.names();
+    let out = clustersmith(
+        &with_nodes(&["apply", "-m", "2", "--timeout", "30"], &nodes),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_formed(&servers, &nodes, "2", &[]);
+    let mine = servers.text(0, &["CLUSTER", "NODES"]);
+    let me = mine.lines().find(|l| l.contains("myself")).unwrap();
+    assert!(me.ends_with(" 0-8191"), "{me}");
+}
+
+#[test]
+fn a_replica_on_the_wrong_primary_is_moved() {
+    let servers = Servers::start(4);
+    let nodes = servers.names();
+    assert_eq!(
+        clustersmith(&with_nodes(&["apply", "-m", "2"], &nodes), &[])
+            .status
+            .code(),
+        Some(0)
+    );
+    // Put both replicas on the first primary, as the seed's template did.
+    let first_primary = servers.myid(0);
+    for idx in 2..4 {
+        servers.cmd(idx, &["CLUSTER", "REPLICATE", &first_primary]);
+    }
+    wait_until(
+        "both replicas on one primary",
+        Duration::from_secs(10),
+        || {
+            replicas_by_primary(&servers.text(0, &["CLUSTER", "NODES"]))
+                .get(&first_primary)
+                .map(Vec::len)
+                == Some(2)
+        },
+    );
+    let verify = clustersmith(&with_nodes(&["verify", "-m", "2"], &nodes), &[]);
+    assert_eq!(
+        verify.status.code(),
+        Some(1),
+        "verify must fail on a misplaced replica"
+    );
+    assert!(stdout(&verify).contains("FAIL replication"));
+    let out = clustersmith(
+        &with_nodes(&["apply", "-m", "2", "--timeout", "30"], &nodes),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_formed(&servers, &nodes, "2", &[]);
+    let by_primary = replicas_by_primary(&servers.text(0, &["CLUSTER", "NODES"]));
+    assert!(by_primary.values().all(|r| r.len() == 1), "{by_primary:?}");
+}
+
+#[test]
+fn password_protected_nodes_form_and_replicate_without_leaking_the_password() {
+    let secret = "s3cret-Pa55-do-not-print";
+    let servers = Servers::start_with(
+        4,
+        &ServerOpts {
+            password: Some(secret.into()),
+            ..Default::default()
+        },
+    );
+    for server in &servers.servers {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.pid)).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains(secret),
+            "password on a command line"
+        );
+    }
+    let nodes = servers.names();
+    let out = clustersmith(
+        &with_nodes(&["apply", "-m", "2", "--format", "json"], &nodes),
+        &[("REDISCLI_AUTH", secret)],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    for text in [stdout(&out), stderr(&out)] {
+        assert!(!text.contains(secret));
+    }
+    // The same through --password-file.
+    let file = servers.path().join("password");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let file_arg = file.to_str().unwrap().to_owned();
+    let out = clustersmith(
+        &with_nodes(&["verify", "-m", "2", "--password-file", &file_arg], &nodes),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!stdout(&out).contains(secret) && !stderr(&out).contains(secret));
+    for idx in 2..4 {
+        assert_eq!(
+            servers
+                .info_field(idx, "replication", "master_link_status")
+                .as_deref(),
+            Some("up")
+        );
+    }
+}
+
+/// Runs a command expected to be refused, and checks exit 2, the message, and that no node
+/// changed.
+fn assert_refused(servers: &Servers, args: &[&str], env: &[(&str, &str)], message: &str) {
+    let before = servers.fingerprint();
+    let out = clustersmith(args, env);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains(message), "expected `{message}` in:\n{err}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        servers.fingerprint(),
+        before,
+        "a refused run changed a node"
+    );
+}
+
+#[test]
+fn wrong_or_missing_password_is_refused_naming_the_node() {
+    let secret = "right-password";
+    let servers = Servers::start_with(
+        2,
+        &ServerOpts {
+            password: Some(secret.into()),
+            ..Default::default()
+        },
+    );
+    let nodes = servers.names();
+    let args = with_nodes(&["apply", "-m", "1"], &nodes);
+    assert_refused(
+        &servers,
+        &args,
+        &[("REDISCLI_AUTH", "wrong-password")],
+        "authentication failed",
+    );
+    assert_refused(&servers, &args, &[], "authentication required");
+    let out = clustersmith(&args, &[("REDISCLI_AUTH", "wrong-password")]);
+    assert!(stderr(&out).contains(&nodes[0]));
+    assert!(!stderr(&out).contains("wrong-password"));
+}
+
+#[test]
+fn unreachable_node_is_refused_and_nothing_changes() {
+    let mut servers = Servers::start(3);
+    let nodes = servers.names();
+    servers.stop(2);
+    let live = Servers::start(0);
+    drop(live);
+    let before: Vec<String> = (0..2)
+        .map(|i| {
+            servers
+                .text(i, &["CLUSTER", "NODES"])
+                .split_whitespace()
+                .nth(2)
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let out = clustersmith(
+        &with_nodes(&["apply", "-m", "3", "--connect-timeout", "500"], &nodes),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("`{}`: connection refused", nodes[2])),
+        "{}",
+        stderr(&out)
+    );
+    for idx in 0..2 {
+        let info = servers.text(idx, &["CLUSTER", "INFO"]);
+        assert!(
+            info.contains("cluster_known_nodes:1") && info.contains("cluster_slots_assigned:0"),
+            "{info}"
+        );
+        assert_eq!(
+            servers
+                .text(idx, &["CLUSTER", "NODES"])
+                .split_whitespace()
+                .nth(2)
+                .unwrap(),
+            before[idx]
+        );
+    }
+}
+
+#[test]
+fn non_cluster_node_is_refused() {
+    let mut servers = Servers::start(1);
+    let bin = clustersmith_io::sandbox::find_server_binary(None).unwrap();
+    servers.add(
+        &bin,
+        &ServerOpts {
+            directives: vec![("cluster-enabled".into(), "no".into())],
+            ..Default::default()
+        },
+    );
+    let nodes = servers.names();
+    let before = servers.text(0, &["CLUSTER", "NODES"]);
+    let out = clustersmith(&with_nodes(&["apply", "-m", "1"], &nodes), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cluster support is disabled"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains(&nodes[1]));
+    assert_eq!(
+        servers
+            .text(0, &["CLUSTER", "NODES"])
+            .split_whitespace()
+            .nth(2),
+        before.split_whitespace().nth(2)
+    );
+}
+
+#[test]
+fn node_of_another_cluster_is_refused() {
+    let servers = Servers::start(3);
+    // Node 1 and node 2 form their own little cluster; only 0 and 1 are in the spec.
+    servers.cmd(
+        1,
+        &["CLUSTER", "MEET", "127.0.0.1", &servers.port(2).to_string()],
+    );
+    let other = servers.myid(2);
+    wait_until(
+        "foreign meet on both sides",
+        Duration::from_secs(10),
+        || {
+            [1, 2].iter().all(|idx| {
+                let text = servers.text(*idx, &["CLUSTER", "NODES"]);
+                text.lines().count() == 2 && !text.contains("handshake")
+            })
+        },
+    );
+    let nodes = servers.names()[..2].to_vec();
+    assert_refused(
+        &servers,
+        &with_nodes(&["apply", "-m", "1"], &nodes),
+        &[],
+        &format!("knows nodes outside the spec ({other})"),
+    );
+}
+
+#[test]
+fn node_holding_keys_is_refused() {
+    // A node that served one slot alone for a while and kept its key after giving it up.
+    let servers = Servers::start_with(
+        2,
+        &ServerOpts {
+            directives: vec![("cluster-require-full-coverage".into(), "no".into())],
+            ..Default::default()
+        },
+    );
+    let slot: i64 =
+        redis::from_redis_value(servers.cmd(1, &["CLUSTER", "KEYSLOT", "hello"])).unwrap();
+    let slot = slot.to_string();
+    servers.cmd(1, &["CLUSTER", "ADDSLOTS", &slot]);
+    wait_until("the node serves its slot", Duration::from_secs(10), || {
+        redis::cmd("SET")
+            .arg("hello")
+            .arg("world")
+            .query::<()>(&mut servers.conn(1))
+            .is_ok()
+    });
+    servers.cmd(1, &["CLUSTER", "DELSLOTS", &slot]);
+    let nodes = servers.names();
+    assert_refused(
+        &servers,
+        &with_nodes(&["apply", "-m", "1"], &nodes),
+        &[],
+        &format!("`{}` holds 1 keys", nodes[1]),
+    );
+}
+
+#[test]
+fn unresolvable_name_and_impossible_topology_are_refused_before_any_node_is_touched() {
+    let servers = Servers::start(2);
+    let mut nodes = servers.names();
+    nodes.push("no-such-node.invalid:7000".into());
+    assert_refused(
+        &servers,
+        &with_nodes(&["apply", "-m", "1"], &nodes),
+        &[],
+        "failed to resolve `no-such-node.invalid`",
+    );
+    let nodes = servers.names();
+    assert_refused(
+        &servers,
+        &with_nodes(&["apply", "-m", "3"], &nodes),
+        &[],
+        "3 primaries asked for, but only 2 nodes given",
+    );
+    let dup = vec![nodes[0].clone(), format!("127.0.0.1:{}", servers.port(0))];
+    assert_refused(
+        &servers,
+        &with_nodes(&["apply", "-m", "1"], &dup),
+        &[],
+        "are the same node",
+    );
+    assert_refused(
+        &servers,
+        &with_nodes(
+            &["apply", "-m", "1"],
+            &[nodes[0].clone(), "localhost:70000".into()],
+        ),
+        &[],
+        "port must be between",
+    );
+}
+
+#[test]
+fn sandbox_up_verify_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("sb");
+    let state_arg = state.to_str().unwrap().to_owned();
+    // Find a free block of four ports for the sandbox.
+    let base = (0..)
+        .map(|k| 22001 + k * 8)
+        .take_while(|b| *b + 4 <= clustersmith_io::sandbox::MAX_SAFE_PORT)
+        .find(|b| (0..4).all(|i| clustersmith_io::sandbox::ports_free(b + i)))
+        .unwrap();
+    let base_arg = base.to_string();
+    let up = clustersmith(
+        &[
+            "sandbox",
+            "up",
+            "-m",
+            "2",
+            "-r",
+            "1",
+            "--base-port",
+            &base_arg,
+            "--dir",
+            &state_arg,
+        ],
+        &[],
+    );
+    let pids: Vec<u32> = std::fs::read_to_string(state.join("sandbox.state"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(up.status.code(), Some(0));
+    assert!(stdout(&up).contains("all 7 criteria met"));
+    assert_eq!(pids.len(), 4);
+    let down = clustersmith(&["sandbox", "down", "--dir", &state_arg], &[]);
+    assert_eq!(down.status.code(), Some(0));
+    assert!(!state.exists());
+    for pid in pids {
+        assert!(
+            !clustersmith_io::sandbox::is_our_server(pid),
+            "server {pid} still running"
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! Test harness: real `redis-server` processes on 127.0.0.1, each test with its own ports and
+//! directory, stopped by PID when the test ends (also when it fails).
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use clustersmith_io::conn::Secret;
+use clustersmith_io::sandbox::{
+    LocalServer, MAX_SAFE_PORT, ServerConfig, find_server_binary, ports_free, start_server,
+    stop_server,
+};
+
+/// Next port to try. Tests of this binary run as threads of one process, so a process-wide
+/// counter keeps their ports apart; `ports_free` skips ports held by anything else.
+static NEXT_PORT: AtomicU16 = AtomicU16::new(20001);
+
+fn allocate_port() -> u16 {
+    loop {
+        let port = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
+        assert!(port <= MAX_SAFE_PORT, "test ports exhausted");
+        if ports_free(port) {
+            return port;
+        }
+    }
+}
+
+pub struct Servers {
+    pub servers: Vec<LocalServer>,
+    pub password: Option<String>,
+    dir: tempfile::TempDir,
+}
+
+#[derive(Default, Clone)]
+pub struct ServerOpts {
+    pub password: Option<String>,
+    pub directives: Vec<(String, String)>,
+}
+
+impl Servers {
+    pub fn start(count: usize) -> Servers {
+        Servers::start_with(count, &ServerOpts::default())
+    }
+
+    pub fn start_with(count: usize, opts: &ServerOpts) -> Servers {
+        let bin = find_server_binary(None).expect("redis-server must be installed (see .ci/run)");
+        let dir = tempfile::tempdir().unwrap();
+        let mut servers = Servers {
+            servers: Vec::new(),
+            password: opts.password.clone(),
+            dir,
+        };
+        for _ in 0..count {
+            servers.add(&bin, opts);
+        }
+        servers
+    }
+
+    pub fn add(&mut self, bin: &Path, opts: &ServerOpts) -> usize {
+        let port = allocate_port();
+        let server = start_server(&ServerConfig {
+            bin: bin.to_owned(),
+            dir: self.dir.path().join(format!("node-{port}")),
+            port,
+            password: opts.password.clone().map(Secret::new),
+            directives: opts.directives.clone(),
+        })
+        .unwrap();
+        self.servers.push(server);
+        self.servers.len() - 1
+    }
+
+    pub fn port(&self, idx: usize) -> u16 {
+        self.servers[idx].port
+    }
+
+    /// Nodes as `localhost:PORT`, so every run goes through name resolution.
+    pub fn names(&self) -> Vec<String> {
+        self.servers
+            .iter()
+            .map(|s| format!("localhost:{}", s.port))
+            .collect()
+    }
+
+    pub fn ips(&self) -> Vec<String> {
+        self.servers
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect()
+    }
+
+    pub fn conn(&self, idx: usize) -> redis::Connection {
+        let mut info = redis::RedisConnectionInfo::default();
+        if let Some(password) = &self.password {
+            info = info.set_password(password);
+        }
+        let addr = redis::ConnectionAddr::Tcp("127.0.0.1".into(), self.port(idx));
+        let info = redis::IntoConnectionInfo::into_connection_info(addr)
+            .unwrap()
+            .set_redis_settings(info);
+        redis::Client::open(info).unwrap().get_connection().unwrap()
+    }
+
+    pub fn cmd(&self, idx: usize, args: &[&str]) -> redis::Value {
+        let mut cmd = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query(&mut self.conn(idx)).unwrap()
+    }
+
+    pub fn text(&self, idx: usize, args: &[&str]) -> String {
+        redis::from_redis_value(self.cmd(idx, args)).unwrap()
+    }
+
+    pub fn myid(&self, idx: usize) -> String {
+        self.text(idx, &["CLUSTER", "MYID"])
+    }
+
+    /// What a node reports, minus the fields that change on their own (ping/pong times, link
+    /// state): used to prove a refused run changed nothing.
+    pub fn fingerprint(&self) -> Vec<String> {
+        (0..self.servers.len())
+            .map(|idx| {
+                let mut lines: Vec<String> = self
+                    .text(idx, &["CLUSTER", "NODES"])
+                    .lines()
+                    .map(|line| {
+                        let f: Vec<&str> = line.split_whitespace().collect();
+                        let mut kept = vec![f[0], f[2], f[3], f[6]];
+                        kept.extend(&f[8..]);
+                        kept.join(" ")
+                    })
+                    .collect();
+                lines.sort();
+                let keys: i64 = redis::from_redis_value(self.cmd(idx, &["DBSIZE"])).unwrap();
+                format!("{} keys={keys}", lines.join(" | "))
+            })
+            .collect()
+    }
+
+    pub fn info_field(&self, idx: usize, section: &str, key: &str) -> Option<String> {
+        let text = self.text(idx, &["INFO", section]);
+        text.lines().find_map(|l| {
+            l.strip_prefix(&format!("{key}:"))
+                .map(|v| v.trim().to_owned())
+        })
+    }
+
+    pub fn stop(&mut self, idx: usize) {
+        stop_server(self.servers[idx].pid);
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for server in &self.servers {
+            stop_server(server.pid);
+        }
+    }
+}
+
+/// Runs the clustersmith binary; `env` adds variables (REDISCLI_AUTH is removed unless given).
+pub fn clustersmith(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clustersmith"));
+    cmd.args(args).env_remove("REDISCLI_AUTH");
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let started = Instant::now();
+    let output = cmd.output().unwrap();
+    eprintln!(
+        "$ clustersmith {} -> {:?} in {:.2}s\n{}{}",
+        args.join(" "),
+        output.status.code(),
+        started.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(output)))
+}
+
+/// `args` followed by every node address.
+pub fn with_nodes<'a>(args: &[&'a str], nodes: &'a [String]) -> Vec<&'a str> {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(nodes.iter().map(String::as_str));
+    all
+}
+
+/// Waits (bounded) until `check` holds.
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Primary id -> replica ids, from one node's CLUSTER NODES.
+pub fn replicas_by_primary(nodes_text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in nodes_text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f[2].contains("slave") {
+            map.entry(f[3].to_owned())
+                .or_default()
+                .push(f[0].to_owned());
+        }
+    }
+    map
+}
