@@ -539,3 +539,32 @@ fn sandbox_up_verify_down() {
         );
     }
 }
+
+#[test]
+fn redis_6_2_and_valkey_8_form_three_plus_three() {
+    for bin in other_servers() {
+        let servers = Servers::start_with(
+            6,
+            &ServerOpts {
+                bin: Some(bin.clone()),
+                ..Default::default()
+            },
+        );
+        let version = servers.info_field(0, "server", "redis_version").unwrap();
+        eprintln!("forming with {} (redis_version {version})", bin.display());
+        let nodes = servers.names();
+        let out = clustersmith(
+            &with_nodes(&["apply", "-m", "3", "--timeout", "30"], &nodes),
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", bin.display());
+        assert_formed(&servers, &nodes, "3", &[]);
+        let again = clustersmith(&with_nodes(&["plan", "-m", "3"], &nodes), &[]);
+        assert_eq!(
+            again.status.code(),
+            Some(0),
+            "{}: plan not empty after apply",
+            bin.display()
+        );
+    }
+}

@@ -40,6 +40,8 @@ pub struct Servers {
 
 #[derive(Default, Clone)]
 pub struct ServerOpts {
+    /// Server binary; default: found on PATH.
+    pub bin: Option<PathBuf>,
     pub password: Option<String>,
     pub directives: Vec<(String, String)>,
 }
@@ -50,7 +52,8 @@ impl Servers {
     }
 
     pub fn start_with(count: usize, opts: &ServerOpts) -> Servers {
-        let bin = find_server_binary(None).expect("redis-server must be installed (see .ci/run)");
+        let bin = find_server_binary(opts.bin.as_deref())
+            .expect("redis-server must be installed (see .ci/run)");
         let dir = tempfile::tempdir().unwrap();
         let mut servers = Servers {
             servers: Vec::new(),
@@ -232,4 +235,19 @@ pub fn replicas_by_primary(nodes_text: &str) -> BTreeMap<String, Vec<String>> {
         }
     }
     map
+}
+
+/// Other server binaries to test against, from `CLUSTERSMITH_TEST_SERVERS` (colon-separated;
+/// `.ci/run` fetches Redis 6.2.14 and Valkey 8.1.8). Says so loudly when there are none.
+pub fn other_servers() -> Vec<PathBuf> {
+    let found: Vec<PathBuf> = std::env::var_os("CLUSTERSMITH_TEST_SERVERS")
+        .map(|v| std::env::split_paths(&v).filter(|p| p.is_file()).collect())
+        .unwrap_or_default();
+    if found.is_empty() {
+        eprintln!(
+            "SKIPPED: CLUSTERSMITH_TEST_SERVERS names no server binary; run .ci/fetch-alt-servers.sh DIR and export it"
+        );
+        println!("SKIPPED: no Redis 6.2 / Valkey binaries given (CLUSTERSMITH_TEST_SERVERS)");
+    }
+    found
 }
