@@ -11,10 +11,12 @@
 //! - [`session`]: a resolved, connected set of expected nodes, with observation.
 //! - [`apply`]: observe → plan → act → re-observe until converged or the deadline passes.
 //! - [`sandbox`]: real `redis-server` / `valkey-server` processes on loopback.
+//! - [`pki`]: a throwaway CA and certificates for TLS sandboxes and tests.
 
 pub mod apply;
 pub mod conn;
 pub mod error;
+pub mod pki;
 pub mod resolve;
 pub mod sandbox;
 pub mod session;

@@ -40,6 +40,25 @@ pub enum SandboxError {
     },
 }
 
+fn tls_err(reason: String) -> SandboxError {
+    SandboxError::Io {
+        context: "prepare TLS".to_owned(),
+        source: io::Error::other(reason),
+    }
+}
+
+/// A random password for a sandbox, from the kernel's generator.
+pub fn generate_password() -> Result<Secret, SandboxError> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(io_err("read /dev/urandom"))?;
+    Ok(Secret::new(
+        bytes.iter().map(|b| format!("{b:02x}")).collect(),
+    ))
+}
+
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> SandboxError {
     let context = context.into();
     move |source| SandboxError::Io { context, source }
@@ -281,6 +300,49 @@ pub struct SandboxSpec {
     pub count: usize,
     pub password: Option<Secret>,
     pub directives: Vec<(String, String)>,
+    /// TLS-only nodes (`port 0`, `tls-port`, `tls-cluster`, `tls-replication`), each with its
+    /// own certificate from a throwaway CA.
+    pub tls: bool,
+}
+
+/// Client-side TLS files of a TLS sandbox: the CA and a client certificate.
+#[derive(Clone, Debug)]
+pub struct SandboxTls {
+    pub ca_cert: PathBuf,
+    pub client: crate::pki::CertFiles,
+}
+
+impl SandboxTls {
+    fn paths(dir: &Path) -> SandboxTls {
+        let tls = dir.join("tls");
+        SandboxTls {
+            ca_cert: tls.join("ca.crt"),
+            client: crate::pki::CertFiles {
+                cert: tls.join("client.crt"),
+                key: tls.join("client.key"),
+            },
+        }
+    }
+}
+
+/// TLS-only directives for one node, with its certificate issued by `ca`.
+pub fn tls_directives(
+    ca: &crate::pki::TestCa,
+    node_dir: &Path,
+    port: u16,
+) -> Result<Vec<(String, String)>, String> {
+    let files = ca.issue(node_dir, "node", &["127.0.0.1", "localhost"])?;
+    let path = |p: &Path| p.display().to_string();
+    Ok(vec![
+        ("port".into(), "0".into()),
+        ("tls-port".into(), port.to_string()),
+        ("tls-cert-file".into(), path(&files.cert)),
+        ("tls-key-file".into(), path(&files.key)),
+        ("tls-ca-cert-file".into(), path(&ca.ca_cert)),
+        ("tls-auth-clients".into(), "yes".into()),
+        ("tls-cluster".into(), "yes".into()),
+        ("tls-replication".into(), "yes".into()),
+    ])
 }
 
 impl Sandbox {
@@ -292,14 +354,33 @@ impl Sandbox {
             dir: spec.dir.clone(),
             servers: Vec::new(),
         };
+        let ca = if spec.tls {
+            let ca = crate::pki::TestCa::create(&spec.dir.join("tls")).map_err(tls_err)?;
+            ca.issue(&spec.dir.join("tls"), "client", &["127.0.0.1", "localhost"])
+                .map_err(tls_err)?;
+            Some(ca)
+        } else {
+            None
+        };
+        if let Some(password) = &spec.password {
+            write_private(
+                &spec.dir.join("password"),
+                &format!("{}\n", password.expose()),
+            )?;
+        }
         for idx in 0..spec.count {
             let port = spec.base_port + idx as u16;
+            let node_dir = spec.dir.join(format!("node-{port}"));
+            let mut directives = spec.directives.clone();
+            if let Some(ca) = &ca {
+                directives.extend(tls_directives(ca, &node_dir, port).map_err(tls_err)?);
+            }
             let cfg = ServerConfig {
                 bin: spec.bin.clone(),
-                dir: spec.dir.join(format!("node-{port}")),
+                dir: node_dir,
                 port,
                 password: spec.password.clone(),
-                directives: spec.directives.clone(),
+                directives,
             };
             match start_server(&cfg) {
                 Ok(server) => {
@@ -360,6 +441,18 @@ impl Sandbox {
         self.stop();
         std::fs::remove_dir_all(&self.dir)
             .map_err(io_err(format!("remove `{}`", self.dir.display())))
+    }
+
+    /// The client TLS files, when this is a TLS sandbox.
+    pub fn tls(&self) -> Option<SandboxTls> {
+        let tls = SandboxTls::paths(&self.dir);
+        tls.ca_cert.exists().then_some(tls)
+    }
+
+    /// The file holding the generated password, when the sandbox has one.
+    pub fn password_file(&self) -> Option<PathBuf> {
+        let path = self.dir.join("password");
+        path.exists().then_some(path)
     }
 
     pub fn addrs(&self) -> Vec<String> {

@@ -116,6 +116,13 @@ pub struct SandboxUpArgs {
     /// Server binary (redis-server or valkey-server); default: found on PATH.
     #[arg(long, value_name = "PATH")]
     pub server_bin: Option<PathBuf>,
+    /// TLS-only nodes (tls-cluster, tls-replication) with certificates from a throwaway CA.
+    #[arg(long)]
+    pub tls: bool,
+    /// Protect the nodes with a generated password (requirepass + masterauth), kept in a
+    /// 0600 file in the sandbox directory, never on a command line.
+    #[arg(long)]
+    pub auth: bool,
     #[command(flatten)]
     pub dir: SandboxDirArgs,
     /// Give up forming after this many seconds.

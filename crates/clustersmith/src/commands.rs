@@ -12,8 +12,8 @@ use clustersmith_core::verify::verify;
 use clustersmith_io::apply::{
     ApplyError, ApplyEvent, ApplyOptions, ApplyOutcome, apply, plan_once,
 };
-use clustersmith_io::conn::ConnOpts;
-use clustersmith_io::sandbox::{Sandbox, SandboxSpec, find_server_binary};
+use clustersmith_io::conn::{ConnOpts, TlsOpts};
+use clustersmith_io::sandbox::{Sandbox, SandboxSpec, find_server_binary, generate_password};
 use clustersmith_io::session::Session;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -355,14 +355,28 @@ pub async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
         bin.display(),
         dir.display()
     );
+    let password = args.auth.then(generate_password).transpose()?;
     let sandbox = Sandbox::up(&SandboxSpec {
         bin,
         dir: dir.clone(),
         base_port: args.base_port,
         count,
-        password: None,
+        password: password.clone(),
         directives: Vec::new(),
+        tls: args.tls,
     })?;
+    let tls = sandbox.tls();
+    let conn = ConnOpts {
+        password,
+        tls: tls.as_ref().map(|t| TlsOpts {
+            cacert: Some(t.ca_cert.clone()),
+            cert: Some(t.client.cert.clone()),
+            key: Some(t.client.key.clone()),
+            insecure: false,
+            skip_hostname_check: false,
+        }),
+        ..ConnOpts::default()
+    };
     let nodes = sandbox
         .addrs()
         .iter()
@@ -370,7 +384,7 @@ pub async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
         .collect::<Result<Vec<_>, _>>()
         .context("sandbox addresses")?;
     let spec = ClusterSpec::new(nodes, Some(args.primaries), Some(args.replicas))?;
-    let mut session = open(&spec, &ConnOpts::default(), false).await?;
+    let mut session = open(&spec, &conn, false).await?;
     let code = run_apply(
         &spec,
         &mut session,
@@ -381,9 +395,20 @@ pub async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
     .await;
     if args.format == Format::Human {
         let first = sandbox.servers[0].port;
-        println!("connect:  redis-cli -c -p {first}");
+        let auth = sandbox.password_file().map_or(String::new(), |f| {
+            format!("REDISCLI_AUTH=\"$(cat {})\" ", f.display())
+        });
+        let tls_flags = tls.as_ref().map_or(String::new(), |t| {
+            format!(
+                " --tls --cacert {} --cert {} --key {}",
+                t.ca_cert.display(),
+                t.client.cert.display(),
+                t.client.key.display()
+            )
+        });
+        println!("connect:  {auth}redis-cli -c -p {first}{tls_flags}");
         println!(
-            "verify:   clustersmith verify --primaries {} {}",
+            "verify:   {auth}clustersmith verify --primaries {} {}{tls_flags}",
             args.primaries,
             sandbox.addrs().join(" ")
         );

@@ -568,3 +568,109 @@ fn redis_6_2_and_valkey_8_form_three_plus_three() {
         );
     }
 }
+
+/// Reads the `port pid` lines of a sandbox's state file.
+fn sandbox_pids(state: &std::path::Path) -> Vec<u32> {
+    std::fs::read_to_string(state.join("sandbox.state"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn tls_only_sandbox_with_password_forms_and_verifies_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("sb");
+    let state_arg = state.to_str().unwrap().to_owned();
+    let base = (0..)
+        .map(|k| 22201 + k * 8)
+        .take_while(|b| *b + 6 <= clustersmith_io::sandbox::MAX_SAFE_PORT)
+        .find(|b| (0..6).all(|i| clustersmith_io::sandbox::ports_free(b + i)))
+        .unwrap();
+    let base_arg = base.to_string();
+    let up = clustersmith(
+        &[
+            "sandbox",
+            "up",
+            "--tls",
+            "--auth",
+            "--base-port",
+            &base_arg,
+            "--dir",
+            &state_arg,
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    let pids = sandbox_pids(&state);
+    let password = std::fs::read_to_string(state.join("password"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let result = json(&up);
+    let nodes: Vec<String> = (0..6).map(|i| format!("127.0.0.1:{}", base + i)).collect();
+    let tls = state.join("tls");
+    let (ca, cert, key) = (
+        tls.join("ca.crt").display().to_string(),
+        tls.join("client.crt").display().to_string(),
+        tls.join("client.key").display().to_string(),
+    );
+    let tls_args = [
+        "--tls",
+        "--cacert",
+        ca.as_str(),
+        "--cert",
+        cert.as_str(),
+        "--key",
+        key.as_str(),
+    ];
+    let mut verify_args = vec!["verify", "-m", "3"];
+    verify_args.extend(tls_args);
+    let verify_tls = clustersmith(
+        &with_nodes(&verify_args, &nodes),
+        &[("REDISCLI_AUTH", &password)],
+    );
+    let verify_plain = clustersmith(
+        &with_nodes(&["verify", "-m", "3", "--connect-timeout", "500"], &nodes),
+        &[("REDISCLI_AUTH", &password)],
+    );
+    let cmdlines: Vec<String> = pids
+        .iter()
+        .map(|pid| {
+            String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
+                .into_owned()
+        })
+        .collect();
+    let down = clustersmith(&["sandbox", "down", "--dir", &state_arg], &[]);
+
+    assert_eq!(up.status.code(), Some(0));
+    assert_eq!(result["converged"], true);
+    let topology = result["topology"].as_array().unwrap();
+    assert_eq!(topology.len(), 3);
+    assert!(
+        topology.iter().all(|s| s["replicas"][0]["link"] == "up"),
+        "replication over TLS is up"
+    );
+    assert!(password.len() >= 32);
+    for output in [&up, &verify_tls, &verify_plain, &down] {
+        assert!(!stdout(output).contains(&password) && !stderr(output).contains(&password));
+    }
+    for cmdline in cmdlines {
+        assert!(
+            !cmdline.contains(&password),
+            "password on a server command line: {cmdline}"
+        );
+    }
+    assert_eq!(verify_tls.status.code(), Some(0));
+    // A plaintext client against TLS-only nodes: every node fails `reachable`, with the hint.
+    assert_eq!(verify_plain.status.code(), Some(1));
+    assert!(stdout(&verify_plain).contains("FAIL reachable"));
+    assert!(
+        stdout(&verify_plain).contains("pass --tls"),
+        "{}",
+        stdout(&verify_plain)
+    );
+    assert_eq!(down.status.code(), Some(0));
+}
