@@ -169,10 +169,10 @@ impl ClusterSpec {
                 return Err(SpecError::Duplicate(node.label()));
             }
         }
-        if nodes.iter().any(|n| n.zone.is_some()) {
-            if let Some(missing) = nodes.iter().find(|n| n.zone.is_none()) {
-                return Err(SpecError::PartialZones(missing.label()));
-            }
+        if nodes.iter().any(|n| n.zone.is_some())
+            && let Some(missing) = nodes.iter().find(|n| n.zone.is_none())
+        {
+            return Err(SpecError::PartialZones(missing.label()));
         }
         let n = nodes.len();
         let (primaries, replicas) = match (primaries, replicas) {
@@ -185,7 +185,7 @@ impl ClusterSpec {
                 });
             }
             (Some(m), None) => {
-                if (n - m) % m != 0 {
+                if !(n - m).is_multiple_of(m) {
                     return Err(SpecError::UnevenSplit {
                         nodes: n,
                         primaries: m,
@@ -194,7 +194,7 @@ impl ClusterSpec {
                 (m, (n - m) / m)
             }
             (None, Some(r)) => {
-                if n % (r + 1) != 0 {
+                if !n.is_multiple_of(r + 1) {
                     return Err(SpecError::UnevenReplicas {
                         nodes: n,
                         replicas: r,

@@ -201,14 +201,14 @@ pub fn start_server(cfg: &ServerConfig) -> Result<LocalServer, SandboxError> {
         let pid = std::fs::read_to_string(&pidfile)
             .ok()
             .and_then(|t| t.trim().parse::<u32>().ok());
-        if let Some(pid) = pid {
-            if std::net::TcpStream::connect(("127.0.0.1", cfg.port)).is_ok() {
-                return Ok(LocalServer {
-                    port: cfg.port,
-                    pid,
-                    dir: cfg.dir.clone(),
-                });
-            }
+        if let Some(pid) = pid
+            && std::net::TcpStream::connect(("127.0.0.1", cfg.port)).is_ok()
+        {
+            return Ok(LocalServer {
+                port: cfg.port,
+                pid,
+                dir: cfg.dir.clone(),
+            });
         }
         if Instant::now() >= deadline {
             let log = std::fs::read_to_string(cfg.dir.join("server.log")).unwrap_or_default();

@@ -239,10 +239,11 @@ fn assign_replicas(
         matched.values().filter(|s| **s == shard).count()
     };
     for r in &pool {
-        if let Some(shard) = current.get(r) {
-            if allowed(*r, *shard) && load(&matched, *shard) < per_primary {
-                matched.insert(*r, *shard);
-            }
+        if let Some(shard) = current.get(r)
+            && allowed(*r, *shard)
+            && load(&matched, *shard) < per_primary
+        {
+            matched.insert(*r, *shard);
         }
     }
     for r in &pool {
