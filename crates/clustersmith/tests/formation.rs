@@ -497,12 +497,7 @@ fn sandbox_up_verify_down() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("sb");
     let state_arg = state.to_str().unwrap().to_owned();
-    // Find a free block of four ports for the sandbox.
-    let base = (0..)
-        .map(|k| 22001 + k * 8)
-        .take_while(|b| *b + 4 <= clustersmith_io::sandbox::MAX_SAFE_PORT)
-        .find(|b| (0..4).all(|i| clustersmith_io::sandbox::ports_free(b + i)))
-        .unwrap();
+    let base = free_port_block(22001, 4);
     let base_arg = base.to_string();
     let up = clustersmith(
         &[
@@ -519,11 +514,7 @@ fn sandbox_up_verify_down() {
         ],
         &[],
     );
-    let pids: Vec<u32> = std::fs::read_to_string(state.join("sandbox.state"))
-        .unwrap()
-        .lines()
-        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
-        .collect();
+    let pids = sandbox_pids(&state);
     assert_eq!(up.status.code(), Some(0));
     assert!(stdout(&up).contains("all 7 criteria met"));
     assert_eq!(pids.len(), 4);
@@ -567,25 +558,12 @@ fn redis_6_2_and_valkey_8_form_three_plus_three() {
     }
 }
 
-/// Reads the `port pid` lines of a sandbox's state file.
-fn sandbox_pids(state: &std::path::Path) -> Vec<u32> {
-    std::fs::read_to_string(state.join("sandbox.state"))
-        .unwrap()
-        .lines()
-        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
-        .collect()
-}
-
 #[test]
 fn tls_only_sandbox_with_password_forms_and_verifies_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("sb");
     let state_arg = state.to_str().unwrap().to_owned();
-    let base = (0..)
-        .map(|k| 22201 + k * 8)
-        .take_while(|b| *b + 6 <= clustersmith_io::sandbox::MAX_SAFE_PORT)
-        .find(|b| (0..6).all(|i| clustersmith_io::sandbox::ports_free(b + i)))
-        .unwrap();
+    let base = free_port_block(22201, 6);
     let base_arg = base.to_string();
     let up = clustersmith(
         &[

@@ -251,3 +251,22 @@ pub fn other_servers() -> Vec<PathBuf> {
     }
     found
 }
+
+/// The first port from `start` (in steps of 8) where `count` consecutive ports and their bus
+/// ports are free: for sandboxes, which take consecutive ports.
+pub fn free_port_block(start: u16, count: u16) -> u16 {
+    (0..)
+        .map(|k| start + k * 8)
+        .take_while(|base| *base + count <= MAX_SAFE_PORT)
+        .find(|base| (0..count).all(|i| ports_free(base + i)))
+        .expect("no free block of ports")
+}
+
+/// The PIDs recorded in a sandbox's state file (`port pid` per line).
+pub fn sandbox_pids(state: &Path) -> Vec<u32> {
+    std::fs::read_to_string(state.join("sandbox.state"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect()
+}
