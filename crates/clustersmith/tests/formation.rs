@@ -164,11 +164,19 @@ fn apply_killed_midway_then_rerun_converges() {
         .unwrap();
     // Kill it right after its second round: slots assigned, meets in flight, replicas unattached.
     let stderr = child.stderr.take().unwrap();
+    // Progress lines are only written when something changes, so take the first after round 1.
+    let mut saw_later_round = false;
     for line in BufReader::new(stderr).lines() {
-        if line.unwrap().contains("round 2 ") {
+        let line = line.unwrap();
+        if line.contains("] round ") && !line.contains("] round 1 ") {
+            saw_later_round = !line.contains("all criteria met");
             break;
         }
     }
+    assert!(
+        saw_later_round,
+        "apply finished before it could be interrupted"
+    );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let out = clustersmith(
