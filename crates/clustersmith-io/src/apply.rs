@@ -66,8 +66,6 @@ pub enum ApplyError {
 
 pub struct ApplyOptions {
     pub timeout: Duration,
-    /// `false` for `plan`: observe and plan once, send nothing.
-    pub dry_run: bool,
 }
 
 /// Shortest time between two refresh MEETs of the same pair: one push costs about one
@@ -110,7 +108,7 @@ pub async fn apply(
     let labels = session.labels();
     loop {
         round += 1;
-        let planned = plan(spec, &session.inventory, &observation, &session.known_ids);
+        let mut planned = plan(spec, &session.inventory, &observation, &session.known_ids);
         if !planned.blockers.is_empty() {
             return Err(ApplyError::Blocked {
                 blockers: planned.blockers,
@@ -119,7 +117,7 @@ pub async fn apply(
         }
         let layout = planned
             .layout
-            .clone()
+            .take()
             .expect("a plan without blockers has a layout");
         let verdict = verify(
             &layout,
@@ -154,7 +152,7 @@ pub async fn apply(
             failing,
         });
         let converged = planned.steps.is_empty() && verdict.passed();
-        if converged || options.dry_run || now >= deadline {
+        if converged || now >= deadline {
             return Ok(ApplyOutcome {
                 converged,
                 rounds: round,

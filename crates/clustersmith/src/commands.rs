@@ -185,15 +185,9 @@ async fn run_apply(
     command: &str,
 ) -> u8 {
     let mut progress = Progress::new();
-    let result = apply(
-        session,
-        spec,
-        &ApplyOptions {
-            timeout,
-            dry_run: false,
-        },
-        &mut |event| progress.event(event),
-    )
+    let result = apply(session, spec, &ApplyOptions { timeout }, &mut |event| {
+        progress.event(event)
+    })
     .await;
     progress.finish();
     let outcome = match result {

@@ -34,11 +34,20 @@ pub fn topology_table(layout: &Layout, inventory: &[InventoryNode], obs: &Observ
     ]];
     for shard in &layout.shards {
         let label = |i: usize| inventory[i].label.clone();
+        // With zones in use, the primary's zone is shown next to its first replica's.
+        let zone_cell = match shard.replicas.first() {
+            Some(first) if inventory[shard.primary].zone.is_some() => format!(
+                "{} / {}",
+                zone(inventory, shard.primary),
+                zone(inventory, *first)
+            ),
+            _ => zone(inventory, shard.primary),
+        };
         rows.push([
             label(shard.primary),
             format!("{} ({})", shard.slots, shard.slots.len()),
             shard.replicas.first().map_or("-".into(), |r| label(*r)),
-            zone(inventory, shard.primary),
+            zone_cell,
             shard
                 .replicas
                 .first()
@@ -52,18 +61,6 @@ pub fn topology_table(layout: &Layout, inventory: &[InventoryNode], obs: &Observ
                 String::new(),
                 link_status(obs, *replica),
             ]);
-        }
-        if let (Some(first), true) = (
-            shard.replicas.first(),
-            inventory[shard.primary].zone.is_some(),
-        ) {
-            // Show replica zones next to the primary's when zones are in use.
-            let last = rows.len() - shard.replicas.len();
-            rows[last][3] = format!(
-                "{} / {}",
-                zone(inventory, shard.primary),
-                zone(inventory, *first)
-            );
         }
     }
     let widths: Vec<usize> = (0..5)

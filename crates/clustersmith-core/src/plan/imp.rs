@@ -50,7 +50,8 @@ pub fn plan(
     plan_slots(&layout, obs, &mut steps);
     plan_meets(inventory, obs, &mut steps, &mut waiting);
     plan_replicas(&layout, inventory, obs, &mut steps, &mut waiting);
-    plan_refreshes(inventory, obs, &steps.clone(), &mut steps);
+    let changing: BTreeSet<usize> = steps.iter().map(Step::node).collect();
+    plan_refreshes(inventory, obs, &changing, &mut steps);
     steps.sort_by_key(Step::phase);
     Plan {
         layout: Some(layout),
@@ -244,10 +245,9 @@ fn plan_replicas(
 fn plan_refreshes(
     inventory: &[InventoryNode],
     obs: &Observation,
-    planned: &[Step],
+    changing: &BTreeSet<usize>,
     steps: &mut Vec<Step>,
 ) {
-    let changing: BTreeSet<usize> = planned.iter().map(Step::node).collect();
     for subject in 0..inventory.len() {
         let Some(subject_view) = obs.view(subject) else {
             continue;
