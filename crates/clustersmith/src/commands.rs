@@ -20,6 +20,7 @@ use serde_json::json;
 
 use crate::args::{ApplyArgs, Format, SandboxDirArgs, SandboxUpArgs, TargetArgs};
 use crate::exit;
+use crate::output::{out, outln};
 use crate::render;
 use crate::target::{cluster_spec, conn_opts};
 
@@ -73,34 +74,34 @@ pub async fn plan_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
     };
     let labels = session.labels();
     match args.format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             render::plan_json(&planned, &session.inventory, &obs, &labels)
         ),
         Format::Human => {
             if let Some(layout) = &planned.layout {
-                println!("target topology:");
-                print!(
+                outln!("target topology:");
+                out!(
                     "{}",
                     render::topology_table(layout, &session.inventory, &obs)
                 );
                 for note in &layout.notes {
-                    println!("note: {note}");
+                    outln!("note: {note}");
                 }
             }
             for blocker in &planned.blockers {
-                println!("blocked: {blocker}");
+                outln!("blocked: {blocker}");
             }
             if planned.steps.is_empty() {
-                println!("no changes: the cluster matches the spec");
+                outln!("no changes: the cluster matches the spec");
             } else {
-                println!("{} steps:", planned.steps.len());
+                outln!("{} steps:", planned.steps.len());
                 for step in &planned.steps {
-                    println!("  {}", step.describe(&labels));
+                    outln!("  {}", step.describe(&labels));
                 }
             }
             for wait in &planned.waiting {
-                println!("then: {wait}");
+                outln!("then: {wait}");
             }
         }
     }
@@ -205,7 +206,7 @@ async fn run_apply(
 fn print_outcome(outcome: &ApplyOutcome, session: &Session, format: Format, command: &str) {
     let inventory = &session.inventory;
     match format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             json!({
                 "schema_version": render::SCHEMA_VERSION,
@@ -221,15 +222,15 @@ fn print_outcome(outcome: &ApplyOutcome, session: &Session, format: Format, comm
             })
         ),
         Format::Human => {
-            print!(
+            out!(
                 "{}",
                 render::topology_table(&outcome.layout, inventory, &outcome.observation)
             );
             for note in &outcome.layout.notes {
-                println!("note: {note}");
+                outln!("note: {note}");
             }
             if outcome.converged {
-                println!(
+                outln!(
                     "converged in {:.2}s: {} rounds, {} commands sent; all {} criteria met",
                     outcome.elapsed.as_secs_f64(),
                     outcome.rounds,
@@ -237,15 +238,15 @@ fn print_outcome(outcome: &ApplyOutcome, session: &Session, format: Format, comm
                     outcome.verdict.criteria.len()
                 );
             } else {
-                println!(
+                outln!(
                     "NOT converged after {:.2}s ({} rounds, {} commands sent):",
                     outcome.elapsed.as_secs_f64(),
                     outcome.rounds,
                     outcome.steps_sent
                 );
-                print!("{}", render::verdict_text(&outcome.verdict, inventory));
+                out!("{}", render::verdict_text(&outcome.verdict, inventory));
                 for wait in &outcome.waiting {
-                    println!("  waiting: {wait}");
+                    outln!("  waiting: {wait}");
                 }
             }
         }
@@ -269,7 +270,7 @@ pub async fn verify_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
     let planned = plan(&spec, &session.inventory, &obs, &session.known_ids);
     let Some(layout) = planned.layout else {
         match args.format {
-            Format::Json => println!(
+            Format::Json => outln!(
                 "{}",
                 json!({
                     "schema_version": render::SCHEMA_VERSION,
@@ -279,9 +280,9 @@ pub async fn verify_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
                 })
             ),
             Format::Human => {
-                println!("FAIL: the live cluster cannot match the spec:");
+                outln!("FAIL: the live cluster cannot match the spec:");
                 for blocker in &planned.blockers {
-                    println!("  {blocker}");
+                    outln!("  {blocker}");
                 }
             }
         }
@@ -289,7 +290,7 @@ pub async fn verify_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
     };
     let verdict = verify(&layout, &session.inventory, &obs, &session.known_ids);
     match args.format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             json!({
                 "schema_version": render::SCHEMA_VERSION,
@@ -301,20 +302,20 @@ pub async fn verify_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
             })
         ),
         Format::Human => {
-            print!(
+            out!(
                 "{}",
                 render::topology_table(&layout, &session.inventory, &obs)
             );
-            print!("{}", render::verdict_text(&verdict, &session.inventory));
+            out!("{}", render::verdict_text(&verdict, &session.inventory));
             for note in &layout.notes {
-                println!("note: {note}");
+                outln!("note: {note}");
             }
             for (idx, err) in observed.errors.iter().enumerate() {
                 if let Some(hint) = err.as_ref().and_then(|e| e.hint()) {
-                    println!("hint for {}: {hint}", session.inventory[idx].label);
+                    outln!("hint for {}: {hint}", session.inventory[idx].label);
                 }
             }
-            println!("{}", if verdict.passed() { "PASS" } else { "FAIL" });
+            outln!("{}", if verdict.passed() { "PASS" } else { "FAIL" });
         }
     }
     Ok(if verdict.passed() {
@@ -400,13 +401,13 @@ pub async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
                 t.client.key.display()
             )
         });
-        println!("connect:  {auth}redis-cli -c -p {first}{tls_flags}");
-        println!(
+        outln!("connect:  {auth}redis-cli -c -p {first}{tls_flags}");
+        outln!(
             "verify:   {auth}clustersmith verify --primaries {} {}{tls_flags}",
             args.primaries,
             sandbox.addrs().join(" ")
         );
-        println!(
+        outln!(
             "stop:     clustersmith sandbox down{}",
             args.dir
                 .dir

@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod exit;
+mod output;
 mod render;
 mod target;
 
