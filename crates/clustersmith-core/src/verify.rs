@@ -45,11 +45,42 @@ pub struct CriterionResult {
     pub id: &'static str,
     pub title: &'static str,
     pub failures: Vec<Failure>,
+    /// Nodes this criterion needed to look at but could not (they did not answer): a
+    /// criterion with no failure is only met when this is empty.
+    pub unchecked: Vec<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Met,
+    Failed,
+    /// Nothing wrong was seen, but some nodes could not be looked at.
+    Unknown,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Met => "ok",
+            Status::Failed => "fail",
+            Status::Unknown => "unknown",
+        }
+    }
 }
 
 impl CriterionResult {
+    pub fn status(&self) -> Status {
+        if !self.failures.is_empty() {
+            Status::Failed
+        } else if !self.unchecked.is_empty() {
+            Status::Unknown
+        } else {
+            Status::Met
+        }
+    }
+
     pub fn passed(&self) -> bool {
-        self.failures.is_empty()
+        self.status() == Status::Met
     }
 }
 
@@ -222,7 +253,13 @@ pub fn verify(
             );
         }
     }
-    let uncovered = covered.complement();
+    // Slots meant for a primary that did not answer are unknown, not unowned.
+    let mut uncovered = covered.complement();
+    for shard in &layout.shards {
+        if obs.view(shard.primary).is_none() {
+            uncovered = uncovered.difference(&shard.slots);
+        }
+    }
     if !uncovered.is_empty() {
         let any_primary = layout.shards.first().map_or(0, |s| s.primary);
         fail(
@@ -289,6 +326,9 @@ pub fn verify(
         }
     }
 
+    let unreachable: Vec<usize> = (0..obs.nodes.len())
+        .filter(|idx| obs.view(*idx).is_none())
+        .collect();
     Verdict {
         criteria: CRITERIA
             .iter()
@@ -296,6 +336,11 @@ pub fn verify(
                 id,
                 title,
                 failures: failures.remove(id).unwrap_or_default(),
+                unchecked: if *id == "reachable" {
+                    Vec::new()
+                } else {
+                    unreachable.clone()
+                },
             })
             .collect(),
     }

@@ -14,9 +14,11 @@ use redis::{
     AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo,
     RedisConnectionInfo, RedisFuture, TlsCertificates,
 };
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::Mutex;
 
-use crate::error::{NodeError, NodeErrorKind};
+use crate::error::{NodeError, NodeErrorKind, TlsProblem};
 
 /// A password. It is never printed: `Debug` and `Display` show a placeholder.
 #[derive(Clone, PartialEq, Eq)]
@@ -114,18 +116,37 @@ impl TlsMaterial {
         let read = |what: &str, path: &PathBuf| {
             std::fs::read(path).map_err(|e| format!("cannot read {what} `{}`: {e}", path.display()))
         };
+        // Checked here, once, so that a wrong file is named as such instead of surfacing as a
+        // handshake failure on every node.
+        let certs = |what: &str, path: &PathBuf| {
+            let pem = read(what, path)?;
+            match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
+                Ok(found) if !found.is_empty() => Ok(pem),
+                Ok(_) => Err(format!(
+                    "{what} `{}` holds no PEM certificate",
+                    path.display()
+                )),
+                Err(e) => Err(format!("{what} `{}` is not valid PEM: {e}", path.display())),
+            }
+        };
         let client_tls = match (&opts.cert, &opts.key) {
-            (Some(cert), Some(key)) => Some(ClientTlsConfig {
-                client_cert: read("--cert", cert)?,
-                client_key: read("--key", key)?,
-            }),
+            (Some(cert), Some(key)) => {
+                let client_key = read("--key", key)?;
+                PrivateKeyDer::from_pem_slice(&client_key).map_err(|e| {
+                    format!("--key `{}` holds no usable private key: {e}", key.display())
+                })?;
+                Some(ClientTlsConfig {
+                    client_cert: certs("--cert", cert)?,
+                    client_key,
+                })
+            }
             (None, None) => None,
             _ => return Err("--cert and --key must be given together".to_owned()),
         };
         let root_cert = opts
             .cacert
             .as_ref()
-            .map(|p| read("--cacert", p))
+            .map(|p| certs("--cacert", p))
             .transpose()?;
         Ok(TlsMaterial {
             certs: TlsCertificates {
@@ -143,6 +164,9 @@ pub struct NodeHandle {
     pub endpoint: Endpoint,
     client: Client,
     config: AsyncConnectionConfig,
+    tls: bool,
+    /// A client certificate is presented.
+    client_cert: bool,
     conn: Mutex<Option<MultiplexedConnection>>,
 }
 
@@ -207,6 +231,8 @@ impl NodeHandle {
             endpoint,
             client,
             config,
+            tls: tls.is_some(),
+            client_cert: tls.is_some_and(|m| m.certs.client_tls.is_some()),
             conn: Mutex::new(None),
         })
     }
@@ -220,13 +246,47 @@ impl NodeHandle {
         if let Some(conn) = guard.as_ref() {
             return Ok(conn.clone());
         }
-        let conn = self
+        let conn = match self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
-            .map_err(|e| NodeError::new(self.label(), "connect", &e))?;
+        {
+            Ok(conn) => conn,
+            Err(e) => {
+                let err = NodeError::new(self.label(), "connect", &e);
+                return Err(self.explain(err).await);
+            }
+        };
         *guard = Some(conn.clone());
         Ok(conn)
+    }
+
+    /// Tells a TLS/plaintext mismatch apart from a node that is away, by probing the port
+    /// with a plaintext `PING`.
+    async fn explain(&self, mut err: NodeError) -> NodeError {
+        let addr = SocketAddr::new(self.endpoint.ip, self.endpoint.port);
+        match (self.tls, &err.kind) {
+            // A plaintext server takes a TLS ClientHello for the start of an inline command
+            // and waits for the rest: the handshake only times out.
+            (true, NodeErrorKind::Timeout) if speaks_plaintext_resp(addr).await => {
+                err.kind = NodeErrorKind::Tls(TlsProblem::PlaintextPort);
+            }
+            // A TLS port drops a plaintext client after its first bytes.
+            (false, NodeErrorKind::ConnectionReset) if !speaks_plaintext_resp(addr).await => {
+                err.kind = NodeErrorKind::Tls(TlsProblem::TlsOnlyPort);
+            }
+            // In TLS 1.3 the server checks the client certificate after the client considers
+            // the handshake done: its alert often arrives as a reset on the first command.
+            (true, NodeErrorKind::ConnectionReset) => {
+                err.kind = NodeErrorKind::Tls(if self.client_cert {
+                    TlsProblem::ClientCertRejected
+                } else {
+                    TlsProblem::ClientCertRequired
+                });
+            }
+            _ => {}
+        }
+        err
     }
 
     /// Runs a pipeline and returns one result per command, so one failing command does not
@@ -255,7 +315,7 @@ impl NodeHandle {
                 if err.is_connection_error() {
                     *self.conn.lock().await = None;
                 }
-                Err(err)
+                Err(self.explain(err).await)
             }
         }
     }
@@ -276,6 +336,24 @@ impl NodeHandle {
             })
         })
     }
+}
+
+/// True when `addr` answers a plaintext `PING` with a RESP reply (`+PONG`, or an error such
+/// as `-NOAUTH`), within a short bound.
+async fn speaks_plaintext_resp(addr: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        stream.write_all(b"PING\r\n").await.ok()?;
+        let mut first = [0u8; 1];
+        stream.read_exact(&mut first).await.ok()?;
+        Some(matches!(first[0], b'+' | b'-'))
+    };
+    tokio::time::timeout(Duration::from_millis(500), probe)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// Text out of a bulk, simple or verbatim string reply.

@@ -24,13 +24,114 @@ pub enum NodeErrorKind {
     NoPermission(String),
     /// `cluster-enabled no`.
     ClusterDisabled,
-    Tls(String),
+    Tls(TlsProblem),
     /// Any other error reply: the code and the server's text.
     Reply {
         code: String,
         detail: String,
     },
     Other(String),
+}
+
+/// Why a TLS connection failed, in the operator's terms; `detail` keeps the library's text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsProblem {
+    /// The node's certificate chain does not lead to a CA given with `--cacert` (also when a
+    /// CA of the same name but another key is given).
+    UnknownIssuer,
+    /// The node's certificate has expired or is not yet valid.
+    Expired,
+    /// The certificate names neither the hostname nor the IP used to reach the node.
+    NameMismatch,
+    /// The node asks for a client certificate (`tls-auth-clients yes`) and none was given.
+    ClientCertRequired,
+    /// The node rejected the client certificate (wrong CA, expired, wrong usage).
+    ClientCertRejected,
+    /// The port answers plaintext RESP: the node has no TLS on this port.
+    PlaintextPort,
+    /// A plaintext client was cut off and the port does not answer plaintext RESP: it
+    /// expects TLS.
+    TlsOnlyPort,
+    Other(String),
+}
+
+impl TlsProblem {
+    fn classify(text: &str) -> TlsProblem {
+        let lower = text.to_ascii_lowercase();
+        // BadSignature: a CA of the same name but another key (a regenerated CA).
+        if lower.contains("unknownissuer") || lower.contains("badsignature") {
+            TlsProblem::UnknownIssuer
+        } else if lower.contains("expired") || lower.contains("notvalidyet") {
+            TlsProblem::Expired
+        } else if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+            TlsProblem::NameMismatch
+        } else if lower.contains("certificaterequired") {
+            TlsProblem::ClientCertRequired
+        } else if [
+            "alert: unknownca",
+            "alert: badcertificate",
+            "alert: certificateunknown",
+        ]
+        .iter()
+        .any(|alert| lower.contains(alert))
+        {
+            TlsProblem::ClientCertRejected
+        } else {
+            TlsProblem::Other(text.to_owned())
+        }
+    }
+
+    fn hint(&self) -> Option<&'static str> {
+        Some(match self {
+            TlsProblem::UnknownIssuer => {
+                "pass the CA that signed the node certificates with --cacert (the node's `tls-ca-cert-file`)"
+            }
+            TlsProblem::Expired => {
+                "renew the node's certificate (`tls-cert-file`) and reload it, or check this machine's clock"
+            }
+            TlsProblem::NameMismatch => {
+                "reach the node by a name or IP its certificate carries (a subjectAltName), or pass --tls-skip-hostname-check to check the chain only, as redis-cli does"
+            }
+            TlsProblem::ClientCertRequired => {
+                "the node has `tls-auth-clients yes`: pass a client certificate with --cert and --key"
+            }
+            TlsProblem::ClientCertRejected => {
+                "the node did not accept the client certificate: use one issued by the node's `tls-ca-cert-file` CA, valid now, with clientAuth usage"
+            }
+            TlsProblem::PlaintextPort => {
+                "this port speaks plaintext: drop --tls, or give the node's `tls-port`"
+            }
+            TlsProblem::TlsOnlyPort => {
+                "pass --tls (with --cacert, --cert and --key as needed), or give the node's plaintext `port`"
+            }
+            TlsProblem::Other(_) => return None,
+        })
+    }
+}
+
+impl fmt::Display for TlsProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsProblem::UnknownIssuer => "the node's certificate is not signed by a trusted CA",
+            TlsProblem::Expired => "the node's certificate has expired or is not yet valid",
+            TlsProblem::NameMismatch => {
+                "the node's certificate is not valid for the name or IP used to reach it"
+            }
+            TlsProblem::ClientCertRequired => {
+                "the node requires a client certificate (it ended the session after the handshake)"
+            }
+            TlsProblem::ClientCertRejected => {
+                "the node rejected the client certificate (it ended the session after the handshake)"
+            }
+            TlsProblem::PlaintextPort => {
+                "no TLS handshake: the port answers plaintext Redis protocol"
+            }
+            TlsProblem::TlsOnlyPort => {
+                "the port closed a plaintext connection and does not answer plaintext Redis protocol: it expects TLS"
+            }
+            TlsProblem::Other(text) => text,
+        })
+    }
 }
 
 /// What to do with a failed step.
@@ -59,6 +160,18 @@ impl NodeError {
             op,
             kind: classify(err),
         }
+    }
+
+    /// Errors in what the operator gave clustersmith (credentials, permissions, TLS files):
+    /// no retry and no verification can get past them, so every command stops with exit 2.
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self.kind,
+            NodeErrorKind::AuthFailed
+                | NodeErrorKind::NoAuth
+                | NodeErrorKind::NoPermission(_)
+                | NodeErrorKind::Tls(_)
+        )
     }
 
     /// Errors of the connection itself, after which the connection is re-established.
@@ -126,6 +239,7 @@ impl NodeError {
             NodeErrorKind::ClusterDisabled => {
                 "set `cluster-enabled yes` in the node's redis.conf and restart it"
             }
+            NodeErrorKind::Tls(ref problem) => return problem.hint(),
             _ => return None,
         })
     }
@@ -181,17 +295,20 @@ pub fn classify(err: &RedisError) -> NodeErrorKind {
     if text.contains("cluster support disabled") || detail.contains("cluster support disabled") {
         return NodeErrorKind::ClusterDisabled;
     }
-    if err.is_io_error() {
-        if text.contains("Connection reset") || text.contains("Broken pipe") {
-            return NodeErrorKind::ConnectionReset;
-        }
-        if text.contains("certificate") || text.contains("peer sent") || text.contains("TLS") {
-            return NodeErrorKind::Tls(text);
-        }
-        return NodeErrorKind::Other(text);
-    }
     if matches!(err.kind(), ErrorKind::Server(_) | ErrorKind::Extension) {
         return NodeErrorKind::Reply { code, detail };
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("connection reset") || lower.contains("broken pipe") {
+        return NodeErrorKind::ConnectionReset;
+    }
+    // rustls reports certificate and alert problems through io errors or as plain client
+    // errors, depending on the handshake stage.
+    if ["certificate", "peer sent", "TLS", "alert"]
+        .iter()
+        .any(|needle| text.contains(needle))
+    {
+        return NodeErrorKind::Tls(TlsProblem::classify(&text));
     }
     NodeErrorKind::Other(text)
 }
@@ -238,5 +355,34 @@ mod tests {
             reply("ERR", "Invalid node address specified: localhost:22002").disposition(),
             Disposition::Fatal
         );
+    }
+
+    // Texts as rustls 0.23 reported them in this repository's TLS tests.
+    #[test]
+    fn tls_failures_are_told_apart() {
+        for (text, problem) in [
+            (
+                "invalid peer certificate: UnknownIssuer",
+                TlsProblem::UnknownIssuer,
+            ),
+            (
+                "invalid peer certificate: BadSignature",
+                TlsProblem::UnknownIssuer,
+            ),
+            (
+                "received fatal alert: CertificateRequired",
+                TlsProblem::ClientCertRequired,
+            ),
+            (
+                "received fatal alert: UnknownCA",
+                TlsProblem::ClientCertRejected,
+            ),
+        ] {
+            assert_eq!(TlsProblem::classify(text), problem, "{text}");
+        }
+        assert!(matches!(
+            TlsProblem::classify("peer sent no certificates"),
+            TlsProblem::Other(_)
+        ));
     }
 }

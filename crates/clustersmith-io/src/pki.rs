@@ -28,6 +28,16 @@ pub struct CertFiles {
     pub key: PathBuf,
 }
 
+/// Defects a certificate can be issued with.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CertOptions {
+    /// Valid only in 2020.
+    pub expired: bool,
+    /// serverAuth without clientAuth: fine for clients, breaks `tls-cluster` and
+    /// `tls-replication`.
+    pub server_auth_only: bool,
+}
+
 /// A CA that signs certificates for loopback names.
 pub struct TestCa {
     pub ca_cert: PathBuf,
@@ -59,15 +69,32 @@ impl TestCa {
 
     /// Issues a certificate for `names` (IP literals become IP SANs) into `dir/<stem>.crt/.key`.
     pub fn issue(&self, dir: &Path, stem: &str, names: &[&str]) -> Result<CertFiles, String> {
+        self.issue_with(dir, stem, names, CertOptions::default())
+    }
+
+    /// Like [`TestCa::issue`], with the defects tests need to show.
+    pub fn issue_with(
+        &self,
+        dir: &Path,
+        stem: &str,
+        names: &[&str],
+        options: CertOptions,
+    ) -> Result<CertFiles, String> {
         let err = |e: rcgen::Error| format!("failed to issue a test certificate: {e}");
         let key = KeyPair::generate().map_err(err)?;
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = CertificateParams::new(names).map_err(err)?;
         params.distinguished_name = subject(stem);
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        if !options.server_auth_only {
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
+        if options.expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
         let cert = params.signed_by(&key, &self.issuer).map_err(err)?;
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let files = CertFiles {

@@ -85,6 +85,16 @@ pub fn find_server_binary(given: Option<&Path>) -> Result<PathBuf, SandboxError>
     Err(SandboxError::NoServerBinary)
 }
 
+/// True for a `valkey-server` binary: `--version` prints `Valkey server v=…`.
+pub fn is_valkey_binary(bin: &Path) -> bool {
+    std::process::Command::new(bin)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"Valkey"))
+}
+
 /// One server to start.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -118,7 +128,8 @@ pub fn ports_free(port: u16) -> bool {
         && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok()
 }
 
-pub fn render_config(cfg: &ServerConfig) -> String {
+/// `redis.conf` for one server; `valkey` selects Valkey's own wording (`primaryauth`).
+pub fn render_config(cfg: &ServerConfig, valkey: bool) -> String {
     let dir = cfg.dir.display();
     let mut text = String::new();
     let _ = writeln!(text, "# written by clustersmith sandbox");
@@ -147,7 +158,11 @@ pub fn render_config(cfg: &ServerConfig) -> String {
     if let Some(password) = &cfg.password {
         let quoted = quote(password.expose());
         let _ = writeln!(text, "requirepass {quoted}");
-        let _ = writeln!(text, "masterauth {quoted}");
+        // Replicas authenticate to their primary with this; without it the link stays down
+        // with NOAUTH in the replica's log (the seed's failure). Valkey 8 still accepts the
+        // old name, but writes its own.
+        let auth = if valkey { "primaryauth" } else { "masterauth" };
+        let _ = writeln!(text, "{auth} {quoted}");
     }
     text
 }
@@ -178,7 +193,7 @@ pub fn start_server(cfg: &ServerConfig) -> Result<LocalServer, SandboxError> {
     }
     std::fs::create_dir_all(&cfg.dir).map_err(io_err(format!("create `{}`", cfg.dir.display())))?;
     let conf = cfg.dir.join("redis.conf");
-    write_private(&conf, &render_config(cfg))?;
+    write_private(&conf, &render_config(cfg, is_valkey_binary(&cfg.bin)))?;
     let status = std::process::Command::new(&cfg.bin)
         .arg(&conf)
         .stdin(std::process::Stdio::null())

@@ -13,6 +13,7 @@ use clustersmith_io::apply::{
     ApplyError, ApplyEvent, ApplyOptions, ApplyOutcome, apply, plan_once,
 };
 use clustersmith_io::conn::{ConnOpts, TlsOpts};
+use clustersmith_io::error::NodeError;
 use clustersmith_io::sandbox::{Sandbox, SandboxSpec, find_server_binary, generate_password};
 use clustersmith_io::session::Session;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -32,17 +33,21 @@ async fn open(spec: &ClusterSpec, conn: &ConnOpts, prefer_ipv6: bool) -> anyhow:
     Ok(session)
 }
 
+fn report_node_errors<'a>(errors: impl Iterator<Item = &'a NodeError>) {
+    for node_err in errors {
+        eprintln!("  {node_err}");
+        if let Some(hint) = node_err.hint() {
+            eprintln!("    hint: {hint}");
+        }
+    }
+}
+
 /// Prints an apply-loop refusal or failure and returns its exit code.
 fn report_apply_error(err: &ApplyError) -> u8 {
     match err {
         ApplyError::Preflight(errors) => {
             eprintln!("error: {err}");
-            for node_err in errors {
-                eprintln!("  {node_err}");
-                if let Some(hint) = node_err.hint() {
-                    eprintln!("    hint: {hint}");
-                }
-            }
+            report_node_errors(errors.iter());
         }
         ApplyError::Blocked { blockers, changed } => {
             if *changed {
@@ -266,6 +271,21 @@ pub async fn verify_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
     let conn = conn_opts(&args.conn)?;
     let mut session = open(&spec, &conn, args.prefer_ipv6).await?;
     let observed = session.observe().await;
+    // Wrong credentials or TLS settings say nothing about the cluster: no verdict, exit 2.
+    let input_errors: Vec<&NodeError> = observed
+        .errors
+        .iter()
+        .flatten()
+        .filter(|e| e.is_input_error())
+        .collect();
+    if !input_errors.is_empty() {
+        eprintln!(
+            "error: cannot verify: {} node(s) refused the connection settings",
+            input_errors.len()
+        );
+        report_node_errors(input_errors.into_iter());
+        return Ok(exit::ERROR);
+    }
     let obs = observed.observation;
     let planned = plan(&spec, &session.inventory, &obs, &session.known_ids);
     let Some(layout) = planned.layout else {

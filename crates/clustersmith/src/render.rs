@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use clustersmith_core::observation::{InventoryNode, Observation};
 use clustersmith_core::plan::{Layout, Plan};
-use clustersmith_core::verify::Verdict;
+use clustersmith_core::verify::{Status, Verdict};
 use serde_json::{Value, json};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -81,7 +81,11 @@ pub fn topology_table(layout: &Layout, inventory: &[InventoryNode], obs: &Observ
 pub fn verdict_text(verdict: &Verdict, inventory: &[InventoryNode]) -> String {
     let mut out = String::new();
     for criterion in &verdict.criteria {
-        let mark = if criterion.passed() { "ok  " } else { "FAIL" };
+        let mark = match criterion.status() {
+            Status::Met => "ok  ",
+            Status::Failed => "FAIL",
+            Status::Unknown => "??  ",
+        };
         let _ = writeln!(out, "  {mark} {:<12} {}", criterion.id, criterion.title);
         for failure in &criterion.failures {
             let _ = writeln!(
@@ -89,6 +93,14 @@ pub fn verdict_text(verdict: &Verdict, inventory: &[InventoryNode]) -> String {
                 "         {}: {}",
                 inventory[failure.node].label, failure.detail
             );
+        }
+        if !criterion.unchecked.is_empty() {
+            let labels: Vec<&str> = criterion
+                .unchecked
+                .iter()
+                .map(|idx| inventory[*idx].label.as_str())
+                .collect();
+            let _ = writeln!(out, "         not checked on {}", labels.join(", "));
         }
     }
     out
@@ -129,10 +141,12 @@ pub fn verdict_json(verdict: &Verdict, inventory: &[InventoryNode]) -> Value {
                     "id": c.id,
                     "title": c.title,
                     "passed": c.passed(),
+                    "status": c.status().as_str(),
                     "failures": c.failures.iter().map(|f| json!({
                         "node": inventory[f.node].label,
                         "detail": f.detail,
                     })).collect::<Vec<_>>(),
+                    "unchecked": c.unchecked.iter().map(|idx| &inventory[*idx].label).collect::<Vec<_>>(),
                 })
             })
             .collect(),

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use clustersmith_io::conn::Secret;
+use clustersmith_io::pki::{CertOptions, TestCa};
 use clustersmith_io::sandbox::{
     LocalServer, MAX_SAFE_PORT, ServerConfig, find_server_binary, ports_free, start_server,
     stop_server,
@@ -35,7 +36,25 @@ fn allocate_port() -> u16 {
 pub struct Servers {
     pub servers: Vec<LocalServer>,
     pub password: Option<String>,
+    /// ACL user the harness itself connects as.
+    pub user: Option<String>,
+    /// `tls-port` of each server in dual mode.
+    pub tls_ports: Vec<Option<u16>>,
+    ca: Option<TestCa>,
     dir: tempfile::TempDir,
+}
+
+/// Dual mode: a plaintext `port` (what the harness talks to) and a `tls-port`, with
+/// `tls-cluster yes` and `tls-replication yes`, so the bus port is `tls-port + 10000` unless
+/// `cluster-port` is set.
+#[derive(Clone, Copy, Default)]
+pub struct DualTls {
+    /// Also set `cluster-port` to a port of its own (Redis 7.0+).
+    pub cluster_port: bool,
+    /// The node certificate's defects.
+    pub cert: CertOptions,
+    /// Issue node certificates without any subjectAltName (CN only).
+    pub no_san: bool,
 }
 
 #[derive(Default, Clone)]
@@ -43,7 +62,9 @@ pub struct ServerOpts {
     /// Server binary; default: found on PATH.
     pub bin: Option<PathBuf>,
     pub password: Option<String>,
+    pub user: Option<String>,
     pub directives: Vec<(String, String)>,
+    pub tls: Option<DualTls>,
 }
 
 impl Servers {
@@ -55,9 +76,15 @@ impl Servers {
         let bin = find_server_binary(opts.bin.as_deref())
             .expect("redis-server must be installed (see .ci/run)");
         let dir = tempfile::tempdir().unwrap();
+        let ca = opts
+            .tls
+            .map(|_| TestCa::create(&dir.path().join("tls")).unwrap());
         let mut servers = Servers {
             servers: Vec::new(),
             password: opts.password.clone(),
+            user: opts.user.clone(),
+            tls_ports: Vec::new(),
+            ca,
             dir,
         };
         for _ in 0..count {
@@ -68,16 +95,67 @@ impl Servers {
 
     pub fn add(&mut self, bin: &Path, opts: &ServerOpts) -> usize {
         let port = allocate_port();
+        let dir = self.dir.path().join(format!("node-{port}"));
+        let mut directives = opts.directives.clone();
+        let mut tls_port = None;
+        if let (Some(tls), Some(ca)) = (opts.tls, &self.ca) {
+            let names: &[&str] = if tls.no_san {
+                &[]
+            } else {
+                &["127.0.0.1", "localhost"]
+            };
+            let files = ca.issue_with(&dir, "node", names, tls.cert).unwrap();
+            let port = allocate_port();
+            tls_port = Some(port);
+            let path = |p: &Path| p.display().to_string();
+            directives.extend([
+                ("tls-port".to_owned(), port.to_string()),
+                ("tls-cert-file".to_owned(), path(&files.cert)),
+                ("tls-key-file".to_owned(), path(&files.key)),
+                ("tls-ca-cert-file".to_owned(), path(&ca.ca_cert)),
+                ("tls-cluster".to_owned(), "yes".to_owned()),
+                ("tls-replication".to_owned(), "yes".to_owned()),
+            ]);
+            if tls.cluster_port {
+                directives.push(("cluster-port".to_owned(), allocate_port().to_string()));
+            }
+        }
         let server = start_server(&ServerConfig {
             bin: bin.to_owned(),
-            dir: self.dir.path().join(format!("node-{port}")),
+            dir,
             port,
             password: opts.password.clone().map(Secret::new),
-            directives: opts.directives.clone(),
+            directives,
         })
         .unwrap();
         self.servers.push(server);
+        self.tls_ports.push(tls_port);
         self.servers.len() - 1
+    }
+
+    /// `--tls --cacert … --cert … --key …` with a client certificate from the servers' CA.
+    pub fn tls_args(&self) -> Vec<String> {
+        let ca = self.ca.as_ref().expect("servers started with TLS");
+        let tls = self.dir.path().join("tls");
+        let client = ca.issue(&tls, "client", &["client"]).unwrap();
+        [
+            "--tls".to_owned(),
+            "--cacert".to_owned(),
+            ca.ca_cert.display().to_string(),
+            "--cert".to_owned(),
+            client.cert.display().to_string(),
+            "--key".to_owned(),
+            client.key.display().to_string(),
+        ]
+        .into()
+    }
+
+    /// Nodes as `127.0.0.1:TLS_PORT`.
+    pub fn tls_ips(&self) -> Vec<String> {
+        self.tls_ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{}", p.expect("servers started with TLS")))
+            .collect()
     }
 
     pub fn port(&self, idx: usize) -> u16 {
@@ -103,6 +181,9 @@ impl Servers {
         let mut info = redis::RedisConnectionInfo::default();
         if let Some(password) = &self.password {
             info = info.set_password(password);
+        }
+        if let Some(user) = &self.user {
+            info = info.set_username(user);
         }
         let addr = redis::ConnectionAddr::Tcp("127.0.0.1".into(), self.port(idx));
         let info = redis::IntoConnectionInfo::into_connection_info(addr)
@@ -172,6 +253,28 @@ impl Drop for Servers {
             stop_server(server.pid);
         }
     }
+}
+
+/// Runs a command expected to be refused, and checks exit 2, the message, and that no node
+/// changed.
+pub fn assert_refused(
+    servers: &Servers,
+    args: &[&str],
+    env: &[(&str, &str)],
+    message: &str,
+) -> Output {
+    let before = servers.fingerprint();
+    let out = clustersmith(args, env);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains(message), "expected `{message}` in:\n{err}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        servers.fingerprint(),
+        before,
+        "a refused run changed a node"
+    );
+    out
 }
 
 /// Runs the clustersmith binary; `env` adds variables (REDISCLI_AUTH is removed unless given).
