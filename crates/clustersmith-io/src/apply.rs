@@ -10,6 +10,7 @@
 //!   never past the deadline.
 
 use std::collections::BTreeMap;
+use std::hash::{Hash as _, Hasher as _};
 use std::time::{Duration, Instant};
 
 use clustersmith_core::observation::Observation;
@@ -68,9 +69,13 @@ pub struct ApplyOptions {
     pub timeout: Duration,
 }
 
-/// Shortest time between two refresh MEETs of the same pair: one push costs about one
-/// cluster-cron tick (100 ms), so repeating it sooner only adds load.
-const REFRESH_INTERVAL: Duration = Duration::from_millis(300);
+/// Shortest time between a refresh MEET of a pair and the start of an observation that may
+/// ask for it again, while neither node changed: a push takes effect within about one
+/// cluster-cron tick (100 ms), and an observation that began sooner cannot show it yet;
+/// repeating it only adds load. Longer at larger N, where saturated servers tick late.
+fn refresh_interval(nodes: usize) -> Duration {
+    Duration::from_millis(300 + 5 * nodes as u64)
+}
 
 /// Checks every node once, before any change: reachable, authenticated, cluster-enabled.
 pub async fn preflight(session: &mut Session) -> Result<Observation, ApplyError> {
@@ -101,14 +106,22 @@ pub async fn apply(
 ) -> Result<ApplyOutcome, ApplyError> {
     let started = Instant::now();
     let deadline = started + options.timeout;
+    let mut observed_at = Instant::now();
     let mut observation = preflight(session).await?;
-    let mut last_refresh: BTreeMap<(usize, usize), Instant> = BTreeMap::new();
+    // Whether every view in `observation` was read in the last round.
+    let mut complete = true;
+    // Last push from node to peer, and the pair's states then: a node that changed since (a
+    // replica that just attached) is worth pushing again at once.
+    let mut last_refresh: BTreeMap<(usize, usize), (u64, Instant)> = BTreeMap::new();
+    let interval = refresh_interval(session.handles.len());
     let mut steps_sent = 0usize;
     let mut round = 0usize;
     let labels = session.labels();
     loop {
         round += 1;
+        let planning = Instant::now();
         let mut planned = plan(spec, &session.inventory, &observation, &session.known_ids);
+        tracing::debug!(round, ms = planning.elapsed().as_millis() as u64, "planned");
         if !planned.blockers.is_empty() {
             return Err(ApplyError::Blocked {
                 blockers: planned.blockers,
@@ -135,14 +148,16 @@ pub async fn apply(
                     peer,
                     purpose: MeetPurpose::Refresh,
                     ..
-                } => last_refresh
-                    .get(&(*node, *peer))
-                    .is_none_or(|at| now.duration_since(*at) >= REFRESH_INTERVAL),
+                } => last_refresh.get(&(*node, *peer)).is_none_or(|(state, at)| {
+                    *state != pair_state(&observation, *node, *peer)
+                        || observed_at.duration_since(*at) >= interval
+                }),
                 _ => true,
             })
             .cloned()
             .collect();
         let failing: Vec<&'static str> = verdict.failed().map(|c| c.id).collect();
+        let to_read = nodes_to_read(&verdict, &steps, session.handles.len());
         on_event(ApplyEvent::Round {
             round,
             elapsed: started.elapsed(),
@@ -152,6 +167,13 @@ pub async fn apply(
             failing,
         });
         let converged = planned.steps.is_empty() && verdict.passed();
+        if converged && !complete {
+            // Some views were carried over from earlier rounds: confirm on all of them.
+            observed_at = Instant::now();
+            observation = session.observe().await.observation;
+            complete = true;
+            continue;
+        }
         if converged || now >= deadline {
             return Ok(ApplyOutcome {
                 converged,
@@ -172,11 +194,22 @@ pub async fn apply(
                 ..
             } = step
             {
-                last_refresh.insert((*node, *peer), now);
+                last_refresh.insert(
+                    (*node, *peer),
+                    (pair_state(&observation, *node, *peer), now),
+                );
             }
         }
         steps_sent += steps.len();
-        for (step, result) in session.execute(&steps).await {
+        let sending = Instant::now();
+        let results = session.execute(&steps).await;
+        tracing::debug!(
+            round,
+            steps = steps.len(),
+            ms = sending.elapsed().as_millis() as u64,
+            "sent"
+        );
+        for (step, result) in results {
             let Err(err) = result else { continue };
             match err.disposition() {
                 Disposition::Fatal => return Err(ApplyError::Fatal(err)),
@@ -192,8 +225,54 @@ pub async fn apply(
         let pause = poll_interval(session.handles.len())
             .min(deadline.saturating_duration_since(Instant::now()));
         tokio::time::sleep(pause).await;
-        observation = session.observe().await.observation;
+        observed_at = Instant::now();
+        complete = to_read.iter().all(|read| *read);
+        observation = if complete {
+            session.observe().await.observation
+        } else {
+            session.observe_some(observation, &to_read).await
+        };
+        tracing::debug!(
+            round,
+            nodes = to_read.iter().filter(|read| **read).count(),
+            ms = observed_at.elapsed().as_millis() as u64,
+            "observed"
+        );
     }
+}
+
+/// The nodes worth reading next round: those failing or unchecked on any criterion, and
+/// both ends of every step just sent. The others' views were right and nothing touched them;
+/// a full read confirms everything before `apply` calls the cluster converged.
+fn nodes_to_read(verdict: &Verdict, steps: &[Step], nodes: usize) -> Vec<bool> {
+    let mut read = vec![false; nodes];
+    for criterion in &verdict.criteria {
+        let failing = criterion.failures.iter().map(|f| f.node);
+        for idx in failing.chain(criterion.unchecked.iter().copied()) {
+            read[idx] = true;
+        }
+    }
+    for step in steps {
+        read[step.node()] = true;
+        match step {
+            Step::Meet { peer, .. } => read[*peer] = true,
+            Step::Replicate { primary, .. } => read[*primary] = true,
+            Step::SetConfigEpoch { .. } | Step::AddSlots { .. } => {}
+        }
+    }
+    read
+}
+
+/// What a push of the pair carries: both nodes' own role, primary and slots.
+fn pair_state(observation: &Observation, a: usize, b: usize) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    for idx in [a.min(b), a.max(b)] {
+        if let Some(view) = observation.view(idx) {
+            let me = view.myself();
+            (me.is_replica(), &me.primary_id, &me.slots).hash(&mut hasher);
+        }
+    }
+    hasher.finish()
 }
 
 /// Longer at larger N, where one observation round itself costs more.

@@ -81,28 +81,55 @@ impl Session {
     /// Reads `CLUSTER NODES`, `CLUSTER INFO` and `INFO` from every node at once, in one
     /// pipelined round trip per node.
     pub async fn observe(&mut self) -> Observed {
-        let rounds = self.handles.iter().map(|h| observe_node(h));
-        let results = join_all(rounds).await;
-        let mut nodes = Vec::with_capacity(results.len());
-        let mut errors = Vec::with_capacity(results.len());
-        for (idx, result) in results.into_iter().enumerate() {
-            match result {
-                Ok(view) => {
-                    self.known_ids[idx] = Some(view.id.clone());
-                    self.versions[idx] = view.version();
-                    nodes.push(NodeState::Seen(Box::new(view)));
-                    errors.push(None);
-                }
-                Err(err) => {
-                    nodes.push(NodeState::Unreachable(err.kind.to_string()));
-                    errors.push(Some(err));
-                }
-            }
-        }
+        let every = vec![true; self.handles.len()];
+        let (nodes, errors) = self.read(&every).await.into_iter().flatten().unzip();
         Observed {
             observation: Observation { nodes },
             errors,
         }
+    }
+
+    /// Re-reads only the nodes marked in `which`, keeping `previous` for the others: at large
+    /// N most views are settled long before the last ones, and reading them all every round
+    /// only loads the servers.
+    pub async fn observe_some(&mut self, previous: Observation, which: &[bool]) -> Observation {
+        let fresh = self.read(which).await;
+        let nodes = previous
+            .nodes
+            .into_iter()
+            .zip(fresh)
+            .map(|(old, new)| new.map_or(old, |(state, _)| state))
+            .collect();
+        Observation { nodes }
+    }
+
+    async fn read(&mut self, which: &[bool]) -> Vec<Option<(NodeState, Option<NodeError>)>> {
+        let reads = self
+            .handles
+            .iter()
+            .zip(which)
+            .map(|(handle, read)| async move {
+                if *read {
+                    Some(observe_node(handle).await)
+                } else {
+                    None
+                }
+            });
+        let results = join_all(reads).await;
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(idx, result)| {
+                Some(match result? {
+                    Ok(view) => {
+                        self.known_ids[idx] = Some(view.id.clone());
+                        self.versions[idx] = view.version();
+                        (NodeState::Seen(Box::new(view)), None)
+                    }
+                    Err(err) => (NodeState::Unreachable(err.kind.to_string()), Some(err)),
+                })
+            })
+            .collect()
     }
 
     /// Sends steps: every phase-0 step (epochs, slots) on all nodes before any phase-1 step

@@ -1,5 +1,6 @@
 use std::collections::BTreeSet;
 
+use super::layout::PlannedRole;
 use super::layout::compute_layout;
 use super::{Blocker, Layout, MeetPurpose, Step};
 use crate::model::{NodeId, SlotSet};
@@ -51,7 +52,7 @@ pub fn plan(
     plan_meets(inventory, obs, &mut steps, &mut waiting);
     plan_replicas(&layout, inventory, obs, &mut steps, &mut waiting);
     let changing: BTreeSet<usize> = steps.iter().map(Step::node).collect();
-    plan_refreshes(inventory, obs, &changing, &mut steps);
+    plan_refreshes(&layout, inventory, obs, &changing, &mut steps);
     steps.sort_by_key(Step::phase);
     Plan {
         layout: Some(layout),
@@ -243,6 +244,7 @@ fn plan_replicas(
 /// Pushes a node's own header to every peer whose picture of it (role, primary, slots) is
 /// stale, unless a step this round already changes that node.
 fn plan_refreshes(
+    layout: &Layout,
     inventory: &[InventoryNode],
     obs: &Observation,
     changing: &BTreeSet<usize>,
@@ -252,7 +254,9 @@ fn plan_refreshes(
         let Some(subject_view) = obs.view(subject) else {
             continue;
         };
-        if changing.contains(&subject) {
+        // Only a node in its final role is worth pushing: a replica-to-be pushed as a primary
+        // would have to be pushed to everyone again after its REPLICATE (N² wasted pushes).
+        if changing.contains(&subject) || !is_settled(layout, obs, subject) {
             continue;
         }
         let truth = subject_view.myself();
@@ -279,5 +283,22 @@ fn plan_refreshes(
                 ));
             }
         }
+    }
+}
+
+/// The node holds its planned role: a primary owning its planned slots, or a replica of its
+/// planned primary.
+fn is_settled(layout: &Layout, obs: &Observation, idx: usize) -> bool {
+    let Some(me) = obs.view(idx).map(NodeView::myself) else {
+        return false;
+    };
+    match layout.role_of(idx) {
+        Some(PlannedRole::Primary { shard }) => {
+            !me.is_replica() && me.slots == layout.shards[shard].slots
+        }
+        Some(PlannedRole::Replica { primary, .. }) => {
+            me.is_replica() && me.primary_id.as_ref() == obs.view(primary).map(|v| &v.id)
+        }
+        None => true,
     }
 }

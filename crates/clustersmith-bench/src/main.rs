@@ -1,0 +1,209 @@
+//! Formation benchmark: for each N, node-timeout and start mode, forms fresh nodes with
+//! `clustersmith apply` and other fresh nodes with `redis-cli --cluster create`, and times
+//! both with the same independent poller (never a tool's own claim).
+//!
+//! `cargo build --release --bins && target/release/clustersmith-bench` (see the README).
+
+mod chart;
+mod nodes;
+mod poller;
+mod report;
+mod run;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::run::{Binaries, Point, Start, Tool};
+
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Redraw the chart from a result file.
+    Chart {
+        /// Result file written by a run.
+        results: PathBuf,
+        /// SVG to write.
+        svg: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Cluster sizes (half primaries, one replica each). 300 works too (ports stay below
+    /// 32768 with their bus ports).
+    #[arg(long, value_delimiter = ',', default_value = "6,30,100")]
+    sizes: Vec<usize>,
+    /// cluster-node-timeout values, in ms.
+    #[arg(long, value_delimiter = ',', default_value = "5000,15000")]
+    node_timeouts: Vec<u64>,
+    /// How nodes start: `fresh` (formed at once) and/or `idle` (idle for --settle first).
+    #[arg(long, value_delimiter = ',', default_value = "fresh,idle")]
+    starts: Vec<String>,
+    /// Idle time before forming, for `idle`.
+    #[arg(long, default_value_t = 3.0)]
+    settle: f64,
+    /// Repetitions of every point.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// First port to use; node ports + 10000 must stay below 32768.
+    #[arg(long, default_value_t = 21001)]
+    base_port: u16,
+    /// Server binary (default: redis-server, else valkey-server, on PATH).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// redis-cli binary (default: on PATH).
+    #[arg(long)]
+    redis_cli: Option<PathBuf>,
+    /// clustersmith binary (default: next to this one).
+    #[arg(long)]
+    clustersmith: Option<PathBuf>,
+    /// Result file (JSON).
+    #[arg(long, default_value = "bench/results.json")]
+    out: PathBuf,
+    /// Chart of topology agreement against N (SVG), written from the results.
+    #[arg(long, default_value = "bench/topology-agreement.svg")]
+    chart: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Chart { results, svg }) => {
+            let text = std::fs::read_to_string(&results)
+                .with_context(|| format!("cannot read `{}`", results.display()))?;
+            let value: serde_json::Value = serde_json::from_str(&text)?;
+            let rows: Vec<report::Row> = serde_json::from_value(value["rows"].clone())?;
+            write_chart(&rows, &svg)
+        }
+        None => run_all(&cli.run),
+    }
+}
+
+fn write_chart(rows: &[report::Row], svg: &PathBuf) -> anyhow::Result<()> {
+    if let Some(dir) = svg.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(svg, chart::svg(rows, "topology agreement", "fresh"))
+        .with_context(|| format!("cannot write `{}`", svg.display()))?;
+    eprintln!("chart: {}", svg.display());
+    Ok(())
+}
+
+fn run_all(args: &RunArgs) -> anyhow::Result<()> {
+    let bins = Binaries {
+        server: clustersmith_io::sandbox::find_server_binary(args.server_bin.as_deref())?,
+        clustersmith: args
+            .clustersmith
+            .clone()
+            .or_else(|| run::sibling_binary("clustersmith"))
+            .context("no clustersmith binary next to this one: run `cargo build --release --bins` first, or pass --clustersmith")?,
+        redis_cli: args
+            .redis_cli
+            .clone()
+            .or_else(|| run::find_on_path("redis-cli"))
+            .context("redis-cli not found on PATH (apt-get install redis-tools), or pass --redis-cli")?,
+    };
+    let starts: Vec<Start> = args
+        .starts
+        .iter()
+        .map(|s| match s.as_str() {
+            "fresh" => Ok(Start::Fresh),
+            "idle" => Ok(Start::Idle),
+            other => Err(anyhow::anyhow!("unknown start `{other}` (fresh, idle)")),
+        })
+        .collect::<anyhow::Result<_>>()?;
+    for n in &args.sizes {
+        anyhow::ensure!(
+            *n >= 2 && n % 2 == 0,
+            "sizes must be even and at least 2, got {n}"
+        );
+    }
+    let server_version = run::server_version(&bins.server);
+    eprintln!("server: {server_version}");
+    let mut samples = Vec::new();
+    for &nodes in &args.sizes {
+        for &node_timeout_ms in &args.node_timeouts {
+            for &start in &starts {
+                for rep in 0..args.reps {
+                    // Alternate which tool goes first, so neither always runs on a warmer machine.
+                    let order = if rep % 2 == 0 {
+                        [Tool::Clustersmith, Tool::RedisCli]
+                    } else {
+                        [Tool::RedisCli, Tool::Clustersmith]
+                    };
+                    for tool in order {
+                        let point = Point {
+                            tool,
+                            nodes,
+                            node_timeout_ms,
+                            start,
+                            settle: Duration::from_secs_f64(args.settle),
+                            base_port: args.base_port,
+                        };
+                        let sample = run::measure(&bins, &point, rep)?;
+                        eprintln!(
+                            "N={nodes:<4} nt={node_timeout_ms:<6} {start:<5?} rep {rep} {:<12} topology {} ok {} repl {} exit {:.2}s (code {:?}) round {:.0} ms",
+                            tool.name(),
+                            ms(sample.milestones.topology_ms),
+                            ms(sample.milestones.all_ok_ms),
+                            ms(sample.milestones.repl_up_ms),
+                            sample.exit_ms / 1e3,
+                            sample.exit_code,
+                            sample.milestones.round_ms,
+                        );
+                        samples.push(sample);
+                    }
+                }
+            }
+        }
+    }
+    let rows = report::rows(&samples);
+    let table = report::table(&rows);
+    let extras = report::extras(&samples);
+    println!("{table}\n{extras}");
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let result = json!({
+        "schema_version": 1,
+        "server": server_version,
+        "cpus": std::thread::available_parallelism().map(usize::from).unwrap_or(0),
+        "settle_s": args.settle,
+        "reps": args.reps,
+        "rows": rows,
+        "samples": samples,
+        "table_markdown": table,
+        "extras_markdown": extras,
+    });
+    std::fs::write(&args.out, serde_json::to_string_pretty(&result)? + "\n")
+        .with_context(|| format!("cannot write `{}`", args.out.display()))?;
+    eprintln!("results: {}", args.out.display());
+    write_chart(&rows, &args.chart)?;
+    // A sample the poller never saw formed, or a tool that failed, makes the run invalid.
+    let failed = samples
+        .iter()
+        .filter(|s| !s.milestones.complete() || s.exit_code != Some(0))
+        .count();
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {} samples did not form a cluster (see the log above)",
+        samples.len()
+    );
+    Ok(())
+}
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or("never".to_owned(), |v| format!("{:.2}s", v / 1e3))
+}

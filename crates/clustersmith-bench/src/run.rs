@@ -1,0 +1,184 @@
+//! One measurement: fresh nodes, one tool, one independent poller.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::nodes::Nodes;
+use crate::poller::{Milestones, Poller};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tool {
+    Clustersmith,
+    RedisCli,
+}
+
+impl Tool {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Clustersmith => "clustersmith",
+            Tool::RedisCli => "redis-cli",
+        }
+    }
+}
+
+/// How the nodes were started: formed at once, or idle first (the BOSH case: the deploy
+/// starts the jobs, and post-deploy runs later).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Start {
+    Fresh,
+    Idle,
+}
+
+pub struct Binaries {
+    pub server: PathBuf,
+    pub clustersmith: PathBuf,
+    pub redis_cli: PathBuf,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Sample {
+    pub tool: Tool,
+    pub nodes: usize,
+    pub node_timeout_ms: u64,
+    pub start: Start,
+    pub rep: usize,
+    #[serde(flatten)]
+    pub milestones: Milestones,
+    /// When the tool exited, and how.
+    pub exit_ms: f64,
+    pub exit_code: Option<i32>,
+    pub peak_rss_kb: Option<i64>,
+    /// `clustersmith verify` on the formed cluster (clustersmith runs only).
+    pub verify_ms: Option<f64>,
+    pub verify_exit_code: Option<i32>,
+}
+
+pub struct Point {
+    pub tool: Tool,
+    pub nodes: usize,
+    pub node_timeout_ms: u64,
+    pub start: Start,
+    pub settle: Duration,
+    pub base_port: u16,
+}
+
+/// How long the poller waits for a formed cluster before giving up on a sample.
+const POLL_DEADLINE: Duration = Duration::from_secs(180);
+
+pub fn measure(bins: &Binaries, point: &Point, rep: usize) -> anyhow::Result<Sample> {
+    let nodes = Nodes::start(
+        &bins.server,
+        point.nodes,
+        point.base_port,
+        point.node_timeout_ms,
+    )?;
+    if point.start == Start::Idle {
+        std::thread::sleep(point.settle);
+    }
+    let addrs = nodes.addrs();
+    let primaries = point.nodes / 2;
+    let poller = Poller::connect(&addrs, primaries)?;
+    let mut cmd = match point.tool {
+        Tool::Clustersmith => {
+            let mut cmd = Command::new(&bins.clustersmith);
+            cmd.args(["apply", "--primaries", &primaries.to_string()])
+                .args(["--replicas", "1", "--timeout", "170"])
+                .args(&addrs);
+            cmd
+        }
+        Tool::RedisCli => {
+            let mut cmd = Command::new(&bins.redis_cli);
+            cmd.args(["--cluster", "create"]).args(&addrs).args([
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ]);
+            cmd
+        }
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+
+    let start = Instant::now();
+    let polling = std::thread::spawn(move || poller.run(start, POLL_DEADLINE));
+    let child = cmd.spawn()?;
+    let (exit_code, peak_rss_kb) = wait_with_peak_rss(child.id());
+    let exit_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let milestones = polling
+        .join()
+        .map_err(|_| anyhow::anyhow!("the poller panicked"))?;
+
+    let (verify_ms, verify_exit_code) = if point.tool == Tool::Clustersmith && milestones.complete()
+    {
+        let started = Instant::now();
+        let status = Command::new(&bins.clustersmith)
+            .args(["verify", "--primaries", &primaries.to_string()])
+            .args(&addrs)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        (
+            Some(started.elapsed().as_secs_f64() * 1000.0),
+            status.code(),
+        )
+    } else {
+        (None, None)
+    };
+    drop(nodes);
+    Ok(Sample {
+        tool: point.tool,
+        nodes: point.nodes,
+        node_timeout_ms: point.node_timeout_ms,
+        start: point.start,
+        rep,
+        milestones,
+        exit_ms,
+        exit_code,
+        peak_rss_kb,
+        verify_ms,
+        verify_exit_code,
+    })
+}
+
+/// Waits for one child and returns its exit code and peak resident set size in KiB.
+#[allow(
+    unsafe_code,
+    reason = "wait4 is the only interface that reports one child's peak RSS"
+)]
+fn wait_with_peak_rss(pid: u32) -> (Option<i32>, Option<i64>) {
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data that wait4 fills in; pid is our own, not yet reaped child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+    if reaped <= 0 {
+        return (None, None);
+    }
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (code, Some(usage.ru_maxrss))
+}
+
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The clustersmith binary built next to this one (`cargo build --release` builds both).
+pub fn sibling_binary(name: &str) -> Option<PathBuf> {
+    let me = std::env::current_exe().ok()?;
+    let candidate = me.parent()?.join(name);
+    candidate.is_file().then_some(candidate)
+}
+
+pub fn server_version(bin: &Path) -> String {
+    Command::new(bin)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
