@@ -17,6 +17,7 @@
 //!
 //! Architecture invariant: this crate depends on `std` and `thiserror` only.
 
+pub mod diagnose;
 pub mod model;
 pub mod observation;
 pub mod parse;

@@ -10,12 +10,14 @@
 //! - [`resolve`]: spec names to IP addresses, on every run, through the system resolver.
 //! - [`session`]: a resolved, connected set of expected nodes, with observation.
 //! - [`apply`]: observe → plan → act → re-observe until converged or the deadline passes.
+//! - [`evidence`]: files and live views gathered for `diagnose`, each attached to its node.
 //! - [`sandbox`]: real `redis-server` / `valkey-server` processes on loopback.
 //! - [`pki`]: a throwaway CA and certificates for TLS sandboxes and tests.
 
 pub mod apply;
 pub mod conn;
 pub mod error;
+pub mod evidence;
 pub mod pki;
 pub mod resolve;
 pub mod sandbox;

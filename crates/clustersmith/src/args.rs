@@ -20,9 +20,80 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Check the cluster against the expected topology, criterion by criterion.
     Verify(TargetArgs),
+    /// Find root causes from live nodes, redis.conf, nodes.conf and logs. Exit 1 when a
+    /// finding reaches --fail-on.
+    Diagnose(DiagnoseArgs),
+    /// Explain a diagnosis rule (or list them all), from the rule registry.
+    Explain(ExplainArgs),
     /// Local clusters of real server processes on loopback.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// Live nodes as HOST:PORT (optional: files alone can be diagnosed).
+    #[arg(value_name = "HOST:PORT")]
+    pub nodes: Vec<String>,
+    /// Expected number of primaries (enables the checks against an expected topology).
+    #[arg(long, short = 'm', value_name = "M")]
+    pub primaries: Option<usize>,
+    /// Expected replicas per primary.
+    #[arg(long, short = 'r', value_name = "R")]
+    pub replicas: Option<usize>,
+    #[arg(long)]
+    pub prefer_ipv6: bool,
+    /// A node's redis.conf (repeatable); attached to its node by port.
+    #[arg(long, value_name = "FILE")]
+    pub redis_conf: Vec<PathBuf>,
+    /// A node's nodes.conf (repeatable); attached to its node by id.
+    #[arg(long, value_name = "FILE")]
+    pub nodes_conf: Vec<PathBuf>,
+    /// A server log (repeatable); attached to its node by the id it logged.
+    #[arg(long, value_name = "FILE")]
+    pub log: Vec<PathBuf>,
+    /// A post-deploy (formation script) log (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub post_deploy_log: Vec<PathBuf>,
+    /// Read the standard BOSH layout of this job: /var/vcap/jobs/NAME/config/redis.conf,
+    /// /var/vcap/sys/log/NAME/{NAME.log,post-deploy.stderr.log}, its nodes.conf and the TLS
+    /// files redis.conf names.
+    #[arg(long, value_name = "NAME")]
+    pub bosh_job: Option<String>,
+    /// Read files under this directory instead of / (a copy of a VM's files).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Exit 1 when a finding has at least this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub fail_on: FailOn,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Info,
+    Warning,
+    Error,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Rule id (CS202) or name (replication-auth-missing); all rules when omitted.
+    pub rule: Option<String>,
+    #[arg(long, value_enum, default_value_t = ExplainFormat::Human)]
+    pub format: ExplainFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExplainFormat {
+    Human,
+    Json,
+    /// The rule reference (docs/rules.md is this output).
+    Markdown,
 }
 
 #[derive(Debug, Args)]

@@ -25,7 +25,11 @@ use crate::output::{out, outln};
 use crate::render;
 use crate::target::{cluster_spec, conn_opts};
 
-async fn open(spec: &ClusterSpec, conn: &ConnOpts, prefer_ipv6: bool) -> anyhow::Result<Session> {
+pub async fn open(
+    spec: &ClusterSpec,
+    conn: &ConnOpts,
+    prefer_ipv6: bool,
+) -> anyhow::Result<Session> {
     let session = Session::connect(spec, conn, prefer_ipv6).await?;
     for note in &session.notes {
         eprintln!("note: {note}");
@@ -33,7 +37,7 @@ async fn open(spec: &ClusterSpec, conn: &ConnOpts, prefer_ipv6: bool) -> anyhow:
     Ok(session)
 }
 
-fn report_node_errors<'a>(errors: impl Iterator<Item = &'a NodeError>) {
+pub fn report_node_errors<'a>(errors: impl Iterator<Item = &'a NodeError>) {
     for node_err in errors {
         eprintln!("  {node_err}");
         if let Some(hint) = node_err.hint() {

@@ -4,12 +4,18 @@
 mod cluster_info;
 mod cluster_nodes;
 mod info;
+mod post_deploy_log;
+mod redis_conf;
+mod server_log;
 
 use std::fmt;
 
 pub use cluster_info::{ClusterInfo, ClusterState, parse_cluster_info};
 pub use cluster_nodes::{ClusterNodes, NodeEntry, OpenSlot, OpenSlotKind, parse_cluster_nodes};
 pub use info::{ServerInfo, parse_info};
+pub use post_deploy_log::{PostDeployLog, ScriptLine, parse_post_deploy_log};
+pub use redis_conf::{Directive, RedisConf, parse_redis_conf};
+pub use server_log::{LogLine, ServerLog, parse_server_log};
 
 /// A parsed value together with the anomalies met on the way.
 #[derive(Clone, Debug)]

@@ -1,0 +1,488 @@
+//! Every rule fires on a case built from real captured text (the seed write-up's logs and
+//! replies, or server output) and stays quiet on its healthy counterpart; the registry is
+//! checked for complete, unique, acyclic entries.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::model::NodeId;
+use crate::parse::{
+    parse_cluster_info, parse_cluster_nodes, parse_info, parse_post_deploy_log, parse_redis_conf,
+    parse_server_log,
+};
+
+const SEED_S1_POST_DEPLOY: &str =
+    include_str!("../../tests/fixtures/seed/scenario1-post-deploy.stderr.log");
+const SEED_S2_POST_DEPLOY: &str =
+    include_str!("../../tests/fixtures/seed/scenario2-post-deploy.stderr.log");
+const SEED_S1_LOG: &str = include_str!("../../tests/fixtures/seed/scenario1-cluster-6.log");
+const SEED_TLS_LOG: &str = include_str!("../../tests/fixtures/seed/tls-primary-cluster-6.log");
+const SEED_NOAUTH_LOG: &str =
+    include_str!("../../tests/fixtures/seed/noauth-replica-cluster-6.log");
+const SEED_SYNC_LOG: &str = include_str!("../../tests/fixtures/seed/sync-replica-cluster-6.log");
+
+// The seed's scenario 1: a primary with every slot that knows only itself.
+const S1_NODES: &str = "bfc3177710a27823762881570ce93e62ac6fd751 :6379@16379 myself,master - 0 0 0 connected 0-16383\n";
+const S1_INFO: &str = "cluster_state:ok\ncluster_slots_assigned:16384\ncluster_slots_ok:16384\ncluster_slots_pfail:0\ncluster_slots_fail:0\ncluster_known_nodes:1\ncluster_size:1\ncluster_current_epoch:0\ncluster_my_epoch:0\n";
+// The seed's outcome for scenario 2, seen from 10.168.17.5.
+const FORMED_NODES: &str = "ae16bca025bfa992a5e0c9ec2fbdda10fac6af44 10.168.17.8:6379@16379 slave 5d75611c1b16e9424a79b40c5b624c87e6152166 0 1704797759111 2 connected\n5bbd6f01c134a843db25993fd81cb71e1fc5ca09 10.168.17.7:6379@16379 slave 5be3d949f56e77d5848af97f1d8825e1c29f3270 0 1704797761121 1 connected\n5d75611c1b16e9424a79b40c5b624c87e6152166 10.168.17.6:6379@16379 master - 0 1704797760116 2 connected 8192-16383\n5be3d949f56e77d5848af97f1d8825e1c29f3270 10.168.17.5:6379@16379 myself,master - 0 1704797759000 1 connected 0-8191\n";
+const FORMED_INFO: &str = "cluster_state:ok\ncluster_slots_assigned:16384\ncluster_slots_ok:16384\ncluster_known_nodes:4\ncluster_size:2\ncluster_current_epoch:2\ncluster_my_epoch:1\n";
+
+fn view(nodes: &str, cluster_info: &str, info: &str) -> NodeView {
+    let nodes = parse_cluster_nodes(nodes).value;
+    NodeView {
+        id: nodes.myself().unwrap().id.clone(),
+        nodes,
+        cluster_info: parse_cluster_info(cluster_info).value,
+        info: parse_info(info).value,
+    }
+}
+
+/// The formed scenario-2 cluster as each of its four nodes reports it.
+fn formed() -> Inputs {
+    let lines: Vec<&str> = FORMED_NODES.lines().collect();
+    let roles = [
+        "role:slave\nmaster_link_status:up\n",
+        "role:slave\nmaster_link_status:up\n",
+        "role:master\n",
+        "role:master\n",
+    ];
+    let nodes = (0..4)
+        .map(|i| {
+            let text: String = lines
+                .iter()
+                .enumerate()
+                .map(|(j, l)| {
+                    let l = l.replace("myself,", "");
+                    if i == j {
+                        let mut f: Vec<&str> = l.split(' ').collect();
+                        let flags = format!("myself,{}", f[2]);
+                        f[2] = &flags;
+                        f.join(" ") + "\n"
+                    } else {
+                        l + "\n"
+                    }
+                })
+                .collect();
+            NodeEvidence {
+                label: format!("10.168.17.{}:6379", 8 - i),
+                ip: Some(format!("10.168.17.{}", 8 - i).parse().unwrap()),
+                port: Some(6379),
+                live: Some(view(&text, FORMED_INFO, roles[i])),
+                ..Default::default()
+            }
+        })
+        .collect();
+    Inputs {
+        nodes,
+        expected: Some(Expected {
+            primaries: 2,
+            replicas_per_primary: 1,
+        }),
+        ..Default::default()
+    }
+}
+
+fn with_conf(text: &str) -> Inputs {
+    Inputs {
+        nodes: vec![NodeEvidence {
+            label: "node".into(),
+            redis_conf: Some(SourceFile {
+                path: "redis.conf".into(),
+                value: parse_redis_conf(text).value,
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn with_log(text: &str) -> Inputs {
+    Inputs {
+        nodes: vec![NodeEvidence {
+            label: "node".into(),
+            log: Some(SourceFile {
+                path: "cluster-6.log".into(),
+                value: parse_server_log(text).value,
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn with_post_deploy(text: &str) -> Inputs {
+    Inputs {
+        post_deploy: vec![SourceFile {
+            path: "post-deploy.stderr.log".into(),
+            value: parse_post_deploy_log(text).value,
+        }],
+        ..Default::default()
+    }
+}
+
+fn seed_scenario_1_live() -> Inputs {
+    let mut inputs = with_post_deploy(SEED_S1_POST_DEPLOY);
+    inputs.nodes = vec![
+        NodeEvidence {
+            label: "primary".into(),
+            live: Some(view(S1_NODES, S1_INFO, "role:master\n")),
+            ..Default::default()
+        },
+        NodeEvidence {
+            label: "replica".into(),
+            live: Some(view(
+                "199e46373e4ad7d6f823dec5461d8f4a44e86248 :6379@16379 myself,master - 0 0 0 connected\n",
+                "cluster_state:fail\ncluster_slots_assigned:0\ncluster_known_nodes:1\n",
+                "role:master\n",
+            )),
+            ..Default::default()
+        },
+    ];
+    inputs
+}
+
+/// A formed view with one entry rewritten.
+fn formed_with(edit: impl Fn(&mut Inputs)) -> Inputs {
+    let mut inputs = formed();
+    edit(&mut inputs);
+    inputs
+}
+
+fn replace_view(inputs: &mut Inputs, idx: usize, nodes: &str, info: &str) {
+    let old = inputs.nodes[idx].live.take().unwrap();
+    inputs.nodes[idx].live = Some(view(
+        nodes,
+        &format!(
+            "cluster_state:ok\ncluster_slots_assigned:{}\ncluster_known_nodes:{}\n",
+            old.cluster_info.slots_assigned, old.cluster_info.known_nodes
+        ),
+        info,
+    ));
+}
+
+/// (rule id, a case where it must fire, a case where it must stay quiet).
+fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
+    let conf_tls_only = "port 0\ntls-port 6379\ntls-cluster yes\ntls-cert-file /c\n";
+    vec![
+        (
+            "CS101",
+            with_post_deploy(SEED_S2_POST_DEPLOY),
+            with_post_deploy(
+                "[x] introducing nodes\nOK\nERR Invalid node address specified: 10.0.0.999:6379\n",
+            ),
+        ),
+        (
+            "CS102",
+            with_post_deploy(SEED_S2_POST_DEPLOY),
+            with_post_deploy("[x] configuration set\nOK\nOK\n"),
+        ),
+        ("CS103", seed_scenario_1_live(), {
+            let mut f = formed();
+            f.post_deploy =
+                with_post_deploy("[x] introducing nodes\nOK\n[x] cluster settled\n").post_deploy;
+            f
+        }),
+        (
+            "CS104",
+            formed_with(|i| {
+                // Both replicas on the first primary (the seed's old template).
+                let text = FORMED_NODES.replace(
+                    "slave 5d75611c1b16e9424a79b40c5b624c87e6152166",
+                    "slave 5be3d949f56e77d5848af97f1d8825e1c29f3270",
+                );
+                let own = text.replace("myself,", "").replace(
+                    "ae16bca025bfa992a5e0c9ec2fbdda10fac6af44 10.168.17.8:6379@16379 slave",
+                    "ae16bca025bfa992a5e0c9ec2fbdda10fac6af44 10.168.17.8:6379@16379 myself,slave",
+                );
+                replace_view(i, 0, &own, "role:slave\nmaster_link_status:up\n");
+            }),
+            formed(),
+        ),
+        (
+            "CS201",
+            with_conf(conf_tls_only),
+            with_conf(&format!("{conf_tls_only}tls-replication yes\n")),
+        ),
+        (
+            "CS202",
+            with_log(SEED_NOAUTH_LOG),
+            with_conf("requirepass s\nmasterauth s\n"),
+        ),
+        (
+            "CS203",
+            with_conf("rename-command PSYNC \"\"\n"),
+            with_conf("rename-command FLUSHALL \"\"\n"),
+        ),
+        (
+            "CS206",
+            with_conf("rename-command SYNC \"\"\n"),
+            with_conf("rename-command CONFIG \"\"\n"),
+        ),
+        (
+            "CS204",
+            formed_with(|i| {
+                replace_view(
+                    i,
+                    0,
+                    &FORMED_NODES
+                        .replace("myself,", "")
+                        .replacen("slave", "myself,slave", 1),
+                    "role:slave\nmaster_link_status:down\nmaster_host:10.168.17.6\n",
+                )
+            }),
+            formed(),
+        ),
+        ("CS205", with_log(SEED_TLS_LOG), with_log(SEED_S1_LOG)),
+        ("CS301", seed_scenario_1_live(), formed()),
+        ("CS302", seed_scenario_1_live(), formed()),
+        (
+            "CS303",
+            formed_with(|i| {
+                let text = FORMED_NODES.replace(
+                    "master - 0 1704797760116 2 connected 8192-16383",
+                    "master - 0 1704797760116 2 disconnected 8192-16383",
+                );
+                replace_view(i, 3, &text, "role:master\n");
+            }),
+            formed(),
+        ),
+        (
+            "CS304",
+            {
+                let mut a = with_conf("tls-cluster yes\n");
+                a.nodes.extend(with_conf("tls-cluster no\n").nodes);
+                a
+            },
+            {
+                let mut a = with_conf("tls-cluster yes\n");
+                a.nodes.extend(with_conf("tls-cluster yes\n").nodes);
+                a
+            },
+        ),
+        (
+            "CS305",
+            {
+                let mut i = with_conf("tls-cluster yes\ntls-cert-file /node.crt\n");
+                i.nodes[0].certs.push(CertFacts {
+                    path: "/node.crt".into(),
+                    directive: "tls-cert-file".into(),
+                    line: 2,
+                    server_auth: true,
+                    client_auth: false,
+                    expired: false,
+                });
+                i
+            },
+            {
+                let mut i = with_conf("tls-cluster yes\ntls-cert-file /node.crt\n");
+                i.nodes[0].certs.push(CertFacts {
+                    path: "/node.crt".into(),
+                    directive: "tls-cert-file".into(),
+                    line: 2,
+                    server_auth: true,
+                    client_auth: true,
+                    expired: false,
+                });
+                i
+            },
+        ),
+        (
+            "CS306",
+            formed_with(|i| {
+                let text = FORMED_NODES.replace("myself,", "").replace("5d75611c1b16e9424a79b40c5b624c87e6152166 10.168.17.6:6379@16379 master - 0 1704797760116 2", "5d75611c1b16e9424a79b40c5b624c87e6152166 10.168.17.6:6379@16379 myself,master - 0 1704797760116 1");
+                replace_view(i, 2, &text, "role:master\n");
+            }),
+            formed(),
+        ),
+        (
+            "CS307",
+            formed_with(|i| {
+                let text = FORMED_NODES.replace(
+                    "connected 0-8191",
+                    "connected 0-8191 [93->-5d75611c1b16e9424a79b40c5b624c87e6152166]",
+                );
+                replace_view(i, 3, &text, "role:master\n");
+            }),
+            formed(),
+        ),
+        (
+            "CS308",
+            formed_with(|i| {
+                // The replica of 10.168.17.5 sits on that host.
+                i.nodes[1].ip = i.nodes[3].ip;
+            }),
+            formed(),
+        ),
+        (
+            "CS309",
+            formed_with(|i| {
+                // 10.168.17.6 came back as 10.168.17.9; its peers still list the old address.
+                i.nodes[2].ip = Some("10.168.17.9".parse().unwrap());
+            }),
+            formed(),
+        ),
+        (
+            "CS310",
+            formed_with(|i| {
+                let text = format!(
+                    "{FORMED_NODES}0123456789abcdef0123456789abcdef01234567 10.9.9.9:6379@16379 master - 0 0 7 connected\n"
+                );
+                replace_view(i, 3, &text, "role:master\n");
+            }),
+            formed(),
+        ),
+        ("CS401", with_log(SEED_S1_LOG), with_log(SEED_NOAUTH_LOG)),
+        (
+            "CS402",
+            {
+                let mut i = with_conf("cluster-port 16379\nprimaryauth x\n");
+                i.nodes[0].log = with_log(SEED_S1_LOG).nodes.remove(0).log;
+                i
+            },
+            {
+                let mut i = with_conf("masterauth x\n");
+                i.nodes[0].log = with_log(SEED_S1_LOG).nodes.remove(0).log;
+                i
+            },
+        ),
+    ]
+}
+
+#[test]
+fn every_rule_fires_on_its_case_and_stays_quiet_on_the_healthy_one() {
+    for (id, firing, quiet) in cases() {
+        let rule = rule(id).unwrap_or_else(|| panic!("no rule {id}"));
+        let hits = (rule.check)(&firing);
+        assert!(!hits.is_empty(), "{id} did not fire");
+        assert!(
+            hits.iter()
+                .all(|h| !h.evidence.is_empty() && !h.summary.is_empty()),
+            "{id}: a hit without evidence"
+        );
+        assert_eq!(
+            (rule.check)(&quiet),
+            Vec::new(),
+            "{id} fired on the quiet case"
+        );
+    }
+}
+
+#[test]
+fn registry_is_complete_unique_and_acyclic() {
+    let ids: BTreeSet<&str> = RULES.iter().map(|r| r.id).collect();
+    let names: BTreeSet<&str> = RULES.iter().map(|r| r.name).collect();
+    assert_eq!(ids.len(), RULES.len(), "duplicate rule id");
+    assert_eq!(names.len(), RULES.len(), "duplicate rule name");
+    let tested: BTreeSet<&str> = cases().iter().map(|c| c.0).collect();
+    for rule in RULES {
+        assert!(
+            rule.id.len() == 5 && rule.id.starts_with("CS"),
+            "{}",
+            rule.id
+        );
+        for text in [rule.detects, rule.why, rule.fix, rule.false_positives] {
+            assert!(text.len() > 10, "{}: incomplete explanation", rule.id);
+        }
+        assert!(!rule.evidence.is_empty(), "{}", rule.id);
+        assert!(
+            tested.contains(rule.id),
+            "{} has no firing/quiet case",
+            rule.id
+        );
+        for explained in rule.explains {
+            assert!(
+                ids.contains(explained),
+                "{} explains unknown {explained}",
+                rule.id
+            );
+        }
+    }
+    // No rule explains itself through a chain.
+    for start in RULES {
+        let mut frontier: Vec<&str> = start.explains.to_vec();
+        for _ in 0..RULES.len() {
+            assert!(
+                !frontier.contains(&start.id),
+                "{} explains itself",
+                start.id
+            );
+            frontier = frontier
+                .iter()
+                .flat_map(|id| rule(id).unwrap().explains.iter().copied())
+                .collect();
+        }
+    }
+}
+
+#[test]
+fn the_seed_scenario_one_names_its_causes_and_ranks_symptoms_under_them() {
+    let findings = diagnose(&seed_scenario_1_live());
+    let top: Vec<&str> = findings.iter().map(|f| f.rule.id).collect();
+    // The hostname MEET, the early REPLICATE, and the script's false claim of success.
+    assert_eq!(top, ["CS101", "CS102", "CS103"], "{top:?}");
+    let symptoms: Vec<&str> = findings[0].symptoms.iter().map(|s| s.rule.id).collect();
+    // Both nodes know only themselves; the replica-to-be owns no slot.
+    assert_eq!(symptoms, ["CS301", "CS301", "CS302"], "{symptoms:?}");
+}
+
+#[test]
+fn noauth_from_config_log_and_live_is_one_finding_with_three_kinds_of_evidence() {
+    let replica_nodes = FORMED_NODES
+        .replace("myself,", "")
+        .replacen("slave", "myself,slave", 1);
+    let mut inputs = formed();
+    replace_view(
+        &mut inputs,
+        0,
+        &replica_nodes,
+        "role:slave\nmaster_link_status:down\n",
+    );
+    inputs.nodes[0].redis_conf = with_conf("requirepass s3cret\n").nodes.remove(0).redis_conf;
+    inputs.nodes[0].log = with_log(SEED_NOAUTH_LOG).nodes.remove(0).log;
+    let findings = diagnose(&inputs);
+    let auth = findings
+        .iter()
+        .find(|f| f.rule.id == "CS202")
+        .expect("CS202");
+    assert_eq!(auth.node.as_deref(), Some("10.168.17.8:6379"));
+    assert_eq!(auth.symptoms.len(), 1);
+    assert_eq!(auth.symptoms[0].rule.id, "CS204");
+    let sources: BTreeSet<&str> = auth
+        .evidence
+        .iter()
+        .chain(&auth.symptoms[0].evidence)
+        .map(|e| match &e.source {
+            Source::Live { .. } => "live",
+            Source::File { path, .. } if path.ends_with(".conf") => "conf",
+            Source::File { .. } => "log",
+            Source::Spec => "spec",
+        })
+        .collect();
+    assert_eq!(sources, ["conf", "live", "log"].into_iter().collect());
+    assert!(
+        findings.iter().all(|f| f.rule.id != "CS204"),
+        "the symptom is not ranked on its own"
+    );
+    // The password itself never becomes evidence text.
+    assert!(auth.evidence.iter().all(|e| !e.text.contains("s3cret")));
+}
+
+#[test]
+fn a_reset_during_ping_is_not_blamed_on_sync_without_evidence() {
+    let findings = diagnose(&with_log(SEED_SYNC_LOG));
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.rule.id != "CS206" && f.rule.id != "CS203"),
+        "{:?}",
+        findings.iter().map(|f| f.rule.id).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_formed_cluster_has_no_warning_or_error() {
+    let findings = diagnose(&formed());
+    assert_eq!(worst(&findings), None, "{findings:?}");
+    let _ = NodeId::parse("5be3d949f56e77d5848af97f1d8825e1c29f3270").unwrap();
+}

@@ -1,0 +1,304 @@
+//! `diagnose` and `explain`: gather evidence, run the rule registry, render findings and
+//! rule explanations (human, JSON, and the Markdown reference in docs/rules.md).
+
+use std::fmt::Write as _;
+
+use clustersmith_core::diagnose::{
+    Evidence, Expected, Finding, RULES, Rule, Severity, Source, diagnose, rule, worst,
+};
+use clustersmith_core::spec::{ClusterSpec, parse_node};
+use clustersmith_io::evidence::{EvidenceFiles, gather};
+use serde_json::{Value, json};
+
+use crate::args::{DiagnoseArgs, ExplainArgs, ExplainFormat, FailOn, Format};
+use crate::commands::{open, report_node_errors};
+use crate::exit;
+use crate::output::{out, outln};
+use crate::render::SCHEMA_VERSION;
+use crate::target::conn_opts;
+
+pub async fn diagnose_cmd(args: &DiagnoseArgs) -> anyhow::Result<u8> {
+    let mut notes = Vec::new();
+    let mut files = match &args.bosh_job {
+        Some(job) => EvidenceFiles::bosh(&args.root, job, &mut notes),
+        None => EvidenceFiles {
+            root: args.root.clone(),
+            ..Default::default()
+        },
+    };
+    files.redis_conf.extend(args.redis_conf.iter().cloned());
+    files.nodes_conf.extend(args.nodes_conf.iter().cloned());
+    files.logs.extend(args.log.iter().cloned());
+    files
+        .post_deploy
+        .extend(args.post_deploy_log.iter().cloned());
+
+    let expected = match (args.primaries, args.replicas) {
+        (None, None) => None,
+        (primaries, replicas) => Some((primaries, replicas)),
+    };
+    let mut session = if args.nodes.is_empty() {
+        None
+    } else {
+        let nodes = args
+            .nodes
+            .iter()
+            .map(|n| parse_node(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Without an expected shape the nodes are only observed; any valid shape does.
+        let count = nodes.len();
+        let spec = match expected {
+            Some((m, r)) => ClusterSpec::new(nodes, m, r)?,
+            None => ClusterSpec::new(nodes, Some(count), None)?,
+        };
+        let conn = conn_opts(&args.conn)?;
+        Some((open(&spec, &conn, args.prefer_ipv6).await?, spec))
+    };
+    let mut gathered = gather(session.as_mut().map(|(s, _)| s), &files).await;
+    if !gathered.input_errors.is_empty() {
+        eprintln!(
+            "error: cannot diagnose: {} node(s) refused the connection settings",
+            gathered.input_errors.len()
+        );
+        report_node_errors(gathered.input_errors.iter());
+        return Ok(exit::ERROR);
+    }
+    if let (Some((_, spec)), Some(_)) = (&session, expected) {
+        gathered.inputs.expected = Some(Expected {
+            primaries: spec.primaries,
+            replicas_per_primary: spec.replicas_per_primary,
+        });
+    }
+    if gathered.inputs.nodes.is_empty() && gathered.inputs.post_deploy.is_empty() {
+        anyhow::bail!(
+            "nothing to diagnose: give live nodes, evidence files or --bosh-job{}",
+            if notes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", notes.join("; "))
+            }
+        );
+    }
+    notes.extend(gathered.notes);
+    let findings = diagnose(&gathered.inputs);
+    let threshold = match args.fail_on {
+        FailOn::Info => Some(Severity::Info),
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Error => Some(Severity::Error),
+        FailOn::Never => None,
+    };
+    let worst = worst(&findings);
+    let failed = matches!((worst, threshold), (Some(w), Some(t)) if w >= t);
+    match args.format {
+        Format::Json => outln!(
+            "{}",
+            json!({
+                "schema_version": SCHEMA_VERSION,
+                "command": "diagnose",
+                "nodes": gathered.inputs.nodes.iter().map(|n| json!({
+                    "node": n.label,
+                    "live": n.live.is_some(),
+                    "unreachable": n.unreachable,
+                    "redis_conf": n.redis_conf.as_ref().map(|f| &f.path),
+                    "nodes_conf": n.nodes_conf.as_ref().map(|f| &f.path),
+                    "log": n.log.as_ref().map(|f| &f.path),
+                })).collect::<Vec<_>>(),
+                "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
+                "worst": worst.map(Severity::as_str),
+                "fail_on": format!("{:?}", args.fail_on).to_lowercase(),
+                "failed": failed,
+                "notes": notes,
+            })
+        ),
+        Format::Human => {
+            out!("{}", findings_text(&findings));
+            for note in &notes {
+                outln!("note: {note}");
+            }
+            let count = |s: Severity| findings.iter().filter(|f| f.rule.severity == s).count();
+            outln!(
+                "{} root cause(s): {} error, {} warning, {} info",
+                findings.len(),
+                count(Severity::Error),
+                count(Severity::Warning),
+                count(Severity::Info)
+            );
+        }
+    }
+    Ok(if failed {
+        exit::VERIFY_FAILED
+    } else {
+        exit::OK
+    })
+}
+
+fn evidence_line(e: &Evidence) -> String {
+    format!("{}: {}", e.source, e.text)
+}
+
+fn findings_text(findings: &[Finding]) -> String {
+    let mut out = String::new();
+    for f in findings {
+        let on = f
+            .node
+            .as_deref()
+            .map(|n| format!(" on {n}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{} {} {}{on}",
+            f.rule.severity.as_str().to_uppercase(),
+            f.rule.id,
+            f.rule.name
+        );
+        let _ = writeln!(out, "  {}", f.summary);
+        for e in &f.evidence {
+            let _ = writeln!(out, "    {}", evidence_line(e));
+        }
+        for s in &f.symptoms {
+            let on = s
+                .node
+                .as_deref()
+                .map(|n| format!(" on {n}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  symptom {} {}{on}: {}",
+                s.rule.id, s.rule.name, s.summary
+            );
+            for e in &s.evidence {
+                let _ = writeln!(out, "      {}", evidence_line(e));
+            }
+        }
+        let _ = writeln!(out, "  fix: {}", f.rule.fix);
+        let _ = writeln!(out);
+    }
+    out
+}
+
+fn evidence_json(e: &Evidence) -> Value {
+    match &e.source {
+        Source::Live { node, reply } => {
+            json!({"source": "live", "node": node, "reply": reply, "text": e.text})
+        }
+        Source::File { path, line } => {
+            json!({"source": "file", "path": path, "line": line, "text": e.text})
+        }
+        Source::Spec => json!({"source": "spec", "text": e.text}),
+    }
+}
+
+fn finding_json(f: &Finding) -> Value {
+    json!({
+        "id": f.rule.id,
+        "name": f.rule.name,
+        "severity": f.rule.severity.as_str(),
+        "node": f.node,
+        "summary": f.summary,
+        "evidence": f.evidence.iter().map(evidence_json).collect::<Vec<_>>(),
+        "fix": f.rule.fix,
+        "symptoms": f.symptoms.iter().map(finding_json).collect::<Vec<_>>(),
+    })
+}
+
+pub fn explain_cmd(args: &ExplainArgs) -> anyhow::Result<u8> {
+    let rules: Vec<&Rule> = match &args.rule {
+        Some(key) => vec![rule(key).ok_or_else(|| {
+            anyhow::anyhow!("no rule `{key}`; `clustersmith explain` lists them all")
+        })?],
+        None => RULES.iter().collect(),
+    };
+    match args.format {
+        ExplainFormat::Json => outln!(
+            "{}",
+            json!({
+                "schema_version": SCHEMA_VERSION,
+                "rules": rules.iter().map(|r| rule_json(r)).collect::<Vec<_>>(),
+            })
+        ),
+        ExplainFormat::Markdown => out!("{}", rules_markdown(&rules)),
+        ExplainFormat::Human if args.rule.is_none() => {
+            for r in &rules {
+                outln!("{} {:<8} {}", r.id, r.severity.as_str(), r.name);
+            }
+        }
+        ExplainFormat::Human => out!("{}", rule_text(rules[0])),
+    }
+    Ok(exit::OK)
+}
+
+fn evidence_kinds(r: &Rule) -> String {
+    r.evidence
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn rule_text(r: &Rule) -> String {
+    let mut out = format!("{} {} ({})\n", r.id, r.name, r.severity);
+    for (title, text) in [
+        ("detects", r.detects),
+        ("why it matters", r.why),
+        ("fix", r.fix),
+        ("false positives", r.false_positives),
+    ] {
+        let _ = writeln!(out, "\n{title}:\n  {text}");
+    }
+    let _ = writeln!(out, "\nevidence: {}", evidence_kinds(r));
+    if !r.explains.is_empty() {
+        let _ = writeln!(out, "explains: {}", r.explains.join(", "));
+    }
+    out
+}
+
+fn rule_json(r: &Rule) -> Value {
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "severity": r.severity.as_str(),
+        "detects": r.detects,
+        "why": r.why,
+        "fix": r.fix,
+        "false_positives": r.false_positives,
+        "evidence": r.evidence.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+        "explains": r.explains,
+    })
+}
+
+/// The rule reference; `docs/rules.md` is exactly this (a test keeps them equal).
+pub fn rules_markdown(rules: &[&Rule]) -> String {
+    let mut out = String::from(
+        "# Diagnosis rules\n\nGenerated by `clustersmith explain --format markdown` from the rule registry; do not edit by hand.\n\n| id | severity | name |\n| --- | --- | --- |\n",
+    );
+    for r in rules {
+        let _ = writeln!(
+            out,
+            "| {} | {} | [{}](#{}) |",
+            r.id,
+            r.severity,
+            r.name,
+            r.id.to_lowercase()
+        );
+    }
+    for r in rules {
+        let _ = write!(
+            out,
+            "\n## {}\n\n**{}**, severity {}. Evidence: {}.{}\n\n- **Detects:** {}\n- **Why it matters:** {}\n- **Fix:** {}\n- **False positives:** {}\n",
+            r.id,
+            r.name,
+            r.severity,
+            evidence_kinds(r),
+            if r.explains.is_empty() {
+                String::new()
+            } else {
+                format!(" Explains: {}.", r.explains.join(", "))
+            },
+            r.detects,
+            r.why,
+            r.fix,
+            r.false_positives
+        );
+    }
+    out
+}
