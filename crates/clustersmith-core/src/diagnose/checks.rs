@@ -287,34 +287,50 @@ pub fn replication_tls_mismatch(inputs: &Inputs) -> Vec<Hit> {
     hits
 }
 
-fn renamed(inputs: &Inputs, command: &str) -> Vec<Hit> {
+/// The `rename-command` lines for PSYNC and SYNC of each node that has any.
+fn renamed_sync_commands(inputs: &Inputs) -> Vec<(&NodeEvidence, Vec<Evidence>, usize)> {
     inputs
         .nodes
         .iter()
         .filter_map(|node| {
             let conf = node.redis_conf.as_ref()?;
-            let d = conf.value.renamed(command)?;
-            let to = d.args.get(1).map_or("", String::as_str);
-            let what = if to.is_empty() {
-                "disabled".to_owned()
-            } else {
-                format!("renamed to `{to}`")
-            };
-            Some(Hit {
-                node: Some(node.label.clone()),
-                summary: format!("{command} is {what}: replicas ask for it by its real name"),
-                evidence: vec![conf.at(d.line, format!("rename-command {}", d.args.join(" ")))],
-            })
+            let lines: Vec<Evidence> = ["PSYNC", "SYNC"]
+                .iter()
+                .filter_map(|command| conf.value.renamed(command))
+                .map(|d| conf.at(d.line, format!("rename-command {}", d.args.join(" "))))
+                .collect();
+            let count = lines.len();
+            (count > 0).then_some((node, lines, count))
         })
         .collect()
 }
 
-pub fn psync_renamed(inputs: &Inputs) -> Vec<Hit> {
-    renamed(inputs, "PSYNC")
+pub fn replication_commands_renamed(inputs: &Inputs) -> Vec<Hit> {
+    renamed_sync_commands(inputs)
+        .into_iter()
+        .filter(|(_, _, count)| *count == 2)
+        .map(|(node, evidence, _)| Hit {
+            node: Some(node.label.clone()),
+            summary: "PSYNC and SYNC are both renamed away: no replica of this node can sync"
+                .to_owned(),
+            evidence,
+        })
+        .collect()
 }
 
-pub fn sync_renamed(inputs: &Inputs) -> Vec<Hit> {
-    renamed(inputs, "SYNC")
+pub fn one_sync_command_renamed(inputs: &Inputs) -> Vec<Hit> {
+    renamed_sync_commands(inputs)
+        .into_iter()
+        .filter(|(_, _, count)| *count == 1)
+        .map(|(node, evidence, _)| Hit {
+            node: Some(node.label.clone()),
+            summary: format!(
+                "{}: replication still works through the other command",
+                evidence[0].text
+            ),
+            evidence,
+        })
+        .collect()
 }
 
 pub fn replica_link_down(inputs: &Inputs) -> Vec<Hit> {

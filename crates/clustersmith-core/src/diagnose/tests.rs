@@ -211,8 +211,8 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
         ),
         (
             "CS203",
+            with_conf("rename-command PSYNC \"\"\nrename-command SYNC \"\"\n"),
             with_conf("rename-command PSYNC \"\"\n"),
-            with_conf("rename-command FLUSHALL \"\"\n"),
         ),
         (
             "CS206",

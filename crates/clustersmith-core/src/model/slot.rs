@@ -3,8 +3,6 @@ use std::fmt;
 /// Number of hash slots in a Redis Cluster.
 pub const SLOT_COUNT: u16 = 16384;
 
-const WORDS: usize = SLOT_COUNT as usize / 64;
-
 /// An inclusive range of hash slots, as `CLUSTER NODES` and `ADDSLOTSRANGE` write them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SlotRange {
@@ -60,18 +58,12 @@ impl fmt::Display for SlotRange {
     }
 }
 
-/// A set of hash slots (a 16384-bit bitmap).
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// A set of hash slots, kept as sorted, disjoint, non-adjacent ranges: a primary's slots are
+/// one or a few ranges, and a view of N nodes holds N sets, so a bitmap per set (2 KiB) would
+/// make a 100-node observation weigh 20 MB. The canonical form makes `==` and `Hash` exact.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct SlotSet {
-    words: Box<[u64; WORDS]>,
-}
-
-impl Default for SlotSet {
-    fn default() -> Self {
-        SlotSet {
-            words: Box::new([0; WORDS]),
-        }
-    }
+    ranges: Vec<SlotRange>,
 }
 
 impl SlotSet {
@@ -81,7 +73,10 @@ impl SlotSet {
 
     pub fn full() -> SlotSet {
         SlotSet {
-            words: Box::new([u64::MAX; WORDS]),
+            ranges: vec![SlotRange {
+                start: 0,
+                end: SLOT_COUNT - 1,
+            }],
         }
     }
 
@@ -94,76 +89,120 @@ impl SlotSet {
     }
 
     pub fn insert(&mut self, slot: u16) {
-        let slot = usize::from(slot);
-        self.words[slot / 64] |= 1 << (slot % 64);
+        self.insert_range(SlotRange {
+            start: slot,
+            end: slot,
+        });
     }
 
     pub fn insert_range(&mut self, range: SlotRange) {
-        for slot in range.start..=range.end {
-            self.insert(slot);
+        let range = SlotRange {
+            start: range.start.min(range.end),
+            end: range.end.max(range.start).min(SLOT_COUNT - 1),
+        };
+        match self.ranges.last_mut() {
+            // Input in ascending order (the usual case) appends in O(1).
+            None => self.ranges.push(range),
+            Some(last) if range.start > last.end.saturating_add(1) => self.ranges.push(range),
+            Some(last) if range.start >= last.start => last.end = last.end.max(range.end),
+            Some(_) => {
+                self.ranges.push(range);
+                self.normalize();
+            }
         }
+    }
+
+    /// Sorts and merges overlapping or adjacent ranges.
+    fn normalize(&mut self) {
+        self.ranges.sort_by_key(|r| r.start);
+        let mut out: Vec<SlotRange> = Vec::with_capacity(self.ranges.len());
+        for range in self.ranges.drain(..) {
+            match out.last_mut() {
+                Some(last) if range.start <= last.end.saturating_add(1) => {
+                    last.end = last.end.max(range.end);
+                }
+                _ => out.push(range),
+            }
+        }
+        self.ranges = out;
     }
 
     pub fn contains(&self, slot: u16) -> bool {
-        let slot = usize::from(slot);
-        slot < usize::from(SLOT_COUNT) && self.words[slot / 64] & (1 << (slot % 64)) != 0
+        let idx = self.ranges.partition_point(|r| r.end < slot);
+        self.ranges.get(idx).is_some_and(|r| r.start <= slot)
     }
 
     pub fn len(&self) -> usize {
-        self.words.iter().map(|w| w.count_ones() as usize).sum()
+        self.ranges
+            .iter()
+            .map(|r| usize::from(r.end - r.start) + 1)
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.words.iter().all(|w| *w == 0)
+        self.ranges.is_empty()
     }
 
     pub fn is_full(&self) -> bool {
-        self.words.iter().all(|w| *w == u64::MAX)
+        *self == SlotSet::full()
     }
 
     pub fn union_with(&mut self, other: &SlotSet) {
-        for (a, b) in self.words.iter_mut().zip(other.words.iter()) {
-            *a |= b;
-        }
+        self.ranges.extend(other.ranges.iter().copied());
+        self.normalize();
     }
 
     pub fn intersection(&self, other: &SlotSet) -> SlotSet {
-        let mut out = self.clone();
-        for (a, b) in out.words.iter_mut().zip(other.words.iter()) {
-            *a &= b;
+        let (mut i, mut j) = (0, 0);
+        let mut out = SlotSet::new();
+        while i < self.ranges.len() && j < other.ranges.len() {
+            let (a, b) = (self.ranges[i], other.ranges[j]);
+            let start = a.start.max(b.start);
+            let end = a.end.min(b.end);
+            if start <= end {
+                out.ranges.push(SlotRange { start, end });
+            }
+            if a.end < b.end {
+                i += 1;
+            } else {
+                j += 1;
+            }
         }
         out
     }
 
     pub fn difference(&self, other: &SlotSet) -> SlotSet {
-        let mut out = self.clone();
-        for (a, b) in out.words.iter_mut().zip(other.words.iter()) {
-            *a &= !b;
+        self.intersection(&other.complement())
+    }
+
+    pub fn complement(&self) -> SlotSet {
+        let mut out = SlotSet::new();
+        let mut next: u32 = 0;
+        for r in &self.ranges {
+            if u32::from(r.start) > next {
+                out.ranges.push(SlotRange {
+                    start: next as u16,
+                    end: r.start - 1,
+                });
+            }
+            next = u32::from(r.end) + 1;
+        }
+        if next < u32::from(SLOT_COUNT) {
+            out.ranges.push(SlotRange {
+                start: next as u16,
+                end: SLOT_COUNT - 1,
+            });
         }
         out
     }
 
-    pub fn complement(&self) -> SlotSet {
-        SlotSet::full().difference(self)
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
-        (0..SLOT_COUNT).filter(|slot| self.contains(*slot))
+        self.ranges.iter().flat_map(|r| r.start..=r.end)
     }
 
     /// The set as maximal contiguous ranges, in ascending order.
     pub fn ranges(&self) -> Vec<SlotRange> {
-        let mut out: Vec<SlotRange> = Vec::new();
-        for slot in self.iter() {
-            match out.last_mut() {
-                Some(last) if last.end + 1 == slot => last.end = slot,
-                _ => out.push(SlotRange {
-                    start: slot,
-                    end: slot,
-                }),
-            }
-        }
-        out
+        self.ranges.clone()
     }
 }
 
@@ -237,6 +276,39 @@ mod tests {
             for slot in &slots { set.insert(*slot); }
             let again = SlotSet::from_ranges(&set.ranges());
             prop_assert_eq!(again, set);
+        }
+
+        /// The range representation behaves exactly like a plain set of slots.
+        #[test]
+        fn set_operations_match_a_plain_set(
+            a in proptest::collection::vec((0u16..SLOT_COUNT, 0u16..300), 0..12),
+            b in proptest::collection::vec((0u16..SLOT_COUNT, 0u16..300), 0..12),
+            probe in 0u16..SLOT_COUNT,
+        ) {
+            use std::collections::BTreeSet;
+            let build = |spec: &[(u16, u16)]| {
+                let mut set = SlotSet::new();
+                let mut model = BTreeSet::new();
+                for (start, len) in spec {
+                    let end = start.saturating_add(*len).min(SLOT_COUNT - 1);
+                    set.insert_range(SlotRange { start: *start, end });
+                    model.extend(*start..=end);
+                }
+                (set, model)
+            };
+            let ((sa, ma), (sb, mb)) = (build(&a), build(&b));
+            let plain = |set: &SlotSet| set.iter().collect::<BTreeSet<u16>>();
+            prop_assert_eq!(plain(&sa), ma.clone());
+            prop_assert_eq!(sa.len(), ma.len());
+            prop_assert_eq!(sa.contains(probe), ma.contains(&probe));
+            prop_assert_eq!(plain(&sa.intersection(&sb)), ma.intersection(&mb).copied().collect());
+            prop_assert_eq!(plain(&sa.difference(&sb)), ma.difference(&mb).copied().collect());
+            prop_assert_eq!(sa.complement().len(), usize::from(SLOT_COUNT) - ma.len());
+            let mut union = sa.clone();
+            union.union_with(&sb);
+            prop_assert_eq!(plain(&union), ma.union(&mb).copied().collect());
+            // Canonical form: equal contents, equal values.
+            prop_assert_eq!(SlotSet::from_ranges(&union.ranges()), union);
         }
     }
 }
