@@ -156,16 +156,42 @@ pub fn verify(
                 fail("membership", idx, format!("knows extra node {}", entry.id));
             }
             let bad = entry.unhealthy_flags();
-            if !bad.is_empty() {
-                let who = if entry.is_handshake() {
-                    entry.addr.to_string()
-                } else {
-                    label_of(&entry.id)
-                };
+            // A member listed at another IP than the one it answers at: it came back with a new
+            // address and this node still dials the old one (or the cluster announces
+            // addresses its clients cannot use).
+            let answers_at = expected_ids
+                .iter()
+                .position(|e| e.as_ref() == Some(&entry.id))
+                .filter(|pos| obs.view(*pos).is_some())
+                .map(|pos| inventory[pos].ip);
+            if let (Some(ip), Some(listed_ip)) = (answers_at, entry.addr.ip)
+                && ip != listed_ip
+            {
                 fail(
                     "membership",
                     idx,
-                    format!("sees {who} as {}", bad.join(",")),
+                    format!(
+                        "lists {} at the stale address {} (it answers at {ip}; clients following MOVED are sent there)",
+                        label_of(&entry.id),
+                        entry.addr
+                    ),
+                );
+                continue;
+            }
+            if entry.is_handshake() {
+                fail(
+                    "membership",
+                    idx,
+                    format!(
+                        "is stuck in handshake with {} (bus port {}): the cluster bus does not connect (a firewall, a wrong cluster-announce-bus-port or MEET bus port, or a TLS bus certificate without clientAuth)",
+                        entry.addr, entry.addr.bus_port
+                    ),
+                );
+            } else if !bad.is_empty() {
+                fail(
+                    "membership",
+                    idx,
+                    format!("sees {} as {}", label_of(&entry.id), bad.join(",")),
                 );
             }
         }

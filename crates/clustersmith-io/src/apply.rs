@@ -146,7 +146,7 @@ pub async fn apply(
                 Step::Meet {
                     node,
                     peer,
-                    purpose: MeetPurpose::Refresh,
+                    purpose: MeetPurpose::Refresh | MeetPurpose::Readdress,
                     ..
                 } => last_refresh.get(&(*node, *peer)).is_none_or(|(state, at)| {
                     *state != pair_state(&observation, *node, *peer)
@@ -190,7 +190,7 @@ pub async fn apply(
             if let Step::Meet {
                 node,
                 peer,
-                purpose: MeetPurpose::Refresh,
+                purpose: MeetPurpose::Refresh | MeetPurpose::Readdress,
                 ..
             } = step
             {

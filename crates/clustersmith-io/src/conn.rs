@@ -268,20 +268,23 @@ impl NodeHandle {
         match (self.tls, &err.kind) {
             // A plaintext server takes a TLS ClientHello for the start of an inline command
             // and waits for the rest: the handshake only times out.
-            (true, NodeErrorKind::Timeout) if speaks_plaintext_resp(addr).await => {
+            (true, NodeErrorKind::Timeout) if plaintext_reply(addr).await.is_some() => {
                 err.kind = NodeErrorKind::Tls(TlsProblem::PlaintextPort);
             }
-            // A TLS port drops a plaintext client after its first bytes.
-            (false, NodeErrorKind::ConnectionReset) if !speaks_plaintext_resp(addr).await => {
-                err.kind = NodeErrorKind::Tls(TlsProblem::TlsOnlyPort);
-            }
+            // A plaintext connection cut at once: a TLS port (no RESP reply to a probe), or a
+            // server in protected mode (which says DENIED, then closes).
+            (false, NodeErrorKind::ConnectionReset) => match plaintext_reply(addr).await {
+                None => err.kind = NodeErrorKind::Tls(TlsProblem::TlsOnlyPort),
+                Some(reply) if reply.starts_with("-DENIED") => {
+                    err.kind = NodeErrorKind::ProtectedMode;
+                }
+                Some(_) => {}
+            },
             // In TLS 1.3 the server checks the client certificate after the client considers
             // the handshake done: its alert often arrives as a reset on the first command.
             (true, NodeErrorKind::ConnectionReset) => {
-                err.kind = NodeErrorKind::Tls(if self.client_cert {
-                    TlsProblem::ClientCertRejected
-                } else {
-                    TlsProblem::ClientCertRequired
+                err.kind = NodeErrorKind::Tls(TlsProblem::ClosedAfterHandshake {
+                    client_cert: self.client_cert,
                 });
             }
             _ => {}
@@ -338,22 +341,22 @@ impl NodeHandle {
     }
 }
 
-/// True when `addr` answers a plaintext `PING` with a RESP reply (`+PONG`, or an error such
-/// as `-NOAUTH`), within a short bound.
-async fn speaks_plaintext_resp(addr: SocketAddr) -> bool {
+/// The first reply line when `addr` answers a plaintext `PING` with RESP (`+PONG`, or an
+/// error such as `-NOAUTH` or `-DENIED`), within a short bound.
+async fn plaintext_reply(addr: SocketAddr) -> Option<String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let probe = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
         stream.write_all(b"PING\r\n").await.ok()?;
-        let mut first = [0u8; 1];
-        stream.read_exact(&mut first).await.ok()?;
-        Some(matches!(first[0], b'+' | b'-'))
+        let mut buf = [0u8; 64];
+        let n = stream.read(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        matches!(text.as_bytes().first(), Some(b'+' | b'-')).then_some(text)
     };
     tokio::time::timeout(Duration::from_millis(500), probe)
         .await
         .ok()
         .flatten()
-        .unwrap_or(false)
 }
 
 /// Text out of a bulk, simple or verbatim string reply.

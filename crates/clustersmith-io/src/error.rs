@@ -24,6 +24,8 @@ pub enum NodeErrorKind {
     NoPermission(String),
     /// `cluster-enabled no`.
     ClusterDisabled,
+    /// The node refuses clients from other hosts: protected mode without a password.
+    ProtectedMode,
     Tls(TlsProblem),
     /// Any other error reply: the code and the server's text.
     Reply {
@@ -47,6 +49,12 @@ pub enum TlsProblem {
     ClientCertRequired,
     /// The node rejected the client certificate (wrong CA, expired, wrong usage).
     ClientCertRejected,
+    /// The session closed right after the handshake: TLS 1.3 servers check the client
+    /// certificate then, but a server refusing the client (protected mode, maxclients) looks
+    /// the same from here.
+    ClosedAfterHandshake {
+        client_cert: bool,
+    },
     /// The port answers plaintext RESP: the node has no TLS on this port.
     PlaintextPort,
     /// A plaintext client was cut off and the port does not answer plaintext RESP: it
@@ -98,6 +106,12 @@ impl TlsProblem {
             TlsProblem::ClientCertRejected => {
                 "the node did not accept the client certificate: use one issued by the node's `tls-ca-cert-file` CA, valid now, with clientAuth usage"
             }
+            TlsProblem::ClosedAfterHandshake { client_cert: false } => {
+                "if the node has `tls-auth-clients yes`, pass --cert and --key; else it refused the client (protected mode without a password, maxclients): see its log"
+            }
+            TlsProblem::ClosedAfterHandshake { client_cert: true } => {
+                "the node may reject the client certificate (use one from its `tls-ca-cert-file` CA, valid now, with clientAuth), or refuse the client (protected mode without a password, maxclients): see its log"
+            }
             TlsProblem::PlaintextPort => {
                 "this port speaks plaintext: drop --tls, or give the node's `tls-port`"
             }
@@ -122,6 +136,9 @@ impl fmt::Display for TlsProblem {
             }
             TlsProblem::ClientCertRejected => {
                 "the node rejected the client certificate (it ended the session after the handshake)"
+            }
+            TlsProblem::ClosedAfterHandshake { .. } => {
+                "the node closed the TLS session right after the handshake"
             }
             TlsProblem::PlaintextPort => {
                 "no TLS handshake: the port answers plaintext Redis protocol"
@@ -211,6 +228,7 @@ impl NodeError {
             | NodeErrorKind::NoAuth
             | NodeErrorKind::NoPermission(_)
             | NodeErrorKind::ClusterDisabled
+            | NodeErrorKind::ProtectedMode
             | NodeErrorKind::Tls(_) => Disposition::Fatal,
         }
     }
@@ -239,6 +257,9 @@ impl NodeError {
             NodeErrorKind::ClusterDisabled => {
                 "set `cluster-enabled yes` in the node's redis.conf and restart it"
             }
+            NodeErrorKind::ProtectedMode => {
+                "give the nodes a password (requirepass + masterauth) or set `protected-mode no` where the network is trusted; the node accepts only loopback clients now"
+            }
             NodeErrorKind::Tls(ref problem) => return problem.hint(),
             _ => return None,
         })
@@ -263,6 +284,9 @@ impl fmt::Display for NodeErrorKind {
             NodeErrorKind::ClusterDisabled => {
                 f.write_str("cluster support is disabled on this node")
             }
+            NodeErrorKind::ProtectedMode => {
+                f.write_str("DENIED: the node is in protected mode (no password set)")
+            }
             NodeErrorKind::Tls(text) => write!(f, "TLS: {text}"),
             NodeErrorKind::Reply { code, detail } => write!(f, "{code} {detail}"),
             NodeErrorKind::Other(text) => f.write_str(text),
@@ -286,6 +310,7 @@ pub fn classify(err: &RedisError) -> NodeErrorKind {
         _ => {}
     }
     match code.as_str() {
+        "DENIED" => return NodeErrorKind::ProtectedMode,
         "NOAUTH" => return NodeErrorKind::NoAuth,
         "WRONGPASS" => return NodeErrorKind::AuthFailed,
         "NOPERM" => return NodeErrorKind::NoPermission(detail),

@@ -227,11 +227,7 @@ fn bad_tls_input_is_refused_with_what_to_fix_and_changes_nothing() {
         &tls_nodes,
         "holds no usable private key",
     );
-    run(
-        &["--tls", "--cacert", ca],
-        &tls_nodes,
-        "requires a client certificate",
-    );
+    run(&["--tls", "--cacert", ca], &tls_nodes, "--cert and --key");
     // A TLS client on the plaintext port would wait forever for a handshake reply.
     run(
         &tls.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -251,7 +247,7 @@ fn bad_tls_input_is_refused_with_what_to_fix_and_changes_nothing() {
     run(
         &["--tls", "--cacert", ca, "--cert", &s_cert, "--key", &s_key],
         &tls_nodes,
-        "rejected the client certificate",
+        "the client certificate",
     );
 }
 

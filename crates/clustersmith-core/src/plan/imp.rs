@@ -53,6 +53,7 @@ pub fn plan(
     plan_replicas(&layout, inventory, obs, &mut steps, &mut waiting);
     let changing: BTreeSet<usize> = steps.iter().map(Step::node).collect();
     plan_refreshes(&layout, inventory, obs, &changing, &mut steps);
+    plan_readdresses(inventory, obs, &mut steps);
     steps.sort_by_key(Step::phase);
     Plan {
         layout: Some(layout),
@@ -87,6 +88,19 @@ fn membership_blockers(
                 .map(|v| &v.id),
         )
         .collect();
+    // A node that did not answer (and was never seen) is still ours: a peer's entry at its
+    // address is not a stranger's.
+    let unobserved: Vec<(std::net::IpAddr, u16)> = inventory
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| obs.view(*i).is_none() && known_ids.get(*i).is_none_or(Option::is_none))
+        .map(|(_, n)| (n.ip, n.port))
+        .collect();
+    let at_unobserved = |e: &crate::parse::NodeEntry| {
+        e.addr
+            .ip
+            .is_some_and(|ip| unobserved.contains(&(ip, e.addr.port)))
+    };
     let mut blockers = Vec::new();
     for (idx, node) in inventory.iter().enumerate() {
         let Some(view) = obs.view(idx) else { continue };
@@ -94,7 +108,7 @@ fn membership_blockers(
             .nodes
             .entries
             .iter()
-            .filter(|e| !e.is_handshake() && !ours.contains(&e.id))
+            .filter(|e| !e.is_handshake() && !ours.contains(&e.id) && !at_unobserved(e))
             .map(|e| e.id.clone())
             .collect();
         if !foreign.is_empty() {
@@ -300,5 +314,34 @@ fn is_settled(layout: &Layout, obs: &Observation, idx: usize) -> bool {
             me.is_replica() && me.primary_id.as_ref() == obs.view(primary).map(|v| &v.id)
         }
         None => true,
+    }
+}
+
+/// A node that lists a peer at another IP than the one the peer answers at (it came back with
+/// a new address, and nodes.conf everywhere holds the old one) MEETs the peer's current
+/// address: the peer answers under its known id and the listing is corrected. The peer's own
+/// stale idea of its IP is corrected by the MEET it receives.
+fn plan_readdresses(inventory: &[InventoryNode], obs: &Observation, steps: &mut Vec<Step>) {
+    for (subject, node) in inventory.iter().enumerate() {
+        let Some(subject_view) = obs.view(subject) else {
+            continue;
+        };
+        for viewer in (0..inventory.len()).filter(|v| *v != subject) {
+            let Some(viewer_view) = obs.view(viewer) else {
+                continue;
+            };
+            let stale = viewer_view
+                .knows(&subject_view.id)
+                .is_some_and(|e| e.addr.ip.is_some_and(|ip| ip != node.ip));
+            if stale {
+                steps.push(meet(
+                    viewer,
+                    subject,
+                    inventory,
+                    subject_view,
+                    MeetPurpose::Readdress,
+                ));
+            }
+        }
     }
 }

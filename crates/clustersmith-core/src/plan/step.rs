@@ -12,6 +12,9 @@ pub enum MeetPurpose {
     /// MEET to a node that already knows the sender makes it take in the sender's full header
     /// at once, instead of waiting for the timer-driven ping (up to `cluster-node-timeout/2`).
     Refresh,
+    /// This node lists the peer at an old address (the peer came back with a new IP): a MEET
+    /// to the new address is answered under the known id, and the address is updated.
+    Readdress,
 }
 
 /// One command to one node. Indices are inventory positions.
@@ -79,6 +82,10 @@ impl Step {
                 purpose: MeetPurpose::Refresh,
                 ..
             } => "refresh",
+            Step::Meet {
+                purpose: MeetPurpose::Readdress,
+                ..
+            } => "readdress",
             Step::Replicate { .. } => "replicate",
         }
     }
@@ -108,6 +115,7 @@ impl Step {
                 let why = match purpose {
                     MeetPurpose::Introduce => "introduce",
                     MeetPurpose::Refresh => "refresh its view of this node",
+                    MeetPurpose::Readdress => "teach it the current address of",
                 };
                 format!(
                     "{}: CLUSTER MEET {ip} {port} {bus_port}   ({why}: {})",
@@ -133,6 +141,7 @@ impl fmt::Display for MeetPurpose {
         f.write_str(match self {
             MeetPurpose::Introduce => "introduce",
             MeetPurpose::Refresh => "refresh",
+            MeetPurpose::Readdress => "readdress",
         })
     }
 }
