@@ -37,6 +37,13 @@ enum Command {
         /// SVG to write.
         svg: PathBuf,
     },
+    /// Copy a result file's tables into a Markdown file, between `<!-- bench:begin -->` and
+    /// `<!-- bench:end -->`.
+    Readme {
+        results: PathBuf,
+        #[arg(default_value = "README.md")]
+        markdown: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -57,6 +64,9 @@ struct RunArgs {
     /// Repetitions of every point.
     #[arg(long, default_value_t = 3)]
     reps: usize,
+    /// Tools to run (`clustersmith`, `redis-cli`); both by default, for the ratios.
+    #[arg(long, value_delimiter = ',', default_value = "clustersmith,redis-cli")]
+    tools: Vec<String>,
     /// First port to use; node ports + 10000 must stay below 32768.
     #[arg(long, default_value_t = 21001)]
     base_port: u16,
@@ -87,8 +97,36 @@ fn main() -> anyhow::Result<()> {
             let rows: Vec<report::Row> = serde_json::from_value(value["rows"].clone())?;
             write_chart(&rows, &svg)
         }
+        Some(Command::Readme { results, markdown }) => write_readme(&results, &markdown),
         None => run_all(&cli.run),
     }
+}
+
+fn write_readme(results: &PathBuf, markdown: &PathBuf) -> anyhow::Result<()> {
+    let value: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(results)
+            .with_context(|| format!("cannot read `{}`", results.display()))?,
+    )?;
+    let text = std::fs::read_to_string(markdown)
+        .with_context(|| format!("cannot read `{}`", markdown.display()))?;
+    let (begin, end) = ("<!-- bench:begin -->", "<!-- bench:end -->");
+    let (head, rest) = text
+        .split_once(begin)
+        .context("no `<!-- bench:begin -->` marker")?;
+    let (_, tail) = rest
+        .split_once(end)
+        .context("no `<!-- bench:end -->` marker")?;
+    let tables = format!(
+        "Server: {}; {} CPUs; {} repetitions per point, median (min–max); idle nodes waited {} s.\n\n{}\n{}",
+        value["server"].as_str().unwrap_or("?"),
+        value["cpus"],
+        value["reps"],
+        value["settle_s"],
+        value["table_markdown"].as_str().unwrap_or(""),
+        value["extras_markdown"].as_str().unwrap_or(""),
+    );
+    std::fs::write(markdown, format!("{head}{begin}\n{tables}{end}{tail}"))?;
+    Ok(())
 }
 
 fn write_chart(rows: &[report::Row], svg: &PathBuf) -> anyhow::Result<()> {
@@ -124,6 +162,14 @@ fn run_all(args: &RunArgs) -> anyhow::Result<()> {
             other => Err(anyhow::anyhow!("unknown start `{other}` (fresh, idle)")),
         })
         .collect::<anyhow::Result<_>>()?;
+    for tool in &args.tools {
+        anyhow::ensure!(
+            [Tool::Clustersmith, Tool::RedisCli]
+                .iter()
+                .any(|t| t.name() == tool),
+            "unknown tool `{tool}` (clustersmith, redis-cli)"
+        );
+    }
     for n in &args.sizes {
         anyhow::ensure!(
             *n >= 2 && n % 2 == 0,
@@ -143,7 +189,10 @@ fn run_all(args: &RunArgs) -> anyhow::Result<()> {
                     } else {
                         [Tool::RedisCli, Tool::Clustersmith]
                     };
-                    for tool in order {
+                    for tool in order
+                        .into_iter()
+                        .filter(|t| args.tools.iter().any(|n| n == t.name()))
+                    {
                         let point = Point {
                             tool,
                             nodes,
