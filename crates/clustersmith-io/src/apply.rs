@@ -138,6 +138,15 @@ pub async fn apply(
             &observation,
             &session.known_ids,
         );
+        let converged = planned.steps.is_empty() && verdict.passed();
+        if converged && !complete {
+            // Some views were carried over from earlier rounds: confirm on all of them
+            // before saying so.
+            observed_at = Instant::now();
+            observation = session.observe().await.observation;
+            complete = true;
+            continue;
+        }
         let now = Instant::now();
         let steps: Vec<Step> = planned
             .steps
@@ -166,14 +175,6 @@ pub async fn apply(
             total: verdict.criteria.len(),
             failing,
         });
-        let converged = planned.steps.is_empty() && verdict.passed();
-        if converged && !complete {
-            // Some views were carried over from earlier rounds: confirm on all of them.
-            observed_at = Instant::now();
-            observation = session.observe().await.observation;
-            complete = true;
-            continue;
-        }
         if converged || now >= deadline {
             return Ok(ApplyOutcome {
                 converged,

@@ -5,6 +5,8 @@
 mod support;
 
 use std::path::Path;
+
+use clustersmith_io::pki::CertOptions;
 use std::time::Duration;
 
 use support::*;
@@ -293,6 +295,91 @@ fn replicas_piled_on_one_primary_and_open_slots_are_found() {
     servers.cmd(primaries[0], &["CLUSTER", "SETSLOT", &slot, "STABLE"]);
     let (code, report) = diagnose(&strict, &nodes, &[]);
     assert_eq!(code, Some(0), "{report}");
+}
+
+#[test]
+fn tls_misconfigurations_on_real_servers_are_named() {
+    // Node certificates without clientAuth: the TLS cluster bus never connects.
+    let no_client_auth = Servers::start_with(
+        2,
+        &ServerOpts {
+            tls: Some(DualTls {
+                cert: CertOptions {
+                    server_auth_only: true,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    let nodes = no_client_auth.names();
+    let out = clustersmith(
+        &with_nodes(&["apply", "-m", "1", "--timeout", "4"], &nodes),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let (code, report) = diagnose(&files_of(&no_client_auth), &nodes, &[]);
+    assert_eq!(code, Some(1));
+    let cause = finding(&report, "CS305");
+    assert!(
+        cause["evidence"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("without clientAuth"),
+        "{report}"
+    );
+
+    // Replicas without tls-replication behind `tls-cluster yes`: plaintext to a TLS port.
+    let plaintext = Servers::start_with(
+        2,
+        &ServerOpts {
+            tls: Some(DualTls {
+                plaintext_replication: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    let nodes = plaintext.names();
+    let out = clustersmith(
+        &with_nodes(&["apply", "-m", "1", "--timeout", "4"], &nodes),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let (code, report) = diagnose(&files_of(&plaintext), &nodes, &[]);
+    assert_eq!(code, Some(1));
+    let cause = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "CS201" && f["node"] == nodes[1].as_str())
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(cause["symptoms"][0]["id"], "CS204", "{report}");
+}
+
+#[test]
+fn nodes_of_two_clusters_given_as_one_are_named() {
+    let servers = Servers::start(4);
+    let names = servers.names();
+    for pair in [&names[0..2], &names[2..4]] {
+        let out = clustersmith(&with_nodes(&["apply", "-m", "1"], pair), &[]);
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let mixed = vec![names[0].clone(), names[2].clone()];
+    let (code, report) = diagnose(
+        &["-m".into(), "2".into(), "-r".into(), "0".into()],
+        &mixed,
+        &[],
+    );
+    assert_eq!(code, Some(1));
+    let foreign: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "CS310")
+        .collect();
+    assert_eq!(foreign.len(), 2, "{report}");
 }
 
 #[test]

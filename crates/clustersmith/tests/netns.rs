@@ -115,7 +115,8 @@ fn a_node_down_during_apply_fails_in_bounded_time_naming_it_then_a_rerun_complet
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(150));
-    bed.stop_server(victim);
+    // A crash, not a shutdown: a graceful one may wait for replicas (shutdown-timeout).
+    bed.kill_server(victim);
     let out = apply.wait_with_output().unwrap();
     let elapsed = started.elapsed();
     let text = format!("{}{}", stdout(&out), stderr(&out));

@@ -57,6 +57,8 @@ pub struct DualTls {
     pub cert: CertOptions,
     /// Issue node certificates without any subjectAltName (CN only).
     pub no_san: bool,
+    /// `tls-replication no`: replicas speak plaintext to their primary's TLS port.
+    pub plaintext_replication: bool,
 }
 
 #[derive(Default, Clone)]
@@ -116,7 +118,15 @@ impl Servers {
                 ("tls-key-file".to_owned(), path(&files.key)),
                 ("tls-ca-cert-file".to_owned(), path(&ca.ca_cert)),
                 ("tls-cluster".to_owned(), "yes".to_owned()),
-                ("tls-replication".to_owned(), "yes".to_owned()),
+                (
+                    "tls-replication".to_owned(),
+                    if tls.plaintext_replication {
+                        "no"
+                    } else {
+                        "yes"
+                    }
+                    .to_owned(),
+                ),
             ]);
             if tls.cluster_port {
                 directives.push(("cluster-port".to_owned(), allocate_port().to_string()));

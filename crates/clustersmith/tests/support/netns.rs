@@ -267,6 +267,16 @@ impl TestBed {
         stop_server(self.servers[idx].pid);
     }
 
+    /// SIGKILL, like a crash or a VM lost; returns once the process is gone (bounded).
+    pub fn kill_server(&self, idx: usize) {
+        let pid = self.servers[idx].pid;
+        signal(pid, libc::SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while is_our_server(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn freeze(&self, idx: usize, frozen: bool) {
         signal(
             self.servers[idx].pid,
