@@ -15,7 +15,7 @@ pub const CRITERIA: &[(&str, &str)] = &[
     ("reachable", "every expected node answers"),
     (
         "membership",
-        "every node lists exactly the expected members, none in handshake, noaddr, fail? or fail",
+        "every node lists exactly the expected members, at the addresses they answer at, none in handshake, noaddr, fail? or fail",
     ),
     (
         "agreement",
