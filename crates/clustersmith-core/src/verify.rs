@@ -167,15 +167,19 @@ pub fn verify(
             if let (Some(ip), Some(listed_ip)) = (answers_at, entry.addr.ip)
                 && ip != listed_ip
             {
-                fail(
-                    "membership",
-                    idx,
+                let detail = if entry.is_myself() {
+                    format!(
+                        "believes its own address is the stale {} (it answers at {ip})",
+                        entry.addr
+                    )
+                } else {
                     format!(
                         "lists {} at the stale address {} (it answers at {ip}; clients following MOVED are sent there)",
                         label_of(&entry.id),
                         entry.addr
-                    ),
-                );
+                    )
+                };
+                fail("membership", idx, detail);
                 continue;
             }
             if entry.is_handshake() {

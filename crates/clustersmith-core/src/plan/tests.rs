@@ -256,6 +256,63 @@ fn seed_half_formed_cluster_is_completed_keeping_its_slots() {
 }
 
 #[test]
+fn a_node_back_with_a_new_ip_is_readdressed_by_every_peer() {
+    let ips = distinct_ips(4);
+    let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let mut sim = Sim::new(&refs, None);
+    sim.converge(2);
+    // Every view still lists node 2 at 10.0.0.3; it now answers at 10.0.0.33.
+    let obs = sim.observe();
+    sim.inventory[2].ip = "10.0.0.33".parse().unwrap();
+    let ids = vec![None; 4];
+    let planned = plan(&sim.spec(2), &sim.inventory, &obs, &ids);
+    let readdress: Vec<(usize, usize, String)> = planned
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Meet {
+                node,
+                peer,
+                ip,
+                purpose: MeetPurpose::Readdress,
+                ..
+            } => Some((*node, *peer, ip.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        readdress,
+        [0, 1, 3].map(|n| (n, 2, "10.0.0.33".to_owned())),
+        "{:?}",
+        planned.steps
+    );
+    let verdict = verify(&planned.layout.unwrap(), &sim.inventory, &obs, &ids);
+    let membership = verdict
+        .criteria
+        .iter()
+        .find(|c| c.id == "membership")
+        .unwrap();
+    // Each peer lists it at the old address, and so does the node itself (nodes.conf).
+    let details: Vec<&str> = membership
+        .failures
+        .iter()
+        .map(|f| f.detail.as_str())
+        .collect();
+    assert_eq!(details.len(), 4, "{details:?}");
+    let peers = details
+        .iter()
+        .filter(|d| d.contains("lists n2 at the stale address 10.0.0.3:7002"))
+        .count();
+    assert_eq!(peers, 3, "{details:?}");
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("believes its own address is the stale 10.0.0.3:7002")),
+        "{details:?}"
+    );
+}
+
+#[test]
 fn a_replica_on_the_wrong_primary_is_moved() {
     let ips = distinct_ips(4);
     let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
