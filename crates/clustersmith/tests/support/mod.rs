@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use clustersmith_io::conn::Secret;
 use clustersmith_io::pki::{CertOptions, TestCa};
 use clustersmith_io::sandbox::{
-    LocalServer, MAX_SAFE_PORT, ServerConfig, find_server_binary, ports_free, start_server,
-    stop_server,
+    LocalServer, MAX_SAFE_PORT, SandboxError, ServerConfig, find_server_binary, ports_free,
+    start_server, stop_server,
 };
 
 /// Next port to try. Tests of this binary run as threads of one process, so a process-wide
@@ -98,6 +98,21 @@ impl Servers {
     }
 
     pub fn add(&mut self, bin: &Path, opts: &ServerOpts) -> usize {
+        // A port found free can be taken by another process before the server binds it:
+        // then try fresh ports (bounded).
+        for _ in 0..5 {
+            match self.try_add(bin, opts) {
+                Ok(idx) => return idx,
+                Err(SandboxError::PortInUse { port }) => {
+                    eprintln!("port {port} was taken meanwhile; trying other ports");
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+        panic!("no free ports for a test server after 5 attempts");
+    }
+
+    fn try_add(&mut self, bin: &Path, opts: &ServerOpts) -> Result<usize, SandboxError> {
         let port = allocate_port();
         let dir = self.dir.path().join(format!("node-{port}"));
         let mut directives = opts.directives.clone();
@@ -138,11 +153,10 @@ impl Servers {
             port,
             password: opts.password.clone().map(Secret::new),
             directives,
-        })
-        .unwrap();
+        })?;
         self.servers.push(server);
         self.tls_ports.push(tls_port);
-        self.servers.len() - 1
+        Ok(self.servers.len() - 1)
     }
 
     /// `--tls --cacert … --cert … --key …` with a client certificate from the servers' CA.
