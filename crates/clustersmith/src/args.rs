@@ -41,6 +41,7 @@ pub struct DiagnoseArgs {
     /// Expected replicas per primary.
     #[arg(long, short = 'r', value_name = "R")]
     pub replicas: Option<usize>,
+    /// Pick the IPv6 address when a name resolves to both families.
     #[arg(long)]
     pub prefer_ipv6: bool,
     /// A node's redis.conf (repeatable); attached to its node by port.
