@@ -120,12 +120,19 @@ pub fn verify(
                 .or_else(|| known_ids.get(i).cloned().flatten())
         })
         .collect();
-    let expected: BTreeSet<&NodeId> = expected_ids.iter().flatten().collect();
+    // Inventory position of every expected id, built once: the per-entry lookups below run
+    // for every entry of every view (N² per round in apply).
+    let mut index_of: BTreeMap<&NodeId, usize> = BTreeMap::new();
+    for (i, id) in expected_ids.iter().enumerate() {
+        if let Some(id) = id {
+            index_of.entry(id).or_insert(i);
+        }
+    }
+    let expected: BTreeSet<&NodeId> = index_of.keys().copied().collect();
     let label_of = |id: &NodeId| -> String {
-        expected_ids
-            .iter()
-            .position(|e| e.as_ref() == Some(id))
-            .map_or_else(|| id.short().to_owned(), |i| label(i).to_owned())
+        index_of
+            .get(id)
+            .map_or_else(|| id.short().to_owned(), |i| label(*i).to_owned())
     };
 
     for (idx, state) in obs.nodes.iter().enumerate() {
@@ -159,11 +166,10 @@ pub fn verify(
             // A member listed at another IP than the one it answers at: it came back with a new
             // address and this node still dials the old one (or the cluster announces
             // addresses its clients cannot use).
-            let answers_at = expected_ids
-                .iter()
-                .position(|e| e.as_ref() == Some(&entry.id))
-                .filter(|pos| obs.view(*pos).is_some())
-                .map(|pos| inventory[pos].ip);
+            let answers_at = index_of
+                .get(&entry.id)
+                .filter(|pos| obs.view(**pos).is_some())
+                .map(|pos| inventory[*pos].ip);
             if let (Some(ip), Some(listed_ip)) = (answers_at, entry.addr.ip)
                 && ip != listed_ip
             {

@@ -88,8 +88,9 @@ pub struct Gathered {
     pub inputs: Inputs,
     /// Unreadable files, parse issues with their lines, files attached to no live node.
     pub notes: Vec<String>,
-    /// Live nodes that refused the connection settings (auth, TLS): not evidence, an error.
-    pub input_errors: Vec<NodeError>,
+    /// Errors met while observing the live nodes. Unreachable nodes are also recorded in
+    /// their evidence; errors of the connection settings (auth, TLS) are the caller's to stop on.
+    pub errors: Vec<NodeError>,
 }
 
 fn read(path: &Path, notes: &mut Vec<String>) -> Option<String> {
@@ -133,7 +134,7 @@ struct Identity {
 /// no live node are grouped by port into nodes of their own.
 pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gathered {
     let mut notes = Vec::new();
-    let mut input_errors = Vec::new();
+    let mut errors = Vec::new();
     let mut nodes: Vec<NodeEvidence> = Vec::new();
     if let Some(session) = session {
         let observed = session.observe().await;
@@ -150,10 +151,8 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
                 NodeState::Seen(view) => node.live = Some(*view),
                 NodeState::Unreachable(why) => node.unreachable = Some(why),
             }
-            if let Some(err) = &observed.errors[idx]
-                && err.is_input_error()
-            {
-                input_errors.push(err.clone());
+            if let Some(err) = &observed.errors[idx] {
+                errors.push(err.clone());
             }
             nodes.push(node);
         }
@@ -275,7 +274,7 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
             expected: None,
         },
         notes,
-        input_errors,
+        errors,
     }
 }
 

@@ -37,6 +37,22 @@ pub async fn open(
     Ok(session)
 }
 
+/// Reports the errors that come from clustersmith's own settings (credentials, permissions,
+/// TLS); true when there were any. They say nothing about the cluster, so a command that
+/// meets them gives no verdict and exits 2.
+pub fn refused_settings<'a>(command: &str, errors: impl Iterator<Item = &'a NodeError>) -> bool {
+    let refused: Vec<&NodeError> = errors.filter(|e| e.is_input_error()).collect();
+    if refused.is_empty() {
+        return false;
+    }
+    eprintln!(
+        "error: cannot {command}: {} node(s) refused the connection settings",
+        refused.len()
+    );
+    report_node_errors(refused.into_iter());
+    true
+}
+
 pub fn report_node_errors<'a>(errors: impl Iterator<Item = &'a NodeError>) {
     for node_err in errors {
         eprintln!("  {node_err}");
@@ -275,19 +291,7 @@ pub async fn verify_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
     let conn = conn_opts(&args.conn)?;
     let mut session = open(&spec, &conn, args.prefer_ipv6).await?;
     let observed = session.observe().await;
-    // Wrong credentials or TLS settings say nothing about the cluster: no verdict, exit 2.
-    let input_errors: Vec<&NodeError> = observed
-        .errors
-        .iter()
-        .flatten()
-        .filter(|e| e.is_input_error())
-        .collect();
-    if !input_errors.is_empty() {
-        eprintln!(
-            "error: cannot verify: {} node(s) refused the connection settings",
-            input_errors.len()
-        );
-        report_node_errors(input_errors.into_iter());
+    if refused_settings("verify", observed.errors.iter().flatten()) {
         return Ok(exit::ERROR);
     }
     let obs = observed.observation;

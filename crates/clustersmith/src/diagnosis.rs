@@ -11,7 +11,7 @@ use clustersmith_io::evidence::{EvidenceFiles, gather};
 use serde_json::{Value, json};
 
 use crate::args::{DiagnoseArgs, ExplainArgs, ExplainFormat, FailOn, Format};
-use crate::commands::{open, report_node_errors};
+use crate::commands::{open, refused_settings};
 use crate::exit;
 use crate::output::{out, outln};
 use crate::render::SCHEMA_VERSION;
@@ -55,12 +55,7 @@ pub async fn diagnose_cmd(args: &DiagnoseArgs) -> anyhow::Result<u8> {
         Some((open(&spec, &conn, args.prefer_ipv6).await?, spec))
     };
     let mut gathered = gather(session.as_mut().map(|(s, _)| s), &files).await;
-    if !gathered.input_errors.is_empty() {
-        eprintln!(
-            "error: cannot diagnose: {} node(s) refused the connection settings",
-            gathered.input_errors.len()
-        );
-        report_node_errors(gathered.input_errors.iter());
+    if refused_settings("diagnose", gathered.errors.iter()) {
         return Ok(exit::ERROR);
     }
     if let (Some((_, spec)), Some(_)) = (&session, expected) {

@@ -59,10 +59,7 @@ fn seed_scenarios_and_three_plus_three_form_by_dns_name_over_tls_across_hosts() 
         bed.start_server(1, 6381, &[]),
     ];
     // 3 + 3 over three hosts, one zone per host.
-    let s3: Vec<usize> = (0..3)
-        .flat_map(|h| [6382, 6383].map(|p| (h, p)))
-        .map(|(h, p)| bed.start_server(h, p, &[]))
-        .collect();
+    let s3 = bed.start_on_hosts(3, &[6382, 6383]);
     for (servers, primaries, zones) in [(&s1, "1", false), (&s2, "2", false), (&s3, "3", true)] {
         let nodes = bed.node_args(servers, zones);
         let out = bed.clustersmith(&args(&["apply", "-m", primaries], &nodes, &tls));
@@ -94,10 +91,7 @@ fn a_node_down_during_apply_fails_in_bounded_time_naming_it_then_a_rerun_complet
     let Some(mut bed) = TestBed::new(3, false) else {
         return;
     };
-    let servers: Vec<usize> = (0..3)
-        .flat_map(|h| [6379, 6380].map(|p| (h, p)))
-        .map(|(h, p)| bed.start_server(h, p, &[]))
-        .collect();
+    let servers = bed.start_on_hosts(3, &[6379, 6380]);
     let nodes = bed.node_args(&servers, true);
     let victim = servers[5];
     // The node goes away after apply has started: kill it once apply's first round ran.
@@ -225,10 +219,7 @@ fn a_host_back_with_a_new_ip_is_detected_and_repaired_without_losing_keys() {
     let Some(mut bed) = TestBed::new(3, false) else {
         return;
     };
-    let servers: Vec<usize> = (0..3)
-        .flat_map(|h| [6379, 6380].map(|p| (h, p)))
-        .map(|(h, p)| bed.start_server(h, p, &[]))
-        .collect();
+    let servers = bed.start_on_hosts(3, &[6379, 6380]);
     let nodes = bed.node_args(&servers, true);
     assert_eq!(
         bed.clustersmith(&args(&["apply", "-m", "3"], &nodes, &[]))
@@ -298,10 +289,7 @@ fn apply_rerun_under_write_load_loses_and_fails_nothing() {
     let Some(mut bed) = TestBed::new(3, false) else {
         return;
     };
-    let servers: Vec<usize> = (0..3)
-        .flat_map(|h| [6379, 6380].map(|p| (h, p)))
-        .map(|(h, p)| bed.start_server(h, p, &[]))
-        .collect();
+    let servers = bed.start_on_hosts(3, &[6379, 6380]);
     let nodes = bed.node_args(&servers, true);
     assert_eq!(
         bed.clustersmith(&args(&["apply", "-m", "3"], &nodes, &[]))
@@ -341,10 +329,7 @@ fn diagnose_finds_a_replica_moved_onto_its_primarys_host() {
     let Some(mut bed) = TestBed::new(2, false) else {
         return;
     };
-    let servers: Vec<usize> = (0..2)
-        .flat_map(|h| [6379, 6380].map(|p| (h, p)))
-        .map(|(h, p)| bed.start_server(h, p, &[]))
-        .collect();
+    let servers = bed.start_on_hosts(2, &[6379, 6380]);
     let nodes = bed.node_args(&servers, false);
     assert_eq!(
         bed.clustersmith(&args(&["apply", "-m", "2"], &nodes, &[]))

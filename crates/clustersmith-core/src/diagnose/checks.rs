@@ -201,20 +201,10 @@ pub fn replication_auth_missing(inputs: &Inputs) -> Vec<Hit> {
                 requirepass.line,
                 "requirepass is set (clients and replicas must authenticate)",
             ));
-            evidence.push(Evidence {
-                source: Source::File {
-                    path: conf.path.clone(),
-                    line: None,
-                },
-                text: "no masterauth / primaryauth: this node cannot log in to its primary when it is a replica".to_owned(),
-            });
+            evidence.push(conf.whole("no masterauth / primaryauth: this node cannot log in to its primary when it is a replica"));
         }
         if let Some(log) = &node.log {
-            let lines: Vec<Evidence> = log
-                .value
-                .find(REPLICATION_NOAUTH)
-                .map(|l| log.at(l.line, l.message.clone()))
-                .collect();
+            let lines: Vec<Evidence> = log.lines_with(REPLICATION_NOAUTH);
             evidence.extend(capped(lines, "NOAUTH lines"));
         }
         if !evidence.is_empty() {
@@ -237,11 +227,7 @@ pub fn replication_tls_mismatch(inputs: &Inputs) -> Vec<Hit> {
         .nodes
         .iter()
         .filter_map(|n| n.log.as_ref())
-        .flat_map(|log| {
-            log.value
-                .find(&["wrong version number"])
-                .map(|l| log.at(l.line, l.message.clone()))
-        })
+        .flat_map(|log| log.lines_with(&["wrong version number"]))
         .collect();
     for node in &inputs.nodes {
         let Some(conf) = &node.redis_conf else {
@@ -269,13 +255,7 @@ pub fn replication_tls_mismatch(inputs: &Inputs) -> Vec<Hit> {
         }
         evidence.push(match c.get("tls-replication") {
             Some(d) => conf.at(d.line, format!("tls-replication {}", d.args.join(" "))),
-            None => Evidence {
-                source: Source::File {
-                    path: conf.path.clone(),
-                    line: None,
-                },
-                text: "no tls-replication yes: as a replica it connects to its primary's TLS port in plaintext".to_owned(),
-            },
+            None => conf.whole("no tls-replication yes: as a replica it connects to its primary's TLS port in plaintext"),
         });
         evidence.extend(capped(wrong_version.clone(), "TLS errors"));
         hits.push(Hit {
@@ -353,16 +333,12 @@ pub fn replica_link_down(inputs: &Inputs) -> Vec<Hit> {
                 ),
             )];
             if let Some(log) = &node.log {
-                let lines: Vec<Evidence> = log
-                    .value
-                    .find(&[
+                let lines: Vec<Evidence> = log.lines_with(&[
                         "Error reply to PING from master",
                         "Error reply to PING from primary",
                         "Error condition on socket for SYNC",
                         "aborted replication",
-                    ])
-                    .map(|l| log.at(l.line, l.message.clone()))
-                    .collect();
+                    ]);
                 evidence.extend(capped(lines, "replication errors"));
             }
             Hit {
@@ -380,11 +356,7 @@ pub fn plaintext_on_tls_port(inputs: &Inputs) -> Vec<Hit> {
         .iter()
         .filter_map(|node| {
             let log = node.log.as_ref()?;
-            let lines: Vec<Evidence> = log
-                .value
-                .find(&["wrong version number"])
-                .map(|l| log.at(l.line, l.message.clone()))
-                .collect();
+            let lines: Vec<Evidence> = log.lines_with(&["wrong version number"]);
             (!lines.is_empty()).then(|| Hit {
                 node: Some(node.label.clone()),
                 summary: "plaintext connections reached this node's TLS port".to_owned(),
@@ -500,11 +472,7 @@ pub fn bus_handshake_stuck(inputs: &Inputs) -> Vec<Hit> {
         }
         let mut evidence = capped(stuck, "peers");
         if let Some(log) = &node.log {
-            let lines: Vec<Evidence> = log
-                .value
-                .find(&["Error accepting cluster node connection"])
-                .map(|l| log.at(l.line, l.message.clone()))
-                .collect();
+            let lines: Vec<Evidence> = log.lines_with(&["Error accepting cluster node connection"]);
             evidence.extend(capped(lines, "bus errors"));
         }
         hits.push(Hit {
@@ -525,13 +493,7 @@ pub fn tls_cluster_mismatch(inputs: &Inputs) -> Vec<Hit> {
             let on = conf.value.flag("tls-cluster") == Some(true);
             let evidence = match conf.value.get("tls-cluster") {
                 Some(d) => conf.at(d.line, format!("tls-cluster {}", d.args.join(" "))),
-                None => Evidence {
-                    source: Source::File {
-                        path: conf.path.clone(),
-                        line: None,
-                    },
-                    text: "tls-cluster not set (no)".to_owned(),
-                },
+                None => conf.whole("tls-cluster not set (no)"),
             };
             Some((node, on, evidence))
         })

@@ -164,13 +164,32 @@ pub struct SourceFile<T> {
 
 impl<T> SourceFile<T> {
     pub fn at(&self, line: usize, text: impl Into<String>) -> Evidence {
+        self.evidence(Some(line), text)
+    }
+
+    /// Evidence about the file as a whole (something it lacks).
+    pub fn whole(&self, text: impl Into<String>) -> Evidence {
+        self.evidence(None, text)
+    }
+
+    fn evidence(&self, line: Option<usize>, text: impl Into<String>) -> Evidence {
         Evidence {
             source: Source::File {
                 path: self.path.clone(),
-                line: Some(line),
+                line,
             },
             text: text.into(),
         }
+    }
+}
+
+impl SourceFile<ServerLog> {
+    /// The log lines containing any of `needles`, as evidence.
+    pub fn lines_with(&self, needles: &[&str]) -> Vec<Evidence> {
+        self.value
+            .find(needles)
+            .map(|l| self.at(l.line, l.message.clone()))
+            .collect()
     }
 }
 

@@ -244,6 +244,17 @@ impl TestBed {
         }
     }
 
+    /// One server on each of the first `hosts` hosts at each of `ports`, host by host.
+    pub fn start_on_hosts(&mut self, hosts: usize, ports: &[u16]) -> Vec<usize> {
+        let mut started = Vec::new();
+        for host in 0..hosts {
+            for port in ports {
+                started.push(self.start_server(host, *port, &[]));
+            }
+        }
+        started
+    }
+
     /// Stops a server (by its PID) and starts it again from the same directory, as a VM
     /// restart does (nodes.conf kept).
     pub fn restart_server(&mut self, idx: usize) {
@@ -332,22 +343,24 @@ impl TestBed {
             .collect()
     }
 
-    /// TLS client options (a client certificate from the bed's CA).
+    /// TLS client options for clustersmith and redis-cli (they share the flag names): the
+    /// bed's CA and one client certificate from it, issued on first use.
     pub fn tls_args(&self) -> Vec<String> {
         let Some(ca) = &self.ca else {
             return Vec::new();
         };
-        let client = ca
-            .issue(&self.dir.path().join("tls"), "client", &["client"])
-            .unwrap();
+        let tls = self.dir.path().join("tls");
+        if !tls.join("client.crt").exists() {
+            ca.issue(&tls, "client", &["client"]).unwrap();
+        }
         vec![
             "--tls".into(),
             "--cacert".into(),
             ca.ca_cert.display().to_string(),
             "--cert".into(),
-            client.cert.display().to_string(),
+            tls.join("client.crt").display().to_string(),
             "--key".into(),
-            client.key.display().to_string(),
+            tls.join("client.key").display().to_string(),
         ]
     }
 
@@ -385,28 +398,9 @@ impl TestBed {
         cmd.args(["netns", "exec", &self.client, "redis-cli", "-h"])
             .arg(h.ip.to_string())
             .args(["-p", &s.port.to_string()]);
-        cmd.args(self.tls_cli_args());
+        cmd.args(self.tls_args());
         let out = cmd.args(args).output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn tls_cli_args(&self) -> Vec<String> {
-        let Some(ca) = &self.ca else {
-            return Vec::new();
-        };
-        let tls = self.dir.path().join("tls");
-        if !tls.join("client.crt").exists() {
-            ca.issue(&tls, "client", &["client"]).unwrap();
-        }
-        vec![
-            "--tls".into(),
-            "--cacert".into(),
-            ca.ca_cert.display().to_string(),
-            "--cert".into(),
-            tls.join("client.crt").display().to_string(),
-            "--key".into(),
-            tls.join("client.key").display().to_string(),
-        ]
     }
 
     /// Runs a shell command in the client namespace (a cluster-aware client load).
