@@ -24,3 +24,9 @@ pub mod parse;
 pub mod plan;
 pub mod spec;
 pub mod verify;
+
+/// `1 node`, `2 nodes`: a count with the noun that agrees with it, for every message.
+pub fn plural(count: impl Into<u64>, one: &str, many: &str) -> String {
+    let count = count.into();
+    format!("{count} {}", if count == 1 { one } else { many })
+}

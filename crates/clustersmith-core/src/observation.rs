@@ -96,6 +96,25 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// The id the observed nodes list at `ip:port`, when they agree on one: what an
+    /// unreachable (frozen, stopped) node is known as, so its entries in its peers' views are
+    /// not taken for strangers.
+    pub fn id_listed_at(&self, ip: IpAddr, port: u16) -> Option<NodeId> {
+        let mut found: Option<&NodeId> = None;
+        for view in self.nodes.iter().filter_map(NodeState::view) {
+            for entry in &view.nodes.entries {
+                if entry.is_handshake() || entry.addr.ip != Some(ip) || entry.addr.port != port {
+                    continue;
+                }
+                match found {
+                    Some(id) if *id != entry.id => return None,
+                    _ => found = Some(&entry.id),
+                }
+            }
+        }
+        found.cloned()
+    }
+
     pub fn view(&self, idx: usize) -> Option<&NodeView> {
         self.nodes.get(idx).and_then(NodeState::view)
     }

@@ -64,22 +64,39 @@ pub enum SpecError {
     PortOutOfRange { text: String },
     #[error("`{text}`: unknown option `{option}` (only `zone=NAME` is known)")]
     UnknownOption { text: String, option: String },
+    #[error("`{text}`: the zone is given twice")]
+    ZoneTwice { text: String },
+    #[error("`{text}`: the zone is empty")]
+    EmptyZone { text: String },
     #[error("node `{0}` is listed twice")]
     Duplicate(String),
     #[error("state the shape with the number of primaries or the replicas per primary")]
     NoShape,
     #[error("a cluster needs at least one primary")]
     ZeroPrimaries,
-    #[error("{primaries} primaries asked for, but only {nodes} nodes given")]
+    #[error(
+        "{} asked for, but only {} given",
+        crate::plural(*.primaries as u64, "primary", "primaries"),
+        crate::plural(*.nodes as u64, "node", "nodes")
+    )]
     MorePrimariesThanNodes { primaries: usize, nodes: usize },
     #[error(
-        "{nodes} nodes cannot be split into {primaries} primaries with the same number of replicas each"
+        "{} cannot be split into {} with the same number of replicas each",
+        crate::plural(*.nodes as u64, "node", "nodes"),
+        crate::plural(*.primaries as u64, "primary", "primaries")
     )]
     UnevenSplit { nodes: usize, primaries: usize },
-    #[error("{nodes} nodes cannot be split into groups of 1 primary + {replicas} replicas")]
+    #[error(
+        "{} cannot be split into groups of 1 primary + {}",
+        crate::plural(*.nodes as u64, "node", "nodes"),
+        crate::plural(*.replicas as u64, "replica", "replicas")
+    )]
     UnevenReplicas { nodes: usize, replicas: usize },
     #[error(
-        "{primaries} primaries with {replicas} replicas each need {needed} nodes, but {nodes} are given"
+        "{} with {} each need {needed} nodes, but {} given",
+        crate::plural(*.primaries as u64, "primary", "primaries"),
+        crate::plural(*.replicas as u64, "replica", "replicas"),
+        if *.nodes == 1 { "1 is".to_owned() } else { format!("{} are", .nodes) }
     )]
     ShapeMismatch {
         primaries: usize,
@@ -98,7 +115,12 @@ pub fn parse_node(text: &str) -> Result<NodeSpec, SpecError> {
     let mut zone = None;
     for option in parts {
         match option.trim().split_once('=') {
-            Some(("zone", value)) if !value.is_empty() => zone = Some(value.to_owned()),
+            Some(("zone", _)) if zone.is_some() => {
+                return Err(SpecError::ZoneTwice {
+                    text: text.to_owned(),
+                });
+            }
+            Some(("zone", value)) => zone = Some(check_zone(text, value)?),
             _ => {
                 return Err(SpecError::UnknownOption {
                     text: text.to_owned(),
@@ -109,6 +131,14 @@ pub fn parse_node(text: &str) -> Result<NodeSpec, SpecError> {
     }
     let (host, port) =
         split_host_port(addr).ok_or_else(|| SpecError::BadAddress(text.to_owned()))?;
+    // Digits only, no leading zero: `+22300` and `022300` parse as numbers but are not how
+    // anyone writes a port, and a typo there must not silently name another one.
+    if port.is_empty()
+        || !port.bytes().all(|b| b.is_ascii_digit())
+        || port.starts_with('0') && port != "0"
+    {
+        return Err(SpecError::BadAddress(text.to_owned()));
+    }
     let port: u32 = port
         .parse()
         .map_err(|_| SpecError::BadAddress(text.to_owned()))?;
@@ -124,10 +154,23 @@ pub fn parse_node(text: &str) -> Result<NodeSpec, SpecError> {
     })
 }
 
+/// A zone name as given after `zone=` (CLI) or in a spec file's `zone` field.
+pub fn check_zone(text: &str, zone: &str) -> Result<String, SpecError> {
+    if zone.trim().is_empty() {
+        return Err(SpecError::EmptyZone {
+            text: text.to_owned(),
+        });
+    }
+    Ok(zone.to_owned())
+}
+
 fn split_host_port(addr: &str) -> Option<(Host, &str)> {
     if let Some(rest) = addr.strip_prefix('[') {
         let (ip, port) = rest.split_once("]:")?;
-        return Some((Host::Ip(IpAddr::V6(ip.parse().ok()?)), port));
+        // `[::ffff:127.0.0.1]` is the IPv4 node `127.0.0.1`: the same server answers both,
+        // so both spellings must name one node (and be caught as a duplicate).
+        let ip = IpAddr::V6(ip.parse().ok()?).to_canonical();
+        return Some((Host::Ip(ip), port));
     }
     let (host, port) = addr.rsplit_once(':')?;
     // An unbracketed IPv6 address would be ambiguous (`::1:6379`), so it is refused.
@@ -264,6 +307,32 @@ mod tests {
             parse_node("h:1,rack=2"),
             Err(SpecError::UnknownOption { .. })
         ));
+        for text in ["h:022300", "h:+22300", "h:-1", "h: 1", "h:1_0"] {
+            assert_eq!(
+                parse_node(text),
+                Err(SpecError::BadAddress(text.into())),
+                "{text}"
+            );
+        }
+        assert!(matches!(
+            parse_node("h:1,zone=a,zone=b"),
+            Err(SpecError::ZoneTwice { .. })
+        ));
+        assert!(matches!(
+            parse_node("h:1,zone="),
+            Err(SpecError::EmptyZone { .. })
+        ));
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_name_the_ipv4_node() {
+        let mapped = parse_node("[::ffff:127.0.0.1]:22300").unwrap();
+        assert_eq!(mapped.label(), "127.0.0.1:22300");
+        let plain = parse_node("127.0.0.1:22300").unwrap();
+        assert_eq!(
+            ClusterSpec::new(vec![plain, mapped], Some(1), None),
+            Err(SpecError::Duplicate("127.0.0.1:22300".into()))
+        );
     }
 
     #[test]

@@ -31,7 +31,14 @@ pub const CRITERIA: &[(&str, &str)] = &[
         "each intended replica replicates its intended primary with master_link_status:up",
     ),
     ("state", "cluster_state:ok on every node"),
+    (
+        "balance",
+        "the primaries' slot counts differ by at most one (a warning: it does not fail verify)",
+    ),
 ];
+
+/// Criteria that warn without failing the verdict: the cluster works, but is not as intended.
+pub const WARNING_ONLY: &[&str] = &["balance"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
@@ -56,6 +63,8 @@ pub enum Status {
     Failed,
     /// Nothing wrong was seen, but some nodes could not be looked at.
     Unknown,
+    /// A warning-only criterion does not hold: shown, but the verdict still passes.
+    Warning,
 }
 
 impl Status {
@@ -64,13 +73,16 @@ impl Status {
             Status::Met => "ok",
             Status::Failed => "fail",
             Status::Unknown => "unknown",
+            Status::Warning => "warning",
         }
     }
 }
 
 impl CriterionResult {
     pub fn status(&self) -> Status {
-        if !self.failures.is_empty() {
+        if !self.failures.is_empty() && self.is_warning_only() {
+            Status::Warning
+        } else if !self.failures.is_empty() {
             Status::Failed
         } else if !self.unchecked.is_empty() {
             Status::Unknown
@@ -79,8 +91,13 @@ impl CriterionResult {
         }
     }
 
+    /// Met, or only warned about.
     pub fn passed(&self) -> bool {
-        self.status() == Status::Met
+        matches!(self.status(), Status::Met | Status::Warning)
+    }
+
+    pub fn is_warning_only(&self) -> bool {
+        WARNING_ONLY.contains(&self.id)
     }
 }
 
@@ -118,6 +135,7 @@ pub fn verify(
             obs.view(i)
                 .map(|v| v.id.clone())
                 .or_else(|| known_ids.get(i).cloned().flatten())
+                .or_else(|| obs.id_listed_at(inventory[i].ip, inventory[i].port))
         })
         .collect();
     // Inventory position of every expected id, built once: the per-entry lookups below run
@@ -301,7 +319,10 @@ pub fn verify(
         fail(
             "slots",
             any_primary,
-            format!("{} slots have no owner: {uncovered}", uncovered.len()),
+            format!(
+                "{} no owner: {uncovered}",
+                crate::plural(uncovered.len() as u64, "slot has", "slots have")
+            ),
         );
     }
 
@@ -356,6 +377,42 @@ pub fn verify(
                         "master_link_status:{} (primary {})",
                         view.info.primary_link_status().unwrap_or("unknown"),
                         label(shard.primary)
+                    ),
+                );
+            }
+        }
+    }
+
+    // balance: what the primaries own now (a layout keeps slots where they are, so two runs
+    // with different shapes, or a manual reshard, can leave 8192 / 2731 / 5461).
+    let owned: Vec<(usize, usize)> = layout
+        .shards
+        .iter()
+        .filter_map(|s| {
+            obs.view(s.primary)
+                .map(|v| (s.primary, v.myself().slots.len()))
+        })
+        .collect();
+    if owned.len() == layout.shards.len()
+        && let (Some(min), Some(max)) = (
+            owned.iter().map(|(_, n)| *n).min(),
+            owned.iter().map(|(_, n)| *n).max(),
+        )
+        && max - min > 1
+    {
+        let counts: Vec<String> = owned
+            .iter()
+            .map(|(idx, n)| format!("{} {n}", label(*idx)))
+            .collect();
+        for (idx, n) in &owned {
+            if *n == max || *n == min {
+                fail(
+                    "balance",
+                    *idx,
+                    format!(
+                        "owns {n} slots; the primaries own {} (differing by {}); moving slots evens them",
+                        counts.join(", "),
+                        max - min
                     ),
                 );
             }

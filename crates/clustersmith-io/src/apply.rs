@@ -247,7 +247,8 @@ pub async fn apply(
 /// a full read confirms everything before `apply` calls the cluster converged.
 fn nodes_to_read(verdict: &Verdict, steps: &[Step], nodes: usize) -> Vec<bool> {
     let mut read = vec![false; nodes];
-    for criterion in &verdict.criteria {
+    // A warning-only criterion (balance) is not something apply waits for.
+    for criterion in verdict.criteria.iter().filter(|c| !c.is_warning_only()) {
         let failing = criterion.failures.iter().map(|f| f.node);
         for idx in failing.chain(criterion.unchecked.iter().copied()) {
             read[idx] = true;

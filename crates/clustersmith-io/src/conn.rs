@@ -159,10 +159,68 @@ impl TlsMaterial {
     }
 }
 
+/// Says once per process that the password was not needed, as redis-cli does
+/// ("Warning: AUTH failed"), without repeating it for every node and reconnect.
+fn warn_no_password_once() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "AUTH failed: the nodes have no password configured, continuing without it (as redis-cli does); unset REDISCLI_AUTH or drop --password-file if that is expected"
+        );
+    });
+}
+
+/// A client for one node: plaintext, or TLS pinned to the resolved IP while the certificate is
+/// checked against the hostname the operator gave.
+fn build_client(
+    endpoint: &Endpoint,
+    user: Option<&str>,
+    password: Option<&Secret>,
+    tls: Option<&TlsMaterial>,
+) -> Result<Client, String> {
+    let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
+    if let Some(password) = password {
+        settings = settings.set_password(password.expose());
+    }
+    if let Some(user) = user {
+        settings = settings.set_username(user);
+    }
+    let Some(material) = tls else {
+        let info = ConnectionAddr::Tcp(endpoint.ip.to_string(), endpoint.port)
+            .into_connection_info()
+            .map_err(|e| e.to_string())?
+            .set_redis_settings(settings);
+        return Client::open(info).map_err(|e| e.to_string());
+    };
+    let host = endpoint
+        .hostname
+        .clone()
+        .unwrap_or_else(|| endpoint.ip.to_string());
+    let info = ConnectionAddr::TcpTls {
+        host,
+        port: endpoint.port,
+        insecure: material.insecure,
+        tls_params: None,
+    }
+    .into_connection_info()
+    .map_err(|e| e.to_string())?
+    .set_redis_settings(settings);
+    let client = Client::build_with_tls(info, material.certs.clone()).map_err(|e| e.to_string())?;
+    if material.skip_hostname_check && !material.insecure {
+        let mut addr = client.get_connection_info().addr().clone();
+        addr.set_danger_accept_invalid_hostnames(true);
+        Client::open(client.get_connection_info().clone().set_addr(addr)).map_err(|e| e.to_string())
+    } else {
+        Ok(client)
+    }
+}
+
 /// A lazily (re)connected handle to one node.
 pub struct NodeHandle {
     pub endpoint: Endpoint,
     client: Client,
+    /// The same client without the password, for a node that has none configured.
+    without_password: Option<Client>,
     config: AsyncConnectionConfig,
     tls: bool,
     /// A client certificate is presented.
@@ -176,13 +234,6 @@ impl NodeHandle {
         opts: &ConnOpts,
         tls: Option<&TlsMaterial>,
     ) -> Result<NodeHandle, NodeError> {
-        let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
-        if let Some(password) = &opts.password {
-            settings = settings.set_password(password.expose());
-        }
-        if let Some(user) = &opts.user {
-            settings = settings.set_username(user);
-        }
         let fail = |text: String| NodeError {
             node: endpoint.label.clone(),
             op: "configure the connection",
@@ -191,45 +242,22 @@ impl NodeHandle {
         let mut config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(opts.connect_timeout))
             .set_response_timeout(Some(opts.response_timeout));
-        let client = match tls {
-            None => {
-                let info = ConnectionAddr::Tcp(endpoint.ip.to_string(), endpoint.port)
-                    .into_connection_info()
-                    .map_err(|e| fail(e.to_string()))?
-                    .set_redis_settings(settings);
-                Client::open(info).map_err(|e| fail(e.to_string()))?
-            }
-            Some(material) => {
-                let host = endpoint
-                    .hostname
-                    .clone()
-                    .unwrap_or_else(|| endpoint.ip.to_string());
-                config = config
-                    .set_dns_resolver(PinnedResolver(SocketAddr::new(endpoint.ip, endpoint.port)));
-                let info = ConnectionAddr::TcpTls {
-                    host,
-                    port: endpoint.port,
-                    insecure: material.insecure,
-                    tls_params: None,
-                }
-                .into_connection_info()
-                .map_err(|e| fail(e.to_string()))?
-                .set_redis_settings(settings);
-                let client = Client::build_with_tls(info, material.certs.clone())
-                    .map_err(|e| fail(e.to_string()))?;
-                if material.skip_hostname_check && !material.insecure {
-                    let mut addr = client.get_connection_info().addr().clone();
-                    addr.set_danger_accept_invalid_hostnames(true);
-                    Client::open(client.get_connection_info().clone().set_addr(addr))
-                        .map_err(|e| fail(e.to_string()))?
-                } else {
-                    client
-                }
-            }
+        if tls.is_some() {
+            config = config
+                .set_dns_resolver(PinnedResolver(SocketAddr::new(endpoint.ip, endpoint.port)));
+        }
+        let client = build_client(&endpoint, opts.user.as_deref(), opts.password.as_ref(), tls)
+            .map_err(fail)?;
+        // A password without a user, to a node that has none: redis-cli warns and goes on
+        // unauthenticated, and so does clustersmith (a stray REDISCLI_AUTH must not stop it).
+        let without_password = match (&opts.password, &opts.user) {
+            (Some(_), None) => Some(build_client(&endpoint, None, None, tls).map_err(fail)?),
+            _ => None,
         };
         Ok(NodeHandle {
             endpoint,
             client,
+            without_password,
             config,
             tls: tls.is_some(),
             client_cert: tls.is_some_and(|m| m.certs.client_tls.is_some()),
@@ -246,16 +274,33 @@ impl NodeHandle {
         if let Some(conn) = guard.as_ref() {
             return Ok(conn.clone());
         }
-        let conn = match self
+        let mut result = self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
+            .map_err(|e| NodeError::new(self.label(), "connect", &e));
+        // redis-rs reports a refused AUTH without the server's reason, so a node that has no
+        // password at all is told apart from a wrong password by asking it: PING without
+        // AUTH succeeds only where no password is required.
+        if let (Err(err), Some(open)) = (&result, &self.without_password)
+            && matches!(
+                err.kind,
+                NodeErrorKind::AuthFailed | NodeErrorKind::NoPasswordConfigured
+            )
+            && let Ok(mut conn) = open
+                .get_multiplexed_async_connection_with_config(&self.config)
+                .await
+            && redis::cmd("PING")
+                .query_async::<redis::Value>(&mut conn)
+                .await
+                .is_ok()
         {
+            warn_no_password_once();
+            result = Ok(conn);
+        }
+        let conn = match result {
             Ok(conn) => conn,
-            Err(e) => {
-                let err = NodeError::new(self.label(), "connect", &e);
-                return Err(self.explain(err).await);
-            }
+            Err(err) => return Err(self.explain(err).await),
         };
         *guard = Some(conn.clone());
         Ok(conn)

@@ -20,6 +20,9 @@ pub enum NodeErrorKind {
     AuthFailed,
     /// The server requires a password and none was given.
     NoAuth,
+    /// A password was given but the node has none configured (`AUTH <password> called
+    /// without any password configured`): redis-cli warns and carries on without it.
+    NoPasswordConfigured,
     /// The ACL user lacks a permission; the server's text names the command.
     NoPermission(String),
     /// `cluster-enabled no`.
@@ -186,6 +189,7 @@ impl NodeError {
             self.kind,
             NodeErrorKind::AuthFailed
                 | NodeErrorKind::NoAuth
+                | NodeErrorKind::NoPasswordConfigured
                 | NodeErrorKind::NoPermission(_)
                 | NodeErrorKind::Tls(_)
         )
@@ -226,6 +230,7 @@ impl NodeError {
             | NodeErrorKind::Other(_) => Disposition::Retry,
             NodeErrorKind::AuthFailed
             | NodeErrorKind::NoAuth
+            | NodeErrorKind::NoPasswordConfigured
             | NodeErrorKind::NoPermission(_)
             | NodeErrorKind::ClusterDisabled
             | NodeErrorKind::ProtectedMode
@@ -280,6 +285,9 @@ impl fmt::Display for NodeErrorKind {
             NodeErrorKind::ConnectionReset => f.write_str("connection reset by peer"),
             NodeErrorKind::AuthFailed => f.write_str("authentication failed"),
             NodeErrorKind::NoAuth => f.write_str("authentication required (NOAUTH)"),
+            NodeErrorKind::NoPasswordConfigured => {
+                f.write_str("a password was given but the node has none configured")
+            }
             NodeErrorKind::NoPermission(text) => write!(f, "permission denied: {text}"),
             NodeErrorKind::ClusterDisabled => {
                 f.write_str("cluster support is disabled on this node")
@@ -304,6 +312,9 @@ pub fn classify(err: &RedisError) -> NodeErrorKind {
     }
     let code = err.code().unwrap_or_default().to_owned();
     let detail = err.detail().unwrap_or_default().to_owned();
+    if err.to_string().contains("without any password configured") {
+        return NodeErrorKind::NoPasswordConfigured;
+    }
     match err.kind() {
         ErrorKind::AuthenticationFailed => return NodeErrorKind::AuthFailed,
         ErrorKind::Server(ServerErrorKind::NoPerm) => return NodeErrorKind::NoPermission(detail),

@@ -21,6 +21,25 @@ fn subject(common_name: &str) -> DistinguishedName {
     name
 }
 
+/// Writes a private key readable by its owner only (0600), as servers and operators expect
+/// of key files; the mode is set at creation, so the key is never readable by others.
+fn write_key(path: &Path, pem: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("write `{}`: {e}", path.display()))?;
+    // An existing file keeps its mode through `open`: make it 0600 too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod `{}`: {e}", path.display()))?;
+    file.write_all(pem.as_bytes())
+        .map_err(|e| format!("write `{}`: {e}", path.display()))
+}
+
 /// Paths of one certificate and its key.
 #[derive(Clone, Debug)]
 pub struct CertFiles {
@@ -102,7 +121,7 @@ impl TestCa {
             key: dir.join(format!("{stem}.key")),
         };
         std::fs::write(&files.cert, cert.pem()).map_err(|e| e.to_string())?;
-        std::fs::write(&files.key, key.serialize_pem()).map_err(|e| e.to_string())?;
+        write_key(&files.key, &key.serialize_pem())?;
         Ok(files)
     }
 }

@@ -99,7 +99,8 @@ async fn lookup(
         .await
         .map_err(|_| unresolvable(format!("no answer within {timeout:?}")))?
         .map_err(|e| unresolvable(e.to_string()))?;
-    let mut ips: Vec<IpAddr> = found.map(|sa| sa.ip()).collect();
+    // An IPv4-mapped answer is the IPv4 address (one server, one node).
+    let mut ips: Vec<IpAddr> = found.map(|sa| sa.ip().to_canonical()).collect();
     ips.sort();
     ips.dedup();
     let chosen = pick(&ips, prefer_ipv6).ok_or_else(|| unresolvable("no addresses".to_owned()))?;

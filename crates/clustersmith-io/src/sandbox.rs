@@ -32,6 +32,14 @@ pub enum SandboxError {
     StartFailed { port: u16, reason: String },
     #[error("no sandbox in `{0}`")]
     NoSandbox(PathBuf),
+    #[error("`{0}` is not a Redis or Valkey server binary (`--version` says: {1})")]
+    NotAServer(PathBuf, String),
+    #[error(
+        "`{0}` exists and is not empty, but holds no sandbox: choose another --dir or remove it (nothing was started)"
+    )]
+    DirNotEmpty(PathBuf),
+    #[error("{} still running after SIGKILL (PIDs {}); `{}` was kept", crate::sandbox::servers_word(.pids.len()), .pids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "), .dir.display())]
+    StillRunning { pids: Vec<u32>, dir: PathBuf },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -112,7 +120,112 @@ pub struct ServerConfig {
 pub struct LocalServer {
     pub port: u16,
     pub pid: u32,
+    /// When the process started (clock ticks after boot, from `/proc/PID/stat`): with the PID,
+    /// what identifies the process we started, whatever its binary is called. `None` for a
+    /// state file written before start times were recorded.
+    pub start_time: Option<u64>,
     pub dir: PathBuf,
+}
+
+fn servers_word(count: usize) -> String {
+    clustersmith_core::plural(count as u64, "server", "servers")
+}
+
+/// A process's start time and whether it is a zombie, from `/proc/PID/stat` (fields 22 and
+/// 3, counted after the parenthesised command name, which may hold spaces).
+fn proc_stat(pid: u32) -> Option<(u64, bool)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state); field 22 (starttime) is at index 19.
+    let zombie = fields.first() == Some(&"Z");
+    Some((fields.get(19)?.parse().ok()?, zombie))
+}
+
+/// The start time of a live (non-zombie) process.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    proc_stat(pid).and_then(|(start, zombie)| (!zombie).then_some(start))
+}
+
+impl LocalServer {
+    /// True while the very process we started runs: same PID and same start time (a PID can
+    /// be reused by an unrelated process once ours has exited).
+    pub fn is_running(&self) -> bool {
+        match (process_start_time(self.pid), self.start_time) {
+            (Some(now), Some(recorded)) => now == recorded,
+            // No recorded start time: fall back to what the process works in. A server
+            // chdirs to its `dir`, which is this node's own directory.
+            (Some(_), None) => runs_in(self.pid, &self.dir),
+            (None, _) => false,
+        }
+    }
+
+    /// The process serving this node now: the one we started, or one restarted by hand from
+    /// the node's own config (found by the pidfile it writes and the directory it runs in).
+    pub fn running_process(&self) -> Option<LocalServer> {
+        if self.is_running() {
+            return Some(self.clone());
+        }
+        let pid: u32 = std::fs::read_to_string(self.dir.join("server.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let start_time = process_start_time(pid)?;
+        runs_in(pid, &self.dir).then(|| LocalServer {
+            pid,
+            start_time: Some(start_time),
+            ..self.clone()
+        })
+    }
+
+    /// SIGTERM, then SIGKILL after 5 s; true once the process is gone (bounded: 7 s).
+    pub fn stop(&self) -> bool {
+        if !self.is_running() {
+            return true;
+        }
+        signal(self.pid, libc::SIGTERM);
+        if wait_gone(self, Duration::from_secs(5)) {
+            return true;
+        }
+        signal(self.pid, libc::SIGKILL);
+        wait_gone(self, Duration::from_secs(2))
+    }
+}
+
+fn wait_gone(server: &LocalServer, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while server.is_running() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// True when `pid` runs with `dir` as its working directory.
+fn runs_in(pid: u32, dir: &Path) -> bool {
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"));
+    let dir = dir.canonicalize();
+    matches!((cwd, dir), (Ok(a), Ok(b)) if a == b)
+}
+
+/// Checks that `bin` is a Redis or Valkey server before anything is started with it.
+pub fn check_server_binary(bin: &Path) -> Result<(), SandboxError> {
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(io_err(format!("run `{} --version`", bin.display())))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.starts_with("Redis server v=") || text.starts_with("Valkey server v=") {
+        Ok(())
+    } else {
+        let said = text.lines().next().unwrap_or("nothing").trim().to_owned();
+        Err(SandboxError::NotAServer(bin.to_owned(), said))
+    }
 }
 
 impl LocalServer {
@@ -217,11 +330,13 @@ pub fn start_server(cfg: &ServerConfig) -> Result<LocalServer, SandboxError> {
             .ok()
             .and_then(|t| t.trim().parse::<u32>().ok());
         if let Some(pid) = pid
+            && let Some(start_time) = process_start_time(pid)
             && std::net::TcpStream::connect(("127.0.0.1", cfg.port)).is_ok()
         {
             return Ok(LocalServer {
                 port: cfg.port,
                 pid,
+                start_time: Some(start_time),
                 dir: cfg.dir.clone(),
             });
         }
@@ -260,7 +375,9 @@ fn write_private(path: &Path, text: &str) -> Result<(), SandboxError> {
         .map_err(io_err(format!("write `{}`", path.display())))
 }
 
-/// True when `pid` is alive and runs a redis or valkey server.
+/// True when `pid` is alive and its command line names a redis or valkey server. For test
+/// harnesses that start the standard binaries; the sandbox identifies its processes by PID and
+/// start time instead ([`LocalServer::is_running`]), whatever the binary is called.
 pub fn is_our_server(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmd| {
         let text = String::from_utf8_lossy(&cmd);
@@ -306,6 +423,9 @@ pub fn stop_server(pid: u32) {
 pub struct Sandbox {
     pub dir: PathBuf,
     pub servers: Vec<LocalServer>,
+    /// Whether the nodes are TLS-only: recorded in the state, never inferred from files that
+    /// may be left over in the directory.
+    pub tls: bool,
 }
 
 pub struct SandboxSpec {
@@ -361,14 +481,61 @@ pub fn tls_directives(
 }
 
 impl Sandbox {
-    /// Starts `count` servers on consecutive ports. On failure, stops the ones it started.
+    /// Starts `count` servers on consecutive ports. Everything is checked before the first
+    /// server starts (binary, port range, free ports, an empty directory); on a failure after
+    /// that, the servers started so far are stopped and everything created is removed, so a
+    /// failed `up` leaves nothing behind.
     pub fn up(spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
-        std::fs::create_dir_all(&spec.dir)
-            .map_err(io_err(format!("create `{}`", spec.dir.display())))?;
+        check_server_binary(&spec.bin)?;
+        let last = u32::from(spec.base_port) + spec.count.saturating_sub(1) as u32;
+        if last > u32::from(MAX_SAFE_PORT) {
+            return Err(SandboxError::UnsafePort {
+                port: u16::try_from(last).unwrap_or(u16::MAX),
+            });
+        }
+        if let Some(port) = (0..spec.count as u16)
+            .map(|i| spec.base_port + i)
+            .find(|port| !ports_free(*port))
+        {
+            return Err(SandboxError::PortInUse { port });
+        }
+        let existed = spec.dir.exists();
+        if existed
+            && std::fs::read_dir(&spec.dir)
+                .map_err(io_err(format!("read `{}`", spec.dir.display())))?
+                .next()
+                .is_some()
+        {
+            return Err(SandboxError::DirNotEmpty(spec.dir.clone()));
+        }
         let mut sandbox = Sandbox {
             dir: spec.dir.clone(),
             servers: Vec::new(),
+            tls: spec.tls,
         };
+        match sandbox.start_all(spec) {
+            Ok(()) => Ok(sandbox),
+            Err(err) => {
+                let stopped = sandbox.stop();
+                // Only what this call created is removed, and only once its servers are gone.
+                if stopped {
+                    let _ = if existed {
+                        remove_contents(&spec.dir)
+                    } else {
+                        std::fs::remove_dir_all(&spec.dir)
+                    };
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn start_all(&mut self, spec: &SandboxSpec) -> Result<(), SandboxError> {
+        std::fs::create_dir_all(&spec.dir)
+            .map_err(io_err(format!("create `{}`", spec.dir.display())))?;
+        // The state exists from the start (empty), so that `down` can clean up whatever an
+        // interrupted `up` left.
+        self.save()?;
         let ca = if spec.tls {
             let ca = crate::pki::TestCa::create(&spec.dir.join("tls")).map_err(tls_err)?;
             ca.issue(&spec.dir.join("tls"), "client", &["127.0.0.1", "localhost"])
@@ -397,18 +564,11 @@ impl Sandbox {
                 password: spec.password.clone(),
                 directives,
             };
-            match start_server(&cfg) {
-                Ok(server) => {
-                    sandbox.servers.push(server);
-                    sandbox.save()?;
-                }
-                Err(err) => {
-                    sandbox.stop();
-                    return Err(err);
-                }
-            }
+            let server = start_server(&cfg)?;
+            self.servers.push(server);
+            self.save()?;
         }
-        Ok(sandbox)
+        Ok(())
     }
 
     fn state_path(dir: &Path) -> PathBuf {
@@ -416,52 +576,85 @@ impl Sandbox {
     }
 
     fn save(&self) -> Result<(), SandboxError> {
-        let text: String = self
-            .servers
-            .iter()
-            .map(|s| format!("{} {}\n", s.port, s.pid))
-            .collect();
+        let mut text = format!(
+            "# clustersmith sandbox: mode, then `port pid start-time` per server\ntls {}\n",
+            if self.tls { "yes" } else { "no" }
+        );
+        for s in &self.servers {
+            let start = s.start_time.map_or("-".to_owned(), |t| t.to_string());
+            let _ = writeln!(text, "{} {} {start}", s.port, s.pid);
+        }
         write_private(&Sandbox::state_path(&self.dir), &text)
     }
 
     pub fn load(dir: &Path) -> Result<Sandbox, SandboxError> {
         let text = std::fs::read_to_string(Sandbox::state_path(dir))
             .map_err(|_| SandboxError::NoSandbox(dir.to_owned()))?;
-        let servers = text
-            .lines()
-            .filter_map(|line| {
-                let (port, pid) = line.split_once(' ')?;
-                let port: u16 = port.parse().ok()?;
-                Some(LocalServer {
-                    port,
-                    pid: pid.trim().parse().ok()?,
-                    dir: dir.join(format!("node-{port}")),
-                })
-            })
-            .collect();
+        let mut tls = false;
+        let mut servers = Vec::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                ["tls", value] => tls = *value == "yes",
+                [port, pid, rest @ ..] => {
+                    let (Ok(port), Ok(pid)) = (port.parse::<u16>(), pid.parse::<u32>()) else {
+                        continue;
+                    };
+                    servers.push(LocalServer {
+                        port,
+                        pid,
+                        start_time: rest.first().and_then(|t| t.parse().ok()),
+                        dir: dir.join(format!("node-{port}")),
+                    });
+                }
+                _ => {}
+            }
+        }
+        // A state written before the mode was recorded: TLS when the CA is there.
+        if !text.contains("\ntls ") {
+            tls = SandboxTls::paths(dir).ca_cert.exists();
+        }
         Ok(Sandbox {
             dir: dir.to_owned(),
             servers,
+            tls,
         })
     }
 
-    pub fn stop(&self) {
-        for server in &self.servers {
-            stop_server(server.pid);
+    /// Stops every server of the sandbox (also one restarted by hand from its node's
+    /// config); true when all are gone.
+    pub fn stop(&self) -> bool {
+        // Every server is stopped, also after one that would not stop (no short-circuit).
+        let mut all_gone = true;
+        for server in self.servers.iter().filter_map(LocalServer::running_process) {
+            all_gone &= server.stop();
         }
+        all_gone
     }
 
-    /// Stops the servers and removes the directory.
+    /// Stops the servers, checks they are gone, then removes the directory. Nothing is
+    /// removed while one of them still runs.
     pub fn down(self) -> Result<(), SandboxError> {
         self.stop();
+        let running: Vec<u32> = self
+            .servers
+            .iter()
+            .filter_map(LocalServer::running_process)
+            .map(|s| s.pid)
+            .collect();
+        if !running.is_empty() {
+            return Err(SandboxError::StillRunning {
+                pids: running,
+                dir: self.dir,
+            });
+        }
         std::fs::remove_dir_all(&self.dir)
             .map_err(io_err(format!("remove `{}`", self.dir.display())))
     }
 
     /// The client TLS files, when this is a TLS sandbox.
     pub fn tls(&self) -> Option<SandboxTls> {
-        let tls = SandboxTls::paths(&self.dir);
-        tls.ca_cert.exists().then_some(tls)
+        self.tls.then(|| SandboxTls::paths(&self.dir))
     }
 
     /// The file holding the generated password, when the sandbox has one.
@@ -476,4 +669,16 @@ impl Sandbox {
             .map(|s| format!("127.0.0.1:{}", s.port))
             .collect()
     }
+}
+
+fn remove_contents(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }

@@ -147,11 +147,10 @@ impl Session {
                 .filter(|(_, s)| !s.is_empty())
                 .map(|(idx, steps)| {
                     let handle = Arc::clone(&self.handles[idx]);
-                    let version = self.versions[idx];
                     async move {
                         let mut pipe = redis::pipe();
                         for step in &steps {
-                            pipe.add_command(command(step, version));
+                            pipe.add_command(command(step));
                         }
                         match handle.pipeline("send steps", &pipe).await {
                             Ok(replies) => steps
@@ -226,16 +225,16 @@ fn step_op(step: &Step) -> &'static str {
     }
 }
 
-fn command(step: &Step, version: Option<ServerVersion>) -> redis::Cmd {
+fn command(step: &Step) -> redis::Cmd {
     let mut cmd = redis::cmd("CLUSTER");
     match step {
         Step::SetConfigEpoch { epoch, .. } => {
             cmd.arg("SET-CONFIG-EPOCH").arg(*epoch);
         }
-        Step::AddSlots { slots, .. } => {
+        Step::AddSlots { slots, ranged, .. } => {
             // ADDSLOTSRANGE is one short command per range; 6.2 only has ADDSLOTS, which takes
             // every slot as an argument (atomic either way: all slots are checked first).
-            if version.is_some_and(|v| v.has_addslotsrange()) {
+            if *ranged {
                 cmd.arg("ADDSLOTSRANGE");
                 for range in slots.ranges() {
                     cmd.arg(range.start).arg(range.end);

@@ -1,6 +1,7 @@
 //! Command-line arguments (clap derive). Only this module knows clap.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -28,6 +29,22 @@ pub enum Command {
     /// Local clusters of real server processes on loopback.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+}
+
+impl Command {
+    /// The command's name when it was asked for JSON output: it then prints exactly one JSON
+    /// document on stdout, also when it stops with an error.
+    pub fn json_name(&self) -> Option<&'static str> {
+        let (name, format) = match self {
+            Command::Plan(args) => ("plan", args.format),
+            Command::Apply(args) => ("apply", args.target.format),
+            Command::Verify(args) => ("verify", args.format),
+            Command::Diagnose(args) => ("diagnose", args.format),
+            Command::Sandbox(SandboxCommand::Up(args)) => ("sandbox up", args.format),
+            Command::Explain(_) | Command::Sandbox(SandboxCommand::Down(_)) => return None,
+        };
+        (format == Format::Json).then_some(name)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -124,9 +141,9 @@ pub struct TargetArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Give up after this many seconds (exit 3).
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    pub timeout: f64,
+    /// Give up after this many seconds (exit 3); fractions allowed, at most a week.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds)]
+    pub timeout: Duration,
 }
 
 /// Connection options; names follow redis-cli where it has them. The password comes from
@@ -160,11 +177,11 @@ pub struct ConnArgs {
     /// Verify the certificate chain but not the name in it (redis-cli's behaviour).
     #[arg(long)]
     pub tls_skip_hostname_check: bool,
-    /// Connect timeout per node, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    /// Connect timeout per node, in milliseconds (1 to 3600000).
+    #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub connect_timeout: u64,
-    /// Response timeout per command, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    /// Response timeout per command, in milliseconds (1 to 3600000).
+    #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub response_timeout: u64,
 }
 
@@ -197,9 +214,9 @@ pub struct SandboxUpArgs {
     pub auth: bool,
     #[command(flatten)]
     pub dir: SandboxDirArgs,
-    /// Give up forming after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    pub timeout: f64,
+    /// Give up forming after this many seconds; fractions allowed, at most a week.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds)]
+    pub timeout: Duration,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 }
@@ -215,4 +232,42 @@ pub struct SandboxDirArgs {
 pub enum Format {
     Human,
     Json,
+}
+
+/// The longest per-call timeout: an hour. Longer only hides a dead node.
+const MAX_MS: u64 = 3_600_000;
+
+/// The longest `--timeout`: a week, far beyond any formation, and far from the overflow of
+/// `Instant + Duration` that an `inf` or `1e20` would cause.
+const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
+/// Seconds as a finite, non-negative number up to a week (`1.5`, `60`); `inf`, `nan` and
+/// negative values are refused here, with the flag named by clap.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !secs.is_finite() || !(0.0..=MAX_SECONDS).contains(&secs) {
+        return Err(format!(
+            "`{text}` is out of range: give seconds from 0 to {MAX_SECONDS} (a week)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_finite_and_bounded() {
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
+        for bad in [
+            "inf", "-inf", "nan", "NaN", "1e20", "-1", "", "ten", "604801",
+        ] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
 }

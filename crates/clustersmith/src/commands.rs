@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clustersmith_core::plan::plan;
@@ -40,51 +40,116 @@ pub async fn open(
 /// Reports the errors that come from clustersmith's own settings (credentials, permissions,
 /// TLS); true when there were any. They say nothing about the cluster, so a command that
 /// meets them gives no verdict and exits 2.
-pub fn refused_settings<'a>(command: &str, errors: impl Iterator<Item = &'a NodeError>) -> bool {
+pub fn refused_settings<'a>(
+    command: &str,
+    format: Format,
+    errors: impl Iterator<Item = &'a NodeError>,
+) -> bool {
     let refused: Vec<&NodeError> = errors.filter(|e| e.is_input_error()).collect();
     if refused.is_empty() {
         return false;
     }
-    eprintln!(
-        "error: cannot {command}: {} node(s) refused the connection settings",
-        refused.len()
+    let headline = format!(
+        "cannot {command}: {} refused the connection settings",
+        plural(refused.len(), "node", "nodes")
     );
-    report_node_errors(refused.into_iter());
+    eprintln!("error: {headline}");
+    report_node_errors(refused.iter().copied());
+    if format == Format::Json {
+        outln!(
+            "{}",
+            render::error_json(command, exit::ERROR, &headline, &node_errors_json(&refused))
+        );
+    }
     true
 }
 
+/// `1 node`, `2 nodes`: counts in messages agree with their noun.
+pub fn plural(count: usize, one: &str, many: &str) -> String {
+    clustersmith_core::plural(count as u64, one, many)
+}
+
+/// Each error on its line, then each distinct hint once, with the nodes it concerns (the same
+/// hint for six nodes is one line, not six).
 pub fn report_node_errors<'a>(errors: impl Iterator<Item = &'a NodeError>) {
+    let mut hints: Vec<(&'static str, Vec<&str>)> = Vec::new();
     for node_err in errors {
         eprintln!("  {node_err}");
         if let Some(hint) = node_err.hint() {
-            eprintln!("    hint: {hint}");
+            match hints.iter_mut().find(|(h, _)| *h == hint) {
+                Some((_, nodes)) => nodes.push(&node_err.node),
+                None => hints.push((hint, vec![&node_err.node])),
+            }
+        }
+    }
+    for (hint, nodes) in hints {
+        if nodes.len() == 1 {
+            eprintln!("  hint: {hint}");
+        } else {
+            eprintln!("  hint ({}): {hint}", nodes.join(", "));
         }
     }
 }
 
-/// Prints an apply-loop refusal or failure and returns its exit code.
-fn report_apply_error(err: &ApplyError) -> u8 {
-    match err {
+fn node_errors_json(errors: &[&NodeError]) -> serde_json::Value {
+    serde_json::Value::Array(
+        errors
+            .iter()
+            .map(|e| {
+                json!({
+                    "node": e.node,
+                    "error": e.to_string(),
+                    "hint": e.hint(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Prints an apply-loop refusal or failure (on stderr, and as the JSON document on stdout
+/// with `--format json`) and returns its exit code.
+fn report_apply_error(err: &ApplyError, format: Format, command: &str) -> u8 {
+    let (headline, details) = match err {
         ApplyError::Preflight(errors) => {
             eprintln!("error: {err}");
             report_node_errors(errors.iter());
+            let refs: Vec<&NodeError> = errors.iter().collect();
+            (err.to_string(), json!({ "nodes": node_errors_json(&refs) }))
         }
         ApplyError::Blocked { blockers, changed } => {
-            if *changed {
-                eprintln!("error: refusing to continue (earlier rounds did change the cluster)");
+            let headline = if *changed {
+                "refusing to continue (earlier rounds did change the cluster)"
             } else {
-                eprintln!("error: refusing to change the cluster; nothing was changed");
-            }
+                "refusing to change the cluster; nothing was changed"
+            };
+            eprintln!("error: {headline}");
             for blocker in blockers {
                 eprintln!("  {blocker}");
             }
+            (
+                headline.to_owned(),
+                json!({
+                    "blockers": blockers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "changed": changed,
+                }),
+            )
         }
         ApplyError::Fatal(node_err) => {
             eprintln!("error: {node_err}");
             if let Some(hint) = node_err.hint() {
                 eprintln!("  hint: {hint}");
             }
+            (
+                node_err.to_string(),
+                json!({ "nodes": node_errors_json(&[node_err]) }),
+            )
         }
+    };
+    if format == Format::Json {
+        outln!(
+            "{}",
+            render::error_json(command, exit::ERROR, &headline, &details)
+        );
     }
     exit::ERROR
 }
@@ -95,7 +160,7 @@ pub async fn plan_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
     let mut session = open(&spec, &conn, args.prefer_ipv6).await?;
     let (planned, obs) = match plan_once(&mut session, &spec).await {
         Ok(found) => found,
-        Err(err) => return Ok(report_apply_error(&err)),
+        Err(err) => return Ok(report_apply_error(&err, args.format, "plan")),
     };
     let labels = session.labels();
     match args.format {
@@ -117,10 +182,13 @@ pub async fn plan_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
             for blocker in &planned.blockers {
                 outln!("blocked: {blocker}");
             }
-            if planned.steps.is_empty() {
+            if !planned.blockers.is_empty() {
+                // A blocked plan has no steps because it stopped, not because nothing differs.
+                outln!("nothing can be planned until the blockers above are resolved");
+            } else if planned.steps.is_empty() {
                 outln!("no changes: the cluster matches the spec");
             } else {
-                outln!("{} steps:", planned.steps.len());
+                outln!("{}:", plural(planned.steps.len(), "step", "steps"));
                 for step in &planned.steps {
                     outln!("  {}", step.describe(&labels));
                 }
@@ -140,11 +208,19 @@ pub async fn plan_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
 }
 
 /// Progress on stderr: a bar on a terminal, timestamped lines otherwise (post-deploy logs are
-/// files). A line is written only when something changes.
+/// files). A line is written when something changes, and at least every
+/// [`HEARTBEAT`] while nothing does, saying what the run waits for.
 struct Progress {
     bar: Option<ProgressBar>,
     last: Option<Vec<&'static str>>,
+    started: Instant,
+    last_line: Instant,
+    rounds: usize,
 }
+
+/// The longest silence on stderr while `apply` runs: an operator watching a log must be able
+/// to tell a run that waits from one that hangs.
+const HEARTBEAT: Duration = Duration::from_secs(2);
 
 impl Progress {
     fn new() -> Progress {
@@ -156,9 +232,24 @@ impl Progress {
                 )
                 .expect("static template is valid"),
             );
+            // Keeps the spinner and the clock moving while a round waits on a silent node.
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar.set_message("observing every node");
             bar
         });
-        Progress { bar, last: None }
+        let now = Instant::now();
+        Progress {
+            bar,
+            last: None,
+            started: now,
+            last_line: now,
+            rounds: 0,
+        }
+    }
+
+    fn line(&mut self, text: std::fmt::Arguments<'_>) {
+        eprintln!("[{}] {text}", render::timestamp());
+        self.last_line = Instant::now();
     }
 
     fn event(&mut self, event: ApplyEvent) {
@@ -171,6 +262,7 @@ impl Progress {
                 passed,
                 total,
             } => {
+                self.rounds = round;
                 let message = if failing.is_empty() {
                     "all criteria met".to_owned()
                 } else {
@@ -180,12 +272,15 @@ impl Progress {
                     bar.set_length(total as u64);
                     bar.set_position(passed as u64);
                     bar.set_message(message);
-                } else if steps > 0 || self.last.as_ref() != Some(&failing) {
-                    eprintln!(
-                        "[{}] round {round} (+{:.2}s): {steps} commands; {message}",
-                        render::timestamp(),
-                        elapsed.as_secs_f64()
-                    );
+                } else if steps > 0
+                    || self.last.as_ref() != Some(&failing)
+                    || self.last_line.elapsed() >= HEARTBEAT
+                {
+                    self.line(format_args!(
+                        "round {round} (+{:.2}s): {}; {message}",
+                        elapsed.as_secs_f64(),
+                        plural(steps, "command", "commands")
+                    ));
                 }
                 self.last = Some(failing);
             }
@@ -193,6 +288,25 @@ impl Progress {
                 tracing::debug!(%description, %error, "step deferred");
             }
         }
+    }
+
+    /// Called on a timer while a round is in flight (a node that does not answer holds an
+    /// observation up to the response timeout): says what is awaited if nothing was said for
+    /// a while.
+    fn heartbeat(&mut self) {
+        if self.bar.is_some() || self.last_line.elapsed() < HEARTBEAT {
+            return;
+        }
+        let waiting = match &self.last {
+            None => "the first observation of every node".to_owned(),
+            Some(failing) if failing.is_empty() => "the confirming observation".to_owned(),
+            Some(failing) => failing.join(", "),
+        };
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let round = self.rounds + 1;
+        self.line(format_args!(
+            "still waiting (+{elapsed:.2}s, round {round} in flight): {waiting}"
+        ));
     }
 
     fn finish(&self) {
@@ -210,15 +324,24 @@ async fn run_apply(
     format: Format,
     command: &str,
 ) -> u8 {
-    let mut progress = Progress::new();
-    let result = apply(session, spec, &ApplyOptions { timeout }, &mut |event| {
-        progress.event(event)
-    })
-    .await;
-    progress.finish();
+    let progress = std::cell::RefCell::new(Progress::new());
+    let options = ApplyOptions { timeout };
+    let mut on_event = |event| progress.borrow_mut().event(event);
+    let result = {
+        let run = apply(session, spec, &options, &mut on_event);
+        tokio::pin!(run);
+        let mut ticks = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                result = &mut run => break result,
+                _ = ticks.tick() => progress.borrow_mut().heartbeat(),
+            }
+        }
+    };
+    progress.borrow().finish();
     let outcome = match result {
         Ok(outcome) => outcome,
-        Err(err) => return report_apply_error(&err),
+        Err(err) => return report_apply_error(&err, format, command),
     };
     print_outcome(&outcome, session, format, command);
     if outcome.converged {
@@ -256,18 +379,18 @@ fn print_outcome(outcome: &ApplyOutcome, session: &Session, format: Format, comm
             }
             if outcome.converged {
                 outln!(
-                    "converged in {:.2}s: {} rounds, {} commands sent; all {} criteria met",
+                    "converged in {:.2}s: {}, {} sent; all {} criteria met",
                     outcome.elapsed.as_secs_f64(),
-                    outcome.rounds,
-                    outcome.steps_sent,
+                    plural(outcome.rounds, "round", "rounds"),
+                    plural(outcome.steps_sent, "command", "commands"),
                     outcome.verdict.criteria.len()
                 );
             } else {
                 outln!(
-                    "NOT converged after {:.2}s ({} rounds, {} commands sent):",
+                    "NOT converged after {:.2}s ({}, {} sent):",
                     outcome.elapsed.as_secs_f64(),
-                    outcome.rounds,
-                    outcome.steps_sent
+                    plural(outcome.rounds, "round", "rounds"),
+                    plural(outcome.steps_sent, "command", "commands")
                 );
                 out!("{}", render::verdict_text(&outcome.verdict, inventory));
                 for wait in &outcome.waiting {
@@ -282,8 +405,14 @@ pub async fn apply_cmd(args: &ApplyArgs) -> anyhow::Result<u8> {
     let spec = cluster_spec(&args.target)?;
     let conn = conn_opts(&args.target.conn)?;
     let mut session = open(&spec, &conn, args.target.prefer_ipv6).await?;
-    let timeout = Duration::from_secs_f64(args.timeout.max(0.0));
-    Ok(run_apply(&spec, &mut session, timeout, args.target.format, "apply").await)
+    Ok(run_apply(
+        &spec,
+        &mut session,
+        args.timeout,
+        args.target.format,
+        "apply",
+    )
+    .await)
 }
 
 pub async fn verify_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
@@ -291,7 +420,7 @@ pub async fn verify_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
     let conn = conn_opts(&args.conn)?;
     let mut session = open(&spec, &conn, args.prefer_ipv6).await?;
     let observed = session.observe().await;
-    if refused_settings("verify", observed.errors.iter().flatten()) {
+    if refused_settings("verify", args.format, observed.errors.iter().flatten()) {
         return Ok(exit::ERROR);
     }
     let obs = observed.observation;
@@ -305,6 +434,8 @@ pub async fn verify_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
                     "command": "verify",
                     "passed": false,
                     "blockers": planned.blockers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    // Not evaluated: with a blocker there is no target layout to check against.
+                    "criteria": render::unchecked_criteria_json("blocked: the live cluster cannot match the spec"),
                 })
             ),
             Format::Human => {
@@ -338,10 +469,18 @@ pub async fn verify_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
             for note in &layout.notes {
                 outln!("note: {note}");
             }
+            let mut hints: Vec<(&str, Vec<&str>)> = Vec::new();
             for (idx, err) in observed.errors.iter().enumerate() {
                 if let Some(hint) = err.as_ref().and_then(|e| e.hint()) {
-                    outln!("hint for {}: {hint}", session.inventory[idx].label);
+                    let label = session.inventory[idx].label.as_str();
+                    match hints.iter_mut().find(|(h, _)| *h == hint) {
+                        Some((_, nodes)) => nodes.push(label),
+                        None => hints.push((hint, vec![label])),
+                    }
                 }
+            }
+            for (hint, nodes) in hints {
+                outln!("hint for {}: {hint}", nodes.join(", "));
             }
             outln!("{}", if verdict.passed() { "PASS" } else { "FAIL" });
         }
@@ -374,7 +513,8 @@ pub async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
     let count = args.primaries * (1 + args.replicas);
     let bin = find_server_binary(args.server_bin.as_deref())?;
     eprintln!(
-        "starting {count} servers ({}) in `{}`",
+        "starting {} ({}) in `{}`",
+        plural(count, "server", "servers"),
         bin.display(),
         dir.display()
     );
@@ -408,42 +548,52 @@ pub async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
         .context("sandbox addresses")?;
     let spec = ClusterSpec::new(nodes, Some(args.primaries), Some(args.replicas))?;
     let mut session = open(&spec, &conn, false).await?;
-    let code = run_apply(
-        &spec,
-        &mut session,
-        Duration::from_secs_f64(args.timeout.max(0.0)),
-        args.format,
-        "sandbox up",
-    )
-    .await;
+    let code = run_apply(&spec, &mut session, args.timeout, args.format, "sandbox up").await;
     if args.format == Format::Human {
         let first = sandbox.servers[0].port;
         let auth = sandbox.password_file().map_or(String::new(), |f| {
-            format!("REDISCLI_AUTH=\"$(cat {})\" ", f.display())
+            format!(
+                "REDISCLI_AUTH=\"$(cat {})\" ",
+                shell_word(&f.display().to_string())
+            )
         });
         let tls_flags = tls.as_ref().map_or(String::new(), |t| {
             format!(
                 " --tls --cacert {} --cert {} --key {}",
-                t.ca_cert.display(),
-                t.client.cert.display(),
-                t.client.key.display()
+                shell_word(&t.ca_cert.display().to_string()),
+                shell_word(&t.client.cert.display().to_string()),
+                shell_word(&t.client.key.display().to_string())
             )
         });
+        // This very binary, by its path: `clustersmith` need not be on PATH (`cargo run`).
+        let me = std::env::current_exe()
+            .map(|p| shell_word(&p.display().to_string()))
+            .unwrap_or_else(|_| "clustersmith".to_owned());
         outln!("connect:  {auth}redis-cli -c -p {first}{tls_flags}");
         outln!(
-            "verify:   {auth}clustersmith verify --primaries {} {}{tls_flags}",
+            "verify:   {auth}{me} verify --primaries {} {}{tls_flags}",
             args.primaries,
             sandbox.addrs().join(" ")
         );
         outln!(
-            "stop:     clustersmith sandbox down{}",
-            args.dir
-                .dir
-                .as_ref()
-                .map_or(String::new(), |d| format!(" --dir {}", d.display()))
+            "stop:     {me} sandbox down --dir {}",
+            shell_word(&dir.display().to_string())
         );
     }
     Ok(code)
+}
+
+/// A word the shell reads back as itself: quoted only when it needs to be.
+fn shell_word(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=,@".contains(&b))
+    {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 pub fn sandbox_down(args: &SandboxDirArgs) -> anyhow::Result<u8> {
@@ -451,6 +601,10 @@ pub fn sandbox_down(args: &SandboxDirArgs) -> anyhow::Result<u8> {
     let sandbox = Sandbox::load(&dir)?;
     let count = sandbox.servers.len();
     sandbox.down()?;
-    eprintln!("stopped {count} servers and removed `{}`", dir.display());
+    eprintln!(
+        "stopped {} and removed `{}`",
+        plural(count, "server", "servers"),
+        dir.display()
+    );
     Ok(exit::OK)
 }

@@ -55,7 +55,7 @@ pub async fn diagnose_cmd(args: &DiagnoseArgs) -> anyhow::Result<u8> {
         Some((open(&spec, &conn, args.prefer_ipv6).await?, spec))
     };
     let mut gathered = gather(session.as_mut().map(|(s, _)| s), &files).await;
-    if refused_settings("diagnose", gathered.errors.iter()) {
+    if refused_settings("diagnose", args.format, gathered.errors.iter()) {
         return Ok(exit::ERROR);
     }
     if let (Some((_, spec)), Some(_)) = (&session, expected) {

@@ -51,8 +51,20 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
+            let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
+            for cause in &causes {
                 eprintln!("  caused by: {cause}");
+            }
+            if let Some(command) = cli.command.json_name() {
+                output::outln!(
+                    "{}",
+                    render::error_json(
+                        command,
+                        exit::ERROR,
+                        &err.to_string(),
+                        &serde_json::json!({ "causes": causes })
+                    )
+                );
             }
             ExitCode::from(exit::ERROR)
         }

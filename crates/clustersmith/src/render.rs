@@ -10,10 +10,68 @@ use serde_json::{Value, json};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-fn link_status(obs: &Observation, idx: usize) -> String {
+/// The replica's own `master_link_status`, as observed; `??` when the replica did not answer,
+/// and flagged when its primary did not answer (the replica may not have noticed yet).
+fn link_status(obs: &Observation, replica: usize, primary: usize) -> String {
+    match obs.view(replica) {
+        Some(view) => {
+            let status = view.info.primary_link_status().unwrap_or("-");
+            if obs.view(primary).is_none() {
+                format!("{status} (primary not observed)")
+            } else {
+                status.to_owned()
+            }
+        }
+        None => "??".to_owned(),
+    }
+}
+
+/// A node's label with what was observed of it when that differs from the plan: the table
+/// shows the live state, never the target alone.
+fn node_cell(
+    inventory: &[InventoryNode],
+    obs: &Observation,
+    idx: usize,
+    planned_primary: Option<usize>,
+) -> String {
+    let label = &inventory[idx].label;
+    let Some(view) = obs.view(idx) else {
+        return format!("{label} (not observed)");
+    };
+    let me = view.myself();
+    match planned_primary {
+        None if me.is_replica() => format!("{label} (is a replica)"),
+        None => label.clone(),
+        Some(primary) => {
+            let planned_id = obs.view(primary).map(|v| &v.id);
+            match (&me.primary_id, me.is_replica()) {
+                // An unobserved primary cannot be compared: the replica's word stands.
+                (Some(id), true) if planned_id.is_none_or(|p| p == id) => label.clone(),
+                (Some(id), true) => {
+                    let now = (0..inventory.len())
+                        .find(|i| obs.view(*i).is_some_and(|v| &v.id == id))
+                        .map_or_else(|| id.short().to_owned(), |i| inventory[i].label.clone());
+                    format!("{label} (replicates {now})")
+                }
+                _ => format!("{label} (is a primary)"),
+            }
+        }
+    }
+}
+
+/// The primary's slots as it reports them, with the plan's when they differ.
+fn slots_cell(
+    obs: &Observation,
+    idx: usize,
+    planned: &clustersmith_core::model::SlotSet,
+) -> String {
     match obs.view(idx) {
-        Some(view) => view.info.primary_link_status().unwrap_or("-").to_owned(),
-        None => "unreachable".to_owned(),
+        Some(view) if view.myself().slots == *planned => format!("{planned} ({})", planned.len()),
+        Some(view) => {
+            let owns = &view.myself().slots;
+            format!("{owns} ({}; planned {planned})", owns.len())
+        }
+        None => format!("?? (planned {planned})"),
     }
 }
 
@@ -33,7 +91,6 @@ pub fn topology_table(layout: &Layout, inventory: &[InventoryNode], obs: &Observ
         "LINK".into(),
     ]];
     for shard in &layout.shards {
-        let label = |i: usize| inventory[i].label.clone();
         // With zones in use, the primary's zone is shown next to its first replica's.
         let zone_cell = match shard.replicas.first() {
             Some(first) if inventory[shard.primary].zone.is_some() => format!(
@@ -43,23 +100,27 @@ pub fn topology_table(layout: &Layout, inventory: &[InventoryNode], obs: &Observ
             ),
             _ => zone(inventory, shard.primary),
         };
+        let replica_cell = |r: usize| node_cell(inventory, obs, r, Some(shard.primary));
         rows.push([
-            label(shard.primary),
-            format!("{} ({})", shard.slots, shard.slots.len()),
-            shard.replicas.first().map_or("-".into(), |r| label(*r)),
+            node_cell(inventory, obs, shard.primary, None),
+            slots_cell(obs, shard.primary, &shard.slots),
+            shard
+                .replicas
+                .first()
+                .map_or("-".into(), |r| replica_cell(*r)),
             zone_cell,
             shard
                 .replicas
                 .first()
-                .map_or("-".into(), |r| link_status(obs, *r)),
+                .map_or("-".into(), |r| link_status(obs, *r, shard.primary)),
         ]);
         for replica in shard.replicas.iter().skip(1) {
             rows.push([
                 String::new(),
                 String::new(),
-                label(*replica),
+                replica_cell(*replica),
                 String::new(),
-                link_status(obs, *replica),
+                link_status(obs, *replica, shard.primary),
             ]);
         }
     }
@@ -85,6 +146,7 @@ pub fn verdict_text(verdict: &Verdict, inventory: &[InventoryNode]) -> String {
             Status::Met => "ok  ",
             Status::Failed => "FAIL",
             Status::Unknown => "??  ",
+            Status::Warning => "WARN",
         };
         let _ = writeln!(out, "  {mark} {:<12} {}", criterion.id, criterion.title);
         for failure in &criterion.failures {
@@ -119,11 +181,14 @@ pub fn topology_json(layout: &Layout, inventory: &[InventoryNode], obs: &Observa
                     "zone": inventory[shard.primary].zone,
                     "slots": shard.slots.to_string(),
                     "slot_count": shard.slots.len(),
+                    "observed": obs.view(shard.primary).is_some(),
+                    "observed_slots": obs.view(shard.primary).map(|v| v.myself().slots.to_string()),
                     "replicas": shard.replicas.iter().map(|r| json!({
                         "node": inventory[*r].label,
                         "node_id": node_id(*r),
                         "zone": inventory[*r].zone,
-                        "link": link_status(obs, *r),
+                        "observed": obs.view(*r).is_some(),
+                        "link": obs.view(*r).and_then(|v| v.info.primary_link_status().map(str::to_owned)),
                     })).collect::<Vec<_>>(),
                 })
             })
@@ -173,6 +238,44 @@ pub fn plan_json(
         "topology": plan.layout.as_ref().map(|l| topology_json(l, inventory, obs)),
         "notes": plan.layout.as_ref().map(|l| l.notes.clone()).unwrap_or_default(),
     })
+}
+
+/// The one JSON document a command prints on stdout when it stops with an error, so that
+/// `--format json` always yields exactly one document.
+pub fn error_json(command: &str, exit_code: u8, error: &str, details: &Value) -> Value {
+    let mut doc = json!({
+        "schema_version": SCHEMA_VERSION,
+        "command": command,
+        "ok": false,
+        "exit_code": exit_code,
+        "error": error,
+    });
+    if let (Some(doc), Some(extra)) = (doc.as_object_mut(), details.as_object()) {
+        for (key, value) in extra {
+            doc.insert(key.clone(), value.clone());
+        }
+    }
+    doc
+}
+
+/// Every criterion, marked unknown with the reason: for a verdict that could not be reached.
+pub fn unchecked_criteria_json(reason: &str) -> Value {
+    Value::Array(
+        clustersmith_core::verify::CRITERIA
+            .iter()
+            .map(|(id, title)| {
+                json!({
+                    "id": id,
+                    "title": title,
+                    "passed": false,
+                    "status": "unknown",
+                    "failures": [],
+                    "unchecked": [],
+                    "reason": reason,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// UTC timestamp `YYYY-MM-DDTHH:MM:SS.mmmZ` for progress lines written to log files.

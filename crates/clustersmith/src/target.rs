@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clustersmith_core::spec::{ClusterSpec, NodeSpec, parse_node};
+use clustersmith_core::spec::{ClusterSpec, NodeSpec, check_zone, parse_node};
 use clustersmith_io::conn::{ConnOpts, Secret, TlsOpts};
 use serde::Deserialize;
 
@@ -45,8 +45,18 @@ pub fn cluster_spec(args: &TargetArgs) -> anyhow::Result<ClusterSpec> {
         for node in file.node {
             let mut spec =
                 parse_node(&node.addr).with_context(|| format!("in `{}`", path.display()))?;
-            if spec.zone.is_none() {
-                spec.zone = node.zone;
+            if let Some(zone) = node.zone {
+                if spec.zone.is_some() {
+                    bail!(
+                        "in `{}`: `{}` gives a zone in `addr` and in `zone`",
+                        path.display(),
+                        node.addr
+                    );
+                }
+                spec.zone = Some(
+                    check_zone(&node.addr, &zone)
+                        .with_context(|| format!("in `{}`", path.display()))?,
+                );
             }
             nodes.push(spec);
         }

@@ -444,7 +444,7 @@ fn node_holding_keys_is_refused() {
         &servers,
         &with_nodes(&["apply", "-m", "1"], &nodes),
         &[],
-        &format!("`{}` holds 1 keys", nodes[1]),
+        &format!("`{}` holds 1 key and", nodes[1]),
     );
 }
 
@@ -508,7 +508,7 @@ fn sandbox_up_verify_down() {
     );
     let pids = sandbox_pids(&state);
     assert_eq!(up.status.code(), Some(0));
-    assert!(stdout(&up).contains("all 7 criteria met"));
+    assert!(stdout(&up).contains("all 8 criteria met"));
     assert_eq!(pids.len(), 4);
     let down = clustersmith(&["sandbox", "down", "--dir", &state_arg], &[]);
     assert_eq!(down.status.code(), Some(0));

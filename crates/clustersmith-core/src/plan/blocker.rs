@@ -6,6 +6,9 @@ use crate::model::{NodeId, SlotRange};
 /// run before a single command is sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Blocker {
+    /// Two spec entries reach one server (the same node id answers at both), e.g. a name and
+    /// an IP, or an address behind a port forward: planning would give it two roles.
+    SameNode { a: String, b: String, id: NodeId },
     /// The node lists members that are not in the spec: it belongs to another cluster.
     ForeignNodes { node: String, foreign: Vec<NodeId> },
     /// The node holds keys and is not yet a member of this cluster.
@@ -32,6 +35,10 @@ pub enum Blocker {
 impl fmt::Display for Blocker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Blocker::SameNode { a, b, id } => write!(
+                f,
+                "`{a}` and `{b}` are the same node (both answer as {id}): list each server once"
+            ),
             Blocker::ForeignNodes { node, foreign } => {
                 let ids: Vec<&str> = foreign.iter().map(NodeId::as_str).collect();
                 write!(
@@ -42,7 +49,8 @@ impl fmt::Display for Blocker {
             }
             Blocker::HoldsKeys { node, keys } => write!(
                 f,
-                "`{node}` holds {keys} keys and is not a member of this cluster; clustersmith never flushes data"
+                "`{node}` holds {} and is not a member of this cluster; clustersmith never flushes data",
+                crate::plural(*keys, "key", "keys")
             ),
             Blocker::SlotConflict { node, other, slots } => {
                 let shown: Vec<String> = slots.iter().map(ToString::to_string).collect();
@@ -54,9 +62,10 @@ impl fmt::Display for Blocker {
             }
             Blocker::TooManySlotOwners { owners, primaries } => write!(
                 f,
-                "{} nodes own slots ({}) but the spec has {primaries} primaries; reducing primaries needs resharding",
-                owners.len(),
-                owners.join(", ")
+                "{} own slots ({}) but the spec has {}; reducing primaries needs resharding",
+                crate::plural(owners.len() as u64, "node", "nodes"),
+                owners.join(", "),
+                crate::plural(*primaries as u64, "primary", "primaries")
             ),
             Blocker::PrimaryWithoutSlots { node } => write!(
                 f,

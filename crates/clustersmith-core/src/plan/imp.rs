@@ -37,14 +37,19 @@ pub fn plan(
     obs: &Observation,
     known_ids: &[Option<NodeId>],
 ) -> Plan {
-    let blockers = membership_blockers(inventory, obs, known_ids);
+    let mut blockers = same_node_blockers(inventory, obs);
+    if blockers.is_empty() {
+        blockers = membership_blockers(inventory, obs, known_ids);
+    }
     if !blockers.is_empty() {
         return blocked(blockers);
     }
-    let layout = match compute_layout(spec.primaries, spec.replicas_per_primary, inventory, obs) {
+    let mut layout = match compute_layout(spec.primaries, spec.replicas_per_primary, inventory, obs)
+    {
         Ok(layout) => layout,
         Err(blockers) => return blocked(blockers),
     };
+    layout.notes.extend(imbalance_note(&layout, inventory, obs));
     let mut steps = Vec::new();
     let mut waiting = Vec::new();
     plan_epochs(inventory, obs, &mut steps);
@@ -63,6 +68,36 @@ pub fn plan(
     }
 }
 
+/// Slots stay with their owners, so a lopsided layout (two runs with different shapes, a
+/// manual reshard) is kept as it is: said, not hidden.
+fn imbalance_note(
+    layout: &Layout,
+    inventory: &[InventoryNode],
+    obs: &Observation,
+) -> Option<String> {
+    let counts: Vec<(usize, usize)> = layout
+        .shards
+        .iter()
+        .filter_map(|s| {
+            obs.view(s.primary)
+                .map(|v| (s.primary, v.myself().slots.len()))
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let min = counts.iter().map(|(_, n)| *n).min()?;
+    let max = counts.iter().map(|(_, n)| *n).max()?;
+    (max - min > 1).then(|| {
+        let shown: Vec<String> = counts
+            .iter()
+            .map(|(idx, n)| format!("{} {n}", inventory[*idx].label))
+            .collect();
+        format!(
+            "slot counts are uneven ({}): apply keeps slots where they are and does not move them",
+            shown.join(", ")
+        )
+    })
+}
+
 fn blocked(blockers: Vec<Blocker>) -> Plan {
     Plan {
         layout: None,
@@ -70,6 +105,26 @@ fn blocked(blockers: Vec<Blocker>) -> Plan {
         blockers,
         waiting: Vec::new(),
     }
+}
+
+/// Refuses two spec entries that reach one server, told apart by what answers (its node id),
+/// not by how the address was written.
+fn same_node_blockers(inventory: &[InventoryNode], obs: &Observation) -> Vec<Blocker> {
+    let mut first_at: std::collections::BTreeMap<&NodeId, usize> = Default::default();
+    let mut blockers = Vec::new();
+    for (idx, node) in inventory.iter().enumerate() {
+        let Some(view) = obs.view(idx) else { continue };
+        if let Some(&other) = first_at.get(&view.id) {
+            blockers.push(Blocker::SameNode {
+                a: inventory[other].label.clone(),
+                b: node.label.clone(),
+                id: view.id.clone(),
+            });
+        } else {
+            first_at.insert(&view.id, idx);
+        }
+    }
+    blockers
 }
 
 /// Refuses nodes that belong elsewhere: members outside the spec, or keys on a node that is
@@ -160,6 +215,7 @@ fn plan_slots(layout: &Layout, obs: &Observation, steps: &mut Vec<Step>) {
             steps.push(Step::AddSlots {
                 node: shard.primary,
                 slots: missing,
+                ranged: view.version().is_some_and(|v| v.has_addslotsrange()),
             });
         }
     }

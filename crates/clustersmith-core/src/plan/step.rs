@@ -31,9 +31,14 @@ pub enum Step {
     /// `CLUSTER SET-CONFIG-EPOCH`: distinct epochs before the first MEET, so that no collision
     /// has to be resolved by the server one bump at a time.
     SetConfigEpoch { node: usize, epoch: u64 },
-    /// `CLUSTER ADDSLOTSRANGE` (7.0+) or `CLUSTER ADDSLOTS`: before MEET, so owners are known at
-    /// first contact.
-    AddSlots { node: usize, slots: SlotSet },
+    /// `CLUSTER ADDSLOTSRANGE` (7.0+, `ranged`) or `CLUSTER ADDSLOTS` (6.2): before MEET, so
+    /// owners are known at first contact. The planner chooses from the node's version, so that
+    /// `plan` prints the command the node will receive.
+    AddSlots {
+        node: usize,
+        slots: SlotSet,
+        ranged: bool,
+    },
     /// `CLUSTER MEET ip port bus-port` on `node`, always with an IP literal and the real bus port.
     Meet {
         node: usize,
@@ -97,12 +102,31 @@ impl Step {
             Step::SetConfigEpoch { node, epoch } => {
                 format!("{}: CLUSTER SET-CONFIG-EPOCH {epoch}", label(*node))
             }
-            Step::AddSlots { node, slots } => {
-                format!(
-                    "{}: CLUSTER ADDSLOTS {slots} ({} slots)",
-                    label(*node),
-                    slots.len()
-                )
+            Step::AddSlots {
+                node,
+                slots,
+                ranged,
+            } => {
+                if *ranged {
+                    let args: Vec<String> = slots
+                        .ranges()
+                        .iter()
+                        .map(|r| format!("{} {}", r.start, r.end))
+                        .collect();
+                    format!(
+                        "{}: CLUSTER ADDSLOTSRANGE {} ({} slots)",
+                        label(*node),
+                        args.join(" "),
+                        slots.len()
+                    )
+                } else {
+                    // Every slot is an argument: summarised, not printed one by one.
+                    format!(
+                        "{}: CLUSTER ADDSLOTS <{} slots, one argument each: {slots}>",
+                        label(*node),
+                        slots.len()
+                    )
+                }
             }
             Step::Meet {
                 node,

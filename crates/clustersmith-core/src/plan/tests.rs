@@ -135,7 +135,7 @@ impl Sim {
                     );
                     self.nodes[*node].epoch = *epoch;
                 }
-                Step::AddSlots { node, slots } => {
+                Step::AddSlots { node, slots, .. } => {
                     for n in &self.nodes {
                         assert!(n.slots.intersection(slots).is_empty(), "slot already busy");
                     }

@@ -391,11 +391,12 @@ pub fn free_port_block(start: u16, count: u16) -> u16 {
         .expect("no free block of ports")
 }
 
-/// The PIDs recorded in a sandbox's state file (`port pid` per line).
+/// The PIDs recorded in a sandbox's state file (`port pid start-time` per server line).
 pub fn sandbox_pids(state: &Path) -> Vec<u32> {
     std::fs::read_to_string(state.join("sandbox.state"))
         .unwrap()
         .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
         .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
         .collect()
 }
