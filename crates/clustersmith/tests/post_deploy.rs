@@ -545,6 +545,17 @@ fn post_deploy_on_a_broken_deployment_exits_non_zero_with_the_diagnosis_in_its_l
         log.trim_end()
             .ends_with("post-deploy: end: exit 3 (see the diagnosis above)")
     );
+    // A wrong password in the job: apply is refused, diagnose cannot read the live nodes
+    // either, and the script falls back to the files, which still name the cause.
+    let wrong = format!("{password}-wrong");
+    std::fs::write(job.dir().join("config/password"), format!("{wrong}\n")).unwrap();
+    let (code, log) = job.deploy(&bed, 8);
+    assert_eq!(code, Some(2), "{log}");
+    assert!(!log.contains(&wrong), "the password is in the log");
+    let (_, files_only) = log
+        .split_once("diagnosing from the files alone")
+        .expect("no files-only diagnosis");
+    assert!(files_only.contains("CS202"), "{log}");
 
     // 2. Not the bootstrap instance: nothing is touched. Then one server of the job is
     //    killed: the script stops before changing anything, exits non-zero and the log names
