@@ -532,8 +532,12 @@ fn post_deploy_on_a_broken_deployment_exits_non_zero_with_the_diagnosis_in_its_l
     assert_eq!(code, Some(3), "{log}");
     assert!(log.contains("apply failed with exit 3"), "{log}");
     let diagnosis = log.split_once("; diagnosing").expect("no diagnosis").1;
+    // diagnose gets the job's files, and the live nodes and shape read from the spec.
+    let root = job.root.path().display().to_string();
     assert!(
-        diagnosis.contains("clustersmith diagnose --bosh-job cluster-6 --root "),
+        diagnosis.contains(&format!(
+            "clustersmith diagnose --bosh-job cluster-6 --root {root} --primaries 1 --replicas 1 (2 live nodes)"
+        )),
         "{log}"
     );
     assert!(
