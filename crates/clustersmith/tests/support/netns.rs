@@ -460,3 +460,67 @@ impl TestBed {
             .collect()
     }
 }
+
+impl TestBed {
+    /// The BOSH layout of job `job` under `root` for server `idx`, as on the VM that runs
+    /// it: `/var/vcap/jobs/JOB/config/redis.conf` (the server's own, with VM paths),
+    /// `config/tls/redis.{ca,cert,key}` (its CA, certificate and key; BOSH jobs also present
+    /// the node certificate as their client certificate), `/var/vcap/sys/log/JOB/JOB.log` and
+    /// `/var/vcap/store/JOB/nodes.conf` (links to the live files), and an empty `bin/`.
+    /// Returns the job directory.
+    pub fn write_bosh_job(&self, root: &Path, job: &str, idx: usize) -> PathBuf {
+        let server = &self.servers[idx];
+        let job_dir = root.join("var/vcap/jobs").join(job);
+        let log_dir = root.join("var/vcap/sys/log").join(job);
+        let store = root.join("var/vcap/store").join(job);
+        for dir in [
+            job_dir.join("bin"),
+            job_dir.join("config/tls"),
+            log_dir.clone(),
+            store.clone(),
+        ] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        let vm_jobs = format!("/var/vcap/jobs/{job}/config");
+        let mut conf = String::new();
+        for line in std::fs::read_to_string(&server.conf).unwrap().lines() {
+            let key = line.split_whitespace().next().unwrap_or_default();
+            let vm_path = match key {
+                "dir" => Some(format!("/var/vcap/store/{job}")),
+                "logfile" => Some(format!("/var/vcap/sys/log/{job}/{job}.log")),
+                "pidfile" => Some(format!("/var/vcap/sys/run/{job}/{job}.pid")),
+                "tls-cert-file" => Some(format!("{vm_jobs}/tls/redis.cert")),
+                "tls-key-file" => Some(format!("{vm_jobs}/tls/redis.key")),
+                "tls-ca-cert-file" => Some(format!("{vm_jobs}/tls/redis.ca")),
+                _ => None,
+            };
+            match vm_path {
+                Some(path) => conf.push_str(&format!("{key} {path}\n")),
+                None => conf.push_str(&format!("{line}\n")),
+            }
+        }
+        std::fs::write(job_dir.join("config/redis.conf"), conf).unwrap();
+        if let Some(ca) = &self.ca {
+            let tls = job_dir.join("config/tls");
+            std::fs::copy(&ca.ca_cert, tls.join("redis.ca")).unwrap();
+            std::fs::copy(server.dir.join("node.crt"), tls.join("redis.cert")).unwrap();
+            std::fs::copy(server.dir.join("node.key"), tls.join("redis.key")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                tls.join("redis.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+        }
+        let link = |target: PathBuf, at: PathBuf| {
+            let _ = std::fs::remove_file(&at);
+            std::os::unix::fs::symlink(target, at).unwrap();
+        };
+        link(
+            server.dir.join("server.log"),
+            log_dir.join(format!("{job}.log")),
+        );
+        link(server.dir.join("nodes.conf"), store.join("nodes.conf"));
+        job_dir
+    }
+}

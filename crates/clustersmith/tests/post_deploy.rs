@@ -1,0 +1,686 @@
+//! `contrib/bosh/post-deploy` in the network-namespace bed (see support/netns.rs): each job's
+//! files in the BOSH layout under a root directory of its own, the script installed as the
+//! job's `bin/post-deploy` and run on the bootstrap instance's host (whose namespace resolves
+//! the BOSH names), its stderr appended to `/var/vcap/sys/log/JOB/post-deploy.stderr.log` as
+//! BOSH does. What the script claims is checked on the servers: `CLUSTER NODES`,
+//! `CLUSTER INFO`, `INFO replication`, `INFO commandstats`. Needs root for the bed; without it
+//! those tests say SKIPPED.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::netns::TestBed;
+
+const JOB: &str = "cluster-6";
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../contrib/bosh/post-deploy"
+);
+/// Every variable the script reads: the test sets the ones it needs and no other leaks in.
+const SCRIPT_VARS: &[&str] = &[
+    "CLUSTERSMITH_ROOT",
+    "CLUSTERSMITH_JOB",
+    "CLUSTERSMITH_BIN",
+    "CLUSTERSMITH_TIMEOUT",
+    "CLUSTERSMITH_SPEC",
+    "CLUSTERSMITH_TLS_DIR",
+    "CLUSTERSMITH_PASSWORD_FILE",
+    "CLUSTERSMITH_BOOTSTRAP_FILE",
+    "REDISCLI_AUTH",
+];
+
+/// One deployment's job on its bootstrap instance: a root directory with the BOSH layout.
+struct Job {
+    root: tempfile::TempDir,
+    servers: Vec<usize>,
+    password: Option<String>,
+}
+
+impl Job {
+    /// Installs the job for `servers` (the first one is the bootstrap instance's): the
+    /// layout, the script as `bin/post-deploy`, the spec as the ERB in docs/bosh.md renders
+    /// it, and the password file when there is a password.
+    fn install(
+        bed: &TestBed,
+        servers: &[usize],
+        primaries: usize,
+        replicas: usize,
+        password: Option<&str>,
+    ) -> Job {
+        let root = tempfile::tempdir().unwrap();
+        let dir = bed.write_bosh_job(root.path(), JOB, servers[0]);
+        let script = dir.join("bin/post-deploy");
+        std::fs::copy(SCRIPT, &script).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut spec = format!(
+            "# rendered by BOSH from the redis link\nprimaries = {primaries}\nreplicas = {replicas}\nnode = [\n"
+        );
+        for node in bed.node_args(servers, true) {
+            spec.push_str(&format!("  {{ addr = \"{node}\" }},\n"));
+        }
+        spec.push_str("]\n");
+        std::fs::write(dir.join("config/cluster.toml"), spec).unwrap();
+        if let Some(password) = password {
+            let file = dir.join("config/password");
+            std::fs::write(&file, format!("{password}\n")).unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        Job {
+            root,
+            servers: servers.to_vec(),
+            password: password.map(str::to_owned),
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.path().join("var/vcap/jobs").join(JOB)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.root
+            .path()
+            .join("var/vcap/sys/log")
+            .join(JOB)
+            .join("post-deploy.stderr.log")
+    }
+
+    /// Runs `bin/post-deploy` on the bootstrap instance's host as BOSH would (stderr appended
+    /// to the job's post-deploy.stderr.log); returns its exit code and this run's part of
+    /// the log. The job name comes from the script's own path.
+    fn deploy(&self, bed: &TestBed, timeout_secs: u32) -> (Option<i32>, String) {
+        let before = std::fs::metadata(self.log_path()).map_or(0, |m| m.len() as usize);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let host = &bed.hosts[bed.servers[self.servers[0]].host];
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &host.ns])
+            .arg(self.dir().join("bin/post-deploy"));
+        for var in SCRIPT_VARS {
+            cmd.env_remove(var);
+        }
+        let started = Instant::now();
+        let mut child = cmd
+            .env("CLUSTERSMITH_ROOT", self.root.path())
+            .env("CLUSTERSMITH_BIN", env!("CARGO_BIN_EXE_clustersmith"))
+            .env("CLUSTERSMITH_TIMEOUT", timeout_secs.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        // Bounded: apply's own timeout, diagnose's connection timeouts, and slack.
+        let deadline = started + Duration::from_secs(u64::from(timeout_secs) + 60);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("post-deploy still running after {:?}", started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+        let text = std::fs::read_to_string(self.log_path()).unwrap();
+        let this_run = text[before..].to_owned();
+        eprintln!(
+            "--- post-deploy on {} -> {:?} in {:.1}s\n{this_run}---",
+            host.ns,
+            status.code(),
+            started.elapsed().as_secs_f64()
+        );
+        assert!(
+            stdout.is_empty(),
+            "the script wrote to stdout, not to the log:\n{stdout}"
+        );
+        if let Some(password) = &self.password {
+            assert!(
+                !text.contains(password.as_str()),
+                "the password is in the log"
+            );
+        }
+        // The script's own lines carry a UTC timestamp.
+        for line in this_run.lines().filter(|l| l.contains("] post-deploy: ")) {
+            assert!(
+                line.starts_with("[20") && line[1..].split_once("Z] ").is_some(),
+                "no timestamp: {line}"
+            );
+        }
+        (status.code(), this_run)
+    }
+
+    /// redis-cli from the bed's client namespace, by IP, with the job's TLS client
+    /// certificate and password (in the environment, as redis-cli reads it).
+    fn cli(&self, bed: &TestBed, idx: usize, args: &[&str]) -> String {
+        let s = &bed.servers[idx];
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &bed.client, "redis-cli", "-h"])
+            .arg(bed.hosts[s.host].ip.to_string())
+            .args(["-p", &s.port.to_string()])
+            .args(bed.tls_args())
+            .args(args);
+        match &self.password {
+            Some(password) => cmd.env("REDISCLI_AUTH", password),
+            None => cmd.env_remove("REDISCLI_AUTH"),
+        };
+        let out = cmd.output().unwrap();
+        String::from_utf8_lossy(&out.stdout).replace('\r', "")
+    }
+
+    /// `field:value` from an INFO section or CLUSTER INFO.
+    fn field(&self, bed: &TestBed, idx: usize, command: &[&str], key: &str) -> String {
+        self.cli(bed, idx, command)
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}:")).map(str::to_owned))
+            .unwrap_or_else(|| panic!("no {key} in {command:?} of server {idx}"))
+    }
+}
+
+/// One `CLUSTER NODES` line.
+#[derive(Clone, Debug)]
+struct Entry {
+    id: String,
+    ip: String,
+    port: u16,
+    flags: BTreeSet<String>,
+    primary: String,
+    epoch: String,
+    link: String,
+    slots: Vec<String>,
+}
+
+fn cluster_nodes(text: &str) -> Vec<Entry> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            assert!(f.len() >= 8, "not a CLUSTER NODES line: {line}");
+            let addr = f[1].split(['@', ',']).next().unwrap();
+            let (ip, port) = addr.rsplit_once(':').unwrap();
+            Entry {
+                id: f[0].to_owned(),
+                ip: ip.to_owned(),
+                port: port.parse().unwrap(),
+                flags: f[2].split(',').map(str::to_owned).collect(),
+                primary: f[3].to_owned(),
+                epoch: f[6].to_owned(),
+                link: f[7].to_owned(),
+                slots: f[8..].iter().map(|s| (*s).to_owned()).collect(),
+            }
+        })
+        .collect()
+}
+
+fn slot_count(slots: &[String]) -> usize {
+    slots
+        .iter()
+        .map(|s| {
+            assert!(!s.starts_with('['), "open slot {s}");
+            match s.split_once('-') {
+                Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+                None => 1,
+            }
+        })
+        .sum()
+}
+
+/// Every member's role (primary or not), primary and slots, by id: what all views must share.
+type View = BTreeMap<String, (bool, String, Vec<String>)>;
+
+/// The cluster as the servers report it, checked against the shape: every node lists
+/// exactly the job's nodes, all connected and agreeing; `primaries` primaries own all 16384
+/// slots with `replicas` replicas each, none on its primary's host (one zone per host); every
+/// replica's link is up (`INFO replication`); `cluster_state:ok` everywhere.
+fn assert_formed(bed: &TestBed, job: &Job, primaries: usize, replicas: usize) {
+    let expected: BTreeSet<(String, u16)> = job
+        .servers
+        .iter()
+        .map(|i| {
+            let s = &bed.servers[*i];
+            (bed.hosts[s.host].ip.to_string(), s.port)
+        })
+        .collect();
+    let mut first_view: Option<View> = None;
+    let mut entries_of_view = Vec::new();
+    for idx in &job.servers {
+        let text = job.cli(bed, *idx, &["CLUSTER", "NODES"]);
+        let entries = cluster_nodes(&text);
+        let addrs: BTreeSet<(String, u16)> =
+            entries.iter().map(|e| (e.ip.clone(), e.port)).collect();
+        assert_eq!(addrs, expected, "server {idx} lists other members:\n{text}");
+        assert_eq!(entries.len(), expected.len(), "{text}");
+        let me: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| e.flags.contains("myself"))
+            .collect();
+        let s = &bed.servers[*idx];
+        assert_eq!(me.len(), 1, "{text}");
+        assert_eq!(
+            (me[0].ip.clone(), me[0].port),
+            (bed.hosts[s.host].ip.to_string(), s.port)
+        );
+        for e in &entries {
+            for bad in ["handshake", "fail", "fail?", "noaddr"] {
+                assert!(!e.flags.contains(bad), "server {idx}: {bad}:\n{text}");
+            }
+            assert_eq!(e.link, "connected", "server {idx}:\n{text}");
+        }
+        let view: View = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.id.clone(),
+                    (
+                        e.flags.contains("master"),
+                        e.primary.clone(),
+                        e.slots.clone(),
+                    ),
+                )
+            })
+            .collect();
+        match &first_view {
+            Some(first) => assert_eq!(&view, first, "views disagree (server {idx})"),
+            None => {
+                first_view = Some(view);
+                entries_of_view = entries;
+            }
+        }
+        let info = |key: &str| job.field(bed, *idx, &["CLUSTER", "INFO"], key);
+        assert_eq!(info("cluster_state"), "ok", "server {idx}");
+        assert_eq!(info("cluster_slots_assigned"), "16384");
+        assert_eq!(info("cluster_known_nodes"), expected.len().to_string());
+    }
+    let by_id: BTreeMap<&str, &Entry> =
+        entries_of_view.iter().map(|e| (e.id.as_str(), e)).collect();
+    let owners: Vec<&Entry> = entries_of_view
+        .iter()
+        .filter(|e| e.flags.contains("master"))
+        .collect();
+    assert_eq!(owners.len(), primaries, "primaries");
+    assert_eq!(
+        owners.iter().map(|e| slot_count(&e.slots)).sum::<usize>(),
+        16384
+    );
+    for primary in &owners {
+        assert!(!primary.slots.is_empty(), "a primary without slots");
+        let own: Vec<&&Entry> = by_id
+            .values()
+            .filter(|e| e.flags.contains("slave") && e.primary == primary.id)
+            .collect();
+        assert_eq!(own.len(), replicas, "replicas of {}", primary.id);
+        for replica in own {
+            assert_ne!(replica.ip, primary.ip, "a replica on its primary's host");
+        }
+    }
+    // Replication, as each server reports it.
+    for idx in &job.servers {
+        let s = &bed.servers[*idx];
+        let me = entries_of_view
+            .iter()
+            .find(|e| e.ip == bed.hosts[s.host].ip.to_string() && e.port == s.port)
+            .unwrap();
+        let repl = |key: &str| job.field(bed, *idx, &["INFO", "replication"], key);
+        if me.flags.contains("slave") {
+            let primary = by_id[me.primary.as_str()];
+            assert_eq!(repl("role"), "slave");
+            assert_eq!(repl("master_host"), primary.ip);
+            assert_eq!(repl("master_port"), primary.port.to_string());
+            assert_eq!(repl("master_link_status"), "up", "server {idx}");
+        } else {
+            assert_eq!(repl("role"), "master");
+            assert_eq!(repl("connected_slaves"), replicas.to_string());
+        }
+    }
+}
+
+/// Commands that change a cluster's shape, replication or data, as `INFO commandstats`
+/// names them (7.0+ counts CLUSTER subcommands on their own).
+fn changing_calls(stats: &str) -> BTreeMap<String, u64> {
+    const CHANGING: &[&str] = &[
+        "cluster|meet",
+        "cluster|addslots",
+        "cluster|addslotsrange",
+        "cluster|delslots",
+        "cluster|delslotsrange",
+        "cluster|replicate",
+        "cluster|set-config-epoch",
+        "cluster|forget",
+        "cluster|setslot",
+        "cluster|reset",
+        "cluster|failover",
+        "cluster|bumpepoch",
+        "cluster|flushslots",
+        "replicaof",
+        "slaveof",
+        "config|set",
+        "flushall",
+        "flushdb",
+    ];
+    stats
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            CHANGING.contains(&name).then(|| (name.to_owned(), calls))
+        })
+        .collect()
+}
+
+/// Everything a change would show, node by node: the `CLUSTER NODES` entries without their
+/// ping/pong times, the epochs, the replication ids, full and partial syncs served, the key
+/// count, and the calls of every changing command.
+fn snapshot(bed: &TestBed, job: &Job) -> Vec<String> {
+    job.servers
+        .iter()
+        .map(|idx| {
+            let mut entries: Vec<String> =
+                cluster_nodes(&job.cli(bed, *idx, &["CLUSTER", "NODES"]))
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} {}:{} {:?} {} {} {} {:?}",
+                            e.id, e.ip, e.port, e.flags, e.primary, e.epoch, e.link, e.slots
+                        )
+                    })
+                    .collect();
+            entries.sort();
+            let f = |cmd: &[&str], key: &str| format!("{key}:{}", job.field(bed, *idx, cmd, key));
+            format!(
+                "server {idx}: {entries:?} {} {} {} {} {} {} dbsize:{} {:?}",
+                f(&["CLUSTER", "INFO"], "cluster_current_epoch"),
+                f(&["CLUSTER", "INFO"], "cluster_my_epoch"),
+                f(&["INFO", "replication"], "role"),
+                f(&["INFO", "replication"], "master_replid"),
+                f(&["INFO", "stats"], "sync_full"),
+                f(&["INFO", "stats"], "sync_partial_ok"),
+                job.cli(bed, *idx, &["DBSIZE"]).trim(),
+                changing_calls(&job.cli(bed, *idx, &["INFO", "commandstats"])),
+            )
+        })
+        .collect()
+}
+
+/// Sum over the job's servers of one command's calls.
+fn calls(bed: &TestBed, job: &Job, command: &str) -> u64 {
+    job.servers
+        .iter()
+        .map(|idx| {
+            changing_calls(&job.cli(bed, *idx, &["INFO", "commandstats"]))
+                .get(command)
+                .copied()
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+#[test]
+fn post_deploy_forms_the_seed_shapes_and_three_plus_three_by_bosh_names_over_tls_and_redeploy_changes_nothing()
+ {
+    let Some(mut bed) = TestBed::new(3, true) else {
+        return;
+    };
+    let password = format!("pd-{:x}-secret", std::process::id() * 7919);
+    let auth = [
+        ("requirepass", password.as_str()),
+        ("masterauth", password.as_str()),
+    ];
+    // The seed's scenario 1 (1+1 on two VMs) and 2 (2+2, two per VM), and a 3+3 over three
+    // hosts, every server on the BOSH port range, TLS-only, with a password, as in the seed.
+    let s1 = vec![
+        bed.start_server(0, 6379, &auth),
+        bed.start_server(1, 6379, &auth),
+    ];
+    let s2 = vec![
+        bed.start_server(0, 6380, &auth),
+        bed.start_server(1, 6380, &auth),
+        bed.start_server(0, 6381, &auth),
+        bed.start_server(1, 6381, &auth),
+    ];
+    let mut s3 = Vec::new();
+    for host in 0..3 {
+        for port in [6382, 6383] {
+            s3.push(bed.start_server(host, port, &auth));
+        }
+    }
+    for (servers, primaries) in [(&s1, 1), (&s2, 2), (&s3, 3)] {
+        let job = Job::install(&bed, servers, primaries, 1, Some(&password));
+        let (code, log) = job.deploy(&bed, 60);
+        assert_eq!(
+            code,
+            Some(0),
+            "first deploy of {primaries}+{primaries}:\n{log}"
+        );
+        assert!(log.contains("post-deploy: start: job cluster-6"), "{log}");
+        assert!(log.contains("TLS with "), "{log}");
+        assert!(log.contains("password from "), "{log}");
+        assert!(log.contains("post-deploy: done in "), "{log}");
+        // clustersmith's own progress reaches the same log, timestamped.
+        assert!(
+            log.lines()
+                .any(|l| l.starts_with('[') && l.contains("] round 1 ")),
+            "{log}"
+        );
+        assert_formed(&bed, &job, primaries, 1);
+        // The servers recorded the formation: the no-op check below can see a change.
+        assert!(calls(&bed, &job, "cluster|meet") > 0);
+        assert!(
+            calls(&bed, &job, "cluster|addslotsrange") + calls(&bed, &job, "cluster|addslots") > 0
+        );
+        assert!(calls(&bed, &job, "cluster|replicate") >= primaries as u64);
+
+        // Re-deploy: the same script again changes nothing on any server.
+        let before = snapshot(&bed, &job);
+        let (code, log) = job.deploy(&bed, 60);
+        assert_eq!(
+            code,
+            Some(0),
+            "re-deploy of {primaries}+{primaries}:\n{log}"
+        );
+        assert!(log.contains("post-deploy: done in "), "{log}");
+        assert_eq!(
+            snapshot(&bed, &job),
+            before,
+            "re-deploy changed the {primaries}+{primaries} cluster"
+        );
+        assert_formed(&bed, &job, primaries, 1);
+    }
+}
+
+#[test]
+fn post_deploy_on_a_broken_deployment_exits_non_zero_with_the_diagnosis_in_its_log() {
+    let Some(mut bed) = TestBed::new(2, true) else {
+        return;
+    };
+    let password = format!("pd-{:x}-secret", std::process::id() * 104_729);
+
+    // 1. The seed's replication failure: requirepass without masterauth.
+    let no_masterauth = [("requirepass", password.as_str())];
+    let servers = vec![
+        bed.start_server(0, 6379, &no_masterauth),
+        bed.start_server(1, 6379, &no_masterauth),
+    ];
+    let job = Job::install(&bed, &servers, 1, 1, Some(&password));
+    let (code, log) = job.deploy(&bed, 8);
+    // The servers say the replica cannot sync: what the script's exit code must reflect.
+    let replica = *servers
+        .iter()
+        .find(|i| job.field(&bed, **i, &["INFO", "replication"], "role") == "slave")
+        .expect("apply made one node a replica");
+    assert_eq!(
+        job.field(
+            &bed,
+            replica,
+            &["INFO", "replication"],
+            "master_link_status"
+        ),
+        "down"
+    );
+    assert_eq!(code, Some(3), "{log}");
+    assert!(log.contains("apply failed with exit 3"), "{log}");
+    let diagnosis = log.split_once("; diagnosing").expect("no diagnosis").1;
+    // diagnose gets the job's files, and the live nodes and shape read from the spec.
+    let root = job.root.path().display().to_string();
+    assert!(
+        diagnosis.contains(&format!(
+            "clustersmith diagnose --bosh-job cluster-6 --root {root} --primaries 1 --replicas 1 (2 live nodes)"
+        )),
+        "{log}"
+    );
+    assert!(
+        diagnosis.contains("CS202"),
+        "the root cause is not named:\n{log}"
+    );
+    assert!(diagnosis.contains("masterauth"), "{log}");
+    assert!(
+        log.trim_end()
+            .ends_with("post-deploy: end: exit 3 (see the diagnosis above)")
+    );
+    // A wrong password in the job: apply is refused, diagnose cannot read the live nodes
+    // either, and the script falls back to the files, which still name the cause.
+    let wrong = format!("{password}-wrong");
+    std::fs::write(job.dir().join("config/password"), format!("{wrong}\n")).unwrap();
+    let (code, log) = job.deploy(&bed, 8);
+    assert_eq!(code, Some(2), "{log}");
+    assert!(!log.contains(&wrong), "the password is in the log");
+    let (_, files_only) = log
+        .split_once("diagnosing from the files alone")
+        .expect("no files-only diagnosis");
+    assert!(files_only.contains("CS202"), "{log}");
+
+    // 2. Not the bootstrap instance: nothing is touched. Then one server of the job is
+    //    killed: the script stops before changing anything, exits non-zero and the log names
+    //    the node.
+    let auth = [
+        ("requirepass", password.as_str()),
+        ("masterauth", password.as_str()),
+    ];
+    let servers = vec![
+        bed.start_server(0, 6380, &auth),
+        bed.start_server(1, 6380, &auth),
+    ];
+    let job = Job::install(&bed, &servers, 1, 1, Some(&password));
+    std::fs::write(job.dir().join("config/bootstrap"), "false\n").unwrap();
+    let (code, log) = job.deploy(&bed, 8);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("not the bootstrap instance"), "{log}");
+    for idx in &servers {
+        assert_eq!(
+            job.field(&bed, *idx, &["CLUSTER", "INFO"], "cluster_known_nodes"),
+            "1"
+        );
+        assert!(
+            changing_calls(&job.cli(&bed, *idx, &["INFO", "commandstats"])).is_empty(),
+            "a non-bootstrap instance sent commands"
+        );
+    }
+    std::fs::write(job.dir().join("config/bootstrap"), "true\n").unwrap();
+    bed.kill_server(servers[1]);
+    let killed = bed.node_args(&servers[1..], false).remove(0);
+    let (code, log) = job.deploy(&bed, 8);
+    assert_eq!(code, Some(2), "{log}");
+    // apply names the node it cannot reach; then the diagnosis follows. (diagnose itself
+    // has no finding for an expected node that does not answer: it only reports the live
+    // one as never introduced.)
+    let (_, failure) = log
+        .split_once("post-deploy: clustersmith apply")
+        .expect("apply did not run");
+    let (failure, diagnosis) = failure
+        .split_once("apply failed with exit 2")
+        .expect("no failure line");
+    assert!(
+        failure.contains(&killed) && failure.contains("connection refused"),
+        "the log does not name {killed}:\n{log}"
+    );
+    assert!(
+        diagnosis.contains("clustersmith diagnose --bosh-job cluster-6"),
+        "{log}"
+    );
+    assert!(diagnosis.contains("root cause(s)"), "no diagnosis:\n{log}");
+    // The live node was left as it was.
+    assert_eq!(
+        job.field(
+            &bed,
+            servers[0],
+            &["CLUSTER", "INFO"],
+            "cluster_known_nodes"
+        ),
+        "1"
+    );
+    assert_eq!(
+        job.field(
+            &bed,
+            servers[0],
+            &["CLUSTER", "INFO"],
+            "cluster_slots_assigned"
+        ),
+        "0"
+    );
+}
+
+/// No bed needed: the script refuses to start without what it needs, naming it, and is
+/// shellcheck-clean where shellcheck is installed.
+#[test]
+fn post_deploy_names_what_it_misses_and_passes_shellcheck() {
+    let root = tempfile::tempdir().unwrap();
+    let bin = root.path().join("var/vcap/jobs/redis-7/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(SCRIPT, bin.join("post-deploy")).unwrap();
+    let run = |script: &Path, env: &[(&str, &str)]| {
+        let mut cmd = Command::new("bash");
+        cmd.arg(script);
+        for var in SCRIPT_VARS {
+            cmd.env_remove(var);
+        }
+        cmd.env("CLUSTERSMITH_ROOT", root.path())
+            .env("CLUSTERSMITH_BIN", env!("CARGO_BIN_EXE_clustersmith"))
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let out = run(&bin.join("post-deploy"), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    // The job name came from the script's path.
+    assert!(err.contains("start: job redis-7,"), "{err}");
+    assert!(
+        err.contains("cannot read the spec")
+            && err.contains("var/vcap/jobs/redis-7/config/cluster.toml"),
+        "{err}"
+    );
+    // Outside /var/vcap/jobs/JOB/bin the job must be named.
+    let out = run(Path::new(SCRIPT), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("set CLUSTERSMITH_JOB"));
+    let out = run(
+        &bin.join("post-deploy"),
+        &[("CLUSTERSMITH_BIN", "/nonexistent/clustersmith")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("clustersmith not found"));
+
+    match Command::new("shellcheck").arg(SCRIPT).output() {
+        Ok(out) => assert!(
+            out.status.success(),
+            "shellcheck:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        ),
+        Err(_) => {
+            eprintln!("SKIPPED: shellcheck is not installed (apt-get install shellcheck)");
+            println!("SKIPPED: shellcheck is not installed");
+        }
+    }
+}
