@@ -25,6 +25,9 @@ pub mod plan;
 pub mod spec;
 pub mod verify;
 
+#[cfg(test)]
+mod testing;
+
 /// `1 node`, `2 nodes`: a count with the noun that agrees with it, for every message.
 pub fn plural(count: impl Into<u64>, one: &str, many: &str) -> String {
     let count = count.into();

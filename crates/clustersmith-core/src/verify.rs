@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{NodeId, SlotSet};
 use crate::observation::{InventoryNode, NodeState, Observation};
-use crate::plan::Layout;
+use crate::plan::{Layout, departed_members};
 
 /// Stable criterion ids, in the order they are checked and shown.
 pub const CRITERIA: &[(&str, &str)] = &[
@@ -153,6 +153,36 @@ pub fn verify(
             .map_or_else(|| id.short().to_owned(), |i| label(*i).to_owned())
     };
 
+    // Members replaced at their address by a node with a new id (lost disk, recreated VM):
+    // one line on the node that came back says it all, instead of an "extra node" and a
+    // "does not know" on every peer.
+    let departed = departed_members(inventory, obs, &|id| expected.contains(id));
+    let departed_ids: BTreeSet<&NodeId> = departed.iter().map(|d| &d.id).collect();
+    let successors: BTreeSet<usize> = departed.iter().map(|d| d.successor).collect();
+    for d in &departed {
+        let owns = if d.slots.is_empty() {
+            "owns no slot: apply forgets it and adds the node back in its planned role".to_owned()
+        } else {
+            format!(
+                "still owns slots {}: no replica has taken over (see `clustersmith plan`)",
+                d.slots
+            )
+        };
+        fail(
+            "membership",
+            d.successor,
+            format!(
+                "came back with a new id {} (empty: lost disk or nodes.conf?) while {} still list its old id {} ({}), which {owns}",
+                expected_ids[d.successor]
+                    .as_ref()
+                    .map_or("?", |id| id.short()),
+                crate::plural(d.listed_by.len() as u64, "peer", "peers"),
+                d.id.short(),
+                d.flags
+            ),
+        );
+    }
+
     for (idx, state) in obs.nodes.iter().enumerate() {
         let view = match state {
             NodeState::Seen(view) => view,
@@ -167,9 +197,14 @@ pub fn verify(
         let missing: Vec<String> = expected
             .iter()
             .filter(|id| !listed.contains(*id))
+            .filter(|id| {
+                !index_of
+                    .get(*id)
+                    .is_some_and(|pos| successors.contains(pos))
+            })
             .map(|id| label_of(id))
             .collect();
-        if !missing.is_empty() {
+        if !missing.is_empty() && !successors.contains(&idx) {
             fail(
                 "membership",
                 idx,
@@ -177,6 +212,9 @@ pub fn verify(
             );
         }
         for entry in &view.nodes.entries {
+            if departed_ids.contains(&entry.id) {
+                continue;
+            }
             if !expected.contains(&entry.id) && !entry.is_handshake() {
                 fail("membership", idx, format!("knows extra node {}", entry.id));
             }

@@ -259,7 +259,7 @@ fn nodes_to_read(verdict: &Verdict, steps: &[Step], nodes: usize) -> Vec<bool> {
         match step {
             Step::Meet { peer, .. } => read[*peer] = true,
             Step::Replicate { primary, .. } => read[*primary] = true,
-            Step::SetConfigEpoch { .. } | Step::AddSlots { .. } => {}
+            Step::SetConfigEpoch { .. } | Step::AddSlots { .. } | Step::Forget { .. } => {}
         }
     }
     read

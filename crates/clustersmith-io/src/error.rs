@@ -211,7 +211,13 @@ impl NodeError {
     pub fn disposition(&self) -> Disposition {
         match &self.kind {
             NodeErrorKind::Reply { detail, .. } => {
-                if detail.starts_with("Unknown node") || detail.contains("is already busy") {
+                if detail.starts_with("Unknown node") && self.op == crate::session::FORGET_OP {
+                    // The node had already forgotten it (or never knew it).
+                    Disposition::AlreadyDone
+                } else if detail.starts_with("Unknown node")
+                    || detail.contains("is already busy")
+                    || detail.contains("forget my master")
+                {
                     // Gossip has not caught up with the plan, or another round got there first.
                     Disposition::Retry
                 } else if detail

@@ -216,11 +216,15 @@ fn unreadable(handle: &NodeHandle, why: &str) -> NodeError {
     }
 }
 
+/// The operation name of a FORGET step: an `Unknown node` reply to it means done.
+pub const FORGET_OP: &str = "forget a departed member";
+
 fn step_op(step: &Step) -> &'static str {
     match step {
         Step::SetConfigEpoch { .. } => "set the config epoch",
         Step::AddSlots { .. } => "add slots",
         Step::Meet { .. } => "meet a peer",
+        Step::Forget { .. } => FORGET_OP,
         Step::Replicate { .. } => "replicate",
     }
 }
@@ -253,6 +257,9 @@ fn command(step: &Step) -> redis::Cmd {
                 .arg(ip.to_string())
                 .arg(*port)
                 .arg(*bus_port);
+        }
+        Step::Forget { id, .. } => {
+            cmd.arg("FORGET").arg(id.as_str());
         }
         Step::Replicate { primary_id, .. } => {
             cmd.arg("REPLICATE").arg(primary_id.as_str());

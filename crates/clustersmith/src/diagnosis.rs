@@ -112,8 +112,12 @@ pub async fn diagnose_cmd(args: &DiagnoseArgs) -> anyhow::Result<u8> {
             }
             let count = |s: Severity| findings.iter().filter(|f| f.rule.severity == s).count();
             outln!(
-                "{} root cause(s): {} error, {} warning, {} info",
+                "{} root cause(s): {}{} error, {} warning, {} info",
                 findings.len(),
+                match count(Severity::Critical) {
+                    0 => String::new(),
+                    n => format!("{n} critical (data loss), "),
+                },
                 count(Severity::Error),
                 count(Severity::Warning),
                 count(Severity::Info)

@@ -402,12 +402,16 @@ fn blocked_plan_says_so_once_and_every_json_command_prints_one_document() {
     let servers = Servers::start(3);
     let stranger = servers.port(2).to_string();
     servers.cmd(1, &["CLUSTER", "MEET", "127.0.0.1", &stranger]);
-    wait_until("node 1 and the stranger know each other", Duration::from_secs(10), || {
-        [1, 2].iter().all(|idx| {
-            let view = servers.text(*idx, &["CLUSTER", "NODES"]);
-            view.lines().count() == 2 && !view.contains("handshake")
-        })
-    });
+    wait_until(
+        "node 1 and the stranger know each other",
+        Duration::from_secs(10),
+        || {
+            [1, 2].iter().all(|idx| {
+                let view = servers.text(*idx, &["CLUSTER", "NODES"]);
+                view.lines().count() == 2 && !view.contains("handshake")
+            })
+        },
+    );
     let nodes = servers.ips()[..2].to_vec();
     let out = clustersmith(&with_nodes(&["plan", "-m", "1"], &nodes), &[]);
     assert_eq!(out.status.code(), Some(2));

@@ -455,6 +455,8 @@ pub fn slots_not_covered(inputs: &Inputs) -> Vec<Hit> {
 }
 
 pub fn bus_handshake_stuck(inputs: &Inputs) -> Vec<Hit> {
+    // A departed member's link is down because nothing answers as it any more (CS320).
+    let departed = super::departed::departed_ids(inputs);
     let mut hits = Vec::new();
     for (node, view) in inputs.live() {
         let stuck: Vec<Evidence> = view
@@ -463,6 +465,7 @@ pub fn bus_handshake_stuck(inputs: &Inputs) -> Vec<Hit> {
             .iter()
             .filter(|e| {
                 !e.is_myself()
+                    && !departed.contains(&e.id)
                     && (e.is_handshake() || e.link_state == crate::model::LinkState::Disconnected)
             })
             .map(|e| live(node, "CLUSTER NODES", entry_text(e)))
@@ -745,6 +748,8 @@ pub fn foreign_cluster_member(inputs: &Inputs) -> Vec<Hit> {
         return Vec::new();
     }
     let ours: Vec<&NodeId> = inputs.live().map(|(_, v)| &v.id).collect();
+    // An old id of an expected address is a departed member (CS320), not a stranger.
+    let departed = super::departed::departed_ids(inputs);
     inputs
         .live()
         .filter_map(|(node, view)| {
@@ -752,7 +757,7 @@ pub fn foreign_cluster_member(inputs: &Inputs) -> Vec<Hit> {
                 .nodes
                 .entries
                 .iter()
-                .filter(|e| !e.is_handshake() && !ours.contains(&&e.id))
+                .filter(|e| !e.is_handshake() && !ours.contains(&&e.id) && !departed.contains(&e.id))
                 .map(|e| live(node, "CLUSTER NODES", entry_text(e)))
                 .collect();
             (!foreign.is_empty()).then(|| Hit {

@@ -9,6 +9,7 @@
 //! in as a symptom, so the report leads with causes.
 
 mod checks;
+mod departed;
 mod registry;
 
 use std::fmt;
@@ -24,6 +25,8 @@ pub enum Severity {
     Info,
     Warning,
     Error,
+    /// Data is lost: ranked above every other cause.
+    Critical,
 }
 
 impl Severity {
@@ -32,6 +35,7 @@ impl Severity {
             Severity::Info => "info",
             Severity::Warning => "warning",
             Severity::Error => "error",
+            Severity::Critical => "critical",
         }
     }
 
@@ -40,6 +44,7 @@ impl Severity {
             "info" => Some(Severity::Info),
             "warning" => Some(Severity::Warning),
             "error" => Some(Severity::Error),
+            "critical" => Some(Severity::Critical),
             _ => None,
         }
     }

@@ -4,8 +4,8 @@
 use super::EvidenceKind::{
     Certificate, Live, NodesConf, PostDeployLog, RedisConf, ServerLog, Spec,
 };
-use super::Severity::{Error, Info, Warning};
-use super::{Rule, checks};
+use super::Severity::{Critical, Error, Info, Warning};
+use super::{Rule, checks, departed};
 
 pub static RULES: &[Rule] = &[
     Rule {
@@ -271,6 +271,30 @@ pub static RULES: &[Rule] = &[
         evidence: &[RedisConf, Live, ServerLog],
         explains: &[],
         check: checks::directive_unknown_to_version,
+    },
+    Rule {
+        id: "CS320",
+        name: "node-replaced-with-new-id",
+        severity: Error,
+        detects: "An expected address answers with a new node id (a fresh node: it knows only itself) while its peers still list an old id there, or with its address forgotten (`noaddr`, set when a PONG from that address carries another id).",
+        why: "A node whose nodes.conf was lost (disk lost, VM recreated, volume not mounted) starts as a new, empty node at the same address. The cluster keeps the old id: as `fail` once a replica took over its slots, or still owning them if none did. Neither `redis-cli --cluster fix` nor a restart repairs it; every peer must forget the old id within the 60 s forget ban, and the new node must be introduced again.",
+        fix: "Once the old id owns no slot (its replica took over), run `clustersmith apply`: it sends CLUSTER FORGET <old-id> to every node in one round and adds the node back in its planned role (a replica of the promoted primary). While the old id still owns slots, promote a replica that still holds the data (`CLUSTER FAILOVER TAKEOVER`) or restore from a backup first.",
+        false_positives: "A node deliberately reset with CLUSTER RESET HARD and not yet re-added: the repair is the same.",
+        evidence: &[Live],
+        explains: &["CS301", "CS302"],
+        check: departed::node_replaced_with_new_id,
+    },
+    Rule {
+        id: "CS321",
+        name: "replica-flushed-by-empty-primary",
+        severity: Critical,
+        detects: "In a replica's log: `Full resync from master: <replid>:0` (Valkey: `primary`), then `Flushing old data`, then `Done loading RDB, keys loaded: 0` in the same sync.",
+        why: "A primary at offset 0 has just started with no data and no replication history. A replica that reconnects to its primary's address (replication follows the address, not the node id) while an empty server answers there, e.g. a node back from a lost disk, takes a full resync from it and throws its own copy away. If that replica then wins the failover, the cluster serves those slots empty.",
+        fix: "Stop writes to the affected slots, restore the data from a backup (RDB/AOF of the old primary, or another replica that did not resync), and only then rejoin the empty node. Prevent it: give nodes persistent storage for nodes.conf, and keep a restarted empty node out of the cluster (`cluster-enabled` nodes with an empty nodes.conf should not be started at an old member's address) until its old id is forgotten.",
+        false_positives: "A shard that really held no keys (nothing was lost); the live key count is shown.",
+        evidence: &[ServerLog, Live],
+        explains: &[],
+        check: departed::replica_flushed_by_empty_primary,
     },
 ];
 

@@ -111,6 +111,46 @@ fn with_log(text: &str) -> Inputs {
     }
 }
 
+const LOST_DISK_AFTER_FAILOVER: &str =
+    include_str!("../../tests/fixtures/lost-disk/after-failover-cluster-nodes.txt");
+const LOST_DISK_FLUSHED_REPLICA_LOG: &str =
+    include_str!("../../tests/fixtures/lost-disk/replica-resynced-from-empty-primary.log");
+const LOST_DISK_HEALTHY_REPLICA_LOG: &str =
+    include_str!("../../tests/fixtures/lost-disk/healthy-replica.log");
+
+/// Six live nodes from one captured `CLUSTER NODES` text; node 0 answers with `fresh` (its own
+/// one-line view) when given.
+fn six_live(shared: &str, fresh: Option<&str>) -> Inputs {
+    let addrs = [
+        "127.0.0.1:22201",
+        "127.0.0.1:22202",
+        "127.0.0.1:22203",
+        "127.0.0.1:22204",
+        "127.0.0.1:22205",
+        "127.0.0.1:22206",
+    ];
+    let fresh: Vec<(usize, &str)> = fresh.into_iter().map(|f| (0, f)).collect();
+    let (inventory, obs) = crate::testing::captured(shared, &fresh, &addrs, &[100; 6]);
+    Inputs {
+        nodes: inventory
+            .into_iter()
+            .zip(obs.nodes)
+            .map(|(node, state)| NodeEvidence {
+                label: node.label,
+                ip: Some(node.ip),
+                port: Some(node.port),
+                live: state.view().cloned(),
+                ..Default::default()
+            })
+            .collect(),
+        expected: Some(Expected {
+            primaries: 3,
+            replicas_per_primary: 1,
+        }),
+        ..Default::default()
+    }
+}
+
 fn with_post_deploy(text: &str) -> Inputs {
     Inputs {
         post_deploy: vec![SourceFile {
@@ -332,6 +372,26 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
             }),
             formed(),
         ),
+        (
+            "CS320",
+            six_live(
+                LOST_DISK_AFTER_FAILOVER,
+                Some("6118e6395770fcc9f1f64e9c02226278a3f91e06 127.0.0.1:22201@32201 myself,master - 0 0 0 connected"),
+            ),
+            // The same cluster once repaired: the old id forgotten, 22201 known to all.
+            six_live(
+                &LOST_DISK_AFTER_FAILOVER.replace(
+                    "90966ed5ff870c1321d0e0a1813b0058eea38b84 :0@0 master,fail,noaddr - 1796188461119 1796188458606 1 disconnected",
+                    "6118e6395770fcc9f1f64e9c02226278a3f91e06 127.0.0.1:22201@32201 slave 4d3fa3354ffc4abb9e6235c47da8415d872fa7a0 0 1796188461119 7 connected",
+                ),
+                None,
+            ),
+        ),
+        (
+            "CS321",
+            with_log(LOST_DISK_FLUSHED_REPLICA_LOG),
+            with_log(LOST_DISK_HEALTHY_REPLICA_LOG),
+        ),
         ("CS401", with_log(SEED_S1_LOG), with_log(SEED_NOAUTH_LOG)),
         (
             "CS402",
@@ -485,4 +545,44 @@ fn a_formed_cluster_has_no_warning_or_error() {
     let findings = diagnose(&formed());
     assert_eq!(worst(&findings), None, "{findings:?}");
     let _ = NodeId::parse("5be3d949f56e77d5848af97f1d8825e1c29f3270").unwrap();
+}
+
+#[test]
+fn a_node_back_with_a_new_id_is_the_cause_not_a_foreign_member_or_a_broken_bus() {
+    let inputs = six_live(
+        LOST_DISK_AFTER_FAILOVER,
+        Some(
+            "6118e6395770fcc9f1f64e9c02226278a3f91e06 127.0.0.1:22201@32201 myself,master - 0 0 0 connected",
+        ),
+    );
+    let findings = diagnose(&inputs);
+    assert_eq!(findings[0].rule.id, "CS320", "{findings:#?}");
+    assert_eq!(findings[0].node.as_deref(), Some("127.0.0.1:22201"));
+    assert!(findings[0].summary.contains("owns no slot"));
+    let ids: Vec<&str> = findings.iter().map(|f| f.rule.id).collect();
+    assert!(
+        !ids.contains(&"CS310") && !ids.contains(&"CS303"),
+        "{ids:?}"
+    );
+}
+
+#[test]
+fn data_loss_is_named_first() {
+    let mut inputs = with_log(LOST_DISK_FLUSHED_REPLICA_LOG);
+    inputs.nodes[0].label = "127.0.0.1:22204".into();
+    let findings = diagnose(&inputs);
+    assert_eq!(findings[0].rule.id, "CS321");
+    assert_eq!(findings[0].rule.severity, Severity::Critical);
+    assert!(
+        findings[0]
+            .evidence
+            .iter()
+            .any(|e| e.text.contains("Flushing old data"))
+    );
+    assert!(
+        findings[0]
+            .evidence
+            .iter()
+            .any(|e| e.text.contains("keys loaded: 0"))
+    );
 }

@@ -9,6 +9,24 @@ pub enum Blocker {
     /// Two spec entries reach one server (the same node id answers at both), e.g. a name and
     /// an IP, or an address behind a port forward: planning would give it two roles.
     SameNode { a: String, b: String, id: NodeId },
+    /// An expected address answers with a new id while its old id still owns slots (or is
+    /// still followed by a replica): no replica has taken over, and forgetting the old id
+    /// would drop its slots.
+    ReplacedNodeOwnsSlots {
+        node: String,
+        new_id: NodeId,
+        old_id: NodeId,
+        flags: String,
+        slots: Vec<SlotRange>,
+        replicas: Vec<String>,
+    },
+    /// A replica that holds keys would be attached to a primary that owns slots but holds no
+    /// key: the full resync would make it discard its data for an empty dataset.
+    ReplicaOntoEmptyPrimary {
+        replica: String,
+        keys: u64,
+        primary: String,
+    },
     /// The node lists members that are not in the spec: it belongs to another cluster.
     ForeignNodes { node: String, foreign: Vec<NodeId> },
     /// The node holds keys and is not yet a member of this cluster.
@@ -38,6 +56,45 @@ impl fmt::Display for Blocker {
             Blocker::SameNode { a, b, id } => write!(
                 f,
                 "`{a}` and `{b}` are the same node (both answer as {id}): list each server once"
+            ),
+            Blocker::ReplacedNodeOwnsSlots {
+                node,
+                new_id,
+                old_id,
+                flags,
+                slots,
+                replicas,
+            } => {
+                let shown: Vec<String> = slots.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "`{node}` came back with a new id {} (an empty node: lost disk or nodes.conf?), but its peers still give its old id {} ({flags}) slots {}",
+                    new_id.short(),
+                    old_id.short(),
+                    shown.join(",")
+                )?;
+                if replicas.is_empty() {
+                    write!(f, " and no replica of it is left to take over")?;
+                } else {
+                    write!(
+                        f,
+                        "; its replica {} has not taken over (a replica that resynced from the new empty node at the old address has lost its copy of the data)",
+                        replicas.join(", ")
+                    )?;
+                }
+                write!(
+                    f,
+                    ". If a replica still holds the data, promote it (`CLUSTER FAILOVER TAKEOVER` on it) and run apply again, which then forgets the old id and adds `{node}` as a replica; otherwise restore those slots' data from a backup first"
+                )
+            }
+            Blocker::ReplicaOntoEmptyPrimary {
+                replica,
+                keys,
+                primary,
+            } => write!(
+                f,
+                "refusing to attach `{replica}` ({}) to `{primary}`, which owns slots but holds no key: the full resync would make `{replica}` discard its data. If `{primary}` lost its data, promote `{replica}` instead (`CLUSTER FAILOVER` on it); if `{primary}`'s slots are meant to be empty, flush `{replica}` yourself first",
+                crate::plural(*keys, "key", "keys")
             ),
             Blocker::ForeignNodes { node, foreign } => {
                 let ids: Vec<&str> = foreign.iter().map(NodeId::as_str).collect();

@@ -1,5 +1,6 @@
 use std::collections::BTreeSet;
 
+use super::departed::{Departed, departed_members};
 use super::layout::PlannedRole;
 use super::layout::compute_layout;
 use super::{Blocker, Layout, MeetPurpose, Step};
@@ -38,9 +39,11 @@ pub fn plan(
     known_ids: &[Option<NodeId>],
 ) -> Plan {
     let mut blockers = same_node_blockers(inventory, obs);
+    let departed = departed_members(inventory, obs, &|id| is_ours(inventory, obs, known_ids, id));
     if blockers.is_empty() {
-        blockers = membership_blockers(inventory, obs, known_ids);
+        blockers = membership_blockers(inventory, obs, known_ids, &departed);
     }
+    blockers.extend(departed_blockers(inventory, obs, &departed));
     if !blockers.is_empty() {
         return blocked(blockers);
     }
@@ -52,10 +55,15 @@ pub fn plan(
     layout.notes.extend(imbalance_note(&layout, inventory, obs));
     let mut steps = Vec::new();
     let mut waiting = Vec::new();
+    plan_forgets(&departed, &mut steps, &mut waiting, inventory);
     plan_epochs(inventory, obs, &mut steps);
     plan_slots(&layout, obs, &mut steps);
     plan_meets(inventory, obs, &mut steps, &mut waiting);
     plan_replicas(&layout, inventory, obs, &mut steps, &mut waiting);
+    let unsafe_moves = resync_loss_blockers(inventory, obs, &steps);
+    if !unsafe_moves.is_empty() {
+        return blocked(unsafe_moves);
+    }
     let changing: BTreeSet<usize> = steps.iter().map(Step::node).collect();
     plan_refreshes(&layout, inventory, obs, &changing, &mut steps);
     plan_readdresses(inventory, obs, &mut steps);
@@ -127,12 +135,90 @@ fn same_node_blockers(inventory: &[InventoryNode], obs: &Observation) -> Vec<Blo
     blockers
 }
 
+/// True for an id an expected node answers as, or answered as when last seen.
+fn is_ours(
+    inventory: &[InventoryNode],
+    obs: &Observation,
+    known_ids: &[Option<NodeId>],
+    id: &NodeId,
+) -> bool {
+    known_ids.iter().flatten().any(|k| k == id)
+        || (0..inventory.len()).any(|i| obs.view(i).is_some_and(|v| v.id == *id))
+}
+
+/// A departed member may only be forgotten once it owns nothing: while the views still give
+/// it slots, its replica has not taken over, and the data of those slots is nowhere else.
+fn departed_blockers(
+    inventory: &[InventoryNode],
+    obs: &Observation,
+    departed: &[Departed],
+) -> Vec<Blocker> {
+    departed
+        .iter()
+        .filter(|d| !d.slots.is_empty())
+        .filter_map(|d| {
+            Some(Blocker::ReplacedNodeOwnsSlots {
+                node: inventory[d.successor].label.clone(),
+                new_id: obs.view(d.successor)?.id.clone(),
+                old_id: d.id.clone(),
+                flags: d.flags.clone(),
+                slots: d.slots.ranges(),
+                replicas: d
+                    .replicas
+                    .iter()
+                    .map(|r| {
+                        let keys = obs.view(*r).map_or(0, |v| v.info.key_count());
+                        format!(
+                            "{} ({})",
+                            inventory[*r].label,
+                            crate::plural(keys, "key", "keys")
+                        )
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// Forgets every departed member that owns no slot on every node that lists it, all in one
+/// round (the forget ban lasts 60 s); one still followed by a replica waits until the layout
+/// has moved that replica (a replica cannot forget its own primary).
+fn plan_forgets(
+    departed: &[Departed],
+    steps: &mut Vec<Step>,
+    waiting: &mut Vec<String>,
+    inventory: &[InventoryNode],
+) {
+    for d in departed.iter().filter(|d| d.slots.is_empty()) {
+        if !d.replicas.is_empty() {
+            let followers: Vec<&str> = d
+                .replicas
+                .iter()
+                .map(|r| inventory[*r].label.as_str())
+                .collect();
+            waiting.push(format!(
+                "{} still replicate the departed {}; it is forgotten once they follow a live primary",
+                followers.join(", "),
+                d.id.short()
+            ));
+            continue;
+        }
+        for node in &d.listed_by {
+            steps.push(Step::Forget {
+                node: *node,
+                id: d.id.clone(),
+            });
+        }
+    }
+}
+
 /// Refuses nodes that belong elsewhere: members outside the spec, or keys on a node that is
 /// not yet part of this cluster (adopting it could hide or orphan that data).
 fn membership_blockers(
     inventory: &[InventoryNode],
     obs: &Observation,
     known_ids: &[Option<NodeId>],
+    departed: &[Departed],
 ) -> Vec<Blocker> {
     let ours: BTreeSet<&NodeId> = known_ids
         .iter()
@@ -142,6 +228,7 @@ fn membership_blockers(
                 .filter_map(|i| obs.view(i))
                 .map(|v| &v.id),
         )
+        .chain(departed.iter().map(|d| &d.id))
         .collect();
     // A node that did not answer (and was never seen) is still ours: a peer's entry at its
     // address is not a stranger's.
@@ -309,6 +396,34 @@ fn plan_replicas(
             }
         }
     }
+}
+
+/// `CLUSTER REPLICATE` makes a node discard its dataset for its new primary's. That is only
+/// harmless when the primary has the data: a replica holding keys is never attached to a
+/// primary that owns slots without a single key (a node back empty that took over slots, or
+/// a replica that already resynced from one).
+fn resync_loss_blockers(
+    inventory: &[InventoryNode],
+    obs: &Observation,
+    steps: &[Step],
+) -> Vec<Blocker> {
+    steps
+        .iter()
+        .filter_map(|step| {
+            let Step::Replicate { node, primary, .. } = step else {
+                return None;
+            };
+            let (replica_view, primary_view) = (obs.view(*node)?, obs.view(*primary)?);
+            let keys = replica_view.info.key_count();
+            let empty_owner =
+                primary_view.info.key_count() == 0 && !primary_view.myself().slots.is_empty();
+            (keys > 0 && empty_owner).then(|| Blocker::ReplicaOntoEmptyPrimary {
+                replica: inventory[*node].label.clone(),
+                keys,
+                primary: inventory[*primary].label.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Pushes a node's own header to every peer whose picture of it (role, primary, slots) is

@@ -4,11 +4,13 @@
 //! script: whatever is already done yields no step, and a formed cluster yields an empty plan.
 
 mod blocker;
+mod departed;
 mod imp;
 mod layout;
 mod step;
 
 pub use blocker::Blocker;
+pub use departed::{Departed, departed_members};
 pub use imp::{Plan, plan};
 pub use layout::{Layout, PlannedRole, Shard};
 pub use step::{MeetPurpose, Step};

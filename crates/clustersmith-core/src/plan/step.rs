@@ -48,6 +48,10 @@ pub enum Step {
         bus_port: u16,
         purpose: MeetPurpose,
     },
+    /// `CLUSTER FORGET <id>` of a departed member (see `departed`): sent to every node that
+    /// lists it in one round, inside the 60 s during which a forgotten id is not re-learnt
+    /// from gossip; only once it owns no slot and no replica follows it.
+    Forget { node: usize, id: NodeId },
     /// `CLUSTER REPLICATE`: only planned once the replica lists its primary.
     Replicate {
         node: usize,
@@ -63,6 +67,7 @@ impl Step {
             Step::SetConfigEpoch { node, .. }
             | Step::AddSlots { node, .. }
             | Step::Meet { node, .. }
+            | Step::Forget { node, .. }
             | Step::Replicate { node, .. } => *node,
         }
     }
@@ -70,7 +75,9 @@ impl Step {
     /// Steps of phase 0 (epochs, slots) all run before any step of phase 1 (meet, replicate).
     pub fn phase(&self) -> u8 {
         match self {
-            Step::SetConfigEpoch { .. } | Step::AddSlots { .. } => 0,
+            // Forgetting first: a node that met the newcomer before forgetting the old id
+            // would gossip the old id to it.
+            Step::SetConfigEpoch { .. } | Step::AddSlots { .. } | Step::Forget { .. } => 0,
             Step::Meet { .. } | Step::Replicate { .. } => 1,
         }
     }
@@ -91,6 +98,7 @@ impl Step {
                 purpose: MeetPurpose::Readdress,
                 ..
             } => "readdress",
+            Step::Forget { .. } => "forget",
             Step::Replicate { .. } => "replicate",
         }
     }
@@ -147,6 +155,10 @@ impl Step {
                     label(*peer)
                 )
             }
+            Step::Forget { node, id } => format!(
+                "{}: CLUSTER FORGET {id}   (a departed member: its address answers with a new id)",
+                label(*node)
+            ),
             Step::Replicate {
                 node,
                 primary,

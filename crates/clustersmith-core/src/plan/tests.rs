@@ -11,6 +11,7 @@ use crate::model::{NodeId, SLOT_COUNT, SlotRange, SlotSet};
 use crate::observation::{InventoryNode, NodeState, NodeView, Observation};
 use crate::parse::{parse_cluster_info, parse_cluster_nodes, parse_info};
 use crate::spec::{ClusterSpec, parse_node};
+use crate::testing::captured;
 use crate::verify::verify;
 
 #[derive(Clone)]
@@ -145,6 +146,7 @@ impl Sim {
                     self.nodes[*node].knows.insert(*peer);
                     self.nodes[*peer].knows.insert(*node);
                 }
+                Step::Forget { .. } => unreachable!("the simulated nodes never depart"),
                 Step::Replicate { node, primary, .. } => {
                     assert!(
                         self.nodes[*node].knows.contains(primary),
@@ -469,4 +471,131 @@ proptest! {
             prop_assert_eq!(violations, 0);
         }
     }
+}
+
+const SIX: [&str; 6] = [
+    "127.0.0.1:22201",
+    "127.0.0.1:22202",
+    "127.0.0.1:22203",
+    "127.0.0.1:22204",
+    "127.0.0.1:22205",
+    "127.0.0.1:22206",
+];
+
+// Redis 7.0.15: 22201 killed, its nodes.conf removed, restarted after its replica 22204 took
+// over. The peers keep its old id with the address forgotten (`:0@0`, `noaddr`).
+const AFTER_FAILOVER: &str =
+    include_str!("../../tests/fixtures/lost-disk/after-failover-cluster-nodes.txt");
+
+// The same, restarted at once: no failover, and the replica resynced from the empty node
+// at the old address (DBSIZE 0).
+const BEFORE_FAILOVER: &str =
+    include_str!("../../tests/fixtures/lost-disk/before-failover-cluster-nodes.txt");
+
+fn six_spec() -> ClusterSpec {
+    let nodes = SIX.iter().map(|a| parse_node(a).unwrap()).collect();
+    ClusterSpec::new(nodes, Some(3), Some(1)).unwrap()
+}
+
+#[test]
+fn a_node_back_with_a_new_id_after_the_failover_is_readopted() {
+    let fresh = "6118e6395770fcc9f1f64e9c02226278a3f91e06 127.0.0.1:22201@32201 myself,master - 0 0 0 connected";
+    let (inventory, obs) = captured(
+        AFTER_FAILOVER,
+        &[(0, fresh)],
+        &SIX,
+        &[0, 100, 99, 101, 100, 99],
+    );
+    let planned = plan(&six_spec(), &inventory, &obs, &vec![None; 6]);
+    assert!(planned.blockers.is_empty(), "{:?}", planned.blockers);
+    let forgets: Vec<usize> = planned
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Forget { node, id } => {
+                assert_eq!(id.as_str(), "90966ed5ff870c1321d0e0a1813b0058eea38b84");
+                Some(*node)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(forgets, vec![1, 2, 3, 4, 5]);
+    // The newcomer becomes the replica of the promoted 22204 (which has none), met first.
+    let layout = planned.layout.unwrap();
+    let shard = layout.shards.iter().find(|s| s.primary == 3).unwrap();
+    assert_eq!(shard.replicas, vec![0]);
+    // verify says it in one line, on the node that came back.
+    let verdict = verify(&layout, &inventory, &obs, &vec![None; 6]);
+    let membership = verdict
+        .criteria
+        .iter()
+        .find(|c| c.id == "membership")
+        .unwrap();
+    assert_eq!(membership.failures.len(), 1, "{:?}", membership.failures);
+    assert_eq!(membership.failures[0].node, 0);
+    assert!(
+        membership.failures[0]
+            .detail
+            .contains("came back with a new id 6118e639")
+    );
+    assert!(
+        membership.failures[0]
+            .detail
+            .contains("5 peers still list its old id 90966ed5")
+    );
+}
+
+#[test]
+fn a_node_back_empty_before_the_failover_stops_apply_and_says_what_to_do() {
+    let fresh = "4be7f9222d4fde816824d5b6f25524e9e41617d5 127.0.0.1:22201@32201 myself,master - 0 0 0 connected";
+    let (inventory, obs) = captured(
+        BEFORE_FAILOVER,
+        &[(0, fresh)],
+        &SIX,
+        &[0, 101, 99, 0, 101, 99],
+    );
+    let planned = plan(&six_spec(), &inventory, &obs, &vec![None; 6]);
+    assert!(planned.steps.is_empty());
+    let [
+        Blocker::ReplacedNodeOwnsSlots {
+            node,
+            replicas,
+            slots,
+            ..
+        },
+    ] = planned.blockers.as_slice()
+    else {
+        panic!("{:?}", planned.blockers);
+    };
+    assert_eq!(node, "127.0.0.1:22201");
+    assert_eq!(replicas, &vec!["127.0.0.1:22204 (0 keys)".to_owned()]);
+    assert_eq!(slots, &vec![SlotRange::new(0, 5461).unwrap()]);
+    let text = planned.blockers[0].to_string();
+    assert!(
+        text.contains("CLUSTER FAILOVER TAKEOVER") && text.contains("backup"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_replica_holding_keys_is_never_attached_to_an_empty_slot_owner() {
+    // 22201 owns every slot and no key; 22202 is a member without slots holding 50 keys.
+    let shared = "\
+aaaa000000000000000000000000000000000001 127.0.0.1:22201@32201 master - 0 0 1 connected 0-16383
+aaaa000000000000000000000000000000000002 127.0.0.1:22202@32202 master - 0 0 2 connected";
+    let addrs = ["127.0.0.1:22201", "127.0.0.1:22202"];
+    let (inventory, obs) = captured(shared, &[], &addrs, &[0, 50]);
+    let spec = ClusterSpec::new(
+        addrs.iter().map(|a| parse_node(a).unwrap()).collect(),
+        Some(1),
+        Some(1),
+    )
+    .unwrap();
+    let planned = plan(&spec, &inventory, &obs, &[None, None]);
+    assert!(planned.steps.is_empty());
+    assert!(
+        matches!(&planned.blockers[..], [Blocker::ReplicaOntoEmptyPrimary { replica, keys: 50, .. }] if replica == "127.0.0.1:22202"),
+        "{:?}",
+        planned.blockers
+    );
 }

@@ -1,0 +1,185 @@
+//! A node back at its address with a new id (lost disk, recreated VM), and the data loss it
+//! can cause: a replica that reconnects to the old address resyncs from the empty newcomer.
+
+use super::{Evidence, Hit, Inputs, NodeEvidence, Source};
+use crate::model::NodeId;
+use crate::observation::{InventoryNode, NodeState, Observation};
+use crate::parse::LogLine;
+use crate::plan::{Departed, departed_members};
+
+fn live(node: &NodeEvidence, reply: &'static str, text: impl Into<String>) -> Evidence {
+    Evidence {
+        source: Source::Live {
+            node: node.label.clone(),
+            reply,
+        },
+        text: text.into(),
+    }
+}
+
+/// The live nodes as the planner sees them: only nodes with an address and a view.
+fn live_observation(inputs: &Inputs) -> (Vec<&NodeEvidence>, Vec<InventoryNode>, Observation) {
+    let given: Vec<&NodeEvidence> = inputs
+        .nodes
+        .iter()
+        .filter(|n| n.live.is_some() && n.ip.is_some() && n.port.is_some())
+        .collect();
+    let inventory = given
+        .iter()
+        .map(|n| InventoryNode {
+            label: n.label.clone(),
+            ip: n.ip.expect("filtered"),
+            port: n.port.expect("filtered"),
+            zone: n.zone.clone(),
+        })
+        .collect();
+    let nodes = given
+        .iter()
+        .map(|n| NodeState::Seen(Box::new(n.live.clone().expect("filtered"))))
+        .collect();
+    (given, inventory, Observation { nodes })
+}
+
+fn departed(inputs: &Inputs) -> (Vec<&NodeEvidence>, Vec<Departed>) {
+    let (given, inventory, obs) = live_observation(inputs);
+    let ours: Vec<&NodeId> = given
+        .iter()
+        .filter_map(|n| n.live.as_ref())
+        .map(|v| &v.id)
+        .collect();
+    let found = departed_members(&inventory, &obs, &|id| ours.contains(&id));
+    (given, found)
+}
+
+/// Ids of departed members: other checks leave them to CS320 instead of calling them
+/// strangers or broken links.
+pub fn departed_ids(inputs: &Inputs) -> Vec<NodeId> {
+    departed(inputs).1.into_iter().map(|d| d.id).collect()
+}
+
+pub fn node_replaced_with_new_id(inputs: &Inputs) -> Vec<Hit> {
+    let (given, found) = departed(inputs);
+    found
+        .into_iter()
+        .map(|d| {
+            let successor = given[d.successor];
+            let new_id = successor.live.as_ref().map_or("?", |v| v.id.short());
+            let mut evidence = vec![live(
+                successor,
+                "CLUSTER NODES",
+                format!(
+                    "answers as {new_id}, knows {} node(s), epoch {}",
+                    successor.live.as_ref().map_or(0, |v| v.nodes.entries.len()),
+                    successor.live.as_ref().map_or(0, |v| v.myself().config_epoch)
+                ),
+            )];
+            for viewer in d.listed_by.iter().take(3) {
+                evidence.push(live(
+                    given[*viewer],
+                    "CLUSTER NODES",
+                    format!("{} {} slots {}", d.id, d.flags, d.slots),
+                ));
+            }
+            let next = if d.slots.is_empty() {
+                "it owns no slot any more (a replica took over): `clustersmith apply` forgets the old id on every node and adds the node back in its planned role".to_owned()
+            } else {
+                format!(
+                    "it still owns slots {} and no replica has taken over: promote a replica that still holds the data (`CLUSTER FAILOVER TAKEOVER`), or restore from a backup, before forgetting it",
+                    d.slots
+                )
+            };
+            Hit {
+                node: Some(successor.label.clone()),
+                summary: format!(
+                    "came back empty with a new id {new_id} (lost disk or nodes.conf) while {} peer(s) still list its old id {} ({}); {next}",
+                    d.listed_by.len(),
+                    d.id.short(),
+                    d.flags
+                ),
+                evidence,
+            }
+        })
+        .collect()
+}
+
+/// A replica that held data (it had received a replication stream, or loaded keys) took a
+/// full resync from a primary whose replication offset is 0 (a server that has just started
+/// with no data and no history) and loaded 0 keys: it threw its dataset away for an empty one.
+/// A replica's first sync at formation looks the same but held nothing, so it is not counted.
+/// Redis and Valkey log it the same way, with `master` / `primary`.
+pub fn replica_flushed_by_empty_primary(inputs: &Inputs) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for node in &inputs.nodes {
+        let Some(log) = &node.log else { continue };
+        let mut evidence = Vec::new();
+        // What the replica held before the sync in progress, and that sync's lines so far.
+        let mut held: Option<&LogLine> = None;
+        let mut from_empty: Option<&LogLine> = None;
+        let mut flushed: Option<&LogLine> = None;
+        for line in &log.value.lines {
+            let message = line.message.as_str();
+            if let Some(offset) = partial_resync_offset(message) {
+                // The offset asked for is one past what it had received: above 1, it had a
+                // stream (writes) from its primary.
+                if offset > 1 {
+                    held = Some(line);
+                }
+            } else if message.starts_with("Full resync from ") {
+                from_empty = message.ends_with(":0").then_some(line);
+                flushed = None;
+            } else if message.ends_with("sync: Flushing old data") {
+                flushed = Some(line);
+            } else if let Some(keys) = keys_loaded(message) {
+                if keys == 0
+                    && let (Some(before), Some(full), Some(flush)) = (held, from_empty, flushed)
+                {
+                    for l in [before, full, flush, line] {
+                        evidence.push(log.at(l.line, format!("{} {}", l.time, l.message)));
+                    }
+                }
+                held = (keys > 0).then_some(line);
+                from_empty = None;
+                flushed = None;
+            }
+        }
+        if evidence.is_empty() {
+            continue;
+        }
+        if let Some(view) = &node.live {
+            evidence.push(live(
+                node,
+                "INFO keyspace",
+                format!(
+                    "{} now",
+                    crate::plural(view.info.key_count(), "key", "keys")
+                ),
+            ));
+        }
+        let syncs = evidence
+            .iter()
+            .filter(|e| e.text.contains("Full resync"))
+            .count();
+        hits.push(Hit {
+            node: Some(node.label.clone()),
+            summary: format!(
+                "DATA LOSS: held data, then discarded it in {} from a primary with no data and no replication history (offset 0), loading 0 keys: what it held is gone unless another copy exists",
+                crate::plural(syncs as u64, "full resync", "full resyncs")
+            ),
+            evidence,
+        });
+    }
+    hits
+}
+
+/// The offset in `Trying a partial resynchronization (request <replid>:<offset>).`
+fn partial_resync_offset(message: &str) -> Option<u64> {
+    let rest = message.strip_prefix("Trying a partial resynchronization (request ")?;
+    let (_, offset) = rest.trim_end_matches(").").rsplit_once(':')?;
+    offset.parse().ok()
+}
+
+/// N in `Done loading RDB, keys loaded: N, keys expired: …`.
+fn keys_loaded(message: &str) -> Option<u64> {
+    let rest = message.strip_prefix("Done loading RDB, keys loaded: ")?;
+    rest.split(',').next()?.trim().parse().ok()
+}

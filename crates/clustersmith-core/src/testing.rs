@@ -1,0 +1,63 @@
+//! Test support shared by the core's unit tests: observations built from real captured text.
+
+use crate::observation::{InventoryNode, NodeState, NodeView, Observation};
+use crate::parse::{parse_cluster_info, parse_cluster_nodes, parse_info};
+
+/// Views of real servers, one `CLUSTER NODES` text shared by all nodes with `myself` moved to
+/// each node's own line; `keys[i]` is node i's DBSIZE. Nodes listed in `fresh` answer with
+/// their own one-line view instead (a node back with an empty nodes.conf).
+pub fn captured(
+    shared: &str,
+    fresh: &[(usize, &str)],
+    addrs: &[&str],
+    keys: &[u64],
+) -> (Vec<InventoryNode>, Observation) {
+    let inventory: Vec<InventoryNode> = addrs
+        .iter()
+        .map(|addr| {
+            let (ip, port) = addr.rsplit_once(':').unwrap();
+            InventoryNode {
+                label: (*addr).to_owned(),
+                ip: ip.parse().unwrap(),
+                port: port.parse().unwrap(),
+                zone: None,
+            }
+        })
+        .collect();
+    let nodes = inventory
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let text = match fresh.iter().find(|(idx, _)| *idx == i) {
+                Some((_, own)) => (*own).to_owned(),
+                None => shared
+                    .lines()
+                    .map(|line| {
+                        let at = format!(" {}:{}@", node.ip, node.port);
+                        if line.contains(&at) {
+                            line.replacen(" master ", " myself,master ", 1)
+                                .replacen(" slave ", " myself,slave ", 1)
+                        } else {
+                            line.to_owned()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            };
+            let parsed = parse_cluster_nodes(&text).value;
+            let id = parsed.myself().unwrap().id.clone();
+            let info = format!(
+                "# Server\r\nredis_version:7.0.15\r\n# Keyspace\r\ndb0:keys={},expires=0,avg_ttl=0\r\n",
+                keys[i]
+            );
+            NodeState::Seen(Box::new(NodeView {
+                id,
+                nodes: parsed,
+                cluster_info: parse_cluster_info("cluster_state:ok\r\ncluster_current_epoch:7\r\n")
+                    .value,
+                info: parse_info(&info).value,
+            }))
+        })
+        .collect();
+    (inventory, Observation { nodes })
+}
