@@ -5,8 +5,8 @@
 //! hosts hang off a bridge in a hub namespace; clustersmith and redis-cli run in a client
 //! namespace on the same bridge. Everything is removed on drop, also when a test fails.
 //!
-//! Needs root (CI runs as root); without it `TestBed::new` says SKIPPED loudly and returns
-//! `None`.
+//! Needs root (CI runs as root); without it `TestBed::new` records a skip (a failure in CI) and
+//! returns `None`.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -78,17 +78,17 @@ fn is_root() -> bool {
 
 impl TestBed {
     /// `hosts` namespaces on one bridge, plus a client namespace. `None` (and a loud
-    /// SKIPPED) when namespaces cannot be made here.
+    /// recorded skip, a failure in CI) when namespaces cannot be made here.
     pub fn new(hosts: usize, tls: bool) -> Option<TestBed> {
         let iproute2 = Command::new("ip")
             .args(["netns", "list"])
             .output()
             .is_ok_and(|o| o.status.success());
         if !is_root() || !iproute2 {
-            eprintln!(
-                "SKIPPED: network namespace tests need root and iproute2 (.ci/run runs them as root)"
+            super::skip(
+                "network namespace tests need root and iproute2 (.ci/run runs them as root)",
+                false,
             );
-            println!("SKIPPED: network namespace tests need root");
             return None;
         }
         let tag = format!(
