@@ -584,8 +584,11 @@ pub fn changing_commands(text: &str) -> BTreeMap<String, u64> {
             Some(sub) => !READ_ONLY_CLUSTER.contains(&sub),
             None => CHANGING.contains(&name),
         };
-        if changing {
-            counts.insert(name.to_owned(), field("calls") - field("failed_calls"));
+        // A command refused before it ran (ACL, wrong arity) is listed with `calls=0` and
+        // `rejected_calls`: it changed nothing.
+        let done = field("calls") - field("failed_calls");
+        if changing && done > 0 {
+            counts.insert(name.to_owned(), done);
         }
     }
     counts
