@@ -265,31 +265,8 @@ impl Servers {
                 else {
                     return format!("node {idx}: no cluster; keys={keys}");
                 };
-                let mut lines: Vec<String> = text
-                    .lines()
-                    .map(|line| {
-                        let f: Vec<&str> = line.split_whitespace().collect();
-                        // id, address, flags, primary, config epoch, slots.
-                        let mut kept = vec![f[0], f[1], f[2], f[3], f[6]];
-                        kept.extend(&f[8..]);
-                        kept.join(" ")
-                    })
-                    .collect();
-                lines.sort();
                 let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut conn).unwrap();
-                let epochs: Vec<&str> = info
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| {
-                        l.starts_with("cluster_current_epoch:")
-                            || l.starts_with("cluster_my_epoch:")
-                    })
-                    .collect();
-                format!(
-                    "node {idx}: {} | {} keys={keys}",
-                    lines.join(" | "),
-                    epochs.join(" ")
-                )
+                fingerprint_line(&format!("node {idx}"), &text, &info, Some(keys))
             })
             .collect()
     }
@@ -438,6 +415,41 @@ pub fn assert_refused(
     assert!(err.contains(message), "expected `{message}` in:\n{err}");
     before.assert_unchanged(&servers.snapshot(), "a refused run");
     out
+}
+
+/// One node's fingerprint from its `CLUSTER NODES` and `CLUSTER INFO` text and `DBSIZE`: for
+/// every member it lists the id, address, flags, primary, config epoch and slots (open slots
+/// included), then `cluster_current_epoch` and `cluster_my_epoch`, then the key count (left
+/// out under a write load).
+pub fn fingerprint_line(
+    label: &str,
+    cluster_nodes: &str,
+    cluster_info: &str,
+    keys: Option<i64>,
+) -> String {
+    let mut lines: Vec<String> = cluster_nodes
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // id, address, flags, primary, config epoch, slots.
+            let mut kept = vec![f[0], f[1], f[2], f[3], f[6]];
+            kept.extend(&f[8..]);
+            kept.join(" ")
+        })
+        .collect();
+    lines.sort();
+    let epochs: Vec<&str> = cluster_info
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("cluster_current_epoch:") || l.starts_with("cluster_my_epoch:"))
+        .collect();
+    let keys = keys.map_or(String::new(), |k| format!(" keys={k}"));
+    format!(
+        "{label}: {} | {}{keys}",
+        lines.join(" | "),
+        epochs.join(" ")
+    )
 }
 
 /// One primary and its replicas, as the servers report them ([`Servers::shards`]).

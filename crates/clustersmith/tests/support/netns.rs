@@ -403,6 +403,55 @@ impl TestBed {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Every listed server's cluster view ([`super::fingerprint_line`], without the key count
+    /// when `keys` is false, for use under a write load) and the changing commands it has run
+    /// (`INFO commandstats`; the bed runs Debian's Redis 7.0, which counts subcommands).
+    pub fn snapshot(&self, servers: &[usize], keys: bool) -> super::Snapshot {
+        let mut nodes = Vec::new();
+        let mut commands = Vec::new();
+        for idx in servers {
+            let count = keys.then(|| {
+                self.cli(*idx, &["DBSIZE"])
+                    .trim()
+                    .parse::<i64>()
+                    .unwrap_or_else(|e| panic!("DBSIZE of server {idx}: {e}"))
+            });
+            let cluster_nodes = self.cli(*idx, &["CLUSTER", "NODES"]);
+            assert!(
+                cluster_nodes.contains("myself"),
+                "server {idx}: {cluster_nodes}"
+            );
+            let info = self.cli(*idx, &["CLUSTER", "INFO"]);
+            nodes.push(super::fingerprint_line(
+                &format!("server {idx}"),
+                &cluster_nodes,
+                &info,
+                count,
+            ));
+            let stats = self.cli(*idx, &["INFO", "commandstats"]);
+            assert!(stats.contains("cmdstat_cluster|"), "server {idx}: {stats}");
+            commands.push(super::changing_commands(&stats));
+        }
+        super::Snapshot {
+            nodes,
+            commands,
+            cluster_subcommands: true,
+        }
+    }
+
+    /// Sum of `DBSIZE` over the listed servers.
+    pub fn keys(&self, servers: &[usize]) -> i64 {
+        servers
+            .iter()
+            .map(|i| {
+                self.cli(*i, &["DBSIZE"])
+                    .trim()
+                    .parse::<i64>()
+                    .unwrap_or_else(|e| panic!("DBSIZE of server {i}: {e}"))
+            })
+            .sum()
+    }
+
     /// Runs a shell command in the client namespace (a cluster-aware client load).
     pub fn client_shell(&self, script: &str) -> std::process::Child {
         Command::new("ip")
