@@ -1102,3 +1102,78 @@ fn verify_names_primaries_that_share_a_config_epoch() {
         (Some(0), BTreeMap::new())
     );
 }
+
+/// Takes a new snapshot, asserts it differs from `before`, and keeps it as the next `before`.
+fn assert_snapshot_changed(servers: &Servers, before: &mut Snapshot, what: &str) {
+    let after = servers.snapshot();
+    assert_ne!(*before, after, "the snapshot missed: {what}");
+    *before = after;
+}
+
+#[test]
+fn the_unchanged_snapshot_sees_each_kind_of_change() {
+    // The "nothing changed" checks above are only as good as the snapshot: each change a
+    // tool could make must show in it.
+    let servers = Servers::start(2);
+    let mut before = servers.snapshot();
+    servers.cmd(1, &["CLUSTER", "SET-CONFIG-EPOCH", "7"]);
+    assert_snapshot_changed(&servers, &mut before, "a config epoch");
+    servers.cmd(0, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    assert_snapshot_changed(&servers, &mut before, "slots");
+    let port = servers.port(1).to_string();
+    servers.cmd(0, &["CLUSTER", "MEET", "127.0.0.1", &port]);
+    // Counted at once, before any handshake shows in a view.
+    assert_snapshot_changed(&servers, &mut before, "a MEET");
+    wait_until("the nodes met", Duration::from_secs(10), || {
+        (0..2).all(|i| {
+            let text = servers.text(i, &["CLUSTER", "NODES"]);
+            text.lines().count() == 2 && !text.contains("handshake")
+        })
+    });
+    let settled = servers.snapshot();
+    assert_eq!(settled.commands, before.commands, "reads are not changes");
+    before = settled;
+    servers.cmd(1, &["CLUSTER", "REPLICATE", &servers.myid(0)]);
+    assert_snapshot_changed(&servers, &mut before, "a role");
+    wait_until("the replica is in sync", Duration::from_secs(10), || {
+        servers
+            .info_field(1, "replication", "master_link_status")
+            .as_deref()
+            == Some("up")
+    });
+    wait_until("the primary serves", Duration::from_secs(10), || {
+        servers
+            .text(0, &["CLUSTER", "INFO"])
+            .contains("cluster_state:ok")
+    });
+    before = servers.snapshot();
+    servers.cmd(0, &["SET", "k", "v"]);
+    assert_snapshot_changed(&servers, &mut before, "a key");
+    // A refused command is no change: a CLUSTER REPLICATE of a primary onto its own replica.
+    let refused = redis::cmd("CLUSTER")
+        .arg("REPLICATE")
+        .arg(servers.myid(1))
+        .query::<redis::Value>(&mut servers.conn(0));
+    assert!(refused.is_err(), "{refused:?}");
+    let after = servers.snapshot();
+    assert_eq!(
+        before.commands, after.commands,
+        "a failed call counted as a change"
+    );
+}
+
+#[test]
+fn changing_commands_are_read_from_commandstats_of_every_version() {
+    // Redis 7.0.15 (subcommands, rejected and failed calls) and Redis 6.2.14 (no subcommands).
+    let seven = "# Commandstats\r\ncmdstat_cluster|nodes:calls=40,usec=900,usec_per_call=22.50,rejected_calls=0,failed_calls=0\r\ncmdstat_cluster|meet:calls=3,usec=60,usec_per_call=20.00,rejected_calls=0,failed_calls=0\r\ncmdstat_cluster|replicate:calls=2,usec=60,usec_per_call=30.00,rejected_calls=0,failed_calls=1\r\ncmdstat_cluster|set-config-epoch:calls=0,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0\r\ncmdstat_set:calls=500,usec=900,usec_per_call=1.80,rejected_calls=0,failed_calls=0\r\ncmdstat_config|set:calls=1,usec=9,usec_per_call=9.00,rejected_calls=0,failed_calls=0\r\n";
+    assert_eq!(
+        changing_commands(seven),
+        BTreeMap::from([
+            ("cluster|meet".to_owned(), 3),
+            ("cluster|replicate".to_owned(), 1),
+            ("config|set".to_owned(), 1),
+        ])
+    );
+    let six = "# Commandstats\r\ncmdstat_cluster:calls=52,usec=1200,usec_per_call=23.08\r\ncmdstat_info:calls=20,usec=400,usec_per_call=20.00\r\n";
+    assert_eq!(changing_commands(six), BTreeMap::new());
+}
