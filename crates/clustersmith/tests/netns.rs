@@ -132,6 +132,15 @@ fn seed_scenarios_and_three_plus_three_form_by_dns_name_over_tls_across_hosts() 
             assert_eq!(port.split_whitespace().collect::<Vec<_>>(), ["port", "0"]);
         }
         assert_eq!(replicas_up, servers.len() / 2);
+        for idx in servers.iter() {
+            let info = bed.cli(*idx, &["CLUSTER", "INFO"]);
+            assert!(info.contains("cluster_state:ok"), "{info}");
+            assert!(
+                info.contains(&format!("cluster_known_nodes:{}", servers.len())),
+                "{info}"
+            );
+            assert!(info.contains("cluster_slots_assigned:16384"), "{info}");
+        }
     }
 }
 
@@ -338,6 +347,16 @@ fn a_host_back_with_a_new_ip_is_detected_and_repaired_without_losing_keys() {
     );
     let out = bed.clustersmith(&args(&["verify", "-m", "3"], &nodes, &[]));
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // Every node, asked itself, lists host 2's two servers at the new address only.
+    for idx in &servers {
+        let text = bed.cli(*idx, &["CLUSTER", "NODES"]);
+        assert!(!text.contains("10.77.0.3:"), "server {idx}:\n{text}");
+        assert_eq!(
+            text.matches("10.77.0.23:").count(),
+            2,
+            "server {idx}:\n{text}"
+        );
+    }
     // Primaries hold the keys once; replicas hold copies (once they have caught up).
     wait_until(
         "600 keys (primaries + replicas)",
