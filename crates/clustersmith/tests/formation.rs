@@ -333,7 +333,8 @@ fn password_protected_nodes_form_and_replicate_without_leaking_the_password() {
     }
     // The same through --password-file.
     let file = servers.path().join("password");
-    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    write_secret_file(&file, &format!("{secret}\n"));
+    assert_eq!(mode(&file), 0o600);
     let file_arg = file.to_str().unwrap().to_owned();
     let out = clustersmith(
         &with_nodes(&["verify", "-m", "2", "--password-file", &file_arg], &nodes),

@@ -693,6 +693,20 @@ pub fn clustersmith_on_tty(args: &[&str], password: &str) -> (Option<i32>, Strin
     (status.code(), text)
 }
 
+/// Writes a file that holds a secret, readable by its owner only (created 0600, never
+/// widened), as the harness's redis.conf files are.
+pub fn write_secret_file(path: &Path, text: &str) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    file.write_all(text.as_bytes()).unwrap();
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
