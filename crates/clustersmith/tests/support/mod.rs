@@ -666,8 +666,13 @@ pub fn clustersmith_on_tty(args: &[&str], password: &str) -> (Option<i32>, Strin
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
         }
-        if !typed && String::from_utf8_lossy(&seen).contains("password: ") {
-            // Echo is off once the prompt is shown: what is typed now must not come back.
+        if !typed
+            && String::from_utf8_lossy(&seen).contains("password: ")
+            && echo_is_off(child.id())
+        {
+            // The prompt is shown and the terminal no longer echoes (the prompt is written
+            // just before echo is turned off: typing at once would race it, as typing ahead
+            // of any prompt does); what is typed now must not come back.
             let input = stdin.as_mut().unwrap();
             input.write_all(format!("{password}\r").as_bytes()).unwrap();
             input.flush().unwrap();
@@ -705,6 +710,35 @@ pub fn write_secret_file(path: &Path, text: &str) {
         .open(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     file.write_all(text.as_bytes()).unwrap();
+}
+
+/// True once the clustersmith process under `script` (PID `script_pid`) has turned echo off
+/// on its terminal (`stty -a` on the pty its stdin is).
+fn echo_is_off(script_pid: u32) -> bool {
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_clustersmith")).unwrap();
+    // script's descendants (script, maybe a shell, then clustersmith).
+    let mut pending = vec![script_pid];
+    while let Some(pid) = pending.pop() {
+        if std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == exe) {
+            let Ok(tty) = std::fs::read_link(format!("/proc/{pid}/fd/0")) else {
+                return false;
+            };
+            let out = Command::new("stty").arg("-a").arg("-F").arg(&tty).output();
+            return out.is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .any(|w| w == "-echo")
+            });
+        }
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        pending.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+    }
+    false
 }
 
 pub fn stdout(output: &Output) -> String {
