@@ -63,7 +63,16 @@ fn diagnose(
     all.extend(nodes.iter().cloned());
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
     let out = clustersmith(&all, env);
+    assert_no_password(&out, env);
     (out.status.code(), json(&out))
+}
+
+/// The password given in `env` appears neither on stdout nor on stderr.
+fn assert_no_password(out: &std::process::Output, env: &[(&str, &str)]) {
+    for (_, secret) in env.iter().filter(|(k, _)| *k == "REDISCLI_AUTH") {
+        assert!(!stdout(out).contains(secret), "password on stdout");
+        assert!(!stderr(out).contains(secret), "password on stderr");
+    }
 }
 
 fn seed(name: &str) -> String {
@@ -186,6 +195,15 @@ fn requirepass_without_masterauth_is_one_cause_with_config_log_and_live_evidence
         "symptom ranked alone"
     );
     assert!(!report.to_string().contains(secret));
+    // The human report, with its evidence lines from the files, neither.
+    let mut human = vec!["diagnose".to_owned()];
+    human.extend(files_of(&servers));
+    human.extend(nodes.iter().cloned());
+    let human: Vec<&str> = human.iter().map(String::as_str).collect();
+    let out = clustersmith(&human, &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("CS202"), "{}", stdout(&out));
+    assert_no_password(&out, &env);
 }
 
 #[test]

@@ -17,6 +17,49 @@ fn args(parts: &[&str], nodes: &[String], extra: &[String]) -> Vec<String> {
     all
 }
 
+/// The lines of a child's output, as they come (a thread reads them; it ends at EOF).
+fn lines_of(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// All of a child's output once it closes the pipe (read by a thread, so the child never
+/// blocks on a full pipe).
+fn read_all(mut pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    rx
+}
+
+/// Waits for a child we started, killing it (by its PID) when it outlives `timeout`.
+fn wait_bounded(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process {} still running after {timeout:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// For every replica (by its own CLUSTER NODES line), the IP of its primary and its own.
 fn replica_hosts(bed: &TestBed, servers: &[usize]) -> Vec<(String, String)> {
     let text = bed.cli(servers[0], &["CLUSTER", "NODES"]);
@@ -76,12 +119,27 @@ fn seed_scenarios_and_three_plus_three_form_by_dns_name_over_tls_across_hosts() 
         for (primary_ip, replica_ip) in pairs {
             assert_ne!(primary_ip, replica_ip, "a replica on its primary's host");
         }
-        // Replication runs over TLS (the nodes have no plaintext port at all).
+        // Replication runs over TLS (the nodes have no plaintext port at all): every replica,
+        // asked itself, has its link up.
+        let mut replicas_up = 0;
         for idx in servers.iter() {
             let info = bed.cli(*idx, &["INFO", "replication"]);
             if info.contains("role:slave") {
                 assert!(info.contains("master_link_status:up"), "{info}");
+                replicas_up += 1;
             }
+            let port = bed.cli(*idx, &["CONFIG", "GET", "port"]);
+            assert_eq!(port.split_whitespace().collect::<Vec<_>>(), ["port", "0"]);
+        }
+        assert_eq!(replicas_up, servers.len() / 2);
+        for idx in servers.iter() {
+            let info = bed.cli(*idx, &["CLUSTER", "INFO"]);
+            assert!(info.contains("cluster_state:ok"), "{info}");
+            assert!(
+                info.contains(&format!("cluster_known_nodes:{}", servers.len())),
+                "{info}"
+            );
+            assert!(info.contains("cluster_slots_assigned:16384"), "{info}");
         }
     }
 }
@@ -94,9 +152,10 @@ fn a_node_down_during_apply_fails_in_bounded_time_naming_it_then_a_rerun_complet
     let servers = bed.start_on_hosts(3, &[6379, 6380]);
     let nodes = bed.node_args(&servers, true);
     let victim = servers[5];
-    // The node goes away after apply has started: kill it once apply's first round ran.
+    // The node goes away after apply has started: kill it once apply reports its first
+    // round (steps sent, criteria still failing).
     let started = Instant::now();
-    let apply = std::process::Command::new("ip")
+    let mut apply = std::process::Command::new("ip")
         .args([
             "netns",
             "exec",
@@ -108,14 +167,26 @@ fn a_node_down_during_apply_fails_in_bounded_time_naming_it_then_a_rerun_complet
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(150));
+    let lines = lines_of(apply.stderr.take().unwrap());
+    let stdout_text = read_all(apply.stdout.take().unwrap());
+    let first = lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("apply wrote no progress line within 20 s");
+    assert!(
+        first.contains("] round 1 ") && first.contains("waiting for:"),
+        "not a first round still under way: {first}"
+    );
+    assert!(apply.try_wait().unwrap().is_none(), "apply already exited");
     // A crash, not a shutdown: a graceful one may wait for replicas (shutdown-timeout).
     bed.kill_server(victim);
-    let out = apply.wait_with_output().unwrap();
+    let status = wait_bounded(&mut apply, Duration::from_secs(30));
     let elapsed = started.elapsed();
-    let text = format!("{}{}", stdout(&out), stderr(&out));
+    let mut text = stdout_text.recv_timeout(Duration::from_secs(5)).unwrap();
+    text.push_str(&first);
+    text.push('\n');
+    text.extend(lines.try_iter().map(|l| l + "\n"));
     eprintln!("{text}");
-    assert!(matches!(out.status.code(), Some(2) | Some(3)), "{text}");
+    assert!(matches!(status.code(), Some(2) | Some(3)), "{text}");
     assert!(
         elapsed < Duration::from_secs(20),
         "not bounded: {elapsed:?}"
@@ -276,12 +347,22 @@ fn a_host_back_with_a_new_ip_is_detected_and_repaired_without_losing_keys() {
     );
     let out = bed.clustersmith(&args(&["verify", "-m", "3"], &nodes, &[]));
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    let keys: i64 = servers
-        .iter()
-        .map(|i| bed.cli(*i, &["DBSIZE"]).trim().parse::<i64>().unwrap_or(0))
-        .sum();
-    // Primaries hold the keys once; replicas hold copies.
-    assert_eq!(keys, 600, "keys lost");
+    // Every node, asked itself, lists host 2's two servers at the new address only.
+    for idx in &servers {
+        let text = bed.cli(*idx, &["CLUSTER", "NODES"]);
+        assert!(!text.contains("10.77.0.3:"), "server {idx}:\n{text}");
+        assert_eq!(
+            text.matches("10.77.0.23:").count(),
+            2,
+            "server {idx}:\n{text}"
+        );
+    }
+    // Primaries hold the keys once; replicas hold copies (once they have caught up).
+    wait_until(
+        "600 keys (primaries + replicas)",
+        Duration::from_secs(30),
+        || bed.keys(&servers) == 600,
+    );
 }
 
 #[test]
@@ -297,11 +378,30 @@ fn apply_rerun_under_write_load_loses_and_fails_nothing() {
             .code(),
         Some(0)
     );
-    // A bounded load through a cluster-aware client (redis-cli -c follows MOVED).
-    let writer = bed.client_shell(&format!(
-        "for i in $(seq 1 3000); do echo \"SET load:$i v$i\"; done | redis-cli -c -h {} -p 6379 | grep -v '^-> Redirected' | sort | uniq -c",
+    // A load through a cluster-aware client (redis-cli -c follows MOVED) that runs until told
+    // to stop (bounded: at most 200000 writes).
+    let stop = tempfile::tempdir().unwrap();
+    let stop_file = stop.path().join("stop");
+    let mut writer = bed.client_shell(&format!(
+        "i=0; while [ ! -e {} ] && [ $i -lt 200000 ]; do i=$((i+1)); echo \"SET load:$i v$i\"; done | redis-cli -c -h {} -p 6379 | grep -v '^-> Redirected' | sort | uniq -c",
+        stop_file.display(),
         bed.hosts[1].ip
     ));
+    let writer_out = read_all(writer.stdout.take().unwrap());
+    let primaries: Vec<usize> = servers
+        .iter()
+        .copied()
+        .filter(|i| {
+            bed.cli(*i, &["INFO", "replication"])
+                .contains("role:master")
+        })
+        .collect();
+    assert_eq!(primaries.len(), 3);
+    wait_until("the load has begun", Duration::from_secs(20), || {
+        bed.keys(&primaries) > 0
+    });
+    let before = bed.snapshot(&servers, false);
+    let keys_before = bed.keys(&primaries);
     for _ in 0..3 {
         let out = bed.clustersmith(&args(
             &["apply", "-m", "3", "--format", "json"],
@@ -315,13 +415,40 @@ fn apply_rerun_under_write_load_loses_and_fails_nothing() {
             "a re-run changed a formed cluster"
         );
     }
-    let replies = String::from_utf8_lossy(&writer.wait_with_output().unwrap().stdout).into_owned();
-    assert_eq!(replies.trim(), "3000 OK", "failed writes:\n{replies}");
-    let keys: i64 = servers
-        .iter()
-        .map(|i| bed.cli(*i, &["DBSIZE"]).trim().parse::<i64>().unwrap_or(0))
-        .sum();
-    assert_eq!(keys, 6000, "keys lost (primaries + replicas)");
+    // The servers agree: no changing command ran on any node, and every view is as it was.
+    before.assert_unchanged(&bed.snapshot(&servers, false), "re-runs under load");
+    // The load overlapped the re-runs: writes landed during them, and it still runs after.
+    let keys_after = bed.keys(&primaries);
+    assert!(
+        keys_after > keys_before,
+        "no write landed during the re-runs ({keys_before} -> {keys_after})"
+    );
+    assert!(
+        writer.try_wait().unwrap().is_none(),
+        "the load ended before the last re-run did"
+    );
+    wait_until("writes after the re-runs", Duration::from_secs(20), || {
+        bed.keys(&primaries) > keys_after
+    });
+    std::fs::write(&stop_file, "").unwrap();
+    let status = wait_bounded(&mut writer, Duration::from_secs(60));
+    assert!(status.success(), "{status:?}");
+    let replies = writer_out.recv_timeout(Duration::from_secs(5)).unwrap();
+    // One line: `<count> OK`, every write acknowledged.
+    let fields: Vec<&str> = replies.split_whitespace().collect();
+    assert_eq!(fields.len(), 2, "failed writes:\n{replies}");
+    assert_eq!(fields[1], "OK", "failed writes:\n{replies}");
+    let written: i64 = fields[0].parse().unwrap();
+    assert!(
+        written > keys_after,
+        "{written} writes, {keys_after} keys seen before the end"
+    );
+    // Every acknowledged write is on its primary and, once replicas catch up, on its replica.
+    wait_until(
+        "every write on its primary and its replica",
+        Duration::from_secs(30),
+        || bed.keys(&primaries) == written && bed.keys(&servers) == 2 * written,
+    );
 }
 
 #[test]

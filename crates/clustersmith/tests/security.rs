@@ -167,7 +167,22 @@ fn acl_user_forms_the_cluster_and_a_missing_permission_is_named() {
         &with_nodes(&["verify", "-m", "2", "--user", "ops"], &nodes),
         &env,
     );
-    assert_eq!(out.status.code(), Some(0), "replicas authenticate as ops");
+    assert_eq!(out.status.code(), Some(0));
+    // Replicas authenticate as ops: each primary's replica connection is logged in as `ops`
+    // (CLIENT LIST), and each replica's link is up (INFO replication).
+    let shards = servers.shards();
+    assert_eq!(shards.len(), 2, "{shards:?}");
+    for shard in &shards {
+        assert_eq!(shard.replicas.len(), 1, "{shards:?}");
+        assert_eq!(shard.replicas[0].1, "up", "{shards:?}");
+        let clients = servers.text(shard.primary, &["CLIENT", "LIST", "TYPE", "replica"]);
+        let lines: Vec<&str> = clients.lines().collect();
+        assert_eq!(lines.len(), 1, "{clients}");
+        assert!(
+            lines[0].split_whitespace().any(|f| f == "user=ops"),
+            "the replica did not log in as ops: {clients}"
+        );
+    }
     for server in &servers.servers {
         let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.pid)).unwrap();
         assert!(!String::from_utf8_lossy(&cmdline).contains(secret));

@@ -204,11 +204,20 @@ impl Servers {
     }
 
     pub fn conn(&self, idx: usize) -> redis::Connection {
+        self.conn_as(idx, self.user.as_deref(), self.password.as_deref())
+    }
+
+    pub fn conn_as(
+        &self,
+        idx: usize,
+        user: Option<&str>,
+        password: Option<&str>,
+    ) -> redis::Connection {
         let mut info = redis::RedisConnectionInfo::default();
-        if let Some(password) = &self.password {
+        if let Some(password) = password {
             info = info.set_password(password);
         }
-        if let Some(user) = &self.user {
+        if let Some(user) = user {
             info = info.set_username(user);
         }
         let addr = redis::ConnectionAddr::Tcp("127.0.0.1".into(), self.port(idx));
@@ -234,26 +243,131 @@ impl Servers {
         self.text(idx, &["CLUSTER", "MYID"])
     }
 
-    /// What a node reports, minus the fields that change on their own (ping/pong times, link
-    /// state): used to prove a refused run changed nothing.
+    /// What every node reports about the cluster and its data, minus the fields that change
+    /// on their own (ping/pong times, link state): per node its id, and for every member it
+    /// lists the id, address, flags, primary, config epoch and slots (open slots included),
+    /// then its `cluster_current_epoch` and `cluster_my_epoch`, and `DBSIZE`. A node with
+    /// cluster support disabled is fingerprinted by that and its `DBSIZE`.
     pub fn fingerprint(&self) -> Vec<String> {
-        (0..self.servers.len())
+        self.fingerprint_of(&(0..self.servers.len()).collect::<Vec<_>>())
+    }
+
+    /// [`Servers::fingerprint`] of some nodes (those still running).
+    pub fn fingerprint_of(&self, nodes: &[usize]) -> Vec<String> {
+        nodes
+            .iter()
             .map(|idx| {
-                let mut lines: Vec<String> = self
-                    .text(idx, &["CLUSTER", "NODES"])
-                    .lines()
-                    .map(|line| {
-                        let f: Vec<&str> = line.split_whitespace().collect();
-                        let mut kept = vec![f[0], f[2], f[3], f[6]];
-                        kept.extend(&f[8..]);
-                        kept.join(" ")
-                    })
-                    .collect();
-                lines.sort();
-                let keys: i64 = redis::from_redis_value(self.cmd(idx, &["DBSIZE"])).unwrap();
-                format!("{} keys={keys}", lines.join(" | "))
+                let mut conn = self.conn(*idx);
+                let keys: i64 = redis::cmd("DBSIZE").query(&mut conn).unwrap();
+                let Ok(text) = redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query::<String>(&mut conn)
+                else {
+                    return format!("node {idx}: no cluster; keys={keys}");
+                };
+                let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut conn).unwrap();
+                fingerprint_line(&format!("node {idx}"), &text, &info, Some(keys))
             })
             .collect()
+    }
+
+    /// Per node, the successful calls (`calls` minus `failed_calls`) of every command that can
+    /// change cluster state or roles, from `INFO commandstats`: every `cluster|…` subcommand but
+    /// the read-only ones, and replicaof, failover, flush, config set/rewrite, ACL changes.
+    /// Redis 6.2 reports `cmdstat_cluster` without subcommands (reads and writes together),
+    /// so there the cluster subcommands are not in the snapshot: see
+    /// [`Snapshot::cluster_subcommands`].
+    pub fn changing_commands(&self, idx: usize) -> (BTreeMap<String, u64>, bool) {
+        // Valkey reports redis_version:7.2.4; Redis 6.2 is the one without subcommands.
+        let subcommands = self.info_field(idx, "server", "server_name").as_deref()
+            == Some("valkey")
+            || !self
+                .info_field(idx, "server", "redis_version")
+                .is_some_and(|v| v.starts_with("6."));
+        let text = self.text(idx, &["INFO", "commandstats"]);
+        (changing_commands(&text), subcommands)
+    }
+
+    /// Fingerprint and changing-command counts of every node.
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot_of(&(0..self.servers.len()).collect::<Vec<_>>())
+    }
+
+    pub fn snapshot_of(&self, nodes: &[usize]) -> Snapshot {
+        let mut commands = Vec::new();
+        let mut cluster_subcommands = true;
+        for idx in nodes {
+            let (counts, subcommands) = self.changing_commands(*idx);
+            cluster_subcommands &= subcommands;
+            commands.push(counts);
+        }
+        Snapshot {
+            nodes: self.fingerprint_of(nodes),
+            commands,
+            cluster_subcommands,
+        }
+    }
+
+    /// The cluster as the servers report it, each from its own mouth: every primary (by its
+    /// own `CLUSTER NODES` line) with its slots, and every replica whose own line names that
+    /// primary's id, with the `master_port` and `master_link_status` of its `INFO replication`.
+    /// Panics when a replica's `master_port` is not its primary's (plaintext or TLS) port.
+    pub fn shards(&self) -> Vec<ShardSeen> {
+        let ids: Vec<String> = (0..self.servers.len()).map(|i| self.myid(i)).collect();
+        let own: Vec<Vec<String>> = (0..self.servers.len())
+            .map(|idx| {
+                let text = self.text(idx, &["CLUSTER", "NODES"]);
+                let line = text.lines().find(|l| l.contains("myself")).unwrap();
+                line.split_whitespace().map(str::to_owned).collect()
+            })
+            .collect();
+        let mut shards: Vec<ShardSeen> = own
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f[2].contains("master"))
+            .map(|(idx, f)| ShardSeen {
+                primary: idx,
+                slots: f[8..].join(" "),
+                replicas: Vec::new(),
+            })
+            .collect();
+        for (idx, f) in own
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f[2].contains("slave"))
+        {
+            let primary = ids
+                .iter()
+                .position(|id| *id == f[3])
+                .unwrap_or_else(|| panic!("node {idx} replicates {}, which is none of ours", f[3]));
+            let port: u16 = self
+                .info_field(idx, "replication", "master_port")
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(
+                port == self.port(primary) || Some(port) == self.tls_ports[primary],
+                "node {idx}: master_port {port} is not node {primary}'s"
+            );
+            let link = self
+                .info_field(idx, "replication", "master_link_status")
+                .unwrap_or_default();
+            shards
+                .iter_mut()
+                .find(|s| s.primary == primary)
+                .unwrap_or_else(|| panic!("node {idx} replicates node {primary}, not a primary"))
+                .replicas
+                .push((idx, link));
+        }
+        // By first slot; primaries without slots last.
+        shards.sort_by_key(|s| {
+            s.slots
+                .split(['-', ' '])
+                .next()
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(u32::MAX)
+        });
+        shards
     }
 
     pub fn info_field(&self, idx: usize, section: &str, key: &str) -> Option<String> {
@@ -282,25 +396,214 @@ impl Drop for Servers {
 }
 
 /// Runs a command expected to be refused, and checks exit 2, the message, and that no node
-/// changed.
+/// changed: every node's fingerprint, and no changing command executed on any node (read from
+/// the servers' own counters once the process has exited, so nothing can still be in flight).
 pub fn assert_refused(
     servers: &Servers,
     args: &[&str],
     env: &[(&str, &str)],
     message: &str,
 ) -> Output {
-    let before = servers.fingerprint();
+    let before = servers.snapshot();
+    assert!(
+        before.cluster_subcommands,
+        "assert_refused needs servers that count cluster subcommands (7.0+, Valkey)"
+    );
     let out = clustersmith(args, env);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains(message), "expected `{message}` in:\n{err}");
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        servers.fingerprint(),
-        before,
-        "a refused run changed a node"
-    );
+    before.assert_unchanged(&servers.snapshot(), "a refused run");
     out
+}
+
+/// One node's fingerprint from its `CLUSTER NODES` and `CLUSTER INFO` text and `DBSIZE`: for
+/// every member it lists the id, address, flags, primary, config epoch and slots (open slots
+/// included), then `cluster_current_epoch` and `cluster_my_epoch`, then the key count (left
+/// out under a write load).
+pub fn fingerprint_line(
+    label: &str,
+    cluster_nodes: &str,
+    cluster_info: &str,
+    keys: Option<i64>,
+) -> String {
+    let mut lines: Vec<String> = cluster_nodes
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // id, address, flags, primary, config epoch, slots.
+            let mut kept = vec![f[0], f[1], f[2], f[3], f[6]];
+            kept.extend(&f[8..]);
+            kept.join(" ")
+        })
+        .collect();
+    lines.sort();
+    let epochs: Vec<&str> = cluster_info
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("cluster_current_epoch:") || l.starts_with("cluster_my_epoch:"))
+        .collect();
+    let keys = keys.map_or(String::new(), |k| format!(" keys={k}"));
+    format!(
+        "{label}: {} | {}{keys}",
+        lines.join(" | "),
+        epochs.join(" ")
+    )
+}
+
+/// One primary and its replicas, as the servers report them ([`Servers::shards`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardSeen {
+    pub primary: usize,
+    /// The slot ranges of the primary's own line, as it prints them.
+    pub slots: String,
+    /// (node, `master_link_status`).
+    pub replicas: Vec<(usize, String)>,
+}
+
+/// What every node reported before something that must change nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// [`Servers::fingerprint`].
+    pub nodes: Vec<String>,
+    /// [`Servers::changing_commands`] per node.
+    pub commands: Vec<BTreeMap<String, u64>>,
+    /// False when a node (Redis 6.2) does not count cluster subcommands apart.
+    pub cluster_subcommands: bool,
+}
+
+impl Snapshot {
+    pub fn assert_unchanged(&self, after: &Snapshot, what: &str) {
+        for (idx, (b, a)) in self.nodes.iter().zip(&after.nodes).enumerate() {
+            assert_eq!(b, a, "{what} changed node {idx}");
+        }
+        for (idx, (b, a)) in self.commands.iter().zip(&after.commands).enumerate() {
+            assert_eq!(b, a, "{what} ran changing commands on node {idx}");
+        }
+        assert_eq!(self, after, "{what} changed something");
+    }
+}
+
+impl Servers {
+    /// Creates, on every node, an ACL user that can observe but not change anything (no
+    /// cluster subcommand but the read-only ones, no admin, no writes), and clears the ACL
+    /// logs: a run as this user that tried any change is refused and leaves an `ACL LOG`
+    /// entry, which works on every version (Redis 6.2's commandstats cannot tell cluster
+    /// subcommands apart, and no version shows admin commands to `MONITOR`).
+    pub fn add_read_only_user(&self, user: &str, password: &str) {
+        let mut rules = vec![
+            "ACL".to_owned(),
+            "SETUSER".to_owned(),
+            user.to_owned(),
+            "reset".to_owned(),
+            "on".to_owned(),
+            format!(">{password}"),
+            "~*".to_owned(),
+            "-@all".to_owned(),
+            "+@connection".to_owned(),
+            "+info".to_owned(),
+            "+dbsize".to_owned(),
+        ];
+        rules.extend(
+            READ_ONLY_CLUSTER
+                .iter()
+                .map(|sub| format!("+cluster|{sub}")),
+        );
+        let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+        for idx in 0..self.servers.len() {
+            self.cmd(idx, &rules);
+        }
+        // The user cannot change anything, and a try is logged.
+        let denied = redis::cmd("CLUSTER")
+            .arg("SET-CONFIG-EPOCH")
+            .arg(999)
+            .query::<redis::Value>(&mut self.conn_as(0, Some(user), Some(password)))
+            .unwrap_err();
+        assert!(
+            denied.to_string().to_lowercase().contains("noperm"),
+            "{denied}"
+        );
+        assert_eq!(self.acl_log(0).len(), 1, "{:?}", self.acl_log(0));
+        for idx in 0..self.servers.len() {
+            self.cmd(idx, &["ACL", "LOG", "RESET"]);
+        }
+    }
+
+    /// The node's `ACL LOG` entries (denied commands and failed logins), as text.
+    pub fn acl_log(&self, idx: usize) -> Vec<String> {
+        match self.cmd(idx, &["ACL", "LOG"]) {
+            redis::Value::Array(entries) => entries.iter().map(|e| format!("{e:?}")).collect(),
+            other => panic!("ACL LOG: {other:?}"),
+        }
+    }
+}
+
+/// Cluster subcommands that only read.
+const READ_ONLY_CLUSTER: &[&str] = &[
+    "nodes",
+    "info",
+    "myid",
+    "myshardid",
+    "slots",
+    "shards",
+    "links",
+    "keyslot",
+    "countkeysinslot",
+    "getkeysinslot",
+    "count-failure-reports",
+    "replicas",
+    "slaves",
+    "help",
+];
+
+/// Other commands that change a node's role, cluster state or configuration.
+const CHANGING: &[&str] = &[
+    "replicaof",
+    "slaveof",
+    "failover",
+    "flushall",
+    "flushdb",
+    "swapdb",
+    "config|set",
+    "config|rewrite",
+    "config|resetstat",
+    "acl|setuser",
+    "acl|deluser",
+    "acl|load",
+    "debug",
+    "shutdown",
+];
+
+/// From `INFO commandstats` text: successful calls of changing commands.
+pub fn changing_commands(text: &str) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for line in text.lines().map(str::trim) {
+        let Some((name, fields)) = line
+            .strip_prefix("cmdstat_")
+            .and_then(|l| l.split_once(':'))
+        else {
+            continue;
+        };
+        let field = |key: &str| {
+            fields
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let changing = match name.strip_prefix("cluster|") {
+            Some(sub) => !READ_ONLY_CLUSTER.contains(&sub),
+            None => CHANGING.contains(&name),
+        };
+        // A command refused before it ran (ACL, wrong arity) is listed with `calls=0` and
+        // `rejected_calls`: it changed nothing.
+        let done = field("calls") - field("failed_calls");
+        if changing && done > 0 {
+            counts.insert(name.to_owned(), done);
+        }
+    }
+    counts
 }
 
 /// Runs the clustersmith binary; `env` adds variables (REDISCLI_AUTH is removed unless given).
@@ -321,6 +624,121 @@ pub fn clustersmith(args: &[&str], env: &[(&str, &str)]) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// Runs clustersmith on a pseudo-terminal (`script` from util-linux gives it one, as an
+/// operator's shell would), types `password` once the prompt is on the terminal, and returns
+/// the exit code and everything the terminal showed (stdout and stderr both go there).
+/// Bounded: the run is killed after 60 s.
+pub fn clustersmith_on_tty(args: &[&str], password: &str) -> (Option<i32>, String) {
+    use std::io::{Read as _, Write as _};
+    let quote = |a: &str| format!("'{}'", a.replace('\'', "'\\''"));
+    let mut line = quote(env!("CARGO_BIN_EXE_clustersmith"));
+    for arg in args {
+        line.push(' ');
+        line.push_str(&quote(arg));
+    }
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("REDISCLI_AUTH")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux)");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    let mut typed = false;
+    let mut stdin = child.stdin.take();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if !typed
+            && String::from_utf8_lossy(&seen).contains("password: ")
+            && echo_is_off(child.id())
+        {
+            // The prompt is shown and the terminal no longer echoes (the prompt is written
+            // just before echo is turned off: typing at once would race it, as typing ahead
+            // of any prompt does); what is typed now must not come back.
+            let input = stdin.as_mut().unwrap();
+            input.write_all(format!("{password}\r").as_bytes()).unwrap();
+            input.flush().unwrap();
+            typed = true;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "clustersmith on a tty did not finish:\n{}",
+                String::from_utf8_lossy(&seen)
+            );
+        }
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    eprintln!(
+        "$ [tty] clustersmith {} -> {:?}\n{text}",
+        args.join(" "),
+        status.code()
+    );
+    assert!(typed, "no password prompt on the terminal:\n{text}");
+    (status.code(), text)
+}
+
+/// Writes a file that holds a secret, readable by its owner only (created 0600, never
+/// widened), as the harness's redis.conf files are.
+pub fn write_secret_file(path: &Path, text: &str) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// True once the clustersmith process under `script` (PID `script_pid`) has turned echo off
+/// on its terminal (`stty -a` on the pty its stdin is).
+fn echo_is_off(script_pid: u32) -> bool {
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_clustersmith")).unwrap();
+    // script's descendants (script, maybe a shell, then clustersmith).
+    let mut pending = vec![script_pid];
+    while let Some(pid) = pending.pop() {
+        if std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == exe) {
+            let Ok(tty) = std::fs::read_link(format!("/proc/{pid}/fd/0")) else {
+                return false;
+            };
+            let out = Command::new("stty").arg("-a").arg("-F").arg(&tty).output();
+            return out.is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .any(|w| w == "-echo")
+            });
+        }
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        pending.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+    }
+    false
 }
 
 pub fn stdout(output: &Output) -> String {
@@ -366,19 +784,143 @@ pub fn replicas_by_primary(nodes_text: &str) -> BTreeMap<String, Vec<String>> {
     map
 }
 
+/// True in CI (`CI=true`; `.ci/run` sets it): skips that only a misconfigured machine
+/// causes are failures there.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Records that the calling test (or part of it) did not run: prints `SKIPPED`, and appends a
+/// line to the file named by `CLUSTERSMITH_SKIP_LOG` (which `.ci/run` counts and lists at the
+/// end, since the test runner shows a skipped test as `ok`). A skip that CI must never see
+/// (`allowed_in_ci: false`: not root, alternative servers missing) fails the test when
+/// [`in_ci`].
+pub fn skip(reason: &str, allowed_in_ci: bool) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(unnamed)")
+        .to_owned();
+    let line = format!("{}::{test}: {reason}", env!("CARGO_CRATE_NAME"));
+    if in_ci() && !allowed_in_ci {
+        panic!("not allowed in CI (CI=true): {line}");
+    }
+    eprintln!("SKIPPED: {line}");
+    println!("SKIPPED: {line}");
+    if let Some(log) = std::env::var_os("CLUSTERSMITH_SKIP_LOG") {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap_or_else(|e| panic!("CLUSTERSMITH_SKIP_LOG {log:?}: {e}"));
+        // One write of one short line: O_APPEND keeps lines from parallel tests whole.
+        file.write_all(format!("{line}\n").as_bytes()).unwrap();
+    }
+}
+
 /// Other server binaries to test against, from `CLUSTERSMITH_TEST_SERVERS` (colon-separated;
-/// `.ci/run` fetches Redis 6.2.14 and Valkey 8.1.8). Says so loudly when there are none.
+/// `.ci/run` fetches Redis 6.2.14 and Valkey 8.1.8). Each one missing is a recorded skip, and
+/// in CI a failure, as is a list that lacks a Redis 6.2 or a Valkey 8.1.
 pub fn other_servers() -> Vec<PathBuf> {
-    let found: Vec<PathBuf> = std::env::var_os("CLUSTERSMITH_TEST_SERVERS")
-        .map(|v| std::env::split_paths(&v).filter(|p| p.is_file()).collect())
+    let named: Vec<PathBuf> = std::env::var_os("CLUSTERSMITH_TEST_SERVERS")
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
         .unwrap_or_default();
-    if found.is_empty() {
-        eprintln!(
-            "SKIPPED: CLUSTERSMITH_TEST_SERVERS names no server binary; run .ci/fetch-alt-servers.sh DIR and export it"
+    if named.is_empty() {
+        skip(
+            "CLUSTERSMITH_TEST_SERVERS names no server binary (Redis 6.2 / Valkey 8.1 untested); run .ci/fetch-alt-servers.sh DIR and export it",
+            false,
         );
-        println!("SKIPPED: no Redis 6.2 / Valkey binaries given (CLUSTERSMITH_TEST_SERVERS)");
+    }
+    let mut found = Vec::new();
+    for bin in named {
+        if bin.is_file() {
+            found.push(bin);
+        } else {
+            skip(
+                &format!(
+                    "CLUSTERSMITH_TEST_SERVERS names {}, which is not a file",
+                    bin.display()
+                ),
+                false,
+            );
+        }
+    }
+    if in_ci() {
+        let versions: Vec<BinaryVersion> = found.iter().map(|b| binary_version(b)).collect();
+        for (flavour, prefix) in [("redis", "6.2."), ("valkey", "8.1.")] {
+            assert!(
+                versions
+                    .iter()
+                    .any(|v| v.flavour == flavour && v.version.starts_with(prefix)),
+                "CI needs a {flavour} {prefix}x server in CLUSTERSMITH_TEST_SERVERS; found {versions:?}"
+            );
+        }
     }
     found
+}
+
+/// What a server binary says it is (`--version`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryVersion {
+    /// `redis` or `valkey`.
+    pub flavour: String,
+    pub version: String,
+}
+
+/// `Redis server v=6.2.14 sha=…` / `Valkey server v=8.1.8 sha=…`.
+pub fn binary_version(bin: &Path) -> BinaryVersion {
+    let out = Command::new(bin).arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let flavour = text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let version = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("v="))
+        .unwrap_or_else(|| panic!("no version in `{} --version`: {text}", bin.display()))
+        .to_owned();
+    assert!(
+        flavour == "redis" || flavour == "valkey",
+        "`{} --version`: {text}",
+        bin.display()
+    );
+    BinaryVersion { flavour, version }
+}
+
+impl Servers {
+    /// Asserts, from every node's `INFO server`, that the servers are the binary's flavour and
+    /// version (`redis_version`; on Valkey `server_name:valkey` and `valkey_version`), and
+    /// returns it.
+    pub fn assert_running(&self, bin: &Path) -> BinaryVersion {
+        let expected = binary_version(bin);
+        for idx in 0..self.servers.len() {
+            let field = |key: &str| self.info_field(idx, "server", key);
+            let seen = match field("server_name").as_deref() {
+                Some("valkey") => BinaryVersion {
+                    flavour: "valkey".into(),
+                    version: field("valkey_version").unwrap_or_default(),
+                },
+                _ => BinaryVersion {
+                    flavour: "redis".into(),
+                    version: field("redis_version").unwrap_or_default(),
+                },
+            };
+            assert_eq!(
+                seen,
+                expected,
+                "node {idx} is not what {} says it is",
+                bin.display()
+            );
+        }
+        eprintln!("running against {} {}", expected.flavour, expected.version);
+        expected
+    }
 }
 
 /// The first port from `start` (in steps of 8) where `count` consecutive ports and their bus

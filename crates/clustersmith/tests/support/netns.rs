@@ -5,8 +5,8 @@
 //! hosts hang off a bridge in a hub namespace; clustersmith and redis-cli run in a client
 //! namespace on the same bridge. Everything is removed on drop, also when a test fails.
 //!
-//! Needs root (CI runs as root); without it `TestBed::new` says SKIPPED loudly and returns
-//! `None`.
+//! Needs root (CI runs as root); without it `TestBed::new` records a skip (a failure in CI) and
+//! returns `None`.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -78,17 +78,17 @@ fn is_root() -> bool {
 
 impl TestBed {
     /// `hosts` namespaces on one bridge, plus a client namespace. `None` (and a loud
-    /// SKIPPED) when namespaces cannot be made here.
+    /// recorded skip, a failure in CI) when namespaces cannot be made here.
     pub fn new(hosts: usize, tls: bool) -> Option<TestBed> {
         let iproute2 = Command::new("ip")
             .args(["netns", "list"])
             .output()
             .is_ok_and(|o| o.status.success());
         if !is_root() || !iproute2 {
-            eprintln!(
-                "SKIPPED: network namespace tests need root and iproute2 (.ci/run runs them as root)"
+            super::skip(
+                "network namespace tests need root and iproute2 (.ci/run runs them as root)",
+                false,
             );
-            println!("SKIPPED: network namespace tests need root");
             return None;
         }
         let tag = format!(
@@ -401,6 +401,55 @@ impl TestBed {
         cmd.args(self.tls_args());
         let out = cmd.args(args).output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Every listed server's cluster view ([`super::fingerprint_line`], without the key count
+    /// when `keys` is false, for use under a write load) and the changing commands it has run
+    /// (`INFO commandstats`; the bed runs Debian's Redis 7.0, which counts subcommands).
+    pub fn snapshot(&self, servers: &[usize], keys: bool) -> super::Snapshot {
+        let mut nodes = Vec::new();
+        let mut commands = Vec::new();
+        for idx in servers {
+            let count = keys.then(|| {
+                self.cli(*idx, &["DBSIZE"])
+                    .trim()
+                    .parse::<i64>()
+                    .unwrap_or_else(|e| panic!("DBSIZE of server {idx}: {e}"))
+            });
+            let cluster_nodes = self.cli(*idx, &["CLUSTER", "NODES"]);
+            assert!(
+                cluster_nodes.contains("myself"),
+                "server {idx}: {cluster_nodes}"
+            );
+            let info = self.cli(*idx, &["CLUSTER", "INFO"]);
+            nodes.push(super::fingerprint_line(
+                &format!("server {idx}"),
+                &cluster_nodes,
+                &info,
+                count,
+            ));
+            let stats = self.cli(*idx, &["INFO", "commandstats"]);
+            assert!(stats.contains("cmdstat_cluster|"), "server {idx}: {stats}");
+            commands.push(super::changing_commands(&stats));
+        }
+        super::Snapshot {
+            nodes,
+            commands,
+            cluster_subcommands: true,
+        }
+    }
+
+    /// Sum of `DBSIZE` over the listed servers.
+    pub fn keys(&self, servers: &[usize]) -> i64 {
+        servers
+            .iter()
+            .map(|i| {
+                self.cli(*i, &["DBSIZE"])
+                    .trim()
+                    .parse::<i64>()
+                    .unwrap_or_else(|e| panic!("DBSIZE of server {i}: {e}"))
+            })
+            .sum()
     }
 
     /// Runs a shell command in the client namespace (a cluster-aware client load).
