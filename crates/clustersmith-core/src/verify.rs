@@ -663,7 +663,8 @@ mod tests {
                 "slots",
                 "epochs",
                 "replication",
-                "state"
+                "state",
+                "balance"
             ]
         );
         assert!(verdict.criteria.iter().all(|c| c.status() == Status::Met));
@@ -737,7 +738,7 @@ mod tests {
                 "slots",
                 &[
                     (0, "owns 0-8190, intended 0-8191"),
-                    (0, "1 slots have no owner: 8191")
+                    (0, "1 slot has no owner: 8191")
                 ]
             )
         );
@@ -751,7 +752,7 @@ mod tests {
                 (0, "owns 0-8190, intended 0-8191".to_owned()),
                 (2, "owns 8191 but is not an intended primary".to_owned()),
                 // A slot held by a replica is not held by an intended primary.
-                (0, "1 slots have no owner: 8191".to_owned()),
+                (0, "1 slot has no owner: 8191".to_owned()),
             ]
         );
     }

@@ -1021,7 +1021,7 @@ fn verify_names_cluster_state_fail_on_a_lone_node_missing_a_slot() {
         [format!("{}: cluster_state is not ok", nodes[0])]
     );
     assert!(
-        failed["slots"].contains(&format!("{}: 1 slots have no owner: 16383", nodes[0])),
+        failed["slots"].contains(&format!("{}: 1 slot has no owner: 16383", nodes[0])),
         "{failed:?}"
     );
     // The server's own gate: ok once it has every slot (bounded wait on the server's word).

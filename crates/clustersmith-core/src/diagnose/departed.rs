@@ -171,10 +171,12 @@ pub fn replica_flushed_by_empty_primary(inputs: &Inputs) -> Vec<Hit> {
     hits
 }
 
-/// The offset in `Trying a partial resynchronization (request <replid>:<offset>).`
+/// The offset in `Trying a partial resynchronization (request <replid>:<offset>).` (Valkey
+/// may add `using main channel`).
 fn partial_resync_offset(message: &str) -> Option<u64> {
-    let rest = message.strip_prefix("Trying a partial resynchronization (request ")?;
-    let (_, offset) = rest.trim_end_matches(").").rsplit_once(':')?;
+    let rest = message.strip_prefix("Trying a partial resynchronization ")?;
+    let (_, request) = rest.split_once("(request ")?;
+    let (_, offset) = request.trim_end_matches(").").rsplit_once(':')?;
     offset.parse().ok()
 }
 

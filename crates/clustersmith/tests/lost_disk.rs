@@ -1,0 +1,291 @@
+//! A primary that comes back empty with a new id at its old address (its disk and nodes.conf
+//! lost, or its VM recreated), on Redis 7.0 and Valkey 8.1 (issue 13 §1). Checked on the
+//! servers: which ids every node lists, roles, replication links, full resyncs and key counts.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use clustersmith_io::sandbox::{find_server_binary, process_start_time, signal};
+use support::*;
+
+const KEYS: usize = 600;
+
+/// The servers to run on: Debian's Redis 7.0 and the Valkey 8.1 of the alternative set.
+fn binaries() -> Vec<PathBuf> {
+    let mut bins = vec![find_server_binary(None).unwrap()];
+    bins.extend(
+        other_servers()
+            .into_iter()
+            .filter(|b| binary_version(b).flavour == "valkey"),
+    );
+    bins
+}
+
+/// A formed 3+3 holding `KEYS` keys, written through a cluster client (`redis-cli -c`).
+fn formed_with_keys(bin: &Path) -> Servers {
+    let servers = Servers::start_with(
+        6,
+        &ServerOpts {
+            bin: Some(bin.to_owned()),
+            ..Default::default()
+        },
+    );
+    servers.assert_running(bin);
+    let out = clustersmith(
+        &with_nodes(&["apply", "-r", "1", "--timeout", "30"], &servers.ips()),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let commands: String = (0..KEYS)
+        .map(|i| format!("SET key:{i} value-{i}\n"))
+        .collect();
+    let mut child = Command::new("redis-cli")
+        .args(["-c", "-p", &servers.port(0).to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(commands.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    wait_until(
+        "every replica holds its primary's keys",
+        Duration::from_secs(20),
+        || {
+            keys_on_primaries(&servers) == KEYS as u64
+                && servers.shards().iter().all(|shard| {
+                    shard
+                        .replicas
+                        .iter()
+                        .all(|(r, _)| dbsize(&servers, *r) == dbsize(&servers, shard.primary))
+                })
+        },
+    );
+    servers
+}
+
+fn dbsize(servers: &Servers, idx: usize) -> u64 {
+    redis::from_redis_value(servers.cmd(idx, &["DBSIZE"])).unwrap()
+}
+
+fn keys_on_primaries(servers: &Servers) -> u64 {
+    (0..servers.servers.len())
+        .filter(|i| servers.info_field(*i, "replication", "role").as_deref() == Some("master"))
+        .map(|i| dbsize(servers, i))
+        .sum()
+}
+
+fn sync_full(servers: &Servers, idx: usize) -> u64 {
+    servers
+        .info_field(idx, "stats", "sync_full")
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Kills the node (SIGKILL: no shutdown, no save), removes its nodes.conf as a lost disk
+/// would, and starts the same binary on the same redis.conf: a new, empty node at the same
+/// address. Returns its old id.
+fn lose_disk_and_restart(
+    servers: &mut Servers,
+    bin: &Path,
+    idx: usize,
+    wait_before_restart: impl FnOnce(&Servers),
+) -> String {
+    let old_id = servers.myid(idx);
+    let server = servers.servers[idx].clone();
+    signal(server.pid, libc::SIGKILL);
+    wait_until("the killed node to exit", Duration::from_secs(10), || {
+        process_start_time(server.pid).is_none()
+    });
+    std::fs::remove_file(server.dir.join("nodes.conf")).unwrap();
+    wait_before_restart(servers);
+    // By the path the test started it with: Debian's redis-server is a link to
+    // redis-check-rdb, which only acts as a server under the server's name.
+    let status = Command::new(bin)
+        .arg(server.dir.join("redis.conf"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until("the node to come back", Duration::from_secs(10), || {
+        std::fs::read_to_string(server.dir.join("server.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .is_some_and(|pid| pid != server.pid && process_start_time(pid).is_some())
+            && redis::cmd("PING")
+                .query::<String>(&mut servers.conn(idx))
+                .is_ok()
+    });
+    let pid: u32 = std::fs::read_to_string(server.dir.join("server.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    servers.servers[idx].pid = pid;
+    servers.servers[idx].start_time = process_start_time(pid);
+    assert_ne!(servers.myid(idx), old_id, "the node kept its id");
+    old_id
+}
+
+/// A primary and the replica that follows it, by the servers' own words.
+fn a_primary_and_its_replica(servers: &Servers) -> (usize, usize) {
+    let shard = servers.shards().into_iter().next().unwrap();
+    (shard.primary, shard.replicas[0].0)
+}
+
+#[test]
+fn a_primary_back_empty_after_its_replica_took_over_is_readopted_without_losing_a_key() {
+    for bin in binaries() {
+        let mut servers = formed_with_keys(&bin);
+        let nodes = servers.ips();
+        let (lost, replica) = a_primary_and_its_replica(&servers);
+        let old_id = lose_disk_and_restart(&mut servers, &bin, lost, |servers| {
+            wait_until("the replica to take over", Duration::from_secs(30), || {
+                servers
+                    .info_field(replica, "replication", "role")
+                    .as_deref()
+                    == Some("master")
+            });
+        });
+        let new_id = servers.myid(lost);
+
+        // verify: one line names the case, no "extra node" on every peer.
+        let out = clustersmith(&with_nodes(&["verify", "-r", "1"], &nodes), &[]);
+        assert_eq!(out.status.code(), Some(1));
+        let text = stdout(&out);
+        assert_eq!(text.matches("came back with a new id").count(), 1, "{text}");
+        assert!(
+            text.contains(&format!("{}: came back", nodes[lost])),
+            "{text}"
+        );
+        assert!(!text.contains("knows extra node"), "{text}");
+
+        // diagnose: the root cause on the right node.
+        let diag = clustersmith(
+            &with_nodes(&["diagnose", "-r", "1", "--format", "json"], &nodes),
+            &[],
+        );
+        let doc = json(&diag);
+        assert_eq!(doc["findings"][0]["id"], "CS320", "{doc}");
+        assert_eq!(doc["findings"][0]["node"], nodes[lost].as_str());
+
+        let full_syncs: Vec<u64> = (0..6).map(|i| sync_full(&servers, i)).collect();
+        let out = clustersmith(
+            &with_nodes(&["apply", "-r", "1", "--timeout", "30"], &nodes),
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0));
+        let out = clustersmith(&with_nodes(&["verify", "-r", "1"], &nodes), &[]);
+        assert_eq!(out.status.code(), Some(0));
+
+        // On the servers: the old id is gone from every view, the node is back as the
+        // replica of the one that took over, with its link up, and every key is there.
+        wait_until(
+            "every view to forget the old id",
+            Duration::from_secs(10),
+            || (0..6).all(|i| !servers.text(i, &["CLUSTER", "NODES"]).contains(&old_id)),
+        );
+        assert_eq!(
+            servers.info_field(lost, "replication", "master_port"),
+            Some(servers.port(replica).to_string())
+        );
+        assert_eq!(
+            servers
+                .info_field(lost, "replication", "master_link_status")
+                .as_deref(),
+            Some("up")
+        );
+        assert!(
+            servers
+                .text(replica, &["CLUSTER", "NODES"])
+                .contains(&new_id)
+        );
+        assert_eq!(keys_on_primaries(&servers), KEYS as u64);
+        wait_until(
+            "the readopted node to hold its shard",
+            Duration::from_secs(20),
+            || dbsize(&servers, lost) == dbsize(&servers, replica),
+        );
+        // apply caused exactly one full resync: the empty node's, from its new primary. No
+        // healthy replica was resynced.
+        for i in 0..6 {
+            let expected = full_syncs[i] + u64::from(i == replica);
+            assert_eq!(sync_full(&servers, i), expected, "full resyncs on node {i}");
+        }
+    }
+}
+
+#[test]
+fn a_primary_back_empty_before_the_failover_is_reported_as_data_loss_and_apply_stops() {
+    for bin in binaries() {
+        let mut servers = formed_with_keys(&bin);
+        let nodes = servers.ips();
+        let (lost, replica) = a_primary_and_its_replica(&servers);
+        let keys_before = dbsize(&servers, replica);
+        assert!(keys_before > 0);
+        // Back at once: the replica reconnects to the old address before any failover, and
+        // the server itself resyncs it from the empty node (nothing clustersmith did).
+        lose_disk_and_restart(&mut servers, &bin, lost, |_| {});
+        wait_until(
+            "the replica to resync from the empty node",
+            Duration::from_secs(20),
+            || {
+                dbsize(&servers, replica) == 0
+                    && servers
+                        .info_field(replica, "replication", "master_link_status")
+                        .as_deref()
+                        == Some("up")
+            },
+        );
+
+        // apply stops, says why and what to do, and sends nothing.
+        let before: Vec<_> = (0..6).map(|i| servers.changing_commands(i).0).collect();
+        let out = clustersmith(
+            &with_nodes(&["apply", "-r", "1", "--timeout", "10"], &nodes),
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr(&out);
+        assert!(err.contains("came back with a new id"), "{err}");
+        assert!(err.contains("CLUSTER FAILOVER TAKEOVER"), "{err}");
+        assert!(err.contains("(0 keys)"), "{err}");
+        let after: Vec<_> = (0..6).map(|i| servers.changing_commands(i).0).collect();
+        assert_eq!(before, after, "apply sent a changing command");
+
+        // diagnose names the data loss first, on the replica, with the server's own lines.
+        let mut args = vec!["diagnose", "-r", "1", "--format", "json"];
+        let logs: Vec<String> = servers
+            .servers
+            .iter()
+            .map(|s| s.log_path().display().to_string())
+            .collect();
+        for log in &logs {
+            args.extend(["--log", log.as_str()]);
+        }
+        let diag = clustersmith(&with_nodes(&args, &nodes), &[]);
+        assert_eq!(diag.status.code(), Some(1));
+        let doc = json(&diag);
+        let top = &doc["findings"][0];
+        assert_eq!(top["id"], "CS321", "{doc}");
+        assert_eq!(top["node"], nodes[replica].as_str());
+        assert_eq!(top["severity"], "critical");
+        let evidence = top["evidence"].to_string();
+        assert!(evidence.contains("Flushing old data"), "{evidence}");
+        assert!(evidence.contains("keys loaded: 0"), "{evidence}");
+        let ids: Vec<&str> = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["id"].as_str())
+            .collect();
+        assert!(ids.contains(&"CS320"), "{ids:?}");
+    }
+}
