@@ -216,8 +216,8 @@ fn a_primary_back_empty_after_its_replica_took_over_is_readopted_without_losing_
         );
         // apply caused exactly one full resync: the empty node's, from its new primary. No
         // healthy replica was resynced.
-        for i in 0..6 {
-            let expected = full_syncs[i] + u64::from(i == replica);
+        for (i, before) in full_syncs.iter().enumerate() {
+            let expected = before + u64::from(i == replica);
             assert_eq!(sync_full(&servers, i), expected, "full resyncs on node {i}");
         }
     }
