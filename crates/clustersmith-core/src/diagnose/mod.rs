@@ -7,8 +7,14 @@
 //! then correlates: a finding whose rule *explains* another rule's finding on the same node
 //! (a missing `masterauth` explains that node's replica link being down) takes that finding
 //! in as a symptom, so the report leads with causes.
+//!
+//! Besides the checks, every warning line of a node's server log is looked up in the servers'
+//! own message catalog ([`log_catalog`]): a line that proves a rule raises it on its node, a
+//! line that only hints at one joins that rule's finding when other evidence raises it, and a
+//! line the catalog does not know is reported at info rather than dropped.
 
 mod checks;
+pub mod log_catalog;
 mod registry;
 
 use std::fmt;
@@ -258,7 +264,7 @@ pub fn diagnose(inputs: &Inputs) -> Vec<Finding> {
     let findings: Vec<Finding> = RULES
         .iter()
         .flat_map(|rule| {
-            (rule.check)(inputs).into_iter().map(move |hit| Finding {
+            rule_hits(rule, inputs).into_iter().map(move |hit| Finding {
                 rule,
                 node: hit.node,
                 summary: hit.summary,
@@ -268,6 +274,13 @@ pub fn diagnose(inputs: &Inputs) -> Vec<Finding> {
         })
         .collect();
     correlate(findings)
+}
+
+/// A rule's hits: its check's, with the server log lines the catalog assigns to the rule.
+pub fn rule_hits(rule: &Rule, inputs: &Inputs) -> Vec<Hit> {
+    let mut hits = (rule.check)(inputs);
+    log_catalog::attach(rule, inputs, &mut hits);
+    hits
 }
 
 /// Moves each symptom under the cause that explains it, directly or through other symptoms
