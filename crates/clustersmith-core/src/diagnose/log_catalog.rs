@@ -14,10 +14,12 @@
 //! `WARNING *` does not swallow `WARNING: The TCP backlog setting …`). Each log is matched
 //! once; its result is kept in the log (see [`ServerLog`]).
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 use super::{Evidence, Hit, Inputs, NodeEvidence, Rule, SourceFile, rule};
+use crate::parse::server_log::LineGroup;
 use crate::parse::{LogLine, ServerLog};
 
 const CLASSIFICATION: &str = include_str!("../../data/server-log-classification.tsv");
@@ -124,10 +126,18 @@ pub fn catalog() -> &'static Catalog {
 /// Lower-cases `text` and applies Valkey's renames, so that Redis and Valkey wordings meet.
 /// Applied alike to patterns and to log lines.
 pub fn canonical(text: &str) -> String {
-    text.to_lowercase()
-        .replace("master", "primary")
-        .replace("slave", "replica")
-        .replace("redis", "valkey")
+    let mut out = text.to_ascii_lowercase();
+    for (redis, valkey) in [
+        ("master", "primary"),
+        ("slave", "replica"),
+        ("redis", "valkey"),
+    ] {
+        // Most lines hold none of them: no copy then.
+        if out.contains(redis) {
+            out = out.replace(redis, valkey);
+        }
+    }
+    out
 }
 
 /// A C format string as the server would print it, with `*` for each conversion (`%s`,
@@ -322,30 +332,45 @@ fn compile(kind: Kind, key: &str) -> Pattern {
     }
 }
 
-/// Where a memo value points: no row matched.
+/// A memo row: no catalog row matched.
 const UNRECOGNISED: u32 = u32::MAX;
 
-/// The warning lines of the log's last run, each with its catalog row (or none), matched once.
-fn classified(log: &ServerLog) -> &[(usize, u32)] {
+/// The warning lines of the log's last run, matched and grouped once per log.
+fn grouped(log: &ServerLog) -> &[LineGroup] {
     log.catalog_memo.get_or_init(|| {
         let catalog = catalog();
         // A long log mostly repeats a few messages: match each distinct text once.
         let mut seen: HashMap<&str, u32> = HashMap::new();
+        let mut index: HashMap<(u32, String), usize> = HashMap::new();
+        let mut out: Vec<LineGroup> = Vec::new();
         let start = log.last_run_start();
-        log.lines
-            .iter()
-            .enumerate()
-            .skip(start)
-            .filter(|(_, l)| l.level == '#' && !l.message.trim().is_empty())
-            .map(|(i, l)| {
-                let row = *seen.entry(l.message.as_str()).or_insert_with(|| {
-                    catalog
-                        .classify(Kind::Warning, &l.message)
-                        .map_or(UNRECOGNISED, |r| r as u32)
-                });
-                (i, row)
-            })
-            .collect()
+        for (i, l) in log.lines.iter().enumerate().skip(start) {
+            if l.level != '#' || l.message.trim().is_empty() {
+                continue;
+            }
+            let row = *seen.entry(l.message.as_str()).or_insert_with(|| {
+                catalog
+                    .classify(Kind::Warning, &l.message)
+                    .map_or(UNRECOGNISED, |r| r as u32)
+            });
+            match index.entry((row, masked(&l.message))) {
+                Entry::Occupied(at) => {
+                    let g = &mut out[*at.get()];
+                    g.count += 1;
+                    g.last = i;
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(out.len());
+                    out.push(LineGroup {
+                        row,
+                        first: i,
+                        last: i,
+                        count: 1,
+                    });
+                }
+            }
+        }
+        out
     })
 }
 
@@ -358,6 +383,8 @@ struct Group<'a> {
     count: usize,
 }
 
+/// The text with every run of digits as `#`: retries that differ by a counter, a port or a
+/// time are one message.
 fn masked(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -372,35 +399,20 @@ fn masked(text: &str) -> String {
     out
 }
 
-/// The log's warning lines of its last run, grouped, in order of first appearance, for the
-/// rows `keep` accepts (`None`: unrecognised lines).
+/// The log's groups, in order of first appearance, for the rows `keep` accepts (`None`:
+/// unrecognised lines).
 fn groups<'a>(log: &'a ServerLog, keep: impl Fn(Option<usize>) -> bool) -> Vec<Group<'a>> {
-    let mut order: Vec<Group<'a>> = Vec::new();
-    let mut index: HashMap<(Option<usize>, String), usize> = HashMap::new();
-    for &(i, row) in classified(log) {
-        let row = (row != UNRECOGNISED).then_some(row as usize);
-        if !keep(row) {
-            continue;
-        }
-        let line = &log.lines[i];
-        match index.entry((row, masked(&line.message))) {
-            std::collections::hash_map::Entry::Occupied(at) => {
-                let g = &mut order[*at.get()];
-                g.count += 1;
-                g.last = line;
-            }
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(order.len());
-                order.push(Group {
-                    row,
-                    first: line,
-                    last: line,
-                    count: 1,
-                });
-            }
-        }
-    }
-    order
+    grouped(log)
+        .iter()
+        .map(|g| ((g.row != UNRECOGNISED).then_some(g.row as usize), g))
+        .filter(|(row, _)| keep(*row))
+        .map(|(row, g)| Group {
+            row,
+            first: &log.lines[g.first],
+            last: &log.lines[g.last],
+            count: g.count,
+        })
+        .collect()
 }
 
 fn group_evidence(file: &SourceFile<ServerLog>, g: &Group) -> Evidence {

@@ -6,7 +6,7 @@ mod cluster_nodes;
 mod info;
 mod post_deploy_log;
 mod redis_conf;
-mod server_log;
+pub(crate) mod server_log;
 
 use std::fmt;
 

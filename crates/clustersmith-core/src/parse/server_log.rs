@@ -44,9 +44,20 @@ pub struct ConfigError {
 pub struct ServerLog {
     pub lines: Vec<LogLine>,
     pub config_errors: Vec<ConfigError>,
-    /// Which catalog row each warning line matched, filled once on first use by the diagnosis
-    /// (a log is matched once however many rules read it); no part of the log's value.
-    pub(crate) catalog_memo: OnceLock<Vec<(usize, u32)>>,
+    /// The warning lines of the last run grouped by the catalog row they matched, filled once
+    /// on first use by the diagnosis (a log is matched once however many rules read it); no
+    /// part of the log's value.
+    pub(crate) catalog_memo: OnceLock<Vec<LineGroup>>,
+}
+
+/// Lines that repeat one message (the same text but for its numbers), as indexes into
+/// [`ServerLog::lines`], with the catalog row they matched (`u32::MAX`: none).
+#[derive(Clone, Debug)]
+pub(crate) struct LineGroup {
+    pub row: u32,
+    pub first: usize,
+    pub last: usize,
+    pub count: usize,
 }
 
 impl PartialEq for ServerLog {
