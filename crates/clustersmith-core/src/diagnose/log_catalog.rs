@@ -445,19 +445,40 @@ fn config_evidence(file: &SourceFile<ServerLog>, e: &crate::parse::ConfigError) 
     )
 }
 
-/// The rule a config error is evidence for: its row's, else config-file-rejected.
+/// The rule a config error is evidence for: its row's; else, by the refused directive, the
+/// rule for what it configures (Valkey checks `dir` while reading the file and prints only
+/// the OS error, `No such file or directory`); else config-file-rejected.
 fn config_error_row(e: &crate::parse::ConfigError) -> (&'static str, &'static str) {
-    const REJECTED: (&str, &str) = (
-        "CS501",
-        "the server rejected a line of its config file and exited without starting",
-    );
     let catalog = catalog();
-    match catalog.classify(Kind::Config, &e.message) {
-        Some(r) => match catalog.rows[r].verdict {
-            Verdict::Rule(id, _) => (id, catalog.rows[r].note),
-            Verdict::NotCluster => REJECTED,
-        },
-        None => REJECTED,
+    if let Some(r) = catalog.classify(Kind::Config, &e.message)
+        && let Verdict::Rule(id, _) = catalog.rows[r].verdict
+        && id != "CS501"
+    {
+        return (id, catalog.rows[r].note);
+    }
+    let directive = e
+        .directive
+        .as_deref()
+        .and_then(|d| d.split_whitespace().next())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match directive.as_str() {
+        "dir" => (
+            "CS506",
+            "the working directory (dir) does not exist or is not accessible: the server did not start",
+        ),
+        d if d.starts_with("tls-") => (
+            "CS509",
+            "a TLS setting was refused (a file it cannot read, or a server built without TLS): the server did not start",
+        ),
+        "aclfile" | "user" => (
+            "CS510",
+            "the users could not be loaded from the config file: the server did not start",
+        ),
+        _ => (
+            "CS501",
+            "the server rejected a line of its config file and exited without starting",
+        ),
     }
 }
 

@@ -456,7 +456,7 @@ pub static RULES: &[Rule] = &[
         id: "CS516",
         name: "fatal-server-error",
         severity: Error,
-        detects: "A fatal error the server logs before it exits: `Out Of Memory allocating`, `Failed creating the event loop`, too many I/O threads, an invalid locale, a kernel bug it refuses to run on.",
+        detects: "A fatal error the server logs before it exits: `Out Of Memory allocating`, `Failed creating the event loop`, too many I/O threads, an invalid locale, a kernel bug it refuses to run on; or its crash report (`Guru Meditation`, `crashed by signal`, `ASSERTION FAILED`).",
         why: "The process is gone; the node is absent until it is restarted, and it fails the same way again unless the cause is removed.",
         fix: "Act on the line: memory limits (maxmemory, container limits), maxclients against the event loop, io-threads, the locale of the environment, a kernel upgrade.",
         false_positives: "None known.",
