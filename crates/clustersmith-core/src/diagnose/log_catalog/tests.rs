@@ -49,8 +49,11 @@ const IN_SCOPE: &[&str] = &[
     "rdb.c",
 ];
 
-/// (kind, message key) of every catalog row, in scope or not, with where it was first seen.
-fn catalog_messages() -> (BTreeMap<(bool, String), String>, BTreeSet<(bool, String)>) {
+/// A message's identity: (is a config error, message key).
+type Key = (bool, String);
+
+/// The in-scope messages (with where each was first seen), and every message of the catalog.
+fn catalog_messages() -> (BTreeMap<Key, String>, BTreeSet<Key>) {
     let mut in_scope = BTreeMap::new();
     let mut all = BTreeSet::new();
     for (release, text) in CATALOG_FILES {
@@ -113,11 +116,12 @@ fn every_in_scope_catalog_message_is_classified_to_an_existing_rule_or_not_clust
         .iter()
         .filter(|(key, _)| {
             let (config, text) = key;
-            !all.contains(key)
-                && !(text.ends_with('*')
-                    && all
-                        .iter()
-                        .any(|(c, t)| c == config && t.starts_with(&text[..text.len() - 1])))
+            let cut_short = |prefix: &str| {
+                all.iter()
+                    .any(|(c, t)| c == config && t.starts_with(prefix))
+            };
+            let known = all.contains(key) || text.strip_suffix('*').is_some_and(cut_short);
+            !known
         })
         .map(|(_, r)| r.table_line)
         .collect();
