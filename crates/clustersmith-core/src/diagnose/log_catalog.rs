@@ -482,6 +482,37 @@ fn config_error_row(e: &crate::parse::ConfigError) -> (&'static str, &'static st
     }
 }
 
+/// Replication failures that a later successful sync clears: the replica logged them while
+/// its credentials or its disk were wrong, then someone fixed it (`CONFIG SET masterauth`,
+/// freed space) and the link came up in the same run.
+const CLEARED_BY_SYNC: &[&str] = &["CS202", "CS511", "CS512", "CS513"];
+
+/// The log line number of the last completed sync (replica or primary side, both wordings).
+fn last_completed_sync(log: &ServerLog) -> Option<usize> {
+    log.lines[log.last_run_start()..]
+        .iter()
+        .rev()
+        .find(|l| {
+            let m = &l.message;
+            m.contains("sync: Finished with success")
+                || m.contains("Successful partial resynchronization with")
+                || (m.contains("Synchronization with replica") && m.ends_with("succeeded"))
+        })
+        .map(|l| l.line)
+}
+
+/// What a group of lines says about its rule: its row's weight, except that a replication
+/// failure a later sync cleared only hints (it is history, not the state now).
+fn weight(log: &ServerLog, g: &Group, row: &Row) -> Option<(&'static str, Weight)> {
+    let Verdict::Rule(id, w) = row.verdict else {
+        return None;
+    };
+    let cleared = w == Weight::Proves
+        && CLEARED_BY_SYNC.contains(&id)
+        && last_completed_sync(log).is_some_and(|at| at > g.last.line);
+    Some((id, if cleared { Weight::Hints } else { w }))
+}
+
 /// Evidence the node's log holds for `rule`: (what it proves, evidence) for proving lines, and
 /// evidence for hinting lines.
 fn log_evidence(
@@ -509,8 +540,8 @@ fn log_evidence(
     };
     for g in groups(&file.value, is_rule) {
         let row = &catalog.rows[g.row.expect("kept rows are classified")];
-        match row.verdict {
-            Verdict::Rule(_, Weight::Proves) => {
+        match weight(&file.value, &g, row) {
+            Some((_, Weight::Proves)) => {
                 summary.get_or_insert(row.note);
                 proving.push(group_evidence(file, &g));
             }
@@ -578,14 +609,11 @@ pub fn uncorroborated(inputs: &Inputs) -> Vec<Hit> {
     let mut hits = Vec::new();
     for node in &inputs.nodes {
         let Some(file) = &node.log else { continue };
-        let hinted = |row: Option<usize>| {
-            row.is_some_and(|r| matches!(catalog.rows[r].verdict, Verdict::Rule(_, Weight::Hints)))
-        };
         let mut by_rule: BTreeMap<&'static str, Vec<Evidence>> = BTreeMap::new();
         let mut notes: BTreeMap<&'static str, &'static str> = BTreeMap::new();
-        for g in groups(&file.value, hinted) {
+        for g in groups(&file.value, |row| row.is_some()) {
             let row = &catalog.rows[g.row.expect("kept rows are classified")];
-            let Verdict::Rule(id, _) = row.verdict else {
+            let Some((id, Weight::Hints)) = weight(&file.value, &g, row) else {
                 continue;
             };
             let Some(target) = rule(id) else { continue };

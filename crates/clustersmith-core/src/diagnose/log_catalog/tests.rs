@@ -466,6 +466,31 @@ fn startup_failures_captured_from_valkey_8_1_land_on_their_cause() {
     }
 }
 
+/// Captured: a Redis 7.0.15 replica started with a wrong masterauth, fixed two seconds later
+/// with `CONFIG SET masterauth`, after which it synced.
+const WRONGPASS_THEN_FIXED: &str =
+    include_str!("../../../tests/fixtures/servers/redis-7.0-replica-wrongpass-then-fixed.log");
+
+#[test]
+fn a_replication_failure_a_later_sync_cleared_is_only_noted() {
+    let findings = diagnose(&node_with_log(WRONGPASS_THEN_FIXED));
+    assert_eq!(worst(&findings), Some(Severity::Info), "{findings:#?}");
+    assert!(findings[0].summary.contains("CS511"), "{findings:#?}");
+    assert!(
+        findings[0].evidence[0].text.contains("(×3,"),
+        "{findings:#?}"
+    );
+    // Before the fix, the same lines prove it.
+    let until_fixed: String = WRONGPASS_THEN_FIXED
+        .lines()
+        .take(23)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let findings = diagnose(&node_with_log(&until_fixed));
+    assert_eq!(findings[0].rule.id, "CS511", "{findings:#?}");
+    assert_eq!(worst(&findings), Some(Severity::Error));
+}
+
 #[test]
 fn healthy_startup_logs_of_each_server_raise_nothing_at_warning() {
     // Captured at start on this machine: Redis 6.2.14, 7.0.15, Valkey 8.1.8 (with the host's
