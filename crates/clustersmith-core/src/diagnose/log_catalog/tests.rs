@@ -31,8 +31,8 @@ const CATALOG_FILES: &[(&str, &str)] = &[
         include_str!("../../../data/server-log-catalog/valkey-unstable-2024-10.tsv"),
     ),
     (
-        "valkey-8.1.8-strings",
-        include_str!("../../../data/server-log-catalog/valkey-8.1.8-strings.tsv"),
+        "seen-on-real-servers",
+        include_str!("../../../data/server-log-catalog/seen-on-real-servers.tsv"),
     ),
 ];
 
@@ -489,6 +489,22 @@ fn a_replication_failure_a_later_sync_cleared_is_only_noted() {
     let findings = diagnose(&node_with_log(&until_fixed));
     assert_eq!(findings[0].rule.id, "CS511", "{findings:#?}");
     assert_eq!(worst(&findings), Some(Severity::Error));
+}
+
+#[test]
+fn a_crash_report_is_one_fatal_finding_without_unrecognised_noise() {
+    // Captured: Redis 7.0.15 started in cluster mode on an RDB with a key in db 1 crashes
+    // (SIGSEGV) while loading it; its crash report is mostly `#` lines.
+    let log = include_str!(
+        "../../../tests/fixtures/servers/redis-7.0-crash-db1-keys-in-cluster-mode.log"
+    );
+    let findings = diagnose(&node_with_log(log));
+    let ids: Vec<&str> = findings.iter().map(|f| f.rule.id).collect();
+    assert_eq!(ids, ["CS516"], "{findings:#?}");
+    assert_eq!(
+        findings[0].evidence[0].text,
+        "Redis 7.0.15 crashed by signal: 11, si_code: 1"
+    );
 }
 
 #[test]
