@@ -415,6 +415,46 @@ fn groups<'a>(log: &'a ServerLog, keep: impl Fn(Option<usize>) -> bool) -> Vec<G
         .collect()
 }
 
+/// `lines` as evidence, repeats (the same text but for its numbers) counted and shown once,
+/// in order of first appearance.
+pub(crate) fn counted<'a>(
+    file: &'a SourceFile<ServerLog>,
+    lines: impl Iterator<Item = &'a LogLine>,
+) -> Vec<Evidence> {
+    let mut order: Vec<(usize, usize, usize)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let all = &file.value.lines;
+    for line in lines {
+        // Lines come from the log itself: find each one's index by its line number.
+        let Ok(i) = all.binary_search_by_key(&line.line, |l| l.line) else {
+            continue;
+        };
+        match index.entry(masked(&line.message)) {
+            Entry::Occupied(at) => {
+                let g = &mut order[*at.get()];
+                g.1 = i;
+                g.2 += 1;
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(order.len());
+                order.push((i, i, 1));
+            }
+        }
+    }
+    order
+        .into_iter()
+        .map(|(first, last, count)| {
+            let g = Group {
+                row: None,
+                first: &all[first],
+                last: &all[last],
+                count,
+            };
+            group_evidence(file, &g)
+        })
+        .collect()
+}
+
 fn group_evidence(file: &SourceFile<ServerLog>, g: &Group) -> Evidence {
     let text = if g.count == 1 {
         g.first.message.clone()

@@ -190,12 +190,10 @@ impl<T> SourceFile<T> {
 }
 
 impl SourceFile<ServerLog> {
-    /// The log lines containing any of `needles`, as evidence.
+    /// The log lines containing any of `needles`, as evidence; a line repeated (a retry every
+    /// second) is shown once with its count and first and last time.
     pub fn lines_with(&self, needles: &[&str]) -> Vec<Evidence> {
-        self.value
-            .find(needles)
-            .map(|l| self.at(l.line, l.message.clone()))
-            .collect()
+        log_catalog::counted(self, self.value.find(needles))
     }
 }
 

@@ -395,6 +395,40 @@ fn repeated_lines_are_counted_and_shown_once_with_first_and_last_time() {
 }
 
 #[test]
+fn the_checks_own_log_evidence_is_counted_too() {
+    // Captured: a Redis 6.2.14 replica without masterauth retries in a tight loop.
+    let line = |n: u32, m: &str| format!("17611:S 02 Dec 2026 05:15:26.{n:03} # {m}\n");
+    let text: String = (0..40)
+        .flat_map(|n| {
+            [
+                line(
+                    n,
+                    "Unexpected reply to PSYNC from master: -NOAUTH Authentication required.",
+                ),
+                line(
+                    n,
+                    "MASTER aborted replication with an error: NOAUTH Authentication required.",
+                ),
+            ]
+        })
+        .collect();
+    let findings = diagnose(&node_with_log(&text));
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let texts: Vec<&str> = findings[0]
+        .evidence
+        .iter()
+        .map(|e| e.text.as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "Unexpected reply to PSYNC from master: -NOAUTH Authentication required. (×40, 02 Dec 2026 05:15:26.000 … 02 Dec 2026 05:15:26.039, last at line 79)",
+            "MASTER aborted replication with an error: NOAUTH Authentication required. (×40, 02 Dec 2026 05:15:26.000 … 02 Dec 2026 05:15:26.039, last at line 80)",
+        ]
+    );
+}
+
+#[test]
 fn a_proving_line_raises_its_rule_on_its_node_with_the_line() {
     // Captured from Redis 7.0.15 on a port another server held.
     let text = "11091:C 02 Dec 2026 04:57:14.554 # oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo\n11091:C 02 Dec 2026 04:57:14.554 # Redis version=7.0.15, bits=64, commit=00000000, modified=0, pid=11091, just started\n11091:C 02 Dec 2026 04:57:14.554 # Configuration loaded\n11091:M 02 Dec 2026 04:57:14.567 # Warning: Could not create server TCP listening socket 127.0.0.1:23102: bind: Address already in use\n11091:M 02 Dec 2026 04:57:14.567 # Failed listening on port 23102 (TCP), aborting.\n";
