@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 
 use super::{Evidence, Hit, Inputs, NodeEvidence, Rule, SourceFile, rule};
 use crate::parse::server_log::LineGroup;
-use crate::parse::{LogLine, ServerLog};
+use crate::parse::{ConfigError, LogLine, ServerLog};
 
 const CLASSIFICATION: &str = include_str!("../../data/server-log-classification.tsv");
 
@@ -468,27 +468,37 @@ fn group_evidence(file: &SourceFile<ServerLog>, g: &Group) -> Evidence {
 }
 
 /// The config errors of the last run (a server refusing its config file at start).
-fn config_errors(log: &ServerLog) -> impl Iterator<Item = &crate::parse::ConfigError> {
+fn config_errors(log: &ServerLog) -> impl Iterator<Item = &ConfigError> {
     let from = log.lines.get(log.last_run_start()).map_or(0, |l| l.line);
     log.config_errors.iter().filter(move |e| e.line >= from)
 }
 
-fn config_evidence(file: &SourceFile<ServerLog>, e: &crate::parse::ConfigError) -> Evidence {
+/// A refused config line as evidence; `repeats` more identical blocks (a supervisor restarting
+/// the server into the same error) are counted, the last one's line given.
+fn config_evidence(
+    file: &SourceFile<ServerLog>,
+    e: &ConfigError,
+    repeats: &[&ConfigError],
+) -> Evidence {
     let at = match (&e.config_line, &e.directive) {
         (Some(n), Some(d)) => format!(" at config line {n} `{d}`"),
         (Some(n), None) => format!(" at config line {n}"),
         _ => String::new(),
     };
+    let count = match repeats.last() {
+        Some(last) => format!(" (×{}, last at line {})", repeats.len() + 1, last.line),
+        None => String::new(),
+    };
     file.at(
         e.line,
-        format!("FATAL CONFIG FILE ERROR{at}: {}", e.message),
+        format!("FATAL CONFIG FILE ERROR{at}: {}{count}", e.message),
     )
 }
 
 /// The rule a config error is evidence for: its row's; else, by the refused directive, the
 /// rule for what it configures (Valkey checks `dir` while reading the file and prints only
 /// the OS error, `No such file or directory`); else config-file-rejected.
-fn config_error_row(e: &crate::parse::ConfigError) -> (&'static str, &'static str) {
+fn config_error_row(e: &ConfigError) -> (&'static str, &'static str) {
     let catalog = catalog();
     if let Some(r) = catalog.classify(Kind::Config, &e.message)
         && let Verdict::Rule(id, _) = catalog.rows[r].verdict
@@ -566,13 +576,26 @@ fn log_evidence(
     let mut summary = None;
     let mut proving = Vec::new();
     let mut hinting = Vec::new();
+    let mut refused: Vec<(&ConfigError, Vec<&ConfigError>)> = Vec::new();
     for e in config_errors(&file.value) {
         let (id, note) = config_error_row(e);
-        if id == rule.id {
-            summary.get_or_insert(note);
-            proving.push(config_evidence(file, e));
+        if id != rule.id {
+            continue;
+        }
+        summary.get_or_insert(note);
+        let same = |f: &&ConfigError| {
+            (f.config_line, &f.directive, &f.message) == (e.config_line, &e.directive, &e.message)
+        };
+        match refused.iter_mut().find(|(first, _)| same(first)) {
+            Some((_, repeats)) => repeats.push(e),
+            None => refused.push((e, Vec::new())),
         }
     }
+    proving.extend(
+        refused
+            .iter()
+            .map(|(e, repeats)| config_evidence(file, e, repeats)),
+    );
     let is_rule = |row: Option<usize>| {
         row.is_some_and(
             |r| matches!(catalog.rows[r].verdict, Verdict::Rule(id, _) if id == rule.id),

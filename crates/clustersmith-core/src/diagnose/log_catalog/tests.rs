@@ -460,6 +460,20 @@ fn a_refused_config_file_is_a_finding_and_an_unknown_directive_explains_it() {
         "FATAL CONFIG FILE ERROR at config line 3 `primaryauth s3cret`: Bad directive or wrong number of arguments"
     );
     assert_eq!(alone[0].evidence[0].source.to_string(), "redis.log:7");
+    // A supervisor restarting the server into the same error, into a stderr file without
+    // start banners: one line, counted.
+    let block = "\n*** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***\nReading the configuration file, at line 3\n>>> 'primaryauth s3cret'\nBad directive or wrong number of arguments\n";
+    let looping = diagnose(&node_with_log(&block.repeat(3)));
+    assert_eq!(
+        looping[0]
+            .evidence
+            .iter()
+            .map(|e| e.text.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "FATAL CONFIG FILE ERROR at config line 3 `primaryauth s3cret`: Bad directive or wrong number of arguments (×3, last at line 15)"
+        ]
+    );
     let mut inputs = node_with_log(text);
     inputs.nodes[0].redis_conf = Some(SourceFile {
         path: "redis.conf".into(),
