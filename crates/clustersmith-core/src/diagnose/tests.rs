@@ -194,8 +194,10 @@ const LOGGED: &[(&str, &[&str])] = &[
     ),
     (
         "CS513",
+        // Captured: Redis 7.0.15 with `client-output-buffer-limit replica 256kb 256kb 0`,
+        // written to while its replica was in full sync.
         &[
-            "Client id=7 addr=10.0.0.2:40112 laddr=10.0.0.1:6379 fd=9 name= age=12 idle=0 flags=S db=0 sub=0 psub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 obl=0 oll=1184 omem=268435456 tot-mem=268437504 events=r cmd=psync user=default redir=-1 scheduled to be closed ASAP for overcoming of output buffer limits.",
+            "Client id=4 addr=127.0.0.1:34130 laddr=127.0.0.1:23150 fd=7 name= age=5 idle=5 flags=S db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=52 omem=1066208 tot-mem=1068008 events=r cmd=psync user=default redir=-1 resp=2 scheduled to be closed ASAP for overcoming of output buffer limits.",
         ],
     ),
     (
