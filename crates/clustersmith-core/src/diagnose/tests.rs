@@ -233,7 +233,7 @@ const LOGGED: &[(&str, &[&str])] = &[
     (
         "CS520",
         &[
-            "Error accepting a client connection: error:0A000086:SSL routines::certificate verify failed (conn: fd=12)",
+            "Error accepting a client connection: error:0A000086:SSL routines::certificate verify failed",
         ],
     ),
     (

@@ -260,6 +260,13 @@ fn refinements_read_the_variable_part_of_the_line() {
         ),
         Some("CS520")
     );
+    // Captured: Redis 7.0.15 on a TLS port, a client certificate from another CA, then none.
+    for captured in [
+        "Error accepting a client connection: error:0A000086:SSL routines::certificate verify failed",
+        "Error accepting a client connection: error:0A0000C7:SSL routines::peer did not return a certificate",
+    ] {
+        assert_eq!(rule_of(captured), Some("CS520"), "{captured}");
+    }
     assert_eq!(
         rule_of("Error accepting a client connection: Connection reset by peer (conn: fd=12)"),
         Some("not-cluster")
