@@ -684,7 +684,8 @@ pub fn uncorroborated(inputs: &Inputs) -> Vec<Hit> {
                 .entry(id)
                 .or_insert_with(|| super::rule_hits(target, inputs))
                 .iter()
-                .any(|h| h.node.as_deref() == Some(node.label.as_str()));
+                // A finding about the whole cluster covers this node too.
+                .any(|h| h.node.is_none() || h.node.as_deref() == Some(node.label.as_str()));
             if !raised {
                 notes.entry(id).or_insert(row.note);
                 by_rule
