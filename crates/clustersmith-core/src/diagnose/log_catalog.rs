@@ -28,9 +28,9 @@ const CLASSIFICATION: &str = include_str!("../../data/server-log-classification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// A `#` line of the server log.
-    Warning,
+    Warning = 0,
     /// The message under `*** FATAL CONFIG FILE ERROR ***` (stderr).
-    Config,
+    Config = 1,
 }
 
 /// How much a line says about its rule.
@@ -103,8 +103,8 @@ impl Pattern {
 pub struct Catalog {
     pub rows: Vec<Row>,
     patterns: Vec<Pattern>,
-    /// Patterns by their literal first word, per kind.
-    by_first_word: HashMap<(Kind, String), Vec<usize>>,
+    /// Patterns by their literal first word: warnings, then config errors.
+    by_first_word: [HashMap<String, Vec<usize>>; 2],
     /// Patterns that start with a wildcard or a partial word: tried on every line.
     unanchored: Vec<usize>,
 }
@@ -247,7 +247,7 @@ impl Catalog {
                 p.rows.insert(default_at, row);
             }
         }
-        let mut by_first_word: HashMap<(Kind, String), Vec<usize>> = HashMap::new();
+        let mut by_first_word: [HashMap<String, Vec<usize>>; 2] = Default::default();
         let mut unanchored = Vec::new();
         for (i, p) in patterns.iter().enumerate() {
             if p.rows.iter().all(|r| !rows[*r].when.is_empty()) {
@@ -256,15 +256,16 @@ impl Catalog {
                     message: "a refinement without a default row".into(),
                 });
             }
-            // Too little literal text to tell the message apart (`%s`, `WARNING %s` is fine).
+            // Too little literal text to tell a message apart (a bare `%s`): such a pattern
+            // keeps its row in the table but matches nothing.
             if p.literal_len < 4 {
                 continue;
             }
             // Indexed by first word only when that word is wholly literal: a line then fits
             // only if it starts with that word and a space, or is the whole literal.
             if p.segments[0].contains(' ') || p.segments.len() == 1 {
-                by_first_word
-                    .entry((p.kind, first_word(&p.segments[0]).to_owned()))
+                by_first_word[p.kind as usize]
+                    .entry(first_word(&p.segments[0]).to_owned())
                     .or_default()
                     .push(i);
             } else {
@@ -283,16 +284,15 @@ impl Catalog {
     pub fn classify(&self, kind: Kind, message: &str) -> Option<usize> {
         let line = canonical(message.trim());
         let line = line.trim_end();
-        let anchored = self
-            .by_first_word
-            .get(&(kind, first_word(line).to_owned()))
+        let anchored = self.by_first_word[kind as usize]
+            .get(first_word(line))
             .into_iter()
             .flatten();
         let best = anchored
             .chain(&self.unanchored)
             .map(|i| &self.patterns[*i])
             .filter(|p| p.kind == kind && p.matches(line))
-            // The most literal text wins; on a tie, the first in the table.
+            // The most literal text wins; on a tie, an anchored pattern, then table order.
             .min_by_key(|p| std::cmp::Reverse(p.literal_len))?;
         best.rows.iter().copied().find(|r| {
             let when = &self.rows[*r].when;
