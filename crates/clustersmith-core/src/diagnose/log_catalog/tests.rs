@@ -278,6 +278,20 @@ fn refinements_read_the_variable_part_of_the_line() {
         )
     };
     assert_eq!(rule_of(&client("S")), Some("CS513"));
+    // SIGUSR1 is how a server stops its own child on purpose (captured: a diskless transfer
+    // whose replica dropped); any other signal killed a save.
+    assert_eq!(
+        rule_of("Background transfer terminated by signal 10"),
+        Some("not-cluster")
+    );
+    assert_eq!(
+        rule_of("Background saving terminated by signal 10"),
+        Some("not-cluster")
+    );
+    assert_eq!(
+        rule_of("Background saving terminated by signal 9"),
+        Some("CS514")
+    );
     assert_eq!(rule_of(&client("N")), Some("not-cluster"));
 }
 
