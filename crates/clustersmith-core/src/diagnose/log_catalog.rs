@@ -532,34 +532,54 @@ fn config_error_row(e: &ConfigError) -> (&'static str, &'static str) {
     }
 }
 
-/// Replication failures that a later successful sync clears: the replica logged them while
-/// its credentials or its disk were wrong, then someone fixed it (`CONFIG SET masterauth`,
-/// freed space) and the link came up in the same run.
-const CLEARED_BY_SYNC: &[&str] = &["CS202", "CS511", "CS512", "CS513"];
+/// Failures that a later line of the same run shows were overcome: a replica whose credentials
+/// or disk were fixed (`CONFIG SET masterauth`, space freed) and then synced, a save that
+/// succeeded after a disk-full episode, a failover that went through in the end. Such lines
+/// are history, not the state now: they only hint. (rule ids, texts of the clearing lines in
+/// Redis and Valkey wording).
+const CLEARED_BY: &[(&[&str], &[&str])] = &[
+    (
+        &["CS202", "CS511", "CS512", "CS513"],
+        &[
+            "sync: Finished with success",
+            "Successful partial resynchronization with",
+            "Synchronization with replica",
+        ],
+    ),
+    (
+        &["CS514"],
+        &[
+            "Background saving terminated with success",
+            "DB saved on disk",
+            "Background AOF rewrite terminated with success",
+            "Background AOF rewrite finished successfully",
+            "AOF write error looks solved",
+        ],
+    ),
+    (
+        &["CS517"],
+        &["Failover election won", "Cluster state changed: ok"],
+    ),
+];
 
-/// The log line number of the last completed sync (replica or primary side, both wordings).
-fn last_completed_sync(log: &ServerLog) -> Option<usize> {
+/// The log line number of the last line of the run that clears `id`'s failures.
+fn last_clearing_line(log: &ServerLog, id: &str) -> Option<usize> {
+    let (_, clearing) = CLEARED_BY.iter().find(|(ids, _)| ids.contains(&id))?;
     log.lines[log.last_run_start()..]
         .iter()
         .rev()
-        .find(|l| {
-            let m = &l.message;
-            m.contains("sync: Finished with success")
-                || m.contains("Successful partial resynchronization with")
-                || (m.contains("Synchronization with replica") && m.ends_with("succeeded"))
-        })
+        .find(|l| clearing.iter().any(|c| l.message.contains(c)))
         .map(|l| l.line)
 }
 
-/// What a group of lines says about its rule: its row's weight, except that a replication
-/// failure a later sync cleared only hints (it is history, not the state now).
+/// What a group of lines says about its rule: its row's weight, except that a failure a later
+/// line cleared only hints.
 fn weight(log: &ServerLog, g: &Group, row: &Row) -> Option<(&'static str, Weight)> {
     let Verdict::Rule(id, w) = row.verdict else {
         return None;
     };
-    let cleared = w == Weight::Proves
-        && CLEARED_BY_SYNC.contains(&id)
-        && last_completed_sync(log).is_some_and(|at| at > g.last.line);
+    let cleared =
+        w == Weight::Proves && last_clearing_line(log, id).is_some_and(|at| at > g.last.line);
     Some((id, if cleared { Weight::Hints } else { w }))
 }
 

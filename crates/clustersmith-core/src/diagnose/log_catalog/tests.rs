@@ -577,6 +577,25 @@ fn a_crash_report_is_one_fatal_finding_without_unrecognised_noise() {
 }
 
 #[test]
+fn a_save_that_succeeded_after_a_full_disk_clears_the_failed_ones() {
+    let failing = log_of(&[
+        (
+            "04:51:34.123",
+            "Write error saving DB on disk: No space left on device",
+        ),
+        ("04:51:34.130", "Background saving error"),
+    ]);
+    let findings = diagnose(&node_with_log(&failing));
+    assert_eq!(findings[0].rule.id, "CS514");
+    assert_eq!(worst(&findings), Some(Severity::Error));
+    let recovered = format!(
+        "{failing}9854:M 02 Dec 2026 04:58:00.001 * Background saving terminated with success\n"
+    );
+    let findings = diagnose(&node_with_log(&recovered));
+    assert_eq!(worst(&findings), Some(Severity::Info), "{findings:#?}");
+}
+
+#[test]
 fn healthy_startup_logs_of_each_server_raise_nothing_at_warning() {
     // Captured at start on this machine: Redis 6.2.14, 7.0.15, Valkey 8.1.8 (with the host's
     // kernel advice, which is not a cluster matter).
