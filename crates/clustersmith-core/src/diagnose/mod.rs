@@ -13,6 +13,7 @@
 //! line that only hints at one joins that rule's finding when other evidence raises it, and a
 //! line the catalog does not know is reported at info rather than dropped.
 
+mod balance;
 mod checks;
 mod departed;
 pub mod log_catalog;

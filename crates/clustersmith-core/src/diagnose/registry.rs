@@ -5,7 +5,7 @@ use super::EvidenceKind::{
     Certificate, Live, NodesConf, PostDeployLog, RedisConf, ServerLog, Spec,
 };
 use super::Severity::{Critical, Error, Info, Warning};
-use super::{Rule, checks, departed};
+use super::{Rule, balance, checks, departed};
 
 pub static RULES: &[Rule] = &[
     Rule {
@@ -283,6 +283,18 @@ pub static RULES: &[Rule] = &[
         evidence: &[Live],
         explains: &["CS301", "CS302"],
         check: departed::node_replaced_with_new_id,
+    },
+    Rule {
+        id: "CS322",
+        name: "slots-unbalanced",
+        severity: Warning,
+        detects: "Primaries whose own `CLUSTER NODES` lines give them slot counts that differ by more than one (e.g. 8192 / 2731 / 5461).",
+        why: "Keys and traffic follow slots: the fullest primary runs out of memory and CPU first, and its failover moves the most data. Such layouts come from two formation runs with different shapes, an interrupted reshard, or primaries added without moving slots; `apply` keeps slots where they are.",
+        fix: "Move slots until the counts differ by at most one (`redis-cli --cluster rebalance`, or CLUSTER SETSLOT with MIGRATE); plan it in a quiet hour, it moves keys.",
+        false_positives: "A deliberately weighted layout (bigger primaries on bigger machines).",
+        evidence: &[Live],
+        explains: &[],
+        check: balance::slots_unbalanced,
     },
     Rule {
         id: "CS321",

@@ -40,7 +40,12 @@ fn view(nodes: &str, cluster_info: &str, info: &str) -> NodeView {
 
 /// The formed scenario-2 cluster as each of its four nodes reports it.
 fn formed() -> Inputs {
-    let lines: Vec<&str> = FORMED_NODES.lines().collect();
+    formed_from(FORMED_NODES)
+}
+
+/// Four nodes that each report `nodes_text` (with `myself` moved to their own line).
+fn formed_from(nodes_text: &str) -> Inputs {
+    let lines: Vec<&str> = nodes_text.lines().collect();
     let roles = [
         "role:slave\nmaster_link_status:up\n",
         "role:slave\nmaster_link_status:up\n",
@@ -521,6 +526,16 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
                 ),
                 None,
             ),
+        ),
+        (
+            "CS322",
+            // The seed's 2+2 with 0-10000 / 10001-16383: 10001 against 6383 slots.
+            formed_from(
+                &FORMED_NODES
+                    .replace("connected 8192-16383", "connected 10001-16383")
+                    .replace("connected 0-8191", "connected 0-10000"),
+            ),
+            formed(),
         ),
         (
             "CS321",
