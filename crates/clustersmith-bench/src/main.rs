@@ -9,6 +9,7 @@ mod nodes;
 mod poller;
 mod report;
 mod run;
+mod simulate;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,6 +37,16 @@ enum Command {
         results: PathBuf,
         /// SVG to write.
         svg: PathBuf,
+    },
+    /// Times parse + plan + verify on simulated views of a formed and a half-formed cluster
+    /// (no servers), each point in a child process of its own for its peak RSS.
+    Simulate {
+        /// Cluster sizes (even: half primaries, one replica each).
+        #[arg(long, value_delimiter = ',', default_value = "100,300,1000")]
+        sizes: Vec<usize>,
+        /// Run one point in this process and print it as JSON (what the children do).
+        #[arg(long, value_enum)]
+        shape: Option<simulate::Shape>,
     },
     /// Copy a result file's tables into a Markdown file, between `<!-- bench:begin -->` and
     /// `<!-- bench:end -->`.
@@ -98,6 +109,21 @@ fn main() -> anyhow::Result<()> {
             write_chart(&rows, &svg)
         }
         Some(Command::Readme { results, markdown }) => write_readme(&results, &markdown),
+        Some(Command::Simulate {
+            sizes,
+            shape: Some(shape),
+        }) => {
+            let &[n] = sizes.as_slice() else {
+                anyhow::bail!("--shape runs one point: give one size");
+            };
+            println!("{}", serde_json::to_string(&simulate::run_point(n, shape))?);
+            Ok(())
+        }
+        Some(Command::Simulate { sizes, shape: None }) => {
+            let points = simulate::run_all(&sizes)?;
+            print!("{}", simulate::table(&points));
+            Ok(())
+        }
         None => run_all(&cli.run),
     }
 }

@@ -61,14 +61,14 @@ impl NodeView {
     /// True when this node has a handshake entry for the given address (a MEET in flight).
     pub fn is_meeting(&self, ip: IpAddr, port: u16) -> bool {
         self.nodes
-            .entries
+            .entries()
             .iter()
             .any(|e| e.is_handshake() && e.addr.ip == Some(ip) && e.addr.port == port)
     }
 
     /// A fresh node: it knows nobody and has never been given a config epoch.
     pub fn is_fresh(&self) -> bool {
-        self.nodes.entries.len() == 1 && self.myself().config_epoch == 0
+        self.nodes.entries().len() == 1 && self.myself().config_epoch == 0
     }
 }
 
@@ -102,7 +102,7 @@ impl Observation {
     pub fn id_listed_at(&self, ip: IpAddr, port: u16) -> Option<NodeId> {
         let mut found: Option<&NodeId> = None;
         for view in self.nodes.iter().filter_map(NodeState::view) {
-            for entry in &view.nodes.entries {
+            for entry in view.nodes.entries() {
                 if entry.is_handshake() || entry.addr.ip != Some(ip) || entry.addr.port != port {
                     continue;
                 }

@@ -193,7 +193,7 @@ pub fn verify(
         };
 
         // membership
-        let listed: BTreeSet<&NodeId> = view.nodes.entries.iter().map(|e| &e.id).collect();
+        let listed: BTreeSet<&NodeId> = view.nodes.entries().iter().map(|e| &e.id).collect();
         let missing: Vec<String> = expected
             .iter()
             .filter(|id| !listed.contains(*id))
@@ -211,7 +211,7 @@ pub fn verify(
                 format!("does not know {}", missing.join(", ")),
             );
         }
-        for entry in &view.nodes.entries {
+        for entry in view.nodes.entries() {
             if departed_ids.contains(&entry.id) {
                 continue;
             }

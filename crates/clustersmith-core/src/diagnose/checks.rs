@@ -149,7 +149,7 @@ pub fn success_claimed_over_broken_cluster(inputs: &Inputs) -> Vec<Hit> {
         }
         let mut broken_live = 0;
         for (node, view) in inputs.live() {
-            if !view.cluster_info.is_ok() || view.nodes.entries.len() < inputs.expected_size() {
+            if !view.cluster_info.is_ok() || view.nodes.entries().len() < inputs.expected_size() {
                 broken_live += 1;
                 evidence.push(live(
                     node,
@@ -376,7 +376,7 @@ pub fn knows_only_itself(inputs: &Inputs) -> Vec<Hit> {
     for node in &inputs.nodes {
         let mut evidence = Vec::new();
         if let Some(view) = &node.live
-            && view.nodes.entries.len() == 1
+            && view.nodes.entries().len() == 1
         {
             evidence.push(live(node, "CLUSTER NODES", entry_text(view.myself())));
             evidence.push(live(
@@ -386,9 +386,9 @@ pub fn knows_only_itself(inputs: &Inputs) -> Vec<Hit> {
             ));
         } else if node.live.is_none()
             && let Some(conf) = &node.nodes_conf
-            && conf.value.entries.len() == 1
+            && conf.value.entries().len() == 1
         {
-            let me = &conf.value.entries[0];
+            let me = &conf.value.entries()[0];
             evidence.push(conf.at(1, format!("the only node line: {}", entry_text(me))));
         }
         if !evidence.is_empty() {
@@ -461,7 +461,7 @@ pub fn bus_handshake_stuck(inputs: &Inputs) -> Vec<Hit> {
     for (node, view) in inputs.live() {
         let stuck: Vec<Evidence> = view
             .nodes
-            .entries
+            .entries()
             .iter()
             .filter(|e| {
                 !e.is_myself()
@@ -755,7 +755,7 @@ pub fn foreign_cluster_member(inputs: &Inputs) -> Vec<Hit> {
         .filter_map(|(node, view)| {
             let foreign: Vec<Evidence> = view
                 .nodes
-                .entries
+                .entries()
                 .iter()
                 .filter(|e| !e.is_handshake() && !ours.contains(&&e.id) && !departed.contains(&e.id))
                 .map(|e| live(node, "CLUSTER NODES", entry_text(e)))

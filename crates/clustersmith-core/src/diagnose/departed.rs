@@ -69,7 +69,7 @@ pub fn node_replaced_with_new_id(inputs: &Inputs) -> Vec<Hit> {
                 "CLUSTER NODES",
                 format!(
                     "answers as {new_id}, knows {} node(s), epoch {}",
-                    successor.live.as_ref().map_or(0, |v| v.nodes.entries.len()),
+                    successor.live.as_ref().map_or(0, |v| v.nodes.entries().len()),
                     successor.live.as_ref().map_or(0, |v| v.myself().config_epoch)
                 ),
             )];

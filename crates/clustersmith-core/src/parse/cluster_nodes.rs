@@ -6,6 +6,7 @@
 //! ```
 //! Slots are `N`, `N-M`, or open slots `[N->-<id>]` (migrating) / `[N-<-<id>]` (importing).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::{ParseIssue, Parsed};
@@ -69,17 +70,41 @@ pub struct OpenSlot {
 /// All entries of one node's `CLUSTER NODES` reply.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClusterNodes {
-    pub entries: Vec<NodeEntry>,
+    entries: Vec<NodeEntry>,
+    /// Position of each id in `entries` (the first, should a reply repeat one): the planner and
+    /// the verifier look ids up for every entry of every view, N² lookups per round, which a
+    /// scan per lookup makes N³.
+    index: HashMap<NodeId, usize>,
+    myself: Option<usize>,
 }
 
 impl ClusterNodes {
+    /// Indexes parsed entries; the only way to build one, so the index always fits.
+    fn new(entries: Vec<NodeEntry>) -> ClusterNodes {
+        let mut index = HashMap::with_capacity(entries.len());
+        for (pos, entry) in entries.iter().enumerate() {
+            index.entry(entry.id.clone()).or_insert(pos);
+        }
+        let myself = entries.iter().position(NodeEntry::is_myself);
+        ClusterNodes {
+            entries,
+            index,
+            myself,
+        }
+    }
+
+    /// Every line, in reply order.
+    pub fn entries(&self) -> &[NodeEntry] {
+        &self.entries
+    }
+
     /// The reporting node's own line.
     pub fn myself(&self) -> Option<&NodeEntry> {
-        self.entries.iter().find(|e| e.is_myself())
+        self.myself.map(|pos| &self.entries[pos])
     }
 
     pub fn get(&self, id: &NodeId) -> Option<&NodeEntry> {
-        self.entries.iter().find(|e| &e.id == id)
+        self.index.get(id).map(|pos| &self.entries[*pos])
     }
 
     /// Entries other than the reporting node's own.
@@ -119,7 +144,7 @@ pub fn parse_cluster_nodes(text: &str) -> Parsed<ClusterNodes> {
         });
     }
     Parsed {
-        value: ClusterNodes { entries },
+        value: ClusterNodes::new(entries),
         issues,
     }
 }
@@ -264,13 +289,13 @@ ae16bca025bfa992a5e0c9ec2fbdda10fac6af44 10.168.17.8:6379@16379 slave 5d75611c1b
         let parsed = parse_cluster_nodes(SEED_FORMED);
         assert!(parsed.issues.is_empty(), "{:?}", parsed.issues);
         let nodes = parsed.value;
-        assert_eq!(nodes.entries.len(), 4);
+        assert_eq!(nodes.entries().len(), 4);
         let me = nodes.myself().unwrap();
         assert_eq!(me.id.short(), "5be3d949");
         assert_eq!(me.slots.to_string(), "0-8191");
         assert_eq!(me.addr.to_string(), "10.168.17.5:6379");
         assert_eq!(me.addr.bus_port, 16379);
-        let replica = &nodes.entries[0];
+        let replica = &nodes.entries()[0];
         assert!(replica.is_replica());
         assert_eq!(replica.primary_id.as_ref().unwrap().short(), "5d75611c");
         assert_eq!(replica.config_epoch, 2);
@@ -298,7 +323,7 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@40001,redis-1.test myse
         assert_eq!(me.open_slots.len(), 2);
         assert_eq!(me.open_slots[0].kind, OpenSlotKind::Migrating);
         assert_eq!(me.open_slots[1].slot, 93);
-        let shake = &parsed.value.entries[1];
+        let shake = &parsed.value.entries()[1];
         assert!(shake.is_handshake());
         assert_eq!(shake.addr.ip, Some("::1".parse().unwrap()));
         assert_eq!(shake.link_state, LinkState::Disconnected);
@@ -308,7 +333,7 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@40001,redis-1.test myse
     fn keeps_going_and_reports_bad_lines_with_their_number() {
         let text = format!("{SEED_ALONE}garbage line\n0123 1.2.3.4:1@2 master - 0 0 0 connected\n");
         let parsed = parse_cluster_nodes(&text);
-        assert_eq!(parsed.value.entries.len(), 1);
+        assert_eq!(parsed.value.entries().len(), 1);
         let lines: Vec<usize> = parsed.issues.iter().map(|i| i.line).collect();
         assert_eq!(lines, [2, 3]);
     }

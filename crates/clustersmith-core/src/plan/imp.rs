@@ -248,7 +248,7 @@ fn membership_blockers(
         let Some(view) = obs.view(idx) else { continue };
         let foreign: Vec<NodeId> = view
             .nodes
-            .entries
+            .entries()
             .iter()
             .filter(|e| !e.is_handshake() && !ours.contains(&e.id) && !at_unobserved(e))
             .map(|e| e.id.clone())
