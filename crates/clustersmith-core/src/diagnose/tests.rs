@@ -407,6 +407,10 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
             },
         ),
     ]
+    .into_iter()
+    // The node-fact rules' cases live beside them.
+    .chain(super::node_facts::tests::cases())
+    .collect()
 }
 
 #[test]
