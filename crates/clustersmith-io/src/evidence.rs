@@ -342,12 +342,12 @@ fn facts_of(err: Option<&NodeError>, reason: &str) -> NodeFacts {
         Some(NodeErrorKind::ProtectedMode) => Answer::ProtectedMode,
         Some(NodeErrorKind::Reply { code, .. }) if code == "LOADING" => Answer::Loading,
         Some(
-            NodeErrorKind::Reply { .. }
-            | NodeErrorKind::AuthFailed
+            NodeErrorKind::AuthFailed
             | NodeErrorKind::NoAuth
             | NodeErrorKind::NoPasswordConfigured
             | NodeErrorKind::NoPermission(_),
-        ) => Answer::Refusing,
+        ) => Answer::AuthRefused,
+        Some(NodeErrorKind::Reply { .. }) => Answer::Refusing,
         Some(NodeErrorKind::ConnectionReset | NodeErrorKind::Tls(_) | NodeErrorKind::Other(_))
         | None => Answer::Reset,
     };

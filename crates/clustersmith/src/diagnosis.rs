@@ -71,14 +71,18 @@ pub async fn diagnose_cmd(args: &DiagnoseArgs) -> anyhow::Result<u8> {
         Some((open(&spec, &conn, args.prefer_ipv6).await?, spec))
     };
     let mut gathered = gather(session.as_mut().map(|(s, _)| s), &files).await;
-    // One node speaking the other protocol while others answer is a fact about that node
-    // (CS335), not about the settings given; when no node answers, it is the settings.
+    // One node speaking the other protocol (CS335) or refusing the credentials (CS338)
+    // while others answer with the same settings is a fact about that node; when no node
+    // answers, it is the settings given, and diagnose stops as every command does.
     let some_answered = gathered.inputs.nodes.iter().any(|n| n.live.is_some());
     let settings_errors = gathered.errors.iter().filter(|e| {
         !(some_answered
             && matches!(
                 e.kind,
                 NodeErrorKind::Tls(TlsProblem::PlaintextPort | TlsProblem::TlsOnlyPort)
+                    | NodeErrorKind::NoAuth
+                    | NodeErrorKind::AuthFailed
+                    | NodeErrorKind::NoPermission(_)
             ))
     });
     if refused_settings("diagnose", args.format, settings_errors) {
@@ -172,6 +176,7 @@ fn answer_name(answer: &Answer) -> &'static str {
         Answer::ProtectedMode => "protected-mode",
         Answer::Loading => "loading",
         Answer::Refusing => "refusing-cluster-commands",
+        Answer::AuthRefused => "auth-refused",
     }
 }
 

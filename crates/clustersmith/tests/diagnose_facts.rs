@@ -537,3 +537,114 @@ fn a_healthy_cluster_reports_nothing_at_warning_or_above_and_every_node_is_a_mem
         }
     }
 }
+
+#[test]
+fn a_node_with_another_password_than_its_peers_is_named() {
+    let mut servers = Servers::start(1);
+    let bin = find_server_binary(None).unwrap();
+    servers.add(
+        &bin,
+        &ServerOpts {
+            directives: vec![("requirepass".into(), "odd-one-out".into())],
+            ..Default::default()
+        },
+    );
+    servers.cmd(0, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    let nodes = servers.ips();
+    let mut args = files_of(&servers);
+    args.extend(strings(&["-m", "1", "-r", "1"]));
+    args.extend(nodes.iter().cloned());
+    let (code, report) = diagnose(&args, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(top(&report), ("CS338", nodes[1].as_str()), "{report}");
+    let texts = evidence_texts(&report["findings"][0]);
+    assert!(
+        texts.contains(&"requirepass is set".to_owned()),
+        "{texts:?}"
+    );
+    assert!(!report.to_string().contains("odd-one-out"));
+    assert_eq!(node_entry(&report, &nodes[1])["answer"], "auth-refused");
+    // When no node accepts the settings, they are the problem: exit 2, as before.
+    let out = clustersmith(&["diagnose", &nodes[1]], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn stopped_and_misconfigured_nodes_are_found_on_redis_6_2_and_valkey() {
+    for bin in other_servers() {
+        let mut servers = Servers::start_with(
+            2,
+            &ServerOpts {
+                bin: Some(bin.clone()),
+                ..Default::default()
+            },
+        );
+        // Redis 6.2 has no ADDSLOTSRANGE.
+        let mut addslots = vec!["CLUSTER", "ADDSLOTS"];
+        let slots: Vec<String> = (0..16384).map(|s| s.to_string()).collect();
+        addslots.extend(slots.iter().map(String::as_str));
+        servers.cmd(0, &addslots);
+        servers.stop(1);
+        let nodes = servers.ips();
+        let mut args = files_of(&servers);
+        args.extend(strings(&["-m", "1", "-r", "1"]));
+        args.extend(nodes.iter().cloned());
+        let (code, report) = diagnose(&args, &[]);
+        assert_eq!(code, Some(1), "{}: {report}", bin.display());
+        assert_eq!(top(&report), ("CS330", nodes[1].as_str()), "{report}");
+        assert_eq!(
+            symptoms(&report["findings"][0]),
+            [("CS301".to_owned(), nodes[0].clone())]
+        );
+        let log = path(&servers.servers[1].log_path());
+        assert!(
+            report["findings"][0]["evidence"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["path"] == log.as_str()),
+            "{report}"
+        );
+
+        // A bad line in redis.conf: the server's own words from stderr are the reason.
+        let dir = tempfile::tempdir().unwrap();
+        let port = spare_port(22301);
+        let conf = broken_conf(&dir.path().join("b"), port, "bogus-directive yes\n");
+        let out = dir.path().join("b/server.log");
+        let status = {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&out)
+                .unwrap();
+            Command::new(&bin)
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(file.try_clone().unwrap())
+                .stderr(file)
+                .status()
+                .unwrap()
+        };
+        assert!(!status.success());
+        let b = format!("127.0.0.1:{port}");
+        let mut args = strings(&[
+            "--redis-conf",
+            &path(&conf),
+            "--log",
+            &path(&out),
+            &nodes[0],
+            &b,
+        ]);
+        args.extend(strings(&["-m", "1", "-r", "1"]));
+        let (_, report) = diagnose(&args, &[]);
+        assert_eq!(top(&report), ("CS330", b.as_str()), "{report}");
+        assert!(
+            report["findings"][0]["summary"]
+                .as_str()
+                .unwrap()
+                .contains("Bad directive"),
+            "{}: {report}",
+            bin.display()
+        );
+    }
+}

@@ -34,6 +34,8 @@ pub enum Answer {
     ProtectedMode,
     /// `-LOADING Redis is loading the dataset in memory`.
     Loading,
+    /// It refused the credentials (NOAUTH, WRONGPASS, NOPERM) that other nodes accepted.
+    AuthRefused,
     /// Any other refusal of the cluster commands (a renamed CLUSTER command, …).
     Refusing,
 }
@@ -56,7 +58,7 @@ impl NodeFacts {
 
 /// Rules whose finding is a node that is not a working cluster member.
 const NOT_MEMBER: &[&str] = &[
-    "CS330", "CS331", "CS332", "CS333", "CS334", "CS335", "CS336",
+    "CS330", "CS331", "CS332", "CS333", "CS334", "CS335", "CS336", "CS338",
 ];
 
 fn not_member(node: &NodeEvidence) -> Option<&NodeFacts> {
@@ -324,6 +326,39 @@ pub fn cluster_commands_refused(inputs: &Inputs) -> Vec<Hit> {
                 .renamed("CLUSTER")
                 .map(|d| conf.at(d.line, format!("rename-command {}", d.args.join(" "))))
                 .into_iter()
+                .collect()
+        },
+    )
+}
+
+pub fn auth_differs(inputs: &Inputs) -> Vec<Hit> {
+    hits_for(
+        inputs,
+        |a| *a == Answer::AuthRefused,
+        "connect",
+        |node, facts| {
+            format!(
+                "{} refuses the credentials the other nodes accept ({}): its requirepass or ACL users differ from theirs",
+                node.label, facts.reply
+            )
+        },
+        |node| {
+            let Some(conf) = &node.redis_conf else {
+                return Vec::new();
+            };
+            // The directives that set who may log in; the password itself is never shown.
+            conf.value
+                .directives
+                .iter()
+                .filter(|d| ["requirepass", "user", "aclfile"].contains(&d.name.as_str()))
+                .map(|d| {
+                    let shown = match d.name.as_str() {
+                        "user" => format!("user {}", d.args.first().map_or("", String::as_str)),
+                        "aclfile" => format!("aclfile {}", d.args.join(" ")),
+                        _ => "requirepass is set".to_owned(),
+                    };
+                    conf.at(d.line, shown)
+                })
                 .collect()
         },
     )

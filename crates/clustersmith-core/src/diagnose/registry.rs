@@ -392,6 +392,18 @@ pub static RULES: &[Rule] = &[
         explains: &["CS330", "CS331"],
         check: node_facts::shared_between_nodes,
     },
+    Rule {
+        id: "CS338",
+        name: "node-refuses-auth",
+        severity: Error,
+        detects: "An expected node that refuses the credentials the other nodes accept: NOAUTH (it has a password they lack), WRONGPASS (another password), or NOPERM (its ACL user lacks a permission).",
+        why: "Nodes of one cluster must share their passwords and ACL users: a replica logs in to its primary with masterauth / masteruser, and tools use one set of credentials for all nodes. The odd node can be neither formed nor checked, and replication to or from it fails.",
+        fix: "Give every node the same requirepass (and masterauth), or the same ACL users with the same permissions, and reload them (CONFIG SET requirepass / ACL LOAD) or restart.",
+        false_positives: "A node listed by mistake that belongs to another deployment.",
+        evidence: &[Live, RedisConf],
+        explains: &["CS301", "CS302", "CS303", "CS204"],
+        check: node_facts::auth_differs,
+    },
 ];
 
 /// The rule with this id, or this name.

@@ -174,6 +174,18 @@ pub(in crate::diagnose) fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
             pair(second_member()),
         ),
         (
+            "CS338",
+            pair_with(
+                Answer::AuthRefused,
+                "authentication required (NOAUTH)",
+                |b| {
+                    b.redis_conf =
+                        conf("/srv/b/redis.conf", "port 20992\nrequirepass \"s3cret\"\n");
+                },
+            ),
+            pair(second_member()),
+        ),
+        (
             "CS337",
             pair_with(Answer::Refused, "connection refused", |b| {
                 b.redis_conf = conf(
@@ -271,6 +283,18 @@ fn a_node_that_could_not_bind_its_port_is_traced_to_the_node_holding_it() {
             .any(|e| e.text == "port 20991 (expected at port 20992)"),
         "{:#?}",
         down[0].evidence
+    );
+}
+
+#[test]
+fn the_odd_password_is_named_without_showing_it() {
+    let (_, inputs, _) = cases().into_iter().find(|c| c.0 == "CS338").unwrap();
+    let findings = diagnose(&inputs);
+    assert_eq!(top(&findings), ("CS338", Some("127.0.0.1:20992")));
+    let text = format!("{findings:?}");
+    assert!(
+        text.contains("requirepass is set") && !text.contains("s3cret"),
+        "{text}"
     );
 }
 
