@@ -249,6 +249,12 @@ struct Group {
     /// Plaintext and TLS ports, and bind addresses, from redis.conf (and its includes).
     ports: Vec<u16>,
     bind: Vec<String>,
+    /// The IP addresses its certificate (`tls-cert-file`) is issued for: where the node can
+    /// be, when several nodes listen on its port (every BOSH node on 6379).
+    cert_ips: Vec<std::net::IpAddr>,
+    /// The PID in its pid file (`pidfile`), when the file is there: a log whose last run
+    /// has that PID is its log (a stale pid file is what a crashed server leaves).
+    pid: Option<u32>,
     /// The BOSH job's files.
     job: bool,
     first_path: String,
@@ -447,7 +453,17 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
         .flatten()
         .collect();
         let certs = cert_facts(&conf, files, &mut notes);
+        let pid = named("pidfile", None)
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| t.trim().parse().ok());
+        let cert_ips = effective
+            .value("tls-cert-file")
+            .and_then(|p| std::fs::read(files.reroot(p)).ok())
+            .map(|pem| cert_ips(&pem))
+            .unwrap_or_default();
         groups.push(Group {
+            pid,
+            cert_ips,
             named_log: named("logfile", None),
             named_nodes_conf: named("cluster-config-file", Some("nodes.conf")),
             ports,
@@ -473,11 +489,16 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
     let home = |groups: &mut Vec<Group>,
                 path: &Path,
                 named: fn(&Group) -> Option<&PathBuf>,
-                taken: fn(&Group) -> bool|
+                taken: fn(&Group) -> bool,
+                pid: Option<u32>|
      -> usize {
         let by_name = groups
             .iter()
-            .position(|g| !taken(g) && named(g).is_some_and(|n| same_file(n, path)));
+            .position(|g| !taken(g) && named(g).is_some_and(|n| same_file(n, path)))
+            .or_else(|| {
+                let pid = pid?;
+                groups.iter().position(|g| !taken(g) && g.pid == Some(pid))
+            });
         let by_job = || {
             is_job_file(path)
                 .then(|| groups.iter().position(|g| g.job && !taken(g)))
@@ -506,6 +527,7 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
             path,
             |g| g.named_nodes_conf.as_ref(),
             |g| g.nodes_conf.is_some(),
+            None,
         );
         groups[idx].nodes_conf = Some(SourceFile {
             path: path.display().to_string(),
@@ -517,11 +539,13 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
             continue;
         };
         note_issues(path, &issues, &mut notes);
+        let last_pid = value.lines.last().map(|l| l.pid);
         let idx = home(
             &mut groups,
             path,
             |g| g.named_log.as_ref(),
             |g| g.log.is_some(),
+            last_pid,
         );
         groups[idx].log = Some(SourceFile {
             path: path.display().to_string(),
@@ -542,12 +566,21 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
         .iter()
         .map(|group| {
             let ports = group.ports();
-            (0..expected_count)
+            let by_port: Vec<usize> = (0..expected_count)
                 .filter(|n| {
                     nodes[*n].port.is_some_and(|p| ports.contains(&p))
                         && nodes[*n].ip.is_some_and(|ip| group.binds(ip))
                 })
-                .collect()
+                .collect();
+            // Several nodes on its port (one port on every VM): the certificate says which.
+            if by_port.len() > 1 && !group.cert_ips.is_empty() {
+                by_port
+                    .into_iter()
+                    .filter(|n| nodes[*n].ip.is_some_and(|ip| group.cert_ips.contains(&ip)))
+                    .collect()
+            } else {
+                by_port
+            }
         })
         .collect();
     for g in 0..groups.len() {
@@ -585,13 +618,24 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
         let idx = match owner[g] {
             Some(n) => n,
             None => {
-                let label = group.label(job);
-                match nodes[expected_count..]
+                // Files of no expected node: joined with others of the same port when they
+                // fill different kinds (a log and a redis.conf given apart), else a node of
+                // their own named by their first file.
+                let mut label = group.label(job);
+                let fits = |n: &NodeEvidence| {
+                    !(group.redis_conf.is_some() && n.redis_conf.is_some()
+                        || group.nodes_conf.is_some() && n.nodes_conf.is_some()
+                        || group.log.is_some() && n.log.is_some())
+                };
+                let existing = nodes[expected_count..]
                     .iter()
-                    .position(|n| n.label == label)
-                {
-                    Some(i) => expected_count + i,
-                    None => {
+                    .position(|n| n.label == label);
+                match existing {
+                    Some(i) if fits(&nodes[expected_count + i]) => expected_count + i,
+                    other => {
+                        if other.is_some() {
+                            label = format!("files of {}", group.first_path);
+                        }
                         nodes.push(NodeEvidence {
                             label,
                             port: group.ports().first().copied(),
@@ -710,6 +754,32 @@ fn cert_facts(conf: &RedisConf, files: &EvidenceFiles, notes: &mut Vec<String>) 
         .collect()
 }
 
+/// The IP addresses in the subjectAltName of the first certificate in a PEM file.
+fn cert_ips(pem: &[u8]) -> Vec<std::net::IpAddr> {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(pem) else {
+        return Vec::new();
+    };
+    let Ok(cert) = pem.parse_x509() else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => Some(std::net::IpAddr::from(<[u8; 4]>::try_from(*bytes).ok()?)),
+                16 => Some(std::net::IpAddr::from(<[u8; 16]>::try_from(*bytes).ok()?)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 /// (serverAuth allowed, clientAuth allowed, expired) of the first certificate in a PEM file.
 /// No extended key usage extension means any usage.
 fn parse_cert(pem: &[u8]) -> Result<(bool, bool, bool), String> {
@@ -730,6 +800,70 @@ fn parse_cert(pem: &[u8]) -> Result<(bool, bool, bool), String> {
 mod tests {
     use super::*;
     use crate::pki::{CertOptions, TestCa};
+
+    /// Two servers' files on one port, told apart by what their redis.conf names: the log
+    /// named by `logfile`, the nodes.conf in `dir`, and a log given apart whose last run has
+    /// the PID in the pid file (named in an included file).
+    #[tokio::test]
+    async fn files_are_linked_through_the_directives_of_their_redis_conf() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let write = |rel: &str, text: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let a_conf = write(
+            "a/redis.conf",
+            "port 6379\ndir /a\nlogfile /logs/a-server.log\ncluster-config-file a-nodes.conf\n",
+        );
+        let b_conf = write(
+            "b/redis.conf",
+            "include /b/common.conf\ndir /b\nlogfile \"\"\n",
+        );
+        write("b/common.conf", "port 6379\npidfile /run/b.pid\n");
+        write("run/b.pid", "4242\n");
+        let a_nodes = write(
+            "a/a-nodes.conf",
+            "5be3d949f56e77d5848af97f1d8825e1c29f3270 :6379@16379 myself,master - 0 0 0 connected 0-16383\nvars currentEpoch 0 lastVoteEpoch 0\n",
+        );
+        let a_log = write(
+            "logs/a-server.log",
+            "17:M 02 Dec 2026 05:40:01.100 * Ready to accept connections\n",
+        );
+        let b_log = write(
+            "captured/stdout.log",
+            "4242:M 02 Dec 2026 05:40:01.100 # Warning: Could not create server TCP listening socket *:6379: bind: Address already in use\n",
+        );
+        let files = EvidenceFiles {
+            redis_conf: vec![a_conf.clone(), b_conf.clone()],
+            nodes_conf: vec![a_nodes.clone()],
+            logs: vec![b_log.clone(), a_log.clone()],
+            root: root.to_owned(),
+            ..Default::default()
+        };
+        let gathered = gather(None, &files).await;
+        let nodes = &gathered.inputs.nodes;
+        assert_eq!(nodes.len(), 2, "{:?}", gathered.notes);
+        let shown = |p: &Path| p.display().to_string();
+        let of = |conf: &Path| {
+            nodes
+                .iter()
+                .find(|n| n.redis_conf.as_ref().map(|c| c.path.clone()) == Some(shown(conf)))
+                .unwrap()
+        };
+        let a = of(&a_conf);
+        assert_eq!(a.log.as_ref().map(|f| f.path.clone()), Some(shown(&a_log)));
+        assert_eq!(
+            a.nodes_conf.as_ref().map(|f| f.path.clone()),
+            Some(shown(&a_nodes))
+        );
+        let b = of(&b_conf);
+        assert_eq!(b.log.as_ref().map(|f| f.path.clone()), Some(shown(&b_log)));
+        assert_ne!(a.label, b.label);
+        assert!(gathered.notes.is_empty(), "{:?}", gathered.notes);
+    }
 
     #[test]
     fn certificate_usage_and_expiry_are_read() {
@@ -763,5 +897,7 @@ mod tests {
         assert_eq!(read(&good.cert), (true, true, false));
         assert_eq!(read(&server_only.cert), (true, false, false));
         assert_eq!(read(&old.cert), (true, true, true));
+        let ips = cert_ips(&std::fs::read(&good.cert).unwrap());
+        assert_eq!(ips, ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
     }
 }
