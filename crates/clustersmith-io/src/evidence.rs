@@ -354,6 +354,12 @@ fn facts_of(err: Option<&NodeError>, reason: &str) -> NodeFacts {
             | NodeErrorKind::NoPermission(_),
         ) => Answer::AuthRefused,
         Some(NodeErrorKind::Reply { .. }) => Answer::Refusing,
+        // It answered, but not with a cluster view (session.rs names these).
+        Some(NodeErrorKind::Other(text))
+            if text == "reply is not text" || text.contains("no `myself` line") =>
+        {
+            Answer::Refusing
+        }
         Some(NodeErrorKind::ConnectionReset | NodeErrorKind::Tls(_) | NodeErrorKind::Other(_))
         | None => Answer::Reset,
     };

@@ -648,3 +648,33 @@ fn stopped_and_misconfigured_nodes_are_found_on_redis_6_2_and_valkey() {
         );
     }
 }
+
+#[test]
+fn a_node_that_speaks_only_tls_among_plaintext_nodes_is_named_not_refused() {
+    let servers = Servers::start_with(
+        2,
+        &ServerOpts {
+            tls: Some(DualTls::default()),
+            ..Default::default()
+        },
+    );
+    servers.cmd(0, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    // The first node by its plaintext port, the second by its TLS port.
+    let nodes = vec![servers.ips()[0].clone(), servers.tls_ips()[1].clone()];
+    let mut args = files_of(&servers);
+    args.extend(strings(&["-m", "1", "-r", "1"]));
+    args.extend(nodes.iter().cloned());
+    let (code, report) = diagnose(&args, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(top(&report), ("CS335", nodes[1].as_str()), "{report}");
+    assert_eq!(node_entry(&report, &nodes[1])["answer"], "tls-only");
+    // Its redis.conf was found by its TLS port, with the directives that say so.
+    let texts = evidence_texts(&report["findings"][0]);
+    assert!(
+        texts.iter().any(|t| t.starts_with("tls-port ")),
+        "{texts:?}"
+    );
+    // Reaching no node at all with the wrong protocol is still the settings' fault: exit 2.
+    let out = clustersmith(&["diagnose", &nodes[1]], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
