@@ -660,7 +660,7 @@ fn a_node_that_speaks_only_tls_among_plaintext_nodes_is_named_not_refused() {
     );
     servers.cmd(0, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
     // The first node by its plaintext port, the second by its TLS port.
-    let nodes = vec![servers.ips()[0].clone(), servers.tls_ips()[1].clone()];
+    let nodes = [servers.ips()[0].clone(), servers.tls_ips()[1].clone()];
     let mut args = files_of(&servers);
     args.extend(strings(&["-m", "1", "-r", "1"]));
     args.extend(nodes.iter().cloned());
