@@ -161,29 +161,54 @@ fn a_node_that_exited_at_startup_is_the_top_finding_with_its_fatal_line() {
     args.extend(strings(&["-m", "1", "-r", "1", &a, &b]));
     let (code, report) = diagnose(&args, &[]);
     assert_eq!(code, Some(1), "{report}");
-    assert_eq!(top(&report), ("CS330", b.as_str()), "{report}");
+    // One top finding for the broken node: the refused line (the log catalog's CS501),
+    // with the node not running and its lonely peer under it.
+    assert_eq!(top(&report), ("CS501", b.as_str()), "{report}");
+    assert_eq!(report["findings"].as_array().unwrap().len(), 1, "{report}");
     let cause = &report["findings"][0];
-    assert!(
-        cause["summary"]
-            .as_str()
-            .unwrap()
-            .ends_with("its log ends with: Bad directive or wrong number of arguments"),
-        "{cause}"
+    assert_eq!(
+        symptoms(cause),
+        [
+            ("CS301".to_owned(), a.clone()),
+            ("CS330".to_owned(), b.clone())
+        ]
     );
-    // The fatal lines, from the log redis.conf's `logfile` names (the server never logged
-    // an id to attach it by).
-    let fatal = cause["evidence"]
+    let down = cause["symptoms"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["text"] == ">>> 'bogus-directive yes'")
-        .unwrap_or_else(|| panic!("{cause}"));
+        .find(|s| s["id"] == "CS330")
+        .unwrap();
+    assert!(
+        down["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with("its log ends with: Bad directive or wrong number of arguments"),
+        "{down}"
+    );
+    // The fatal lines, from the log redis.conf's `logfile` names (the server never logged
+    // an id to attach it by).
+    let fatal = down["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["text"] == "refused config line (config line 8): bogus-directive yes")
+        .unwrap_or_else(|| panic!("{down}"));
     assert_eq!(fatal["path"], path(&log).as_str());
-    assert!(evidence_texts(cause).contains(&"connection refused".to_owned()));
-    // The peer that was never introduced is its symptom, not a cause of its own.
-    assert_eq!(symptoms(cause), [("CS301".to_owned(), a.clone())]);
-    assert_eq!(report["findings"].as_array().unwrap().len(), 1, "{report}");
+    assert!(evidence_texts(down).contains(&"connection refused".to_owned()));
     assert_eq!(node_entry(&report, &b)["answer"], "refused");
+
+    // Without its log, the node not running is the top finding itself, and still names
+    // the port its redis.conf gives.
+    let mut args = files_of(&servers);
+    args.extend(strings(&["--redis-conf", &path(&conf)]));
+    args.extend(strings(&["-m", "1", "-r", "1", &a, &b]));
+    let (_, report) = diagnose(&args, &[]);
+    assert_eq!(top(&report), ("CS330", b.as_str()), "{report}");
+    assert_eq!(
+        symptoms(&report["findings"][0]),
+        [("CS301".to_owned(), a.clone())]
+    );
 }
 
 #[test]
@@ -220,13 +245,17 @@ fn a_port_already_in_use_is_traced_to_the_node_that_holds_it() {
             .contains("share their port"),
         "{cause}"
     );
+    // Its failed listen (the log catalog's CS502), its not running and its lonely peer
+    // hang under it.
     assert_eq!(
         symptoms(cause),
         [
             ("CS301".to_owned(), a.clone()),
-            ("CS330".to_owned(), b.clone())
+            ("CS330".to_owned(), b.clone()),
+            ("CS502".to_owned(), b.clone())
         ]
     );
+    assert_eq!(report["findings"].as_array().unwrap().len(), 1, "{report}");
     let down = cause["symptoms"]
         .as_array()
         .unwrap()
@@ -637,9 +666,14 @@ fn stopped_and_misconfigured_nodes_are_found_on_redis_6_2_and_valkey() {
         ]);
         args.extend(strings(&["-m", "1", "-r", "1"]));
         let (_, report) = diagnose(&args, &[]);
-        assert_eq!(top(&report), ("CS330", b.as_str()), "{report}");
+        assert_eq!(top(&report), ("CS501", b.as_str()), "{report}");
         assert!(
-            report["findings"][0]["summary"]
+            report["findings"][0]["symptoms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["id"] == "CS330")
+                .unwrap_or_else(|| panic!("{report}"))["summary"]
                 .as_str()
                 .unwrap()
                 .contains("Bad directive"),

@@ -659,6 +659,30 @@ fn verify_and_plan_report_a_lopsided_slot_layout() {
     let text = stdout(&verify);
     assert!(text.contains("WARN balance"), "{text}");
     assert!(text.contains("8192") && text.contains("2731"), "{text}");
+    let diag = clustersmith(
+        &with_nodes(&["diagnose", "-m", "3", "--format", "json"], &nodes),
+        &[],
+    );
+    assert_eq!(
+        diag.status.code(),
+        Some(0),
+        "a warning is below --fail-on error"
+    );
+    let doc = json(&diag);
+    let unbalanced: Vec<&serde_json::Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "CS322")
+        .collect();
+    assert_eq!(unbalanced.len(), 1, "{doc}");
+    assert_eq!(unbalanced[0]["severity"], "warning");
+    assert!(
+        unbalanced[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("2731 and 8192")
+    );
     let plan = clustersmith(&with_nodes(&["plan", "-m", "3"], &nodes), &[]);
     assert!(
         stdout(&plan).contains("slot counts are uneven"),

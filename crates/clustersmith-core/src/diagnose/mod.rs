@@ -7,9 +7,16 @@
 //! then correlates: a finding whose rule *explains* another rule's finding on the same node
 //! (a missing `masterauth` explains that node's replica link being down) takes that finding
 //! in as a symptom, so the report leads with causes.
+//!
+//! Besides the checks, every warning line of a node's server log is looked up in the servers'
+//! own message catalog ([`log_catalog`]): a line that proves a rule raises it on its node, a
+//! line that only hints at one joins that rule's finding when other evidence raises it, and a
+//! line the catalog does not know is reported at info rather than dropped.
 
+mod balance;
 mod checks;
 mod departed;
+pub mod log_catalog;
 mod node_facts;
 mod registry;
 
@@ -191,12 +198,10 @@ impl<T> SourceFile<T> {
 }
 
 impl SourceFile<ServerLog> {
-    /// The log lines containing any of `needles`, as evidence.
+    /// The log lines containing any of `needles`, as evidence; a line repeated (a retry every
+    /// second) is shown once with its count and first and last time.
     pub fn lines_with(&self, needles: &[&str]) -> Vec<Evidence> {
-        self.value
-            .find(needles)
-            .map(|l| self.at(l.line, l.message.clone()))
-            .collect()
+        log_catalog::counted(self, self.value.find(needles))
     }
 }
 
@@ -268,7 +273,7 @@ pub fn diagnose(inputs: &Inputs) -> Vec<Finding> {
     let findings: Vec<Finding> = RULES
         .iter()
         .flat_map(|rule| {
-            (rule.check)(inputs).into_iter().map(move |hit| Finding {
+            rule_hits(rule, inputs).into_iter().map(move |hit| Finding {
                 rule,
                 node: hit.node,
                 summary: hit.summary,
@@ -278,6 +283,13 @@ pub fn diagnose(inputs: &Inputs) -> Vec<Finding> {
         })
         .collect();
     correlate(findings, inputs)
+}
+
+/// A rule's hits: its check's, with the server log lines the catalog assigns to the rule.
+pub fn rule_hits(rule: &Rule, inputs: &Inputs) -> Vec<Hit> {
+    let mut hits = (rule.check)(inputs);
+    log_catalog::attach(rule, inputs, &mut hits);
+    hits
 }
 
 /// Moves each symptom under the cause that explains it, directly or through other symptoms

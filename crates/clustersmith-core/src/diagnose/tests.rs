@@ -40,7 +40,12 @@ fn view(nodes: &str, cluster_info: &str, info: &str) -> NodeView {
 
 /// The formed scenario-2 cluster as each of its four nodes reports it.
 fn formed() -> Inputs {
-    let lines: Vec<&str> = FORMED_NODES.lines().collect();
+    formed_from(FORMED_NODES)
+}
+
+/// Four nodes that each report `nodes_text` (with `myself` moved to their own line).
+fn formed_from(nodes_text: &str) -> Inputs {
+    let lines: Vec<&str> = nodes_text.lines().collect();
     let roles = [
         "role:slave\nmaster_link_status:up\n",
         "role:slave\nmaster_link_status:up\n",
@@ -151,6 +156,138 @@ fn six_live(shared: &str, fresh: Option<&str>) -> Inputs {
     }
 }
 
+/// A log of warning lines as a server prints them.
+fn with_warnings(messages: &[&str]) -> Inputs {
+    let text: String = messages
+        .iter()
+        .map(|m| format!("12345:M 02 Dec 2026 04:51:34.123 # {m}\n"))
+        .collect();
+    with_log(&text)
+}
+
+/// (rule id, warning lines from the servers' catalog that prove it) for the rules whose
+/// evidence is the server's own log; the quiet case is the seed's healthy primary log.
+const LOGGED: &[(&str, &[&str])] = &[
+    (
+        "CS501",
+        &[
+            "Fatal error, can't open config file '/var/vcap/jobs/redis/config/redis.conf': No such file or directory",
+        ],
+    ),
+    (
+        "CS502",
+        &[
+            "Warning: Could not create server TCP listening socket 127.0.0.1:23102: bind: Address already in use",
+            "Failed listening on port 23102 (TCP), aborting.",
+        ],
+    ),
+    (
+        "CS503",
+        &[
+            "Sorry, the cluster configuration file nodes.conf is already used by a different Redis Cluster node. Please make sure that different nodes use different cluster configuration files.",
+        ],
+    ),
+    (
+        "CS504",
+        &["Unrecoverable error: corrupted cluster config file."],
+    ),
+    (
+        "CS505",
+        &[
+            "Could not rename tmp cluster config file: Permission denied",
+            "Fatal: can't update cluster config file.",
+        ],
+    ),
+    (
+        "CS506",
+        &["Can't chdir to '/var/vcap/store/redis': No such file or directory"],
+    ),
+    (
+        "CS507",
+        &[
+            "Wrong signature trying to load DB from file",
+            "Fatal error loading the DB: Invalid argument. Exiting.",
+        ],
+    ),
+    (
+        "CS508",
+        &["You can't have keys in a DB different than DB 0 when in Cluster mode. Exiting."],
+    ),
+    (
+        "CS509",
+        &[
+            "Failed to load certificate: /var/vcap/jobs/redis/tls/node.crt: error:80000002:system library::No such file or directory",
+        ],
+    ),
+    (
+        "CS510",
+        &[
+            "Aborting Redis startup because of ACL errors: /var/vcap/jobs/redis/config/users.acl:2: Unknown command or category name in ACL. ",
+        ],
+    ),
+    (
+        "CS511",
+        &[
+            "Unable to AUTH to MASTER: -WRONGPASS invalid username-password pair or user is disabled.",
+        ],
+    ),
+    (
+        "CS512",
+        &[
+            "Error reply to PING from master: '-NOPERM User repl has no permissions to run the 'ping' command'",
+        ],
+    ),
+    (
+        "CS513",
+        // Captured: Redis 7.0.15 with `client-output-buffer-limit replica 256kb 256kb 0`,
+        // written to while its replica was in full sync.
+        &[
+            "Client id=4 addr=127.0.0.1:34130 laddr=127.0.0.1:23150 fd=7 name= age=5 idle=5 flags=S db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=52 omem=1066208 tot-mem=1068008 events=r cmd=psync user=default redir=-1 resp=2 scheduled to be closed ASAP for overcoming of output buffer limits.",
+        ],
+    ),
+    (
+        "CS514",
+        &[
+            "Write error saving DB on disk: No space left on device",
+            "Background saving error",
+        ],
+    ),
+    (
+        "CS515",
+        &[
+            "Your current 'ulimit -n' of 256 is not enough for the server to start. Please increase your open file limit to at least 10032. Exiting.",
+        ],
+    ),
+    ("CS516", &["Out Of Memory allocating 1048576 bytes!"]),
+    (
+        "CS517",
+        &["Currently unable to failover: Waiting for votes, but majority still not reached."],
+    ),
+    (
+        "CS518",
+        &[
+            "Warning: no config file specified, using the default config. In order to specify a config file use redis-server /path/to/redis.conf",
+        ],
+    ),
+    (
+        "CS519",
+        &[
+            "== CRITICAL == This replica is sending an error to its master: 'ERR unknown command 'XAUTOCLAIM', with args beginning with: ' after processing the command 'xautoclaim'",
+        ],
+    ),
+    (
+        "CS520",
+        &[
+            "Error accepting a client connection: error:0A000086:SSL routines::certificate verify failed",
+        ],
+    ),
+    (
+        "CS598",
+        &["Error condition on socket for SYNC: Connection refused"],
+    ),
+    ("CS599", &["A warning no catalogued server version prints"]),
+];
+
 fn with_post_deploy(text: &str) -> Inputs {
     Inputs {
         post_deploy: vec![SourceFile {
@@ -204,7 +341,10 @@ fn replace_view(inputs: &mut Inputs, idx: usize, nodes: &str, info: &str) {
 /// (rule id, a case where it must fire, a case where it must stay quiet).
 fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
     let conf_tls_only = "port 0\ntls-port 6379\ntls-cluster yes\ntls-cert-file /c\n";
-    vec![
+    let logged = LOGGED
+        .iter()
+        .map(|(id, lines)| (*id, with_warnings(lines), with_log(SEED_S1_LOG)));
+    let mut cases = vec![
         (
             "CS101",
             with_post_deploy(SEED_S2_POST_DEPLOY),
@@ -388,6 +528,16 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
             ),
         ),
         (
+            "CS322",
+            // The seed's 2+2 with 0-10000 / 10001-16383: 10001 against 6383 slots.
+            formed_from(
+                &FORMED_NODES
+                    .replace("connected 8192-16383", "connected 10001-16383")
+                    .replace("connected 0-8191", "connected 0-10000"),
+            ),
+            formed(),
+        ),
+        (
             "CS321",
             with_log(LOST_DISK_FLUSHED_REPLICA_LOG),
             with_log(LOST_DISK_HEALTHY_REPLICA_LOG),
@@ -406,18 +556,18 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
                 i
             },
         ),
-    ]
-    .into_iter()
+    ];
+    cases.extend(logged);
     // The node-fact rules' cases live beside them.
-    .chain(super::node_facts::tests::cases())
-    .collect()
+    cases.extend(super::node_facts::tests::cases());
+    cases
 }
 
 #[test]
 fn every_rule_fires_on_its_case_and_stays_quiet_on_the_healthy_one() {
     for (id, firing, quiet) in cases() {
         let rule = rule(id).unwrap_or_else(|| panic!("no rule {id}"));
-        let hits = (rule.check)(&firing);
+        let hits = rule_hits(rule, &firing);
         assert!(!hits.is_empty(), "{id} did not fire");
         assert!(
             hits.iter()
@@ -425,7 +575,7 @@ fn every_rule_fires_on_its_case_and_stays_quiet_on_the_healthy_one() {
             "{id}: a hit without evidence"
         );
         assert_eq!(
-            (rule.check)(&quiet),
+            rule_hits(rule, &quiet),
             Vec::new(),
             "{id} fired on the quiet case"
         );

@@ -1,7 +1,11 @@
 //! Redis / Valkey server logs: `PID:ROLE DD Mon YYYY HH:MM:SS.mmm LEVEL message`, where ROLE
 //! is `M` (primary), `S` (replica), `C` (child or startup) or `X` (sentinel) and LEVEL one of
 //! `.`, `-`, `*`, `#`. Lines in another shape (the ASCII logo, wrapped text) are reported
-//! and skipped.
+//! and skipped, except the block a server prints to stderr when it refuses its config file
+//! (`*** FATAL CONFIG FILE ERROR ***`), which is kept as a [`ConfigError`]: it is the one
+//! reason such a server gives for not running, and it often lands in the same file.
+
+use std::sync::OnceLock;
 
 use super::{ParseIssue, Parsed};
 
@@ -17,18 +21,59 @@ pub struct LogLine {
     pub message: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The reason a server gave for refusing its config file, from the block it prints to stderr:
+///
+/// ```text
+/// *** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***
+/// Reading the configuration file, at line 3
+/// >>> 'foo-bar 1'
+/// Bad directive or wrong number of arguments
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line number of the message (the block's last line).
+    pub line: usize,
+    /// The config file line the server refused, as it reports it.
+    pub config_line: Option<usize>,
+    /// The refused line, as the server quotes it after `>>>`.
+    pub directive: Option<String>,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default)]
 pub struct ServerLog {
     pub lines: Vec<LogLine>,
-    /// Lines after the last log line that are not in the log format, with their line
-    /// numbers: what the server wrote to stderr as it exited, when stderr goes to the same
-    /// file (`*** FATAL CONFIG FILE ERROR ***`, the offending line and the reason). The
-    /// server writes config errors there, never to its `logfile`.
+    pub config_errors: Vec<ConfigError>,
+    /// Lines after the last log line that are not in the log format (nor a config error
+    /// block), with their line numbers: what the server wrote to stderr as it exited, when
+    /// stderr goes to the same file.
     pub tail_text: Vec<(usize, String)>,
     /// Lines of a long log left out to bound memory: repeats of a message beyond its first
     /// and last few occurrences. The log's last lines are always kept.
     pub omitted: u64,
+    /// The warning lines of the last run grouped by the catalog row they matched, filled once
+    /// on first use by the diagnosis (a log is matched once however many rules read it); no
+    /// part of the log's value.
+    pub(crate) catalog_memo: OnceLock<Vec<LineGroup>>,
 }
+
+/// Lines that repeat one message (the same text but for its numbers), as indexes into
+/// [`ServerLog::lines`], with the catalog row they matched (`u32::MAX`: none).
+#[derive(Clone, Debug)]
+pub(crate) struct LineGroup {
+    pub row: u32,
+    pub first: usize,
+    pub last: usize,
+    pub count: usize,
+}
+
+impl PartialEq for ServerLog {
+    fn eq(&self, other: &Self) -> bool {
+        self.lines == other.lines && self.config_errors == other.config_errors
+    }
+}
+
+impl Eq for ServerLog {}
 
 impl ServerLog {
     /// Lines whose message contains any of `needles` (Redis and Valkey wordings).
@@ -46,6 +91,25 @@ impl ServerLog {
                 .map(|(_, id)| id.trim())
                 .filter(|id| id.len() == 40)
         })
+    }
+
+    /// Index in [`ServerLog::lines`] where the server's last run starts: the first line of the
+    /// process that logged the last start banner (`oO0OoO0OoO0Oo … is starting`). Valkey logs
+    /// its config warnings before that banner, under the same PID. 0 without a banner.
+    pub fn last_run_start(&self) -> usize {
+        let Some(banner) = self
+            .lines
+            .iter()
+            .rposition(|l| l.message.contains("is starting oO0OoO0OoO0Oo"))
+        else {
+            return 0;
+        };
+        let pid = self.lines[banner].pid;
+        let mut start = banner;
+        while start > 0 && self.lines[start - 1].pid == pid {
+            start -= 1;
+        }
+        start
     }
 
     /// The version from the last start banner (`Redis version=6.2.12,` / `Valkey version=…`).
@@ -83,6 +147,19 @@ impl ServerLog {
             }
             None => Vec::new(),
         };
+        // A refused config file, printed to stderr after the last log line: the quoted line
+        // and the reason.
+        let last_line = self.lines.last().map_or(0, |l| l.line);
+        for error in self.config_errors.iter().filter(|e| e.line > last_line) {
+            if let Some(directive) = &error.directive {
+                let at = error
+                    .config_line
+                    .map(|n| format!(" (config line {n})"))
+                    .unwrap_or_default();
+                found.push((error.line, format!("refused config line{at}: {directive}")));
+            }
+            found.push((error.line, error.message.clone()));
+        }
         found.extend(self.tail_text.iter().cloned());
         found
     }
@@ -117,6 +194,8 @@ pub struct ServerLogReader {
     more_issues: u64,
     line: usize,
     keep_until: usize,
+    /// Inside a FATAL CONFIG FILE ERROR block: what it said so far.
+    config_block: Option<(Option<usize>, Option<String>)>,
 }
 
 impl ServerLogReader {
@@ -132,6 +211,26 @@ impl ServerLogReader {
         self.line += 1;
         let line = self.line;
         if raw.trim().is_empty() {
+            return;
+        }
+        if raw.starts_with("*** FATAL CONFIG FILE ERROR") {
+            self.config_block = Some((None, None));
+            return;
+        }
+        if let Some((config_line, directive)) = &mut self.config_block {
+            if let Some(n) = raw.strip_prefix("Reading the configuration file, at line ") {
+                *config_line = n.trim().parse().ok();
+            } else if let Some(quoted) = raw.strip_prefix(">>> ") {
+                *directive = Some(quoted.trim().trim_matches('\'').to_owned());
+            } else {
+                self.log.config_errors.push(ConfigError {
+                    line,
+                    config_line: *config_line,
+                    directive: directive.take(),
+                    message: raw.trim().to_owned(),
+                });
+                self.config_block = None;
+            }
             return;
         }
         match parse_line(raw) {
@@ -269,7 +368,37 @@ mod tests {
         assert_eq!(parsed.issues.len(), 1);
         assert_eq!(parsed.issues[0].line, 4);
         assert_eq!(log.find(&["errno: 97"]).count(), 1);
-        assert!(log.tail_text.is_empty());
+    }
+
+    // Captured from Redis 7.0.15 started with `redis-server ./bad.conf > log 2>&1`; Valkey
+    // 8.1.8 prints the same block with `(Version 8.1.8)`.
+    const FATAL_CONFIG: &str = "\n*** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***\nReading the configuration file, at line 3\n>>> 'foo-bar 1'\nBad directive or wrong number of arguments\n";
+
+    #[test]
+    fn a_refused_config_file_is_kept_with_its_line_and_reason() {
+        let parsed = parse_server_log(FATAL_CONFIG);
+        assert!(parsed.issues.is_empty(), "{:?}", parsed.issues);
+        assert_eq!(
+            parsed.value.config_errors,
+            [ConfigError {
+                line: 5,
+                config_line: Some(3),
+                directive: Some("foo-bar 1".into()),
+                message: "Bad directive or wrong number of arguments".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn the_last_run_starts_with_the_banner_process_first_line() {
+        // Valkey 8.1.8 logs config warnings before its banner, under the same PID.
+        let text = format!(
+            "{SEED}11101:M 02 Dec 2026 04:57:14.632 # WARNING: Changing databases number from 16 to 1 since we are in cluster mode\n11101:M 02 Dec 2026 04:57:14.632 * oO0OoO0OoO0Oo Valkey is starting oO0OoO0OoO0Oo\n11101:M 02 Dec 2026 04:57:14.645 # Failed listening on port 23102 (tcp), aborting.\n"
+        );
+        let log = parse_server_log(&text).value;
+        assert_eq!(log.last_run_start(), 4);
+        assert_eq!(log.lines[4].pid, 11101);
+        assert_eq!(parse_server_log(SEED).value.last_run_start(), 0);
     }
 
     // Redis 7.0.15 refusing a port another server holds (its log), and refusing a config
@@ -292,7 +421,8 @@ mod tests {
         assert!(
             ending
                 .iter()
-                .any(|l| l.1.contains("FATAL CONFIG FILE ERROR"))
+                .any(|l| l.1 == "refused config line (config line 4): bogus-directive \"yes\""),
+            "{ending:?}"
         );
         let parsed = parse_server_log(&format!("{SEED}{CONFIG_ERROR}"));
         // Only the logo line of the seed is unreadable; the exit text is understood.

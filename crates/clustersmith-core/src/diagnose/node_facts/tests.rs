@@ -255,16 +255,19 @@ fn a_node_that_could_not_bind_its_port_is_traced_to_the_node_holding_it() {
         "{}",
         findings[0].summary
     );
-    // Its not running, and its peer left alone, hang under it.
+    // Its failed listen (the log catalog's CS502), its not running, and its peer left
+    // alone, hang under it: one top finding for the broken node.
     let mut found = symptoms(&findings[0]);
     found.sort();
     assert_eq!(
         found,
         [
             ("CS301", Some("127.0.0.1:20991")),
-            ("CS330", Some("127.0.0.1:20992"))
+            ("CS330", Some("127.0.0.1:20992")),
+            ("CS502", Some("127.0.0.1:20992"))
         ]
     );
+    assert_eq!(findings.len(), 1, "{findings:#?}");
     let down: Vec<&Finding> = findings[0]
         .symptoms
         .iter()
@@ -304,19 +307,34 @@ fn a_config_error_printed_on_exit_is_the_reason() {
         b.log = log("/srv/b/server.log", CONFIG_ERROR_LOG);
     });
     let findings = diagnose(&inputs);
-    assert_eq!(top(&findings), ("CS330", Some("127.0.0.1:20992")));
+    // The catalog's rule for the refused line is the cause; the node not running (with the
+    // same lines as its reason) and its lonely peer hang under it.
+    assert_eq!(top(&findings), ("CS501", Some("127.0.0.1:20992")));
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let mut found = symptoms(&findings[0]);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("CS301", Some("127.0.0.1:20991")),
+            ("CS330", Some("127.0.0.1:20992"))
+        ]
+    );
+    let down = findings[0]
+        .symptoms
+        .iter()
+        .find(|s| s.rule.id == "CS330")
+        .unwrap();
     assert!(
-        findings[0]
-            .summary
+        down.summary
             .ends_with("Bad directive or wrong number of arguments"),
         "{}",
-        findings[0].summary
+        down.summary
     );
     assert!(
-        findings[0]
-            .evidence
+        down.evidence
             .iter()
-            .any(|e| e.text == ">>> 'bogus-directive yes'")
+            .any(|e| e.text == "refused config line (config line 5): bogus-directive yes")
     );
 }
 
