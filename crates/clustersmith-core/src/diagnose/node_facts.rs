@@ -8,7 +8,6 @@
 //! checked here too, since that is a common reason for a node not to start.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use super::{Evidence, Finding, Hit, Inputs, NodeEvidence, Source, SourceFile};
 use crate::parse::RedisConf;
@@ -416,13 +415,8 @@ fn claims(conf: &SourceFile<RedisConf>) -> Vec<Claim> {
     ];
     for (what, name, default) in files {
         if let Some(path) = c.file_path(name, default) {
-            let shown: PathBuf = path.clone();
-            at(
-                what,
-                name,
-                path.display().to_string(),
-                format!("{name} → {}", shown.display()),
-            );
+            let path = path.display().to_string();
+            at(what, name, path.clone(), format!("{name} → {path}"));
         }
     }
     out
