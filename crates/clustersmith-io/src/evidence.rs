@@ -1,18 +1,27 @@
 //! Gathers diagnosis evidence: files (redis.conf, nodes.conf, server logs, post-deploy
 //! logs, the certificates redis.conf names) and live views, and attaches each file to the
 //! node it describes. Parsing is the core's; this module only reads and matches.
+//!
+//! Files are linked before they are attached: a redis.conf names its node's log (`logfile`),
+//! nodes.conf (`dir` + `cluster-config-file`) and pid file, so a log that never logged a node
+//! id still joins its redis.conf; in the BOSH layout every file of the job is one node's. Each
+//! group of linked files is then attached to an expected node by node id (from nodes.conf or
+//! the log, or the id the peers list at the node's address), else by port and bind, else, for
+//! the one expected node that did not answer and the one group left, by elimination.
 
+use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 
-use clustersmith_core::diagnose::{CertFacts, Inputs, NodeEvidence, SourceFile};
+use clustersmith_core::diagnose::{Answer, CertFacts, Inputs, NodeEvidence, NodeFacts, SourceFile};
 use clustersmith_core::model::NodeId;
-use clustersmith_core::observation::NodeState;
+use clustersmith_core::observation::{NodeState, Observation};
 use clustersmith_core::parse::{
-    ClusterNodes, ParseIssue, RedisConf, ServerLog, parse_cluster_nodes, parse_post_deploy_log,
-    parse_redis_conf, parse_server_log,
+    ClusterNodes, ParseIssue, RedisConf, ServerLog, ServerLogReader, parse_cluster_nodes,
+    parse_info, parse_post_deploy_log, parse_redis_conf,
 };
 
-use crate::error::NodeError;
+use crate::conn::value_text;
+use crate::error::{NodeError, NodeErrorKind, TlsProblem};
 use crate::session::Session;
 
 /// Evidence files, each optional; several of each kind may be given.
@@ -25,6 +34,10 @@ pub struct EvidenceFiles {
     /// Absolute paths inside files (tls-cert-file, dir) are read under this root: a copy of
     /// a VM's file system.
     pub root: PathBuf,
+    /// The BOSH job whose layout was read: its files ([`EvidenceFiles::job_files`]) are one
+    /// node's, whatever their ports say (every BOSH node listens on 6379).
+    pub bosh_job: Option<String>,
+    pub job_files: Vec<PathBuf>,
 }
 
 impl EvidenceFiles {
@@ -33,44 +46,51 @@ impl EvidenceFiles {
     pub fn bosh(root: &Path, job: &str, notes: &mut Vec<String>) -> EvidenceFiles {
         let mut files = EvidenceFiles {
             root: root.to_owned(),
+            bosh_job: Some(job.to_owned()),
             ..Default::default()
         };
-        let under = |p: String| root.join(p.trim_start_matches('/'));
-        let mut add = |list: &mut Vec<PathBuf>, path: PathBuf| {
+        let under = |p: &str| root.join(p.trim_start_matches('/'));
+        let mut job_files = Vec::new();
+        let mut add = |list: &mut Vec<PathBuf>, path: PathBuf, required: bool| {
             if path.is_file() {
+                job_files.push(path.clone());
                 list.push(path);
-            } else {
+            } else if required {
                 notes.push(format!("not found: {}", path.display()));
             }
         };
         add(
             &mut files.redis_conf,
-            under(format!("/var/vcap/jobs/{job}/config/redis.conf")),
+            under(&format!("/var/vcap/jobs/{job}/config/redis.conf")),
+            true,
         );
-        add(
-            &mut files.logs,
-            under(format!("/var/vcap/sys/log/{job}/{job}.log")),
-        );
-        add(
-            &mut files.post_deploy,
-            under(format!("/var/vcap/sys/log/{job}/post-deploy.stderr.log")),
-        );
-        // nodes.conf lives in the job's store dir; redis.conf's `dir` says where exactly.
-        let store = files
+        let conf = files
             .redis_conf
             .first()
             .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|text| {
-                let conf = parse_redis_conf(&text).value;
-                let dir = conf.value("dir")?.to_owned();
-                let file = conf
-                    .value("cluster-config-file")
-                    .unwrap_or("nodes.conf")
-                    .to_owned();
-                Some(under(dir).join(file))
-            })
-            .unwrap_or_else(|| under(format!("/var/vcap/store/{job}/nodes.conf")));
-        add(&mut files.nodes_conf, store);
+            .map(|text| parse_redis_conf(&text).value);
+        let named = |directive: &str, default: Option<&str>| {
+            conf.as_ref()
+                .and_then(|c| c.file_path(directive, default))
+                .map(|p| under(&p.display().to_string()))
+        };
+        // The job's log, and the server's own `logfile` when redis.conf names another.
+        let job_log = under(&format!("/var/vcap/sys/log/{job}/{job}.log"));
+        let logfile = named("logfile", None).filter(|p| *p != job_log);
+        add(&mut files.logs, job_log, logfile.is_none());
+        if let Some(logfile) = logfile {
+            add(&mut files.logs, logfile, true);
+        }
+        add(
+            &mut files.post_deploy,
+            under(&format!("/var/vcap/sys/log/{job}/post-deploy.stderr.log")),
+            true,
+        );
+        // nodes.conf lives in the job's store dir; redis.conf's `dir` says where exactly.
+        let store = named("cluster-config-file", Some("nodes.conf"))
+            .unwrap_or_else(|| under(&format!("/var/vcap/store/{job}/nodes.conf")));
+        add(&mut files.nodes_conf, store, true);
+        files.job_files = job_files;
         files
     }
 
@@ -81,6 +101,55 @@ impl EvidenceFiles {
             self.root.join(path.trim_start_matches('/'))
         }
     }
+
+    /// Every file named that cannot be used, one line each: missing, a directory, not
+    /// readable, or not text. A named file that cannot be read must stop diagnose: left out,
+    /// it would read as a cluster with nothing wrong.
+    pub fn unusable(&self) -> Vec<String> {
+        let named = [
+            ("--redis-conf", &self.redis_conf),
+            ("--nodes-conf", &self.nodes_conf),
+            ("--log", &self.logs),
+            ("--post-deploy-log", &self.post_deploy),
+        ];
+        named
+            .into_iter()
+            .flat_map(|(flag, paths)| paths.iter().map(move |p| (flag, p)))
+            .filter_map(|(flag, path)| {
+                check_text_file(path)
+                    .err()
+                    .map(|why| format!("{flag} {why}"))
+            })
+            .collect()
+    }
+}
+
+/// Checks that `path` is a readable text file: a directory, a missing file, one without read
+/// permission and binary data (a NUL byte, or bytes that are not UTF-8, in its first 64 KiB)
+/// are refused with the reason.
+pub fn check_text_file(path: &Path) -> Result<(), String> {
+    use std::io::Read as _;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: cannot read it: {e}"))?;
+    if meta.is_dir() {
+        return Err(format!("{shown}: is a directory, not a file"));
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("{shown}: cannot read it: {e}"))?;
+    let mut head = Vec::with_capacity(64 * 1024);
+    file.take(64 * 1024)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("{shown}: cannot read it: {e}"))?;
+    let utf8 = match std::str::from_utf8(&head) {
+        Ok(_) => true,
+        // A character cut at the end of the sample is still text.
+        Err(e) => e.error_len().is_none(),
+    };
+    if head.contains(&0) || !utf8 {
+        return Err(format!(
+            "{shown}: is not text (binary data): give a redis.conf, nodes.conf or log file"
+        ));
+    }
+    Ok(())
 }
 
 /// What was gathered, and what could not be read or matched.
@@ -103,6 +172,44 @@ fn read(path: &Path, notes: &mut Vec<String>) -> Option<String> {
     }
 }
 
+/// Reads a server log line by line: a log of any size is held as the core's thinned
+/// [`ServerLog`], never as one string.
+fn read_log(path: &Path, notes: &mut Vec<String>) -> Option<(ServerLog, Vec<ParseIssue>)> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) => {
+            notes.push(format!("cannot read {}: {e}", path.display()));
+            return None;
+        }
+    };
+    let mut input = std::io::BufReader::with_capacity(64 * 1024, file);
+    let mut reader = ServerLogReader::new();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match input.read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf);
+                reader.push(line.trim_end_matches(['\n', '\r']));
+            }
+            Err(e) => {
+                notes.push(format!("cannot read {}: {e}", path.display()));
+                return None;
+            }
+        }
+    }
+    let parsed = reader.finish();
+    if parsed.value.omitted > 0 {
+        notes.push(format!(
+            "{}: {} repeated lines left out (first and last occurrences of each message kept)",
+            path.display(),
+            parsed.value.omitted
+        ));
+    }
+    Some((parsed.value, parsed.issues))
+}
+
 fn note_issues(path: &Path, issues: &[ParseIssue], notes: &mut Vec<String>) {
     const SHOWN: usize = 5;
     for issue in issues.iter().take(SHOWN) {
@@ -122,23 +229,172 @@ fn note_issues(path: &Path, issues: &[ParseIssue], notes: &mut Vec<String>) {
     }
 }
 
-/// Which node a file describes: its node id, or its port.
-#[derive(Clone, Debug, Default)]
-struct Identity {
-    id: Option<NodeId>,
-    port: Option<u16>,
+/// The same file, when both exist; else the same path as written.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
-/// Observes the session's nodes (when given) and reads every file, attaching each file to
-/// the live node it describes (by node id, else by a port no other live node has); files of
-/// no live node are grouped by port into nodes of their own.
+/// Files that describe one node, linked through redis.conf's directives or the BOSH layout.
+#[derive(Default)]
+struct Group {
+    redis_conf: Option<(SourceFile<RedisConf>, Vec<CertFacts>)>,
+    nodes_conf: Option<SourceFile<ClusterNodes>>,
+    log: Option<SourceFile<ServerLog>>,
+    /// The files its redis.conf names (rerooted): log, nodes.conf.
+    named_log: Option<PathBuf>,
+    named_nodes_conf: Option<PathBuf>,
+    /// Plaintext and TLS ports, and bind addresses, from redis.conf (and its includes).
+    ports: Vec<u16>,
+    bind: Vec<String>,
+    /// The IP addresses its certificate (`tls-cert-file`) is issued for: where the node can
+    /// be, when several nodes listen on its port (every BOSH node on 6379).
+    cert_ips: Vec<std::net::IpAddr>,
+    /// The PID in its pid file (`pidfile`), when the file is there: a log whose last run
+    /// has that PID is its log (a stale pid file is what a crashed server leaves).
+    pid: Option<u32>,
+    /// The BOSH job's files.
+    job: bool,
+    first_path: String,
+}
+
+impl Group {
+    fn ids(&self) -> Vec<NodeId> {
+        let mut ids = Vec::new();
+        if let Some(me) = self.nodes_conf.as_ref().and_then(|f| f.value.myself()) {
+            ids.push(me.id.clone());
+        }
+        if let Some(id) = self
+            .log
+            .as_ref()
+            .and_then(|f| f.value.node_id())
+            .and_then(|id| NodeId::parse(id).ok())
+        {
+            ids.push(id);
+        }
+        ids
+    }
+
+    /// Ports that say where it listens: redis.conf's, else nodes.conf's own line, else the
+    /// log's last start.
+    fn ports(&self) -> Vec<u16> {
+        if !self.ports.is_empty() {
+            return self.ports.clone();
+        }
+        if let Some(me) = self.nodes_conf.as_ref().and_then(|f| f.value.myself()) {
+            return vec![me.addr.port];
+        }
+        self.log
+            .as_ref()
+            .and_then(|f| log_port(&f.value))
+            .into_iter()
+            .collect()
+    }
+
+    /// Whether a server with this bind list can be the one reached at `ip`.
+    fn binds(&self, ip: std::net::IpAddr) -> bool {
+        self.bind.is_empty()
+            || self.bind.iter().any(|b| {
+                ["*", "0.0.0.0", "::", "::*"].contains(&b.as_str())
+                    || b.parse::<std::net::IpAddr>().is_ok_and(|a| a == ip)
+            })
+    }
+
+    fn label(&self, job: Option<&str>) -> String {
+        match (job.filter(|_| self.job), self.ports().first()) {
+            (Some(job), _) => format!("files of job {job}"),
+            (None, Some(port)) => format!("files of port {port}"),
+            (None, None) => format!("files of {}", self.first_path),
+        }
+    }
+}
+
+/// redis.conf with the directives of its `include`s folded in, for finding the node's ports
+/// and files only: evidence lines always point at the file itself.
+fn with_includes(conf: &RedisConf, files: &EvidenceFiles, notes: &mut Vec<String>) -> RedisConf {
+    let mut merged = RedisConf::default();
+    for d in &conf.directives {
+        if d.name == "include" {
+            for arg in &d.args {
+                let path = files.reroot(arg);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => merged
+                        .directives
+                        .extend(parse_redis_conf(&text).value.directives),
+                    Err(e) => notes.push(format!("cannot read include {}: {e}", path.display())),
+                }
+            }
+        } else {
+            merged.directives.push(d.clone());
+        }
+    }
+    merged
+}
+
+/// What a node is, from how it answered the observation round.
+fn facts_of(err: Option<&NodeError>, reason: &str) -> NodeFacts {
+    let answer = match err.map(|e| &e.kind) {
+        Some(NodeErrorKind::ConnectionRefused) => Answer::Refused,
+        Some(NodeErrorKind::Timeout) => Answer::TimedOut,
+        Some(NodeErrorKind::Tls(TlsProblem::TlsOnlyPort)) => {
+            Answer::OtherProtocol { wants_tls: true }
+        }
+        Some(NodeErrorKind::Tls(TlsProblem::PlaintextPort)) => {
+            Answer::OtherProtocol { wants_tls: false }
+        }
+        Some(NodeErrorKind::ClusterDisabled) => Answer::ClusterDisabled,
+        Some(NodeErrorKind::ProtectedMode) => Answer::ProtectedMode,
+        Some(NodeErrorKind::Reply { code, .. }) if code == "LOADING" => Answer::Loading,
+        Some(
+            NodeErrorKind::AuthFailed
+            | NodeErrorKind::NoAuth
+            | NodeErrorKind::NoPasswordConfigured
+            | NodeErrorKind::NoPermission(_),
+        ) => Answer::AuthRefused,
+        Some(NodeErrorKind::Reply { .. }) => Answer::Refusing,
+        // It answered, but not with a cluster view (session.rs names these).
+        Some(NodeErrorKind::Other(text))
+            if text == "reply is not text" || text.contains("no `myself` line") =>
+        {
+            Answer::Refusing
+        }
+        Some(NodeErrorKind::ConnectionReset | NodeErrorKind::Tls(_) | NodeErrorKind::Other(_))
+        | None => Answer::Reset,
+    };
+    let reply = match err.map(|e| &e.kind) {
+        // The server's own words, the same in Redis and Valkey.
+        Some(NodeErrorKind::ClusterDisabled) => {
+            "ERR This instance has cluster support disabled".to_owned()
+        }
+        _ => reason.to_owned(),
+    };
+    NodeFacts {
+        answer,
+        reply,
+        version: None,
+    }
+}
+
+/// Observes the session's nodes (when given), establishes what each one is, reads every
+/// file, links files into groups and attaches each group to the node it describes; groups
+/// of no expected node become nodes of their own.
 pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gathered {
     let mut notes = Vec::new();
     let mut errors = Vec::new();
     let mut nodes: Vec<NodeEvidence> = Vec::new();
+    // The id each expected node is known by: its own, or the one its peers list at its address.
+    let mut known_ids: Vec<Option<NodeId>> = Vec::new();
     if let Some(session) = session {
         let observed = session.observe().await;
-        for (idx, state) in observed.observation.nodes.into_iter().enumerate() {
+        let listed: Vec<Option<NodeId>> = session
+            .inventory
+            .iter()
+            .map(|inv| observed.observation.id_listed_at(inv.ip, inv.port))
+            .collect();
+        let Observation { nodes: states } = observed.observation;
+        for (idx, state) in states.into_iter().enumerate() {
             let inv = &session.inventory[idx];
             let mut node = NodeEvidence {
                 label: inv.label.clone(),
@@ -147,54 +403,41 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
                 zone: inv.zone.clone(),
                 ..Default::default()
             };
+            let err = observed.errors[idx].as_ref();
             match state {
-                NodeState::Seen(view) => node.live = Some(*view),
-                NodeState::Unreachable(why) => node.unreachable = Some(why),
+                NodeState::Seen(view) => {
+                    known_ids.push(Some(view.id.clone()));
+                    node.facts = Some(NodeFacts {
+                        answer: Answer::Member,
+                        reply: "answered CLUSTER NODES, CLUSTER INFO and INFO".to_owned(),
+                        version: view.version().map(|v| v.to_string()),
+                    });
+                    node.live = Some(*view);
+                }
+                NodeState::Unreachable(why) => {
+                    known_ids.push(listed[idx].clone());
+                    let mut facts = facts_of(err, &why);
+                    // A node that answers but not as a member still says what it is.
+                    if matches!(
+                        facts.answer,
+                        Answer::ClusterDisabled | Answer::Loading | Answer::Refusing
+                    ) {
+                        facts.version = server_version(session, idx).await;
+                    }
+                    node.facts = Some(facts);
+                    node.unreachable = Some(why);
+                }
             }
-            if let Some(err) = &observed.errors[idx] {
+            if let Some(err) = err {
                 errors.push(err.clone());
             }
             nodes.push(node);
         }
     }
-    let live_count = nodes.len();
+    let expected_count = nodes.len();
 
-    let attach = |nodes: &mut Vec<NodeEvidence>,
-                  identity: Identity,
-                  path: &Path,
-                  set: &mut dyn FnMut(&mut NodeEvidence)| {
-        let by_id = identity.id.as_ref().and_then(|id| {
-            nodes[..live_count]
-                .iter()
-                .position(|n| n.live.as_ref().is_some_and(|v| &v.id == id))
-        });
-        let by_port = identity.port.and_then(|port| {
-            let matches: Vec<usize> = (0..live_count)
-                .filter(|i| nodes[*i].port == Some(port))
-                .collect();
-            (matches.len() == 1).then(|| matches[0])
-        });
-        let idx = by_id.or(by_port).unwrap_or_else(|| {
-            // A node known only from files, one per port (or per file without one).
-            let label = match identity.port {
-                Some(port) => format!("files of port {port}"),
-                None => format!("files of {}", path.display()),
-            };
-            match nodes[live_count..].iter().position(|n| n.label == label) {
-                Some(i) => live_count + i,
-                None => {
-                    nodes.push(NodeEvidence {
-                        label,
-                        port: identity.port,
-                        ..Default::default()
-                    });
-                    nodes.len() - 1
-                }
-            }
-        });
-        set(&mut nodes[idx]);
-    };
-
+    let mut groups: Vec<Group> = Vec::new();
+    let is_job_file = |path: &Path| files.job_files.iter().any(|p| p == path);
     for path in &files.redis_conf {
         let Some(text) = read(path, &mut notes) else {
             continue;
@@ -202,61 +445,245 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
         let parsed = parse_redis_conf(&text);
         note_issues(path, &parsed.issues, &mut notes);
         let conf = parsed.value;
-        let identity = Identity {
-            id: None,
-            port: conf
-                .port("port")
-                .filter(|p| *p > 0)
-                .or_else(|| conf.port("tls-port")),
+        let effective = with_includes(&conf, files, &mut notes);
+        let named = |directive: &str, default: Option<&str>| {
+            effective
+                .file_path(directive, default)
+                .map(|p| files.reroot(&p.display().to_string()))
         };
+        let ports: Vec<u16> = [
+            effective.listening_port(),
+            effective.port("tls-port").filter(|p| *p > 0),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let certs = cert_facts(&conf, files, &mut notes);
-        let file = SourceFile {
-            path: path.display().to_string(),
-            value: conf,
-        };
-        attach(&mut nodes, identity, path, &mut |n| {
-            n.redis_conf = Some(file.clone());
-            n.certs = certs.clone();
+        let pid = named("pidfile", None)
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| t.trim().parse().ok());
+        let cert_ips = effective
+            .value("tls-cert-file")
+            .and_then(|p| std::fs::read(files.reroot(p)).ok())
+            .map(|pem| cert_ips(&pem))
+            .unwrap_or_default();
+        groups.push(Group {
+            pid,
+            cert_ips,
+            named_log: named("logfile", None),
+            named_nodes_conf: named("cluster-config-file", Some("nodes.conf")),
+            ports,
+            bind: effective
+                .bind_addresses()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            job: is_job_file(path),
+            first_path: path.display().to_string(),
+            redis_conf: Some((
+                SourceFile {
+                    path: path.display().to_string(),
+                    value: conf,
+                },
+                certs,
+            )),
+            ..Default::default()
         });
     }
+    // The group a nodes.conf or log belongs to: the one whose redis.conf names it, else the
+    // BOSH job's; else a group of its own.
+    let home = |groups: &mut Vec<Group>,
+                path: &Path,
+                named: fn(&Group) -> Option<&PathBuf>,
+                taken: fn(&Group) -> bool,
+                pid: Option<u32>|
+     -> usize {
+        let by_name = groups
+            .iter()
+            .position(|g| !taken(g) && named(g).is_some_and(|n| same_file(n, path)))
+            .or_else(|| {
+                let pid = pid?;
+                groups.iter().position(|g| !taken(g) && g.pid == Some(pid))
+            });
+        let by_job = || {
+            is_job_file(path)
+                .then(|| groups.iter().position(|g| g.job && !taken(g)))
+                .flatten()
+        };
+        match by_name.or_else(by_job) {
+            Some(idx) => idx,
+            None => {
+                groups.push(Group {
+                    job: is_job_file(path),
+                    first_path: path.display().to_string(),
+                    ..Default::default()
+                });
+                groups.len() - 1
+            }
+        }
+    };
     for path in &files.nodes_conf {
         let Some(text) = read(path, &mut notes) else {
             continue;
         };
         let parsed = parse_cluster_nodes(&text);
         note_issues(path, &parsed.issues, &mut notes);
-        let value: ClusterNodes = parsed.value;
-        let identity = Identity {
-            id: value.myself().map(|m| m.id.clone()),
-            port: value.myself().map(|m| m.addr.port),
-        };
-        let file = SourceFile {
+        let idx = home(
+            &mut groups,
+            path,
+            |g| g.named_nodes_conf.as_ref(),
+            |g| g.nodes_conf.is_some(),
+            None,
+        );
+        groups[idx].nodes_conf = Some(SourceFile {
             path: path.display().to_string(),
-            value,
-        };
-        attach(&mut nodes, identity, path, &mut |n| {
-            n.nodes_conf = Some(file.clone());
+            value: parsed.value,
         });
     }
     for path in &files.logs {
-        let Some(text) = read(path, &mut notes) else {
+        let Some((value, issues)) = read_log(path, &mut notes) else {
             continue;
         };
-        let parsed = parse_server_log(&text);
-        note_issues(path, &parsed.issues, &mut notes);
-        let value: ServerLog = parsed.value;
-        let identity = Identity {
-            id: value.node_id().and_then(|id| NodeId::parse(id).ok()),
-            port: log_port(&value),
-        };
-        let file = SourceFile {
+        note_issues(path, &issues, &mut notes);
+        let last_pid = value.lines.last().map(|l| l.pid);
+        let idx = home(
+            &mut groups,
+            path,
+            |g| g.named_log.as_ref(),
+            |g| g.log.is_some(),
+            last_pid,
+        );
+        groups[idx].log = Some(SourceFile {
             path: path.display().to_string(),
             value,
-        };
-        attach(&mut nodes, identity, path, &mut |n| {
-            n.log = Some(file.clone())
         });
     }
+
+    // Attach groups to expected nodes: by id, then by a port and bind only one node fits,
+    // then by elimination.
+    let mut owner: Vec<Option<usize>> = vec![None; groups.len()];
+    let claimed = |owner: &[Option<usize>], node: usize| owner.contains(&Some(node));
+    for (g, group) in groups.iter().enumerate() {
+        let ids = group.ids();
+        owner[g] =
+            (0..expected_count).find(|n| known_ids[*n].as_ref().is_some_and(|id| ids.contains(id)));
+    }
+    let fits: Vec<Vec<usize>> = groups
+        .iter()
+        .map(|group| {
+            let ports = group.ports();
+            let by_port: Vec<usize> = (0..expected_count)
+                .filter(|n| {
+                    nodes[*n].port.is_some_and(|p| ports.contains(&p))
+                        && nodes[*n].ip.is_some_and(|ip| group.binds(ip))
+                })
+                .collect();
+            // Several nodes on its port (one port on every VM): the certificate says which.
+            if by_port.len() > 1 && !group.cert_ips.is_empty() {
+                by_port
+                    .into_iter()
+                    .filter(|n| nodes[*n].ip.is_some_and(|ip| group.cert_ips.contains(&ip)))
+                    .collect()
+            } else {
+                by_port
+            }
+        })
+        .collect();
+    for g in 0..groups.len() {
+        if owner[g].is_some() {
+            continue;
+        }
+        let free: Vec<usize> = fits[g]
+            .iter()
+            .copied()
+            .filter(|n| !claimed(&owner, *n))
+            .collect();
+        // Only when no other unattached group fits that node as well.
+        if let [n] = free[..]
+            && !(0..groups.len()).any(|o| o != g && owner[o].is_none() && fits[o].contains(&n))
+        {
+            owner[g] = Some(n);
+        }
+    }
+    let left: Vec<usize> = (0..groups.len()).filter(|g| owner[*g].is_none()).collect();
+    let silent: Vec<usize> = (0..expected_count)
+        .filter(|n| nodes[*n].live.is_none() && !claimed(&owner, *n))
+        .collect();
+    if let ([g], [n]) = (&left[..], &silent[..])
+        && groups[*g].redis_conf.is_some()
+    {
+        owner[*g] = Some(*n);
+        notes.push(format!(
+            "{} attached to {} by elimination: it is the one node that did not answer and the one redis.conf that fits no other node",
+            groups[*g].first_path, nodes[*n].label
+        ));
+    }
+
+    let job = files.bosh_job.as_deref();
+    for (g, group) in groups.into_iter().enumerate() {
+        let idx = match owner[g] {
+            Some(n) => n,
+            None => {
+                // Files of no expected node: joined with others of the same port when they
+                // fill different kinds (a log and a redis.conf given apart), else a node of
+                // their own named by their first file.
+                let mut label = group.label(job);
+                let fits = |n: &NodeEvidence| {
+                    !(group.redis_conf.is_some() && n.redis_conf.is_some()
+                        || group.nodes_conf.is_some() && n.nodes_conf.is_some()
+                        || group.log.is_some() && n.log.is_some())
+                };
+                let existing = nodes[expected_count..]
+                    .iter()
+                    .position(|n| n.label == label);
+                match existing {
+                    Some(i) if fits(&nodes[expected_count + i]) => expected_count + i,
+                    other => {
+                        if other.is_some() {
+                            label = format!("files of {}", group.first_path);
+                        }
+                        nodes.push(NodeEvidence {
+                            label,
+                            port: group.ports().first().copied(),
+                            ..Default::default()
+                        });
+                        nodes.len() - 1
+                    }
+                }
+            }
+        };
+        let node = &mut nodes[idx];
+        let mut extra = Vec::new();
+        if let Some((conf, certs)) = group.redis_conf {
+            if node.redis_conf.is_none() {
+                node.redis_conf = Some(conf);
+                node.certs = certs;
+            } else {
+                extra.push(conf.path);
+            }
+        }
+        if let Some(file) = group.nodes_conf {
+            if node.nodes_conf.is_none() {
+                node.nodes_conf = Some(file);
+            } else {
+                extra.push(file.path);
+            }
+        }
+        if let Some(file) = group.log {
+            if node.log.is_none() {
+                node.log = Some(file);
+            } else {
+                extra.push(file.path);
+            }
+        }
+        for path in extra {
+            notes.push(format!(
+                "{path} describes {} too, which already has a file of that kind: left out",
+                node.label
+            ));
+        }
+    }
+
     let mut post_deploy = Vec::new();
     for path in &files.post_deploy {
         let Some(text) = read(path, &mut notes) else {
@@ -276,6 +703,18 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
         notes,
         errors,
     }
+}
+
+/// `Redis 7.0.15` / `Valkey 8.1.8` from a node that answers INFO but not as a member.
+async fn server_version(session: &Session, idx: usize) -> Option<String> {
+    let mut cmd = redis::cmd("INFO");
+    cmd.arg("server");
+    let value = session.handles[idx]
+        .query("read INFO server", &cmd)
+        .await
+        .ok()?;
+    let info = parse_info(&value_text(&value)?).value;
+    info.version().map(|v| v.to_string())
 }
 
 /// `Running mode=cluster, port=6379.` from the last start.
@@ -321,6 +760,32 @@ fn cert_facts(conf: &RedisConf, files: &EvidenceFiles, notes: &mut Vec<String>) 
         .collect()
 }
 
+/// The IP addresses in the subjectAltName of the first certificate in a PEM file.
+fn cert_ips(pem: &[u8]) -> Vec<std::net::IpAddr> {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(pem) else {
+        return Vec::new();
+    };
+    let Ok(cert) = pem.parse_x509() else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => Some(std::net::IpAddr::from(<[u8; 4]>::try_from(*bytes).ok()?)),
+                16 => Some(std::net::IpAddr::from(<[u8; 16]>::try_from(*bytes).ok()?)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 /// (serverAuth allowed, clientAuth allowed, expired) of the first certificate in a PEM file.
 /// No extended key usage extension means any usage.
 fn parse_cert(pem: &[u8]) -> Result<(bool, bool, bool), String> {
@@ -341,6 +806,70 @@ fn parse_cert(pem: &[u8]) -> Result<(bool, bool, bool), String> {
 mod tests {
     use super::*;
     use crate::pki::{CertOptions, TestCa};
+
+    /// Two servers' files on one port, told apart by what their redis.conf names: the log
+    /// named by `logfile`, the nodes.conf in `dir`, and a log given apart whose last run has
+    /// the PID in the pid file (named in an included file).
+    #[tokio::test]
+    async fn files_are_linked_through_the_directives_of_their_redis_conf() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let write = |rel: &str, text: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let a_conf = write(
+            "a/redis.conf",
+            "port 6379\ndir /a\nlogfile /logs/a-server.log\ncluster-config-file a-nodes.conf\n",
+        );
+        let b_conf = write(
+            "b/redis.conf",
+            "include /b/common.conf\ndir /b\nlogfile \"\"\n",
+        );
+        write("b/common.conf", "port 6379\npidfile /run/b.pid\n");
+        write("run/b.pid", "4242\n");
+        let a_nodes = write(
+            "a/a-nodes.conf",
+            "5be3d949f56e77d5848af97f1d8825e1c29f3270 :6379@16379 myself,master - 0 0 0 connected 0-16383\nvars currentEpoch 0 lastVoteEpoch 0\n",
+        );
+        let a_log = write(
+            "logs/a-server.log",
+            "17:M 02 Dec 2026 05:40:01.100 * Ready to accept connections\n",
+        );
+        let b_log = write(
+            "captured/stdout.log",
+            "4242:M 02 Dec 2026 05:40:01.100 # Warning: Could not create server TCP listening socket *:6379: bind: Address already in use\n",
+        );
+        let files = EvidenceFiles {
+            redis_conf: vec![a_conf.clone(), b_conf.clone()],
+            nodes_conf: vec![a_nodes.clone()],
+            logs: vec![b_log.clone(), a_log.clone()],
+            root: root.to_owned(),
+            ..Default::default()
+        };
+        let gathered = gather(None, &files).await;
+        let nodes = &gathered.inputs.nodes;
+        assert_eq!(nodes.len(), 2, "{:?}", gathered.notes);
+        let shown = |p: &Path| p.display().to_string();
+        let of = |conf: &Path| {
+            nodes
+                .iter()
+                .find(|n| n.redis_conf.as_ref().map(|c| c.path.clone()) == Some(shown(conf)))
+                .unwrap()
+        };
+        let a = of(&a_conf);
+        assert_eq!(a.log.as_ref().map(|f| f.path.clone()), Some(shown(&a_log)));
+        assert_eq!(
+            a.nodes_conf.as_ref().map(|f| f.path.clone()),
+            Some(shown(&a_nodes))
+        );
+        let b = of(&b_conf);
+        assert_eq!(b.log.as_ref().map(|f| f.path.clone()), Some(shown(&b_log)));
+        assert_ne!(a.label, b.label);
+        assert!(gathered.notes.is_empty(), "{:?}", gathered.notes);
+    }
 
     #[test]
     fn certificate_usage_and_expiry_are_read() {
@@ -374,5 +903,7 @@ mod tests {
         assert_eq!(read(&good.cert), (true, true, false));
         assert_eq!(read(&server_only.cert), (true, false, false));
         assert_eq!(read(&old.cert), (true, true, true));
+        let ips = cert_ips(&std::fs::read(&good.cert).unwrap());
+        assert_eq!(ips, ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
     }
 }

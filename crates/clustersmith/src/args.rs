@@ -61,21 +61,24 @@ pub struct DiagnoseArgs {
     /// Pick the IPv6 address when a name resolves to both families.
     #[arg(long)]
     pub prefer_ipv6: bool,
-    /// A node's redis.conf (repeatable); attached to its node by port.
+    /// A node's redis.conf (repeatable); attached to its node by the ids in the files it
+    /// names (logfile, dir + cluster-config-file), else by port and bind.
     #[arg(long, value_name = "FILE")]
     pub redis_conf: Vec<PathBuf>,
-    /// A node's nodes.conf (repeatable); attached to its node by id.
+    /// A node's nodes.conf (repeatable); attached to the node whose redis.conf names it,
+    /// else by id.
     #[arg(long, value_name = "FILE")]
     pub nodes_conf: Vec<PathBuf>,
-    /// A server log (repeatable); attached to its node by the id it logged.
+    /// A server log (repeatable); attached to the node whose redis.conf names it as
+    /// `logfile`, else by the id it logged. Read line by line (any size).
     #[arg(long, value_name = "FILE")]
     pub log: Vec<PathBuf>,
     /// A post-deploy (formation script) log (repeatable).
     #[arg(long, value_name = "FILE")]
     pub post_deploy_log: Vec<PathBuf>,
     /// Read the standard BOSH layout of this job: /var/vcap/jobs/NAME/config/redis.conf,
-    /// /var/vcap/sys/log/NAME/{NAME.log,post-deploy.stderr.log}, its nodes.conf and the TLS
-    /// files redis.conf names.
+    /// /var/vcap/sys/log/NAME/{NAME.log,post-deploy.stderr.log}, the logfile and nodes.conf
+    /// redis.conf names and its TLS files, all as one node's.
     #[arg(long, value_name = "NAME")]
     pub bosh_job: Option<String>,
     /// Read files under this directory instead of / (a copy of a VM's files).

@@ -4,14 +4,15 @@
 use std::fmt::Write as _;
 
 use clustersmith_core::diagnose::{
-    Evidence, Expected, Finding, RULES, Rule, Severity, Source, diagnose, rule, worst,
+    Answer, Evidence, Expected, Finding, RULES, Rule, Severity, Source, diagnose, rule, worst,
 };
 use clustersmith_core::spec::{ClusterSpec, parse_node};
+use clustersmith_io::error::{NodeErrorKind, TlsProblem};
 use clustersmith_io::evidence::{EvidenceFiles, gather};
 use serde_json::{Value, json};
 
 use crate::args::{DiagnoseArgs, ExplainArgs, ExplainFormat, FailOn, Format};
-use crate::commands::{open, refused_settings};
+use crate::commands::{open, plural, refused_settings};
 use crate::exit;
 use crate::output::{out, outln};
 use crate::render::SCHEMA_VERSION;
@@ -32,6 +33,21 @@ pub async fn diagnose_cmd(args: &DiagnoseArgs) -> anyhow::Result<u8> {
     files
         .post_deploy
         .extend(args.post_deploy_log.iter().cloned());
+
+    // A named file that cannot be read stops the run before any node is asked: left out,
+    // it would read as a cluster with nothing wrong.
+    let unusable = files.unusable();
+    if !unusable.is_empty() {
+        anyhow::bail!(
+            "cannot diagnose with {}: {}",
+            plural(
+                unusable.len(),
+                "unusable evidence file",
+                "unusable evidence files"
+            ),
+            unusable.join("; ")
+        );
+    }
 
     let expected = match (args.primaries, args.replicas) {
         (None, None) => None,
@@ -55,7 +71,21 @@ pub async fn diagnose_cmd(args: &DiagnoseArgs) -> anyhow::Result<u8> {
         Some((open(&spec, &conn, args.prefer_ipv6).await?, spec))
     };
     let mut gathered = gather(session.as_mut().map(|(s, _)| s), &files).await;
-    if refused_settings("diagnose", args.format, gathered.errors.iter()) {
+    // One node speaking the other protocol (CS335) or refusing the credentials (CS338)
+    // while others answer with the same settings is a fact about that node; when no node
+    // answers, it is the settings given, and diagnose stops as every command does.
+    let some_answered = gathered.inputs.nodes.iter().any(|n| n.live.is_some());
+    let settings_errors = gathered.errors.iter().filter(|e| {
+        !(some_answered
+            && matches!(
+                e.kind,
+                NodeErrorKind::Tls(TlsProblem::PlaintextPort | TlsProblem::TlsOnlyPort)
+                    | NodeErrorKind::NoAuth
+                    | NodeErrorKind::AuthFailed
+                    | NodeErrorKind::NoPermission(_)
+            ))
+    });
+    if refused_settings("diagnose", args.format, settings_errors) {
         return Ok(exit::ERROR);
     }
     if let (Some((_, spec)), Some(_)) = (&session, expected) {
@@ -94,6 +124,8 @@ pub async fn diagnose_cmd(args: &DiagnoseArgs) -> anyhow::Result<u8> {
                     "node": n.label,
                     "live": n.live.is_some(),
                     "unreachable": n.unreachable,
+                    "answer": n.facts.as_ref().map(|f| answer_name(&f.answer)),
+                    "version": n.facts.as_ref().and_then(|f| f.version.clone()),
                     "redis_conf": n.redis_conf.as_ref().map(|f| &f.path),
                     "nodes_conf": n.nodes_conf.as_ref().map(|f| &f.path),
                     "log": n.log.as_ref().map(|f| &f.path),
@@ -129,6 +161,23 @@ pub async fn diagnose_cmd(args: &DiagnoseArgs) -> anyhow::Result<u8> {
     } else {
         exit::OK
     })
+}
+
+/// How a node answered, for JSON: `member`, `refused`, `cluster-disabled`, …
+fn answer_name(answer: &Answer) -> &'static str {
+    match answer {
+        Answer::Member => "member",
+        Answer::Refused => "refused",
+        Answer::TimedOut => "timed-out",
+        Answer::Reset => "reset",
+        Answer::OtherProtocol { wants_tls: true } => "tls-only",
+        Answer::OtherProtocol { wants_tls: false } => "plaintext-only",
+        Answer::ClusterDisabled => "cluster-disabled",
+        Answer::ProtectedMode => "protected-mode",
+        Answer::Loading => "loading",
+        Answer::Refusing => "refusing-cluster-commands",
+        Answer::AuthRefused => "auth-refused",
+    }
 }
 
 fn evidence_line(e: &Evidence) -> String {

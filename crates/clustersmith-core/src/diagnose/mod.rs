@@ -17,11 +17,13 @@ mod balance;
 mod checks;
 mod departed;
 pub mod log_catalog;
+mod node_facts;
 mod registry;
 
 use std::fmt;
 use std::net::IpAddr;
 
+pub use node_facts::{Answer, NodeFacts};
 pub use registry::{RULES, rule};
 
 use crate::observation::NodeView;
@@ -227,6 +229,9 @@ pub struct NodeEvidence {
     pub live: Option<NodeView>,
     /// Why it could not be observed, when it was given but did not answer.
     pub unreachable: Option<String>,
+    /// What the node is, from how it answered (expected nodes only; `None` for a node known
+    /// from files only).
+    pub facts: Option<NodeFacts>,
     pub redis_conf: Option<SourceFile<RedisConf>>,
     pub nodes_conf: Option<SourceFile<ClusterNodes>>,
     pub log: Option<SourceFile<ServerLog>>,
@@ -277,7 +282,7 @@ pub fn diagnose(inputs: &Inputs) -> Vec<Finding> {
             })
         })
         .collect();
-    correlate(findings)
+    correlate(findings, inputs)
 }
 
 /// A rule's hits: its check's, with the server log lines the catalog assigns to the rule.
@@ -289,12 +294,15 @@ pub fn rule_hits(rule: &Rule, inputs: &Inputs) -> Vec<Hit> {
 
 /// Moves each symptom under the cause that explains it, directly or through other symptoms
 /// (a hostname given to MEET → a node that knows only itself → slots not covered), on the same
-/// node; a cause without a node explains its symptoms everywhere.
-fn correlate(findings: Vec<Finding>) -> Vec<Finding> {
+/// node; a cause without a node explains its symptoms everywhere, and a node that is not a
+/// working member explains what it breaks on its peers (see `node_facts`).
+fn correlate(findings: Vec<Finding>, inputs: &Inputs) -> Vec<Finding> {
     let explains = |cause: &Finding, symptom: &Finding| {
         !std::ptr::eq(symptom.rule, cause.rule)
             && cause.rule.explains.contains(&symptom.rule.id)
-            && (cause.node.is_none() || cause.node == symptom.node)
+            && (cause.node.is_none()
+                || cause.node == symptom.node
+                || node_facts::explains_elsewhere(inputs, cause, symptom))
     };
     let n = findings.len();
     let parent: Vec<Option<usize>> = (0..n)

@@ -558,6 +558,8 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
         ),
     ];
     cases.extend(logged);
+    // The node-fact rules' cases live beside them.
+    cases.extend(super::node_facts::tests::cases());
     cases
 }
 

@@ -15,7 +15,7 @@ pub use cluster_nodes::{ClusterNodes, NodeEntry, OpenSlot, OpenSlotKind, parse_c
 pub use info::{ServerInfo, parse_info};
 pub use post_deploy_log::{PostDeployLog, ScriptLine, parse_post_deploy_log};
 pub use redis_conf::{Directive, RedisConf, parse_redis_conf};
-pub use server_log::{ConfigError, LogLine, ServerLog, parse_server_log};
+pub use server_log::{ConfigError, LogLine, ServerLog, ServerLogReader, parse_server_log};
 
 /// A parsed value together with the anomalies met on the way.
 #[derive(Clone, Debug)]

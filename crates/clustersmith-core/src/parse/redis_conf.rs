@@ -71,6 +71,44 @@ impl RedisConf {
     }
 }
 
+impl RedisConf {
+    /// Where a file directive (`logfile`, `cluster-config-file`, `pidfile`, `dbfilename`,
+    /// `appendfilename`) points, with `default` when the directive is absent. The server
+    /// `chdir`s into `dir` while loading its config, and opens these files afterwards, so a
+    /// relative name is relative to `dir`. `None` when the file is not written at all (an
+    /// empty `logfile` means stdout) or when a relative name has no absolute `dir` to anchor
+    /// it (then it depends on the directory the server was started from).
+    pub fn file_path(&self, directive: &str, default: Option<&str>) -> Option<std::path::PathBuf> {
+        let name = self.value(directive).or(default)?;
+        if name.is_empty() {
+            return None;
+        }
+        let path = std::path::Path::new(name);
+        if path.is_absolute() {
+            return Some(path.to_owned());
+        }
+        let dir = std::path::Path::new(self.value("dir")?);
+        dir.is_absolute().then(|| dir.join(path))
+    }
+
+    /// The addresses of the effective `bind` (every argument; a leading `-` marks an
+    /// optional address). Empty when absent: the server then listens on every interface.
+    pub fn bind_addresses(&self) -> Vec<&str> {
+        self.get("bind")
+            .map(|d| d.args.iter().map(|a| a.trim_start_matches('-')).collect())
+            .unwrap_or_default()
+    }
+
+    /// The plaintext port the server listens on: `port`, 6379 when absent, `None` for
+    /// `port 0` (TLS only).
+    pub fn listening_port(&self) -> Option<u16> {
+        match self.get("port") {
+            None => Some(6379),
+            Some(_) => self.port("port").filter(|p| *p > 0),
+        }
+    }
+}
+
 pub fn parse_redis_conf(text: &str) -> Parsed<RedisConf> {
     let mut conf = RedisConf::default();
     let mut issues = Vec::new();
@@ -173,6 +211,28 @@ mod tests {
         assert!(conf.replication_auth().is_none());
         assert_eq!(parsed.issues.len(), 1);
         assert_eq!(parsed.issues[0].line, 8);
+    }
+
+    #[test]
+    fn file_directives_are_relative_to_dir() {
+        let conf =
+            parse_redis_conf("dir /var/vcap/store/r\nlogfile r.log\npidfile /run/r.pid\n").value;
+        let path = |d, def| conf.file_path(d, def).map(|p| p.display().to_string());
+        assert_eq!(
+            path("logfile", None).as_deref(),
+            Some("/var/vcap/store/r/r.log")
+        );
+        assert_eq!(path("pidfile", None).as_deref(), Some("/run/r.pid"));
+        assert_eq!(
+            path("cluster-config-file", Some("nodes.conf")).as_deref(),
+            Some("/var/vcap/store/r/nodes.conf")
+        );
+        let stdout = parse_redis_conf("logfile \"\"\n").value;
+        assert_eq!(stdout.file_path("logfile", None), None);
+        assert_eq!(stdout.listening_port(), Some(6379));
+        assert_eq!(parse_redis_conf("port 0\n").value.listening_port(), None);
+        let bind = parse_redis_conf("bind 127.0.0.1 -::1\n").value;
+        assert_eq!(bind.bind_addresses(), ["127.0.0.1", "::1"]);
     }
 
     #[test]

@@ -44,6 +44,13 @@ pub struct ConfigError {
 pub struct ServerLog {
     pub lines: Vec<LogLine>,
     pub config_errors: Vec<ConfigError>,
+    /// Lines after the last log line that are not in the log format (nor a config error
+    /// block), with their line numbers: what the server wrote to stderr as it exited, when
+    /// stderr goes to the same file.
+    pub tail_text: Vec<(usize, String)>,
+    /// Lines of a long log left out to bound memory: repeats of a message beyond its first
+    /// and last few occurrences. The log's last lines are always kept.
+    pub omitted: u64,
     /// The warning lines of the last run grouped by the catalog row they matched, filled once
     /// on first use by the diagnosis (a log is matched once however many rules read it); no
     /// part of the log's value.
@@ -116,52 +123,205 @@ impl ServerLog {
     }
 }
 
-pub fn parse_server_log(text: &str) -> Parsed<ServerLog> {
-    let mut log = ServerLog::default();
-    let mut issues = Vec::new();
-    // Inside a FATAL CONFIG FILE ERROR block: what it said so far.
-    let mut block: Option<(Option<usize>, Option<String>)> = None;
-    for (idx, raw) in text.lines().enumerate() {
-        let line = idx + 1;
+impl ServerLog {
+    /// The warning (`#`) lines among the last lines of the last run (the last process's
+    /// PID), then what it printed to stderr on exit: why a server that is gone stopped
+    /// (`Failed listening on port …, aborting`, `User requested shutdown`, a fatal config
+    /// error).
+    pub fn ending_warnings(&self) -> Vec<(usize, String)> {
+        const LAST: usize = 12;
+        let mut found: Vec<(usize, String)> = match self.lines.last() {
+            Some(last) => {
+                let run: Vec<&LogLine> = self
+                    .lines
+                    .iter()
+                    .rev()
+                    .take_while(|l| l.pid == last.pid)
+                    .take(LAST)
+                    .collect();
+                run.into_iter()
+                    .rev()
+                    .filter(|l| l.level == '#' && !is_start_banner(&l.message))
+                    .map(|l| (l.line, l.message.clone()))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        // A refused config file, printed to stderr after the last log line: the quoted line
+        // and the reason.
+        let last_line = self.lines.last().map_or(0, |l| l.line);
+        for error in self.config_errors.iter().filter(|e| e.line > last_line) {
+            if let Some(directive) = &error.directive {
+                let at = error
+                    .config_line
+                    .map(|n| format!(" (config line {n})"))
+                    .unwrap_or_default();
+                found.push((error.line, format!("refused config line{at}: {directive}")));
+            }
+            found.push((error.line, error.message.clone()));
+        }
+        found.extend(self.tail_text.iter().cloned());
+        found
+    }
+}
+
+/// The warning-level lines every start writes (Redis 6.2 and 7.x, Valkey): they say
+/// nothing about why a server stopped.
+fn is_start_banner(message: &str) -> bool {
+    message.contains("is starting oO0OoO0OoO0Oo")
+        || message.contains(" version=")
+        || message == "Configuration loaded"
+        || message == "Server initialized"
+}
+
+/// Lines kept before a long log is thinned: beyond this, repeats are left out.
+const KEEP_ALL_UP_TO: usize = 50_000;
+/// Occurrences of one message kept at each end when a log is thinned.
+const KEEP_PER_MESSAGE: usize = 4;
+/// Lines at the end of the log always kept.
+const KEEP_LAST: usize = 200;
+/// Unreadable lines reported, at most (the rest are counted in the last issue).
+const ISSUES_KEPT: usize = 100;
+const TAIL_TEXT_KEPT: usize = 20;
+
+/// Reads a server log one line at a time, so that a file of any size is read in bounded
+/// memory: past [`KEEP_ALL_UP_TO`] lines, each message (its text with numbers masked) keeps
+/// its first and last few occurrences and the rest are counted in [`ServerLog::omitted`].
+#[derive(Debug, Default)]
+pub struct ServerLogReader {
+    log: ServerLog,
+    issues: Vec<ParseIssue>,
+    more_issues: u64,
+    line: usize,
+    keep_until: usize,
+    /// Inside a FATAL CONFIG FILE ERROR block: what it said so far.
+    config_block: Option<(Option<usize>, Option<String>)>,
+}
+
+impl ServerLogReader {
+    pub fn new() -> ServerLogReader {
+        ServerLogReader {
+            keep_until: KEEP_ALL_UP_TO,
+            ..Default::default()
+        }
+    }
+
+    /// The next line of the file (without its line break).
+    pub fn push(&mut self, raw: &str) {
+        self.line += 1;
+        let line = self.line;
         if raw.trim().is_empty() {
-            continue;
+            return;
         }
         if raw.starts_with("*** FATAL CONFIG FILE ERROR") {
-            block = Some((None, None));
-            continue;
+            self.config_block = Some((None, None));
+            return;
         }
-        if let Some((config_line, directive)) = &mut block {
+        if let Some((config_line, directive)) = &mut self.config_block {
             if let Some(n) = raw.strip_prefix("Reading the configuration file, at line ") {
                 *config_line = n.trim().parse().ok();
             } else if let Some(quoted) = raw.strip_prefix(">>> ") {
                 *directive = Some(quoted.trim().trim_matches('\'').to_owned());
             } else {
-                log.config_errors.push(ConfigError {
+                self.log.config_errors.push(ConfigError {
                     line,
                     config_line: *config_line,
                     directive: directive.take(),
                     message: raw.trim().to_owned(),
                 });
-                block = None;
+                self.config_block = None;
             }
-            continue;
+            return;
         }
         match parse_line(raw) {
-            Some((pid, role, time, level, message)) => log.lines.push(LogLine {
-                line,
-                pid,
-                role,
-                time: time.to_owned(),
-                level,
-                message: message.to_owned(),
-            }),
-            None => issues.push(ParseIssue {
-                line,
-                message: "not a server log line (PID:ROLE DATE TIME LEVEL MESSAGE)".to_owned(),
-            }),
+            Some((pid, role, time, level, message)) => {
+                self.log.tail_text.clear();
+                self.log.lines.push(LogLine {
+                    line,
+                    pid,
+                    role,
+                    time: time.to_owned(),
+                    level,
+                    message: message.to_owned(),
+                });
+                if self.log.lines.len() > self.keep_until {
+                    self.thin();
+                }
+            }
+            None => {
+                if self.log.tail_text.len() == TAIL_TEXT_KEPT {
+                    self.log.tail_text.remove(0);
+                }
+                self.log.tail_text.push((line, raw.trim_end().to_owned()));
+                if self.issues.len() < ISSUES_KEPT {
+                    self.issues.push(ParseIssue {
+                        line,
+                        message: "not a server log line (PID:ROLE DATE TIME LEVEL MESSAGE)"
+                            .to_owned(),
+                    });
+                } else {
+                    self.more_issues += 1;
+                }
+            }
         }
     }
-    Parsed { value: log, issues }
+
+    /// Keeps the first and last occurrences of each message and the last lines.
+    fn thin(&mut self) {
+        use std::collections::HashMap;
+        let lines = std::mem::take(&mut self.log.lines);
+        let total = lines.len();
+        let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
+        for (idx, l) in lines.iter().enumerate() {
+            let shape: String = l.message.chars().filter(|c| !c.is_ascii_digit()).collect();
+            seen.entry(shape).or_default().push(idx);
+        }
+        let mut keep = vec![false; total];
+        for idxs in seen.values() {
+            for &i in idxs.iter().take(KEEP_PER_MESSAGE) {
+                keep[i] = true;
+            }
+            for &i in idxs.iter().rev().take(KEEP_PER_MESSAGE) {
+                keep[i] = true;
+            }
+        }
+        for k in keep.iter_mut().skip(total.saturating_sub(KEEP_LAST)) {
+            *k = true;
+        }
+        self.log.lines = lines
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(l, k)| k.then_some(l))
+            .collect();
+        self.log.omitted += (total - self.log.lines.len()) as u64;
+        // Thin again only once as many lines came in as are kept now (amortised).
+        self.keep_until = (self.log.lines.len() * 2).max(KEEP_ALL_UP_TO);
+    }
+
+    pub fn finish(mut self) -> Parsed<ServerLog> {
+        // What the server printed on exit is read as such, not as unreadable lines.
+        let tail = &self.log.tail_text;
+        self.issues
+            .retain(|issue| !tail.iter().any(|(line, _)| *line == issue.line));
+        if self.more_issues > 0 {
+            self.issues.push(ParseIssue {
+                line: self.line,
+                message: format!("and {} more lines not in the log format", self.more_issues),
+            });
+        }
+        Parsed {
+            value: self.log,
+            issues: self.issues,
+        }
+    }
+}
+
+pub fn parse_server_log(text: &str) -> Parsed<ServerLog> {
+    let mut reader = ServerLogReader::new();
+    for raw in text.lines() {
+        reader.push(raw);
+    }
+    reader.finish()
 }
 
 fn parse_line(raw: &str) -> Option<(u32, char, &str, char, &str)> {
@@ -239,5 +399,51 @@ mod tests {
         assert_eq!(log.last_run_start(), 4);
         assert_eq!(log.lines[4].pid, 11101);
         assert_eq!(parse_server_log(SEED).value.last_run_start(), 0);
+    }
+
+    // Redis 7.0.15 refusing a port another server holds (its log), and refusing a config
+    // line (stderr, appended to the same file).
+    const BIND_FAILED: &str = "1415:C 02 Dec 2026 05:40:01.100 # oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo\n1415:C 02 Dec 2026 05:40:01.100 # Redis version=7.0.15, bits=64, commit=00000000, modified=0, pid=1415, just started\n1415:M 02 Dec 2026 05:40:01.101 * monotonic clock: POSIX clock_gettime\n1415:M 02 Dec 2026 05:40:01.101 # Warning: Could not create server TCP listening socket 127.0.0.1:20001: bind: Address already in use\n1415:M 02 Dec 2026 05:40:01.101 # Failed listening on port 20001 (TCP), aborting.\n";
+    const CONFIG_ERROR: &str = "\n*** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***\nReading the configuration file, at line 4\n>>> 'bogus-directive \"yes\"'\nBad directive or wrong number of arguments\n";
+
+    #[test]
+    fn a_server_that_exited_leaves_its_reason_at_the_end() {
+        let log = parse_server_log(BIND_FAILED).value;
+        let ending: Vec<String> = log.ending_warnings().into_iter().map(|l| l.1).collect();
+        assert_eq!(ending.len(), 2, "{ending:?}");
+        assert!(ending[1].starts_with("Failed listening on port 20001"));
+        let log = parse_server_log(&format!("{SEED}{CONFIG_ERROR}")).value;
+        let ending = log.ending_warnings();
+        assert_eq!(
+            ending.last().unwrap().1,
+            "Bad directive or wrong number of arguments"
+        );
+        assert!(
+            ending
+                .iter()
+                .any(|l| l.1 == "refused config line (config line 4): bogus-directive \"yes\""),
+            "{ending:?}"
+        );
+        let parsed = parse_server_log(&format!("{SEED}{CONFIG_ERROR}"));
+        // Only the logo line of the seed is unreadable; the exit text is understood.
+        assert_eq!(parsed.issues.len(), 1, "{:?}", parsed.issues);
+    }
+
+    #[test]
+    fn a_long_log_is_thinned_to_first_and_last_occurrences() {
+        let mut reader = ServerLogReader::new();
+        for i in 0..120_000u32 {
+            reader.push(&format!(
+                "1:M 02 Dec 2026 05:40:01.{:03} * Connection with replica 10.0.0.{}:6379 lost.",
+                i % 1000,
+                i % 250
+            ));
+        }
+        reader.push("1:M 02 Dec 2026 05:41:00.000 # Cluster state changed: fail");
+        let log = reader.finish().value;
+        assert!(log.lines.len() < 2 * KEEP_ALL_UP_TO, "{}", log.lines.len());
+        assert_eq!(log.omitted as usize + log.lines.len(), 120_001);
+        assert_eq!(log.lines[0].line, 1);
+        assert_eq!(log.lines.last().unwrap().line, 120_001);
     }
 }
