@@ -116,7 +116,10 @@ fn peak_rss_mb() -> f64 {
 
 /// Builds the views, then times one parse → plan → verify round over them.
 pub fn run_point(n: usize, shape: Shape) -> Point {
-    assert!(n >= 2 && n.is_multiple_of(2), "an even number of nodes, half primaries");
+    assert!(
+        n >= 2 && n.is_multiple_of(2),
+        "an even number of nodes, half primaries"
+    );
     let texts = views(n, shape);
     let text_bytes = texts.iter().map(String::len).sum();
     let inventory: Vec<InventoryNode> = (0..n)

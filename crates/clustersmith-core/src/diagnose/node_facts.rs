@@ -510,7 +510,7 @@ pub(super) fn explains_elsewhere(inputs: &Inputs, cause: &Finding, symptom: &Fin
             let Some(view) = &seen.live else { return false };
             let stuck: Vec<_> = view
                 .nodes
-                .entries
+                .entries()
                 .iter()
                 .filter(|e| {
                     !e.is_myself()
