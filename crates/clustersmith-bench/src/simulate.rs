@@ -39,8 +39,19 @@ pub struct Point {
     pub peak_rss_mb: f64,
 }
 
+/// A random-looking id per node, as servers make them (160 random bits in hex): ids that
+/// share a prefix would make every lookup the worst case.
 fn node_id(i: usize) -> String {
-    format!("{:040x}", 0x5eed_0000_0000u64 + i as u64)
+    // splitmix64, three draws: 48 + 48 + 64 bits of hex.
+    let mut state = i as u64;
+    let mut next = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    format!("{:012x}{:012x}{:016x}", next() >> 16, next() >> 16, next())
 }
 
 /// 127.0.0.1 and consecutive ports: a real address for every node, bus ports below 65536.
@@ -154,7 +165,7 @@ pub fn run_point(n: usize, shape: Shape) -> Point {
         .enumerate()
         .map(|(i, text)| {
             let parsed = parse_cluster_nodes(text).value;
-            let id = parsed.myself().expect("one myself line").id.clone();
+            let id = parsed.myself().expect("one myself line").id;
             NodeState::Seen(Box::new(NodeView {
                 id,
                 nodes: parsed,

@@ -45,7 +45,7 @@ pub fn captured(
                     .join("\n"),
             };
             let parsed = parse_cluster_nodes(&text).value;
-            let id = parsed.myself().unwrap().id.clone();
+            let id = parsed.myself().unwrap().id;
             let info = format!(
                 "# Server\r\nredis_version:7.0.15\r\n# Keyspace\r\ndb0:keys={},expires=0,avg_ttl=0\r\n",
                 keys[i]

@@ -133,7 +133,7 @@ pub fn verify(
     let expected_ids: Vec<Option<NodeId>> = (0..inventory.len())
         .map(|i| {
             obs.view(i)
-                .map(|v| v.id.clone())
+                .map(|v| v.id)
                 .or_else(|| known_ids.get(i).cloned().flatten())
                 .or_else(|| obs.id_listed_at(inventory[i].ip, inventory[i].port))
         })
@@ -586,7 +586,7 @@ mod tests {
                     assert!(nodes.issues.is_empty(), "{:?}\n{text}", nodes.issues);
                     let cluster_info = parse_cluster_info(&self.cluster_info[viewer]);
                     assert!(cluster_info.issues.is_empty(), "{:?}", cluster_info.issues);
-                    let id = nodes.value.myself().unwrap().id.clone();
+                    let id = nodes.value.myself().unwrap().id;
                     NodeState::Seen(Box::new(NodeView {
                         id,
                         nodes: nodes.value,

@@ -264,7 +264,7 @@ impl Group {
     fn ids(&self) -> Vec<NodeId> {
         let mut ids = Vec::new();
         if let Some(me) = self.nodes_conf.as_ref().and_then(|f| f.value.myself()) {
-            ids.push(me.id.clone());
+            ids.push(me.id);
         }
         if let Some(id) = self
             .log
@@ -406,7 +406,7 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
             let err = observed.errors[idx].as_ref();
             match state {
                 NodeState::Seen(view) => {
-                    known_ids.push(Some(view.id.clone()));
+                    known_ids.push(Some(view.id));
                     node.facts = Some(NodeFacts {
                         answer: Answer::Member,
                         reply: "answered CLUSTER NODES, CLUSTER INFO and INFO".to_owned(),
@@ -415,7 +415,7 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
                     node.live = Some(*view);
                 }
                 NodeState::Unreachable(why) => {
-                    known_ids.push(listed[idx].clone());
+                    known_ids.push(listed[idx]);
                     let mut facts = facts_of(err, &why);
                     // A node that answers but not as a member still says what it is.
                     if matches!(

@@ -122,7 +122,7 @@ impl Session {
             .map(|(idx, result)| {
                 Some(match result? {
                     Ok(view) => {
-                        self.known_ids[idx] = Some(view.id.clone());
+                        self.known_ids[idx] = Some(view.id);
                         self.versions[idx] = view.version();
                         (NodeState::Seen(Box::new(view)), None)
                     }
@@ -198,7 +198,7 @@ async fn observe_node(handle: &NodeHandle) -> Result<NodeView, NodeError> {
     let id = nodes
         .value
         .myself()
-        .map(|me| me.id.clone())
+        .map(|me| me.id)
         .ok_or_else(|| unreadable(handle, "CLUSTER NODES has no `myself` line"))?;
     Ok(NodeView {
         id,

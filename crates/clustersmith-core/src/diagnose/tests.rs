@@ -31,7 +31,7 @@ const FORMED_INFO: &str = "cluster_state:ok\ncluster_slots_assigned:16384\nclust
 fn view(nodes: &str, cluster_info: &str, info: &str) -> NodeView {
     let nodes = parse_cluster_nodes(nodes).value;
     NodeView {
-        id: nodes.myself().unwrap().id.clone(),
+        id: nodes.myself().unwrap().id,
         nodes,
         cluster_info: parse_cluster_info(cluster_info).value,
         info: parse_info(info).value,

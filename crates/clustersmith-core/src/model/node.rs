@@ -2,8 +2,50 @@ use std::fmt;
 use std::net::IpAddr;
 
 /// A cluster node id: 40 lowercase hex characters, fixed for the life of `nodes.conf`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NodeId(String);
+///
+/// Held inline (no heap allocation): a view of an N-node cluster holds about 2N ids, and apply
+/// holds N views, so at 1000 nodes a heap string per id was a million allocations.
+#[derive(Clone, Copy, Eq)]
+pub struct NodeId([u8; 40]);
+
+impl std::hash::Hash for NodeId {
+    // Over the same bytes `Eq` compares, so the two agree.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+// Ids are compared N² log N times a round (sorted views, sets of ids): a call to memcmp for 40
+// bytes dominated planning at 1000 nodes. The first 8 hex characters (32 random bits) decide
+// almost every comparison as one integer compare; the order is the same as the strings'.
+impl NodeId {
+    /// The first 8 characters as a number, in the same order as the ids: a compact sort key.
+    pub fn head(&self) -> u64 {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        u64::from_be_bytes(first)
+    }
+}
+
+impl PartialEq for NodeId {
+    fn eq(&self, other: &NodeId) -> bool {
+        self.head() == other.head() && self.0[8..] == other.0[8..]
+    }
+}
+
+impl Ord for NodeId {
+    fn cmp(&self, other: &NodeId) -> std::cmp::Ordering {
+        self.head()
+            .cmp(&other.head())
+            .then_with(|| self.0[8..].cmp(&other.0[8..]))
+    }
+}
+
+impl PartialOrd for NodeId {
+    fn partial_cmp(&self, other: &NodeId) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("`{0}` is not a node id (40 hex characters)")]
@@ -12,25 +54,30 @@ pub struct NodeIdError(pub String);
 impl NodeId {
     pub fn parse(text: &str) -> Result<NodeId, NodeIdError> {
         if text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            Ok(NodeId(text.to_ascii_lowercase()))
+            let mut bytes = [0u8; 40];
+            for (slot, b) in bytes.iter_mut().zip(text.bytes()) {
+                *slot = b.to_ascii_lowercase();
+            }
+            Ok(NodeId(bytes))
         } else {
             Err(NodeIdError(text.to_owned()))
         }
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only `parse` builds ids, from ASCII hex digits.
+        std::str::from_utf8(&self.0).expect("a node id is ASCII")
     }
 
     /// The first 8 characters, enough to tell nodes apart in a table.
     pub fn short(&self) -> &str {
-        &self.0[..8]
+        &self.as_str()[..8]
     }
 }
 
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 

@@ -66,8 +66,8 @@ pub fn departed_members(
                 None if entry.has_flag(&NodeFlag::NoAddr) && newcomers.len() == 1 => newcomers[0],
                 None => continue,
             };
-            let record = found.entry(entry.id.clone()).or_insert_with(|| Departed {
-                id: entry.id.clone(),
+            let record = found.entry(entry.id).or_insert_with(|| Departed {
+                id: entry.id,
                 successor,
                 slots: SlotSet::new(),
                 listed_by: Vec::new(),

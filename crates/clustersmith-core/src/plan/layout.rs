@@ -225,7 +225,7 @@ fn assign_replicas(
     let current: BTreeMap<usize, usize> = pool
         .iter()
         .filter_map(|r| {
-            let primary_id = obs.view(*r)?.myself().primary_id.clone()?;
+            let primary_id = obs.view(*r)?.myself().primary_id?;
             let primary = obs.index_of(&primary_id)?;
             let shard = primaries.iter().position(|p| *p == primary)?;
             Some((*r, shard))

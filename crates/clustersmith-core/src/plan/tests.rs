@@ -116,7 +116,7 @@ impl Sim {
                     self.nodes[i].keys
                 );
                 NodeState::Seen(Box::new(NodeView {
-                    id: self.nodes[i].id.clone(),
+                    id: self.nodes[i].id,
                     nodes: nodes.value,
                     cluster_info: parse_cluster_info(&info).value,
                     info: parse_info(&server).value,

@@ -20,7 +20,7 @@ const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
 fn view(nodes: &str, cluster_info: &str, info: &str) -> NodeView {
     let nodes = parse_cluster_nodes(nodes).value;
     NodeView {
-        id: nodes.myself().unwrap().id.clone(),
+        id: nodes.myself().unwrap().id,
         nodes,
         cluster_info: parse_cluster_info(cluster_info).value,
         info: parse_info(info).value,
