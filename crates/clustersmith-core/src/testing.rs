@@ -61,3 +61,24 @@ pub fn captured(
         .collect();
     (inventory, Observation { nodes })
 }
+
+/// The six nodes of the lost-disk captures (`tests/fixtures/lost-disk/`).
+pub const LOST_DISK_ADDRS: [&str; 6] = [
+    "127.0.0.1:22201",
+    "127.0.0.1:22202",
+    "127.0.0.1:22203",
+    "127.0.0.1:22204",
+    "127.0.0.1:22205",
+    "127.0.0.1:22206",
+];
+
+/// One node's answers, from the text of its `CLUSTER NODES`, `CLUSTER INFO` and `INFO`.
+pub fn view(nodes: &str, cluster_info: &str, info: &str) -> NodeView {
+    let nodes = parse_cluster_nodes(nodes).value;
+    NodeView {
+        id: nodes.myself().unwrap().id,
+        nodes,
+        cluster_info: parse_cluster_info(cluster_info).value,
+        info: parse_info(info).value,
+    }
+}

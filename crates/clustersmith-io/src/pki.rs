@@ -21,9 +21,10 @@ fn subject(common_name: &str) -> DistinguishedName {
     name
 }
 
-/// Writes a private key readable by its owner only (0600), as servers and operators expect
-/// of key files; the mode is set at creation, so the key is never readable by others.
-fn write_key(path: &Path, pem: &str) -> Result<(), String> {
+/// Writes a file readable by its owner only (0600): keys, passwords, configs holding them. The
+/// mode is set at creation, so the content is never readable by others, and reset on an
+/// existing file, which `open` would leave as it was.
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let mut file = std::fs::OpenOptions::new()
@@ -31,13 +32,13 @@ fn write_key(path: &Path, pem: &str) -> Result<(), String> {
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("write `{}`: {e}", path.display()))?;
-    // An existing file keeps its mode through `open`: make it 0600 too.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("chmod `{}`: {e}", path.display()))?;
-    file.write_all(pem.as_bytes())
-        .map_err(|e| format!("write `{}`: {e}", path.display()))
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
+}
+
+fn write_key(path: &Path, pem: &str) -> Result<(), String> {
+    write_private(path, pem).map_err(|e| format!("write `{}`: {e}", path.display()))
 }
 
 /// Paths of one certificate and its key.

@@ -362,17 +362,7 @@ fn last_lines(text: &str, n: usize) -> String {
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), SandboxError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_err(format!("write `{}`", path.display())))?;
-    file.write_all(text.as_bytes())
-        .map_err(io_err(format!("write `{}`", path.display())))
+    crate::pki::write_private(path, text).map_err(io_err(format!("write `{}`", path.display())))
 }
 
 /// True when `pid` is alive and its command line names a redis or valkey server. For test

@@ -5,23 +5,13 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::{Evidence, Hit, Inputs, NodeEvidence, Source};
+use super::{Evidence, Hit, Inputs, NodeEvidence, Source, live};
 use crate::model::{NodeId, SLOT_COUNT};
 use crate::observation::NodeView;
 use crate::parse::NodeEntry;
 
 /// At most this many evidence lines of one kind per finding; the rest are counted.
 const EVIDENCE_CAP: usize = 6;
-
-fn live(node: &NodeEvidence, reply: &'static str, text: impl Into<String>) -> Evidence {
-    Evidence {
-        source: Source::Live {
-            node: node.label.clone(),
-            reply,
-        },
-        text: text.into(),
-    }
-}
 
 fn capped(mut evidence: Vec<Evidence>, what: &str) -> Vec<Evidence> {
     if evidence.len() > EVIDENCE_CAP {

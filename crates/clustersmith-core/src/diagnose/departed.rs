@@ -1,21 +1,11 @@
 //! A node back at its address with a new id (lost disk, recreated VM), and the data loss it
 //! can cause: a replica that reconnects to the old address resyncs from the empty newcomer.
 
-use super::{Evidence, Hit, Inputs, NodeEvidence, Source};
+use super::{Hit, Inputs, NodeEvidence, live};
 use crate::model::NodeId;
 use crate::observation::{InventoryNode, NodeState, Observation};
 use crate::parse::LogLine;
 use crate::plan::{Departed, departed_members};
-
-fn live(node: &NodeEvidence, reply: &'static str, text: impl Into<String>) -> Evidence {
-    Evidence {
-        source: Source::Live {
-            node: node.label.clone(),
-            reply,
-        },
-        text: text.into(),
-    }
-}
 
 /// The live nodes as the planner sees them: only nodes with an address and a view.
 fn live_observation(inputs: &Inputs) -> (Vec<&NodeEvidence>, Vec<InventoryNode>, Observation) {

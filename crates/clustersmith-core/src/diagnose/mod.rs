@@ -169,6 +169,17 @@ impl fmt::Debug for Rule {
     }
 }
 
+/// Evidence from a live node's reply.
+pub(crate) fn live(node: &NodeEvidence, reply: &'static str, text: impl Into<String>) -> Evidence {
+    Evidence {
+        source: Source::Live {
+            node: node.label.clone(),
+            reply,
+        },
+        text: text.into(),
+    }
+}
+
 /// A file and what was parsed from it.
 #[derive(Clone, Debug)]
 pub struct SourceFile<T> {

@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use super::{Evidence, Finding, Hit, Inputs, NodeEvidence, Source, SourceFile};
+use super::{Evidence, Finding, Hit, Inputs, NodeEvidence, SourceFile, live};
 use crate::parse::RedisConf;
 
 /// How an expected node answered diagnose's first request (CLUSTER NODES, CLUSTER INFO,
@@ -62,16 +62,6 @@ const NOT_MEMBER: &[&str] = &[
 
 fn not_member(node: &NodeEvidence) -> Option<&NodeFacts> {
     node.facts.as_ref().filter(|f| !f.is_member())
-}
-
-fn live(node: &NodeEvidence, reply: &'static str, text: impl Into<String>) -> Evidence {
-    Evidence {
-        source: Source::Live {
-            node: node.label.clone(),
-            reply,
-        },
-        text: text.into(),
-    }
 }
 
 fn directive(conf: &SourceFile<RedisConf>, name: &str) -> Option<Evidence> {

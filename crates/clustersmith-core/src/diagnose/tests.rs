@@ -6,10 +6,7 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::model::NodeId;
-use crate::parse::{
-    parse_cluster_info, parse_cluster_nodes, parse_info, parse_post_deploy_log, parse_redis_conf,
-    parse_server_log,
-};
+use crate::parse::{parse_post_deploy_log, parse_redis_conf, parse_server_log};
 
 const SEED_S1_POST_DEPLOY: &str =
     include_str!("../../tests/fixtures/seed/scenario1-post-deploy.stderr.log");
@@ -28,15 +25,7 @@ const S1_INFO: &str = "cluster_state:ok\ncluster_slots_assigned:16384\ncluster_s
 const FORMED_NODES: &str = "ae16bca025bfa992a5e0c9ec2fbdda10fac6af44 10.168.17.8:6379@16379 slave 5d75611c1b16e9424a79b40c5b624c87e6152166 0 1704797759111 2 connected\n5bbd6f01c134a843db25993fd81cb71e1fc5ca09 10.168.17.7:6379@16379 slave 5be3d949f56e77d5848af97f1d8825e1c29f3270 0 1704797761121 1 connected\n5d75611c1b16e9424a79b40c5b624c87e6152166 10.168.17.6:6379@16379 master - 0 1704797760116 2 connected 8192-16383\n5be3d949f56e77d5848af97f1d8825e1c29f3270 10.168.17.5:6379@16379 myself,master - 0 1704797759000 1 connected 0-8191\n";
 const FORMED_INFO: &str = "cluster_state:ok\ncluster_slots_assigned:16384\ncluster_slots_ok:16384\ncluster_known_nodes:4\ncluster_size:2\ncluster_current_epoch:2\ncluster_my_epoch:1\n";
 
-fn view(nodes: &str, cluster_info: &str, info: &str) -> NodeView {
-    let nodes = parse_cluster_nodes(nodes).value;
-    NodeView {
-        id: nodes.myself().unwrap().id,
-        nodes,
-        cluster_info: parse_cluster_info(cluster_info).value,
-        info: parse_info(info).value,
-    }
-}
+use crate::testing::view;
 
 /// The formed scenario-2 cluster as each of its four nodes reports it.
 fn formed() -> Inputs {
@@ -126,16 +115,9 @@ const LOST_DISK_HEALTHY_REPLICA_LOG: &str =
 /// Six live nodes from one captured `CLUSTER NODES` text; node 0 answers with `fresh` (its own
 /// one-line view) when given.
 fn six_live(shared: &str, fresh: Option<&str>) -> Inputs {
-    let addrs = [
-        "127.0.0.1:22201",
-        "127.0.0.1:22202",
-        "127.0.0.1:22203",
-        "127.0.0.1:22204",
-        "127.0.0.1:22205",
-        "127.0.0.1:22206",
-    ];
     let fresh: Vec<(usize, &str)> = fresh.into_iter().map(|f| (0, f)).collect();
-    let (inventory, obs) = crate::testing::captured(shared, &fresh, &addrs, &[100; 6]);
+    let (inventory, obs) =
+        crate::testing::captured(shared, &fresh, &crate::testing::LOST_DISK_ADDRS, &[100; 6]);
     Inputs {
         nodes: inventory
             .into_iter()

@@ -11,7 +11,7 @@ use crate::model::{NodeId, SLOT_COUNT, SlotRange, SlotSet};
 use crate::observation::{InventoryNode, NodeState, NodeView, Observation};
 use crate::parse::{parse_cluster_info, parse_cluster_nodes, parse_info};
 use crate::spec::{ClusterSpec, parse_node};
-use crate::testing::captured;
+use crate::testing::{LOST_DISK_ADDRS, captured};
 use crate::verify::verify;
 
 #[derive(Clone)]
@@ -473,15 +473,6 @@ proptest! {
     }
 }
 
-const SIX: [&str; 6] = [
-    "127.0.0.1:22201",
-    "127.0.0.1:22202",
-    "127.0.0.1:22203",
-    "127.0.0.1:22204",
-    "127.0.0.1:22205",
-    "127.0.0.1:22206",
-];
-
 // Redis 7.0.15: 22201 killed, its nodes.conf removed, restarted after its replica 22204 took
 // over. The peers keep its old id with the address forgotten (`:0@0`, `noaddr`).
 const AFTER_FAILOVER: &str =
@@ -493,7 +484,10 @@ const BEFORE_FAILOVER: &str =
     include_str!("../../tests/fixtures/lost-disk/before-failover-cluster-nodes.txt");
 
 fn six_spec() -> ClusterSpec {
-    let nodes = SIX.iter().map(|a| parse_node(a).unwrap()).collect();
+    let nodes = LOST_DISK_ADDRS
+        .iter()
+        .map(|a| parse_node(a).unwrap())
+        .collect();
     ClusterSpec::new(nodes, Some(3), Some(1)).unwrap()
 }
 
@@ -503,7 +497,7 @@ fn a_node_back_with_a_new_id_after_the_failover_is_readopted() {
     let (inventory, obs) = captured(
         AFTER_FAILOVER,
         &[(0, fresh)],
-        &SIX,
+        &LOST_DISK_ADDRS,
         &[0, 100, 99, 101, 100, 99],
     );
     let planned = plan(&six_spec(), &inventory, &obs, &vec![None; 6]);
@@ -551,7 +545,7 @@ fn a_node_back_empty_before_the_failover_stops_apply_and_says_what_to_do() {
     let (inventory, obs) = captured(
         BEFORE_FAILOVER,
         &[(0, fresh)],
-        &SIX,
+        &LOST_DISK_ADDRS,
         &[0, 101, 99, 0, 101, 99],
     );
     let planned = plan(&six_spec(), &inventory, &obs, &vec![None; 6]);

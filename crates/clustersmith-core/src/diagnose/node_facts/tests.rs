@@ -2,9 +2,7 @@
 //! and how the symptoms they cause on peers hang under them.
 
 use super::super::*;
-use crate::parse::{
-    parse_cluster_info, parse_cluster_nodes, parse_info, parse_redis_conf, parse_server_log,
-};
+use crate::parse::{parse_redis_conf, parse_server_log};
 
 const A_ID: &str = "5be3d949f56e77d5848af97f1d8825e1c29f3270";
 const B_ID: &str = "5d75611c1b16e9424a79b40c5b624c87e6152166";
@@ -17,15 +15,7 @@ const SIGTERM_LOG: &str = "28001:M 02 Dec 2026 05:19:04.313 * Ready to accept co
 const CONFIG_ERROR_LOG: &str = "\n*** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***\nReading the configuration file, at line 5\n>>> 'bogus-directive yes'\nBad directive or wrong number of arguments\n";
 const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
 
-fn view(nodes: &str, cluster_info: &str, info: &str) -> NodeView {
-    let nodes = parse_cluster_nodes(nodes).value;
-    NodeView {
-        id: nodes.myself().unwrap().id,
-        nodes,
-        cluster_info: parse_cluster_info(cluster_info).value,
-        info: parse_info(info).value,
-    }
-}
+use crate::testing::view;
 
 fn conf(path: &str, text: &str) -> Option<SourceFile<RedisConf>> {
     Some(SourceFile {
