@@ -236,7 +236,17 @@ fn evidence_json(e: &Evidence) -> Value {
     }
 }
 
+/// A root cause (`explained_by` null) with its symptoms, each naming the cause that explains
+/// it; a cause lists what it explains as `rule@node` keys.
 fn finding_json(f: &Finding) -> Value {
+    finding_json_under(f, None)
+}
+
+fn finding_key(f: &Finding) -> String {
+    format!("{}@{}", f.rule.id, f.node.as_deref().unwrap_or("cluster"))
+}
+
+fn finding_json_under(f: &Finding, cause: Option<&Finding>) -> Value {
     json!({
         "id": f.rule.id,
         "name": f.rule.name,
@@ -245,7 +255,9 @@ fn finding_json(f: &Finding) -> Value {
         "summary": f.summary,
         "evidence": f.evidence.iter().map(evidence_json).collect::<Vec<_>>(),
         "fix": f.rule.fix,
-        "symptoms": f.symptoms.iter().map(finding_json).collect::<Vec<_>>(),
+        "explains": f.symptoms.iter().map(finding_key).collect::<Vec<_>>(),
+        "explained_by": cause.map(finding_key),
+        "symptoms": f.symptoms.iter().map(|s| finding_json_under(s, Some(f))).collect::<Vec<_>>(),
     })
 }
 

@@ -189,6 +189,12 @@ fn a_primary_back_empty_after_its_replica_took_over_is_readopted_without_losing_
         let doc = json(&diag);
         assert_eq!(doc["findings"][0]["id"], "CS320", "{doc}");
         assert_eq!(doc["findings"][0]["node"], nodes[lost].as_str());
+        // What it explains on that node hangs under it, each naming its cause.
+        assert_eq!(doc["findings"][0]["explained_by"], serde_json::Value::Null);
+        let cause = format!("CS320@{}", nodes[lost]);
+        for symptom in doc["findings"][0]["symptoms"].as_array().unwrap() {
+            assert_eq!(symptom["explained_by"], cause.as_str(), "{symptom}");
+        }
 
         let full_syncs: Vec<u64> = (0..6).map(|i| sync_full(&servers, i)).collect();
         let out = clustersmith(
