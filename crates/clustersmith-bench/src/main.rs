@@ -248,9 +248,18 @@ fn run_all(args: &RunArgs) -> anyhow::Result<()> {
                         eprintln!(
                             "N={nodes:<4} nt={node_timeout_ms:<6} {start:<5?} rep {rep} {:<12} topology {} ok {} repl {} exit {:.2}s (code {:?}) | poller: {} rounds, {:.1}/s, every {:.0} ms (max {:.0}), reads {:.1} ms ({:.0}%), cpu {} | servers cpu {} forming, {} in all",
                             tool.name(),
-                            ms(sample.milestones.topology_ms),
-                            ms(sample.milestones.all_ok_ms),
-                            ms(sample.milestones.repl_up_ms),
+                            seen(
+                                sample.milestones.topology_ms,
+                                sample.milestones.topology_window_ms
+                            ),
+                            seen(
+                                sample.milestones.all_ok_ms,
+                                sample.milestones.all_ok_window_ms
+                            ),
+                            seen(
+                                sample.milestones.repl_up_ms,
+                                sample.milestones.repl_up_window_ms
+                            ),
                             sample.exit_ms / 1e3,
                             sample.exit_code,
                             sample.poll.rounds,
@@ -305,6 +314,15 @@ fn run_all(args: &RunArgs) -> anyhow::Result<()> {
         samples.len()
     );
     Ok(())
+}
+
+/// A milestone and how far before it may have happened (the round that saw it, back to the
+/// start of the one before).
+fn seen(at: Option<f64>, window: Option<f64>) -> String {
+    match (at, window) {
+        (Some(_), Some(w)) => format!("{} (-{w:.0}ms)", ms(at)),
+        _ => ms(at),
+    }
 }
 
 fn ms(value: Option<f64>) -> String {

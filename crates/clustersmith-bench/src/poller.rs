@@ -16,6 +16,12 @@ pub struct Milestones {
     pub all_ok_ms: Option<f64>,
     /// Every replica reports `master_link_status:up`.
     pub repl_up_ms: Option<f64>,
+    /// How far before the reported time each milestone may have happened: back to the start
+    /// of the last round that did not see it (or the tool's start). Its own resolution, which
+    /// can be wider than the mean round interval when the servers answered slowly then.
+    pub topology_window_ms: Option<f64>,
+    pub all_ok_window_ms: Option<f64>,
+    pub repl_up_window_ms: Option<f64>,
 }
 
 impl Milestones {
@@ -130,6 +136,8 @@ impl Poller {
             .arg("replication");
         let polling = Instant::now();
         let mut last_round_start = polling;
+        // From the tool's start: a milestone not seen by a round happened after it began.
+        let mut unseen_since_ms = 0.0;
         while !seen.complete() && start.elapsed() < deadline {
             let round_start = Instant::now();
             last_round_start = round_start;
@@ -155,15 +163,17 @@ impl Poller {
             let now = start.elapsed().as_secs_f64() * 1000.0;
             stats.rounds += 1;
             let complete = views.len() == self.conns.len();
+            let window = Some(now - unseen_since_ms);
             if seen.topology_ms.is_none() && complete && topology_agrees(&views, self.primaries) {
-                seen.topology_ms = Some(now);
+                (seen.topology_ms, seen.topology_window_ms) = (Some(now), window);
             }
             if seen.all_ok_ms.is_none() && complete && all_ok {
-                seen.all_ok_ms = Some(now);
+                (seen.all_ok_ms, seen.all_ok_window_ms) = (Some(now), window);
             }
             if seen.repl_up_ms.is_none() && replicas_up == self.conns.len() - self.primaries {
-                seen.repl_up_ms = Some(now);
+                (seen.repl_up_ms, seen.repl_up_window_ms) = (Some(now), window);
             }
+            unseen_since_ms = (round_start - start).as_secs_f64() * 1000.0;
             // The reads and the check of what they saw: the poller's work per round.
             let reads = round_start.elapsed();
             reading += reads;
