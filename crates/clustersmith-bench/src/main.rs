@@ -92,8 +92,9 @@ struct RunArgs {
     #[arg(long)]
     clustersmith: Option<PathBuf>,
     /// Shortest interval between the poller's rounds, in ms; 0 polls back to back (finest
-    /// resolution, most load on the servers). Default: max(2 ms × N, 6.7 × the last round's
-    /// reads), which keeps the reads to ~15% of wall time (see the report's resolution).
+    /// resolution, most load on the servers). Default: max(2 ms × N, 6.7 × the cheapest
+    /// round's reads), which keeps the reads to ~15% of wall time when the servers are not
+    /// busy (the report gives each sample's resolution and share of time spent reading).
     #[arg(long)]
     poll_interval_ms: Option<u64>,
     /// Result file (JSON).
