@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+use crate::poller::Cadence;
 use crate::run::{Binaries, Point, Start, Tool};
 
 #[derive(Parser)]
@@ -90,6 +91,12 @@ struct RunArgs {
     /// clustersmith binary (default: next to this one).
     #[arg(long)]
     clustersmith: Option<PathBuf>,
+    /// Shortest interval between the poller's rounds, in ms; 0 polls back to back (finest
+    /// resolution, most load on the servers). Default: max(2 ms × N, 6.7 × the cheapest
+    /// round's reads), which keeps the reads to ~15% of wall time when the servers are not
+    /// busy (the report gives each sample's resolution and share of time spent reading).
+    #[arg(long)]
+    poll_interval_ms: Option<u64>,
     /// Result file (JSON).
     #[arg(long, default_value = "bench/results.json")]
     out: PathBuf,
@@ -142,8 +149,15 @@ fn write_readme(results: &PathBuf, markdown: &PathBuf) -> anyhow::Result<()> {
     let (_, tail) = rest
         .split_once(end)
         .context("no `<!-- bench:end -->` marker")?;
+    // Result files from before the poller measured itself (schema 1) have no cost table.
+    let cost = value["cost_markdown"]
+        .as_str()
+        .map_or(String::new(), |c| format!("\n{c}"));
+    let cadence = value["cadence"]
+        .as_str()
+        .map_or(String::new(), |c| format!("; poller cadence {c}"));
     let tables = format!(
-        "Server: {}; {} CPUs; {} repetitions per point, median (min–max); idle nodes waited {} s.\n\n{}\n{}",
+        "Server: {}; {} CPUs; {} repetitions per point, median (min–max); idle nodes waited {} s{cadence}.\n\n{}\n{}{cost}",
         value["server"].as_str().unwrap_or("?"),
         value["cpus"],
         value["reps"],
@@ -202,6 +216,9 @@ fn run_all(args: &RunArgs) -> anyhow::Result<()> {
             "sizes must be even and at least 2, got {n}"
         );
     }
+    let cadence = args.poll_interval_ms.map_or(Cadence::Auto, |ms| {
+        Cadence::Every(Duration::from_millis(ms))
+    });
     let server_version = run::server_version(&bins.server);
     eprintln!("server: {server_version}");
     let mut samples = Vec::new();
@@ -226,17 +243,35 @@ fn run_all(args: &RunArgs) -> anyhow::Result<()> {
                             start,
                             settle: Duration::from_secs_f64(args.settle),
                             base_port: args.base_port,
+                            cadence,
                         };
                         let sample = run::measure(&bins, &point, rep)?;
                         eprintln!(
-                            "N={nodes:<4} nt={node_timeout_ms:<6} {start:<5?} rep {rep} {:<12} topology {} ok {} repl {} exit {:.2}s (code {:?}) round {:.0} ms",
+                            "N={nodes:<4} nt={node_timeout_ms:<6} {start:<5?} rep {rep} {:<12} topology {} ok {} repl {} exit {:.2}s (code {:?}) | poller: {} rounds, {:.1}/s, every {:.0} ms (max {:.0}), reads {:.1} ms ({:.0}%), cpu {} | servers cpu {} forming, {} in all",
                             tool.name(),
-                            ms(sample.milestones.topology_ms),
-                            ms(sample.milestones.all_ok_ms),
-                            ms(sample.milestones.repl_up_ms),
+                            seen(
+                                sample.milestones.topology_ms,
+                                sample.milestones.topology_window_ms
+                            ),
+                            seen(
+                                sample.milestones.all_ok_ms,
+                                sample.milestones.all_ok_window_ms
+                            ),
+                            seen(
+                                sample.milestones.repl_up_ms,
+                                sample.milestones.repl_up_window_ms
+                            ),
                             sample.exit_ms / 1e3,
                             sample.exit_code,
-                            sample.milestones.round_ms,
+                            sample.poll.rounds,
+                            sample.poll.rounds_per_s,
+                            sample.poll.round_ms,
+                            sample.poll.round_max_ms,
+                            sample.poll.read_ms,
+                            sample.poll.read_share * 100.0,
+                            ms(sample.poll.poller_cpu_ms),
+                            ms(sample.servers_cpu_run_ms),
+                            ms(sample.servers_cpu_ms),
                         );
                         samples.push(sample);
                     }
@@ -247,20 +282,23 @@ fn run_all(args: &RunArgs) -> anyhow::Result<()> {
     let rows = report::rows(&samples);
     let table = report::table(&rows);
     let extras = report::extras(&samples);
-    println!("{table}\n{extras}");
+    let cost = report::cost(&samples);
+    println!("{table}\n{extras}\n{cost}");
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     let result = json!({
-        "schema_version": 1,
+        "schema_version": 2,
         "server": server_version,
         "cpus": std::thread::available_parallelism().map(usize::from).unwrap_or(0),
         "settle_s": args.settle,
+        "cadence": cadence.describe(),
         "reps": args.reps,
         "rows": rows,
         "samples": samples,
         "table_markdown": table,
         "extras_markdown": extras,
+        "cost_markdown": cost,
     });
     std::fs::write(&args.out, serde_json::to_string_pretty(&result)? + "\n")
         .with_context(|| format!("cannot write `{}`", args.out.display()))?;
@@ -277,6 +315,15 @@ fn run_all(args: &RunArgs) -> anyhow::Result<()> {
         samples.len()
     );
     Ok(())
+}
+
+/// A milestone and how far before it may have happened (the round that saw it, back to the
+/// start of the one before).
+fn seen(at: Option<f64>, window: Option<f64>) -> String {
+    match (at, window) {
+        (Some(_), Some(w)) => format!("{} (-{w:.0}ms)", ms(at)),
+        _ => ms(at),
+    }
 }
 
 fn ms(value: Option<f64>) -> String {

@@ -1,15 +1,29 @@
-//! A set of fresh servers for one measurement, stopped (by PID) when dropped.
+//! A set of fresh servers for one measurement, stopped (by PID) and checked gone before the
+//! next measurement starts.
+//!
+//! A server left running from one sample would load the two cores the next sample runs on,
+//! and one holding a port would silently shift the next sample onto other ports; so
+//! [`Nodes::stop`] does not return until every process we started is gone and every port and
+//! bus port is free again, and fails naming what is left otherwise.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use clustersmith_io::sandbox::{
-    LocalServer, MAX_SAFE_PORT, ServerConfig, is_our_server, ports_free, signal, start_server,
-    stop_server,
+    LocalServer, MAX_SAFE_PORT, ServerConfig, ports_free, signal, start_server,
 };
+
+/// How long the servers get to exit on SIGTERM (with `save ""` they exit in milliseconds)
+/// before the ones still running get SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(10);
+/// How long, after SIGKILL, the processes get to be reaped and their ports to be released.
+const KILL_GRACE: Duration = Duration::from_secs(5);
 
 pub struct Nodes {
     pub servers: Vec<LocalServer>,
+    /// Set once [`Nodes::stop`] has run, so `Drop` does not stop them a second time.
+    stopped: bool,
     /// Removed after `drop` has stopped the servers (fields drop after `Drop::drop`).
     dir: tempfile::TempDir,
 }
@@ -25,6 +39,7 @@ impl Nodes {
     ) -> anyhow::Result<Nodes> {
         let mut nodes = Nodes {
             servers: Vec::with_capacity(count),
+            stopped: false,
             dir: tempfile::Builder::new()
                 .prefix("clustersmith-bench-")
                 .tempdir()?,
@@ -59,22 +74,234 @@ impl Nodes {
             .map(|s| format!("127.0.0.1:{}", s.port))
             .collect()
     }
+
+    /// CPU time the servers have used so far (user + system, summed over every server), in
+    /// ms, from `/proc/PID/stat`. `None` when one of them is no longer the process we started
+    /// (its figure would be missing from the sum). Each server's figure is in whole clock
+    /// ticks (10 ms), so the sum reads low by less than two ticks per server.
+    pub fn cpu_ms(&self) -> Option<f64> {
+        let ticks = clock_ticks_per_second()?;
+        let mut total = 0u64;
+        for server in &self.servers {
+            let stat = ProcStat::read(server.pid)?;
+            if Some(stat.start_time) != server.start_time || stat.zombie {
+                return None;
+            }
+            total += stat.utime + stat.stime;
+        }
+        Some(total as f64 * 1000.0 / ticks as f64)
+    }
+
+    /// Stops every server and waits (bounded) until each process we started is gone (no
+    /// `/proc/PID`, or a different process under that PID) and each port and bus port is
+    /// free. Fails naming the leftovers otherwise, so no sample starts beside the last one's
+    /// servers.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.stopped = true;
+        let started = Instant::now();
+        // Signal all first, then wait for all: stopping 100 nodes one by one takes seconds.
+        self.signal_running(libc::SIGTERM);
+        if !self.wait_clear(TERM_GRACE) {
+            self.signal_running(libc::SIGKILL);
+            self.wait_clear(KILL_GRACE);
+        }
+        let leftovers = self.leftovers();
+        anyhow::ensure!(
+            leftovers.is_empty(),
+            "{} of {} servers not cleared {:.1} s after stopping them (the next sample would \
+             run beside them): {}",
+            leftovers.len(),
+            self.servers.len(),
+            started.elapsed().as_secs_f64(),
+            leftovers.join("; ")
+        );
+        Ok(())
+    }
+
+    /// Signals every server that still runs as the process we started (same PID and start
+    /// time, not a zombie): never a PID that was reused by someone else.
+    fn signal_running(&self, sig: i32) {
+        for server in self.servers.iter().filter(|s| s.is_running()) {
+            signal(server.pid, sig);
+        }
+    }
+
+    /// Waits until nothing is left, up to `limit`; true when nothing is.
+    fn wait_clear(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.leftovers().is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What is left of the servers: processes not reaped, ports still bound.
+    fn leftovers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for server in &self.servers {
+            let mut what = String::new();
+            match ProcStat::read(server.pid) {
+                // A zombie has exited (its sockets are closed) but was not reaped yet: it is
+                // still a leftover, as its PID is still ours.
+                Some(stat) if Some(stat.start_time) == server.start_time => {
+                    let state = if stat.zombie {
+                        "exited, not reaped"
+                    } else {
+                        "running"
+                    };
+                    let _ = write!(what, "pid {} {state}", server.pid);
+                }
+                // Gone, or the PID now belongs to another process: ours was reaped.
+                _ => {}
+            }
+            // Checked separately for each: the bus port outlives the port in some shutdowns.
+            for port in [server.port, server.port + 10000] {
+                if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+                    if !what.is_empty() {
+                        what.push_str(", ");
+                    }
+                    let _ = write!(what, "port {port} in use");
+                }
+            }
+            if !what.is_empty() {
+                out.push(format!("node {}: {what}", server.port));
+            }
+        }
+        out
+    }
 }
 
 impl Drop for Nodes {
+    /// Best effort when a measurement failed before [`Nodes::stop`]: the servers are still
+    /// ours to stop, and the error that got us here is the one worth reporting.
     fn drop(&mut self) {
-        // Signal all first, then wait for each: stopping 100 nodes one by one takes seconds.
-        for server in &self.servers {
-            if is_our_server(server.pid) {
-                signal(server.pid, libc::SIGTERM);
-            }
+        if self.stopped {
+            return;
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for server in &self.servers {
-            while is_our_server(server.pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            stop_server(server.pid);
+        self.signal_running(libc::SIGTERM);
+        if !self.wait_clear(TERM_GRACE) {
+            self.signal_running(libc::SIGKILL);
+            self.wait_clear(KILL_GRACE);
         }
+    }
+}
+
+/// The fields of `/proc/PID/stat` the bench reads.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProcStat {
+    pub zombie: bool,
+    /// User and system CPU time, in clock ticks (fields 14 and 15).
+    pub utime: u64,
+    pub stime: u64,
+    /// Clock ticks after boot (field 22): with the PID, what identifies a process.
+    pub start_time: u64,
+}
+
+impl ProcStat {
+    pub fn read(pid: u32) -> Option<ProcStat> {
+        ProcStat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    /// Fields are counted after the parenthesised command name, which may hold spaces.
+    fn parse(text: &str) -> Option<ProcStat> {
+        let rest = &text[text.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // `fields[0]` is field 3 (state), so field k is at index k - 3.
+        let field = |k: usize| fields.get(k - 3)?.parse::<u64>().ok();
+        Some(ProcStat {
+            zombie: fields.first() == Some(&"Z"),
+            utime: field(14)?,
+            stime: field(15)?,
+            start_time: field(22)?,
+        })
+    }
+}
+
+/// The unit of `/proc/PID/stat`'s times (100 on Linux, but asked, not assumed).
+#[allow(
+    unsafe_code,
+    reason = "sysconf is the only interface that reports the clock tick of /proc times"
+)]
+fn clock_ticks_per_second() -> Option<u64> {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_reads_times_after_a_command_name_with_spaces() {
+        let text = "4242 (redis-server *:21) S 1 4242 4242 0 -1 4194560 812 0 0 0 137 58 0 0 20 0 5 0 987654 1 2 3\n";
+        assert_eq!(
+            ProcStat::parse(text),
+            Some(ProcStat {
+                zombie: false,
+                utime: 137,
+                stime: 58,
+                start_time: 987654,
+            })
+        );
+        let zombie = text.replace(") S ", ") Z ");
+        assert!(ProcStat::parse(&zombie).unwrap().zombie);
+        assert_eq!(ProcStat::parse("4242 (x) S 1"), None);
+    }
+
+    #[test]
+    fn stopped_servers_are_checked_gone_and_ports_free() {
+        let bin = clustersmith_io::sandbox::find_server_binary(None).unwrap();
+        let nodes = Nodes::start(&bin, 2, 22601, 5000).unwrap();
+        assert!(nodes.cpu_ms().is_some());
+        assert!(
+            nodes.leftovers().len() == 2,
+            "running servers are leftovers"
+        );
+        let servers = nodes.servers.clone();
+        nodes.stop().unwrap();
+        for server in servers {
+            let now = ProcStat::read(server.pid);
+            assert!(now.is_none_or(|s| Some(s.start_time) != server.start_time));
+            assert!(ports_free(server.port));
+        }
+    }
+
+    #[test]
+    fn leftovers_name_the_process_and_the_ports_still_held() {
+        // A stand-in "server": this very process, holding a port (never signalled here).
+        // From the safe range (an ephemeral port + 10000 could overflow).
+        let (port, _held) = (22650..MAX_SAFE_PORT)
+            .filter(|&p| ports_free(p))
+            .find_map(|p| Some((p, std::net::TcpListener::bind(("127.0.0.1", p)).ok()?)))
+            .unwrap();
+        let me = ProcStat::read(std::process::id()).unwrap();
+        let nodes = Nodes {
+            servers: vec![LocalServer {
+                port,
+                pid: std::process::id(),
+                start_time: Some(me.start_time),
+                dir: std::env::temp_dir(),
+            }],
+            // Nothing of ours to stop when it drops.
+            stopped: true,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let left = nodes.leftovers();
+        assert_eq!(left.len(), 1);
+        assert!(left[0].contains(&format!("pid {} running", std::process::id())));
+        assert!(left[0].contains(&format!("port {port} in use")));
+    }
+
+    #[test]
+    fn this_process_has_cpu_time_and_a_start_time() {
+        let me = ProcStat::read(std::process::id()).unwrap();
+        assert!(!me.zombie && me.start_time > 0);
+        assert!(clock_ticks_per_second().is_some());
     }
 }

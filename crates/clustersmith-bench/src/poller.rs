@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// When each milestone was first seen, from the tool's start (the end of the polling round
-/// that saw it, so the resolution is one round).
+/// that saw it, so the resolution is one round interval: see [`PollStats::round_ms`]).
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Milestones {
     /// Every view lists all nodes, none in handshake/fail/noaddr, with the same roles,
@@ -16,9 +16,12 @@ pub struct Milestones {
     pub all_ok_ms: Option<f64>,
     /// Every replica reports `master_link_status:up`.
     pub repl_up_ms: Option<f64>,
-    pub rounds: usize,
-    /// Mean duration of one polling round (the time resolution).
-    pub round_ms: f64,
+    /// How far before the reported time each milestone may have happened: back to the start
+    /// of the last round that did not see it (or the tool's start). Its own resolution, which
+    /// can be wider than the mean round interval when the servers answered slowly then.
+    pub topology_window_ms: Option<f64>,
+    pub all_ok_window_ms: Option<f64>,
+    pub repl_up_window_ms: Option<f64>,
 }
 
 impl Milestones {
@@ -27,14 +30,82 @@ impl Milestones {
     }
 }
 
+/// How often the poller starts a round (a read of every node).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cadence {
+    /// The default: a round starts at most every `max(AUTO_MS_PER_NODE × N ms, reads /
+    /// AUTO_DUTY)`, where `reads` is how long the cheapest round so far took to read every
+    /// node. Every read costs a server a `CLUSTER NODES` of N lines, so a round costs the
+    /// servers O(N²): the floor grows with N, and the cap keeps the reads' own cost to ~15% of
+    /// wall time where the N² term dominates. The cheapest round, not the last one, because a
+    /// round is slow mostly when the servers are busy forming: that is queueing, not more
+    /// work for them, and stretching the interval then (by up to 0.5 s at N=30, measured)
+    /// would blur exactly the milestones being timed.
+    Auto,
+    /// A round starts at most every this long; zero polls back to back (the finest resolution,
+    /// and the most load on the servers).
+    Every(Duration),
+}
+
+/// The default cadence's floor per node: 2 ms × N (12 ms at N=6, 200 ms at N=100).
+pub const AUTO_MS_PER_NODE: f64 = 2.0;
+/// The default cadence's cap on the share of wall time spent reading.
+pub const AUTO_DUTY: f64 = 0.15;
+
+impl Cadence {
+    /// The shortest interval between the starts of two rounds, when the cheapest round's
+    /// reads so far took `reads`.
+    pub fn interval(self, nodes: usize, reads: Duration) -> Duration {
+        match self {
+            Cadence::Auto => Duration::from_secs_f64(
+                (AUTO_MS_PER_NODE * nodes as f64 / 1000.0).max(reads.as_secs_f64() / AUTO_DUTY),
+            ),
+            Cadence::Every(every) => every,
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            Cadence::Auto => format!(
+                "auto: max({AUTO_MS_PER_NODE} ms × N, cheapest round's reads / {AUTO_DUTY})"
+            ),
+            Cadence::Every(every) if every.is_zero() => "back to back".to_owned(),
+            Cadence::Every(every) => format!("every {} ms", every.as_millis()),
+        }
+    }
+}
+
+/// What polling cost, measured by the poller itself (not estimated).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PollStats {
+    pub cadence: String,
+    pub rounds: usize,
+    /// Mean interval between the starts of two rounds: a milestone is known to within about
+    /// one such interval (it happened after the last round that did not see it began).
+    pub round_ms: f64,
+    /// The longest interval between the starts of two rounds.
+    pub round_max_ms: f64,
+    /// Mean duration of one round's reads of every node.
+    pub read_ms: f64,
+    /// Rounds per second of polling.
+    pub rounds_per_s: f64,
+    /// Share of the polling time spent reading (the rest is sleep between rounds).
+    pub read_share: f64,
+    /// The poller thread's own CPU time (user + system, `getrusage(RUSAGE_THREAD)` on the
+    /// thread that polls: the bench's other thread only waits meanwhile). `None` when the
+    /// kernel refused the call.
+    pub poller_cpu_ms: Option<f64>,
+}
+
 pub struct Poller {
     conns: Vec<redis::Connection>,
     primaries: usize,
+    cadence: Cadence,
 }
 
 impl Poller {
     /// Connects to every node before the clock starts.
-    pub fn connect(addrs: &[String], primaries: usize) -> anyhow::Result<Poller> {
+    pub fn connect(addrs: &[String], primaries: usize, cadence: Cadence) -> anyhow::Result<Poller> {
         let conns = addrs
             .iter()
             .map(|addr| {
@@ -44,12 +115,24 @@ impl Poller {
                 Ok(conn)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Poller { conns, primaries })
+        Ok(Poller {
+            conns,
+            primaries,
+            cadence,
+        })
     }
 
-    /// Polls from `start` until every milestone was seen or `deadline` passed.
-    pub fn run(mut self, start: Instant, deadline: Duration) -> Milestones {
+    /// Polls from `start` until every milestone was seen or `deadline` passed. Runs on a
+    /// thread of its own, whose CPU time it measures.
+    pub fn run(mut self, start: Instant, deadline: Duration) -> (Milestones, PollStats) {
+        let cpu_before = thread_cpu();
         let mut seen = Milestones::default();
+        let mut stats = PollStats {
+            cadence: self.cadence.describe(),
+            ..PollStats::default()
+        };
+        let mut reading = Duration::ZERO;
+        let mut cheapest = Duration::MAX;
         let mut pipe = redis::pipe();
         pipe.cmd("CLUSTER")
             .arg("NODES")
@@ -57,7 +140,13 @@ impl Poller {
             .arg("INFO")
             .cmd("INFO")
             .arg("replication");
+        let polling = Instant::now();
+        let mut last_round_start = polling;
+        // From the tool's start: a milestone not seen by a round happened after it began.
+        let mut unseen_since_ms = 0.0;
         while !seen.complete() && start.elapsed() < deadline {
+            let round_start = Instant::now();
+            last_round_start = round_start;
             let mut views = Vec::with_capacity(self.conns.len());
             let mut all_ok = true;
             let mut replicas_up = 0;
@@ -78,23 +167,69 @@ impl Poller {
                 views.push(nodes);
             }
             let now = start.elapsed().as_secs_f64() * 1000.0;
-            seen.rounds += 1;
+            stats.rounds += 1;
             let complete = views.len() == self.conns.len();
+            let window = Some(now - unseen_since_ms);
             if seen.topology_ms.is_none() && complete && topology_agrees(&views, self.primaries) {
-                seen.topology_ms = Some(now);
+                (seen.topology_ms, seen.topology_window_ms) = (Some(now), window);
             }
             if seen.all_ok_ms.is_none() && complete && all_ok {
-                seen.all_ok_ms = Some(now);
+                (seen.all_ok_ms, seen.all_ok_window_ms) = (Some(now), window);
             }
             if seen.repl_up_ms.is_none() && replicas_up == self.conns.len() - self.primaries {
-                seen.repl_up_ms = Some(now);
+                (seen.repl_up_ms, seen.repl_up_window_ms) = (Some(now), window);
             }
-            // Yield a little: the poller shares two cores with the servers and the tool.
-            std::thread::sleep(Duration::from_millis(5));
+            unseen_since_ms = (round_start - start).as_secs_f64() * 1000.0;
+            // The reads and the check of what they saw: the poller's work per round.
+            let reads = round_start.elapsed();
+            reading += reads;
+            cheapest = cheapest.min(reads);
+            if seen.complete() {
+                break;
+            }
+            let wait = self
+                .cadence
+                .interval(self.conns.len(), cheapest)
+                .saturating_sub(reads)
+                .min(deadline.saturating_sub(start.elapsed()));
+            std::thread::sleep(wait);
+            stats.round_max_ms = stats
+                .round_max_ms
+                .max(round_start.elapsed().as_secs_f64() * 1000.0);
         }
-        seen.round_ms = start.elapsed().as_secs_f64() * 1000.0 / seen.rounds.max(1) as f64;
-        seen
+        let polled = polling.elapsed().as_secs_f64();
+        let rounds = stats.rounds.max(1) as f64;
+        // The mean interval between round starts (the last round has no interval after it:
+        // polling ends as soon as it saw everything); with one round, the time it took.
+        stats.round_ms = if stats.rounds > 1 {
+            (last_round_start - polling).as_secs_f64() * 1000.0 / (rounds - 1.0)
+        } else {
+            polled * 1000.0
+        };
+        stats.read_ms = reading.as_secs_f64() * 1000.0 / rounds;
+        stats.rounds_per_s = stats.rounds as f64 / polled.max(1e-9);
+        stats.read_share = reading.as_secs_f64() / polled.max(1e-9);
+        stats.poller_cpu_ms = cpu_before
+            .zip(thread_cpu())
+            .map(|(before, after)| (after - before).as_secs_f64() * 1000.0);
+        (seen, stats)
     }
+}
+
+/// CPU time (user + system) of the calling thread so far.
+#[allow(
+    unsafe_code,
+    reason = "getrusage(RUSAGE_THREAD) is the only interface for one thread's CPU time"
+)]
+fn thread_cpu() -> Option<Duration> {
+    // SAFETY: rusage is plain data that getrusage fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    if rc != 0 {
+        return None;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Some(tv(usage.ru_utime) + tv(usage.ru_stime))
 }
 
 /// One member as a view describes it: id, primary or replica, its primary, its slots.
@@ -164,6 +299,31 @@ mod tests {
 
     const A: &str = "aaa 127.0.0.1:21001@31001 myself,master - 0 0 1 connected 0-8191\nbbb 127.0.0.1:21002@31002 master - 0 0 2 connected 8192-16383\nccc 127.0.0.1:21003@31003 slave aaa 0 0 1 connected\n";
     const B: &str = "aaa 127.0.0.1:21001@31001 master - 0 0 1 connected 0-8191\nbbb 127.0.0.1:21002@31002 myself,master - 0 0 2 connected 8192-16383\nccc 127.0.0.1:21003@31003 slave aaa 0 0 1 connected\n";
+
+    #[test]
+    fn the_default_cadence_grows_with_n_and_caps_the_share_spent_reading() {
+        let ms = |d: Duration| (d.as_secs_f64() * 1000.0).round();
+        let fast = Duration::from_millis(1);
+        assert_eq!(ms(Cadence::Auto.interval(6, fast)), 12.0);
+        assert_eq!(ms(Cadence::Auto.interval(100, fast)), 200.0);
+        // Reads slow even in the cheapest round (large N): the interval stretches so reads
+        // stay ~15% of the time.
+        let slow = Duration::from_millis(60);
+        assert_eq!(ms(Cadence::Auto.interval(100, slow)), 400.0);
+        let zero = Cadence::Every(Duration::ZERO);
+        assert_eq!(zero.interval(100, slow), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_poller_thread_measures_its_own_cpu_time() {
+        let before = thread_cpu().unwrap();
+        let mut x = 0u64;
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(thread_cpu().unwrap() > before);
+    }
 
     #[test]
     fn agreement_needs_identical_complete_views() {

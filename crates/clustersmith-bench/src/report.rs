@@ -183,6 +183,65 @@ pub fn extras(samples: &[Sample]) -> String {
     out
 }
 
+/// What measuring cost, per point and tool: the poller's rounds per second and resolution
+/// (mean interval between rounds, so milestones are known to within about that), its share
+/// of time spent reading and its own CPU time, and the servers' CPU time (all N summed) while
+/// the tool formed them and over their whole life. Medians over the repetitions.
+pub fn cost(samples: &[Sample]) -> String {
+    let mut out = String::from(
+        "| N | node-timeout | start | tool | poll rounds/s | resolution (round interval) | reads per round (share of time) | poller CPU | servers' CPU while forming | servers' CPU in all |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    let mut points: Vec<(usize, u64, bool, &'static str)> = samples
+        .iter()
+        .map(|s| {
+            (
+                s.nodes,
+                s.node_timeout_ms,
+                s.start == Start::Idle,
+                s.tool.name(),
+            )
+        })
+        .collect();
+    points.sort_unstable();
+    points.dedup();
+    for (nodes, node_timeout_ms, idle, tool) in points {
+        let of = |get: Metric| {
+            let values: Vec<Option<f64>> = samples
+                .iter()
+                .filter(|s| {
+                    s.nodes == nodes
+                        && s.node_timeout_ms == node_timeout_ms
+                        && (s.start == Start::Idle) == idle
+                        && s.tool.name() == tool
+                })
+                .map(get)
+                .collect();
+            spread(&values)
+        };
+        let median = |get: Metric, unit: fn(f64) -> String| {
+            of(get).map_or("—".to_owned(), |s| unit(s.median))
+        };
+        let resolution = of(|s| Some(s.poll.round_ms)).map_or("—".to_owned(), |s| {
+            format!("{:.0} ms ({:.0}–{:.0})", s.median, s.min, s.max)
+        });
+        let reads = of(|s| Some(s.poll.read_ms))
+            .zip(of(|s| Some(s.poll.read_share)))
+            .map_or("—".to_owned(), |(r, share)| {
+                format!("{:.1} ms ({:.0}%)", r.median, share.median * 100.0)
+            });
+        let _ = writeln!(
+            out,
+            "| {nodes} | {node_timeout_ms} | {} | {tool} | {} | {resolution} | {reads} | {} | {} | {} |",
+            if idle { "idle" } else { "fresh" },
+            median(|s| Some(s.poll.rounds_per_s), |v| format!("{v:.1}")),
+            median(|s| s.poll.poller_cpu_ms, |v| format!("{v:.0} ms")),
+            median(|s| s.servers_cpu_run_ms, |v| format!("{:.2} s", v / 1000.0)),
+            median(|s| s.servers_cpu_ms, |v| format!("{:.2} s", v / 1000.0)),
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::nodes::Nodes;
-use crate::poller::{Milestones, Poller};
+use crate::poller::{Cadence, Milestones, PollStats, Poller};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -47,6 +47,16 @@ pub struct Sample {
     pub rep: usize,
     #[serde(flatten)]
     pub milestones: Milestones,
+    /// What the poller did and cost: rounds, resolution, its own CPU time.
+    #[serde(flatten)]
+    pub poll: PollStats,
+    /// The servers' CPU time (user + system, all N summed, from `/proc/PID/stat`) from the
+    /// tool's start until both the tool and the poller were done: forming, plus serving the
+    /// poller's reads.
+    pub servers_cpu_run_ms: Option<f64>,
+    /// The servers' CPU time over their whole life, read just before stopping them: start,
+    /// idle wait, forming, polling and `verify`.
+    pub servers_cpu_ms: Option<f64>,
     /// When the tool exited, and how.
     pub exit_ms: f64,
     pub exit_code: Option<i32>,
@@ -63,6 +73,7 @@ pub struct Point {
     pub start: Start,
     pub settle: Duration,
     pub base_port: u16,
+    pub cadence: Cadence,
 }
 
 /// How long the poller waits for a formed cluster before giving up on a sample.
@@ -80,7 +91,7 @@ pub fn measure(bins: &Binaries, point: &Point, rep: usize) -> anyhow::Result<Sam
     }
     let addrs = nodes.addrs();
     let primaries = point.nodes / 2;
-    let poller = Poller::connect(&addrs, primaries)?;
+    let poller = Poller::connect(&addrs, primaries, point.cadence)?;
     let mut cmd = match point.tool {
         Tool::Clustersmith => {
             let mut cmd = Command::new(&bins.clustersmith);
@@ -103,14 +114,18 @@ pub fn measure(bins: &Binaries, point: &Point, rep: usize) -> anyhow::Result<Sam
         .stdout(Stdio::null())
         .stderr(Stdio::null());
 
+    let cpu_before = nodes.cpu_ms();
     let start = Instant::now();
     let polling = std::thread::spawn(move || poller.run(start, POLL_DEADLINE));
     let child = cmd.spawn()?;
     let (exit_code, peak_rss_kb) = wait_with_peak_rss(child.id());
     let exit_ms = start.elapsed().as_secs_f64() * 1000.0;
-    let milestones = polling
+    let (milestones, poll) = polling
         .join()
         .map_err(|_| anyhow::anyhow!("the poller panicked"))?;
+    let servers_cpu_run_ms = cpu_before
+        .zip(nodes.cpu_ms())
+        .map(|(before, after)| after - before);
 
     let (verify_ms, verify_exit_code) = if point.tool == Tool::Clustersmith && milestones.complete()
     {
@@ -128,7 +143,9 @@ pub fn measure(bins: &Binaries, point: &Point, rep: usize) -> anyhow::Result<Sam
     } else {
         (None, None)
     };
-    drop(nodes);
+    let servers_cpu_ms = nodes.cpu_ms();
+    // Gone (reaped, ports free) before the next sample starts, or the run stops here.
+    nodes.stop()?;
     Ok(Sample {
         tool: point.tool,
         nodes: point.nodes,
@@ -136,6 +153,9 @@ pub fn measure(bins: &Binaries, point: &Point, rep: usize) -> anyhow::Result<Sam
         start: point.start,
         rep,
         milestones,
+        poll,
+        servers_cpu_run_ms,
+        servers_cpu_ms,
         exit_ms,
         exit_code,
         peak_rss_kb,
