@@ -274,16 +274,22 @@ pub fn verify(
             let Some(seen) = view.knows(&other_view.id) else {
                 continue;
             };
-            let role = |replica: bool| if replica { "replica" } else { "primary" };
+            // "a replica of X", or "a primary": both halves, since two views can agree on the
+            // role and differ on the primary.
+            let role = |replica: bool, primary: Option<&NodeId>| match (replica, primary) {
+                (true, Some(id)) => format!("a replica of {}", label_of(id)),
+                (true, None) => "a replica".to_owned(),
+                (false, _) => "a primary".to_owned(),
+            };
             if seen.is_replica() != truth.is_replica() || seen.primary_id != truth.primary_id {
                 fail(
                     "agreement",
                     idx,
                     format!(
-                        "sees {} as {} but it is a {}",
+                        "sees {} as {} but it is {}",
                         label(other),
-                        role(seen.is_replica()),
-                        role(truth.is_replica())
+                        role(seen.is_replica(), seen.primary_id.as_ref()),
+                        role(truth.is_replica(), truth.primary_id.as_ref())
                     ),
                 );
             } else if seen.slots != truth.slots {
@@ -678,7 +684,7 @@ mod tests {
             not_passed(&case.verdict()),
             only(
                 "agreement",
-                &[(1, "sees n2 as primary but it is a replica")]
+                &[(1, "sees n2 as a primary but it is a replica of n0")]
             )
         );
     }
@@ -692,7 +698,11 @@ mod tests {
         let failures = &failed["agreement"];
         assert_eq!(failures.len(), 1, "{failures:?}");
         assert_eq!(failures[0].0, 0);
-        assert!(failures[0].1.contains("n2"), "{failures:?}");
+        // Both primaries are named: the roles agree, the primaries do not.
+        assert_eq!(
+            failures[0].1,
+            "sees n2 as a replica of n1 but it is a replica of n0"
+        );
     }
 
     #[test]
