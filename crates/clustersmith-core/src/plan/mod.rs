@@ -5,13 +5,13 @@
 
 mod blocker;
 mod departed;
-mod imp;
+mod formation;
 mod layout;
 mod step;
 
 pub use blocker::Blocker;
 pub use departed::{Departed, departed_members};
-pub use imp::{Plan, plan};
+pub use formation::{Plan, plan};
 pub use layout::{Layout, PlannedRole, Shard};
 pub use step::{MeetPurpose, Step};
 

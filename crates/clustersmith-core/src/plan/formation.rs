@@ -1,3 +1,8 @@
+//! Forming: the steps that take the live state to the target layout. Introductions (MEET),
+//! config epochs and slots before the first MEET, replicas once they know their primary,
+//! refresh and readdress MEETs while views disagree, and the forgetting of departed members;
+//! plus the blockers that stop all of it before a single command is sent.
+
 use std::collections::{BTreeSet, HashMap};
 
 use super::departed::{Departed, departed_members};
