@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use clustersmith_io::sandbox::{
-    LocalServer, MAX_SAFE_PORT, ServerConfig, ports_free, signal, start_server,
+    LocalServer, MAX_SAFE_PORT, ProcStat, ServerConfig, ports_free, signal, start_server,
 };
 
 /// How long the servers get to exit on SIGTERM (with `save ""` they exit in milliseconds)
@@ -191,37 +191,6 @@ impl Drop for Nodes {
     }
 }
 
-/// The fields of `/proc/PID/stat` the bench reads.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ProcStat {
-    pub zombie: bool,
-    /// User and system CPU time, in clock ticks (fields 14 and 15).
-    pub utime: u64,
-    pub stime: u64,
-    /// Clock ticks after boot (field 22): with the PID, what identifies a process.
-    pub start_time: u64,
-}
-
-impl ProcStat {
-    pub fn read(pid: u32) -> Option<ProcStat> {
-        ProcStat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-    }
-
-    /// Fields are counted after the parenthesised command name, which may hold spaces.
-    fn parse(text: &str) -> Option<ProcStat> {
-        let rest = &text[text.rfind(')')? + 1..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // `fields[0]` is field 3 (state), so field k is at index k - 3.
-        let field = |k: usize| fields.get(k - 3)?.parse::<u64>().ok();
-        Some(ProcStat {
-            zombie: fields.first() == Some(&"Z"),
-            utime: field(14)?,
-            stime: field(15)?,
-            start_time: field(22)?,
-        })
-    }
-}
-
 /// The unit of `/proc/PID/stat`'s times (100 on Linux, but asked, not assumed).
 #[allow(
     unsafe_code,
@@ -236,23 +205,6 @@ fn clock_ticks_per_second() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn proc_stat_reads_times_after_a_command_name_with_spaces() {
-        let text = "4242 (redis-server *:21) S 1 4242 4242 0 -1 4194560 812 0 0 0 137 58 0 0 20 0 5 0 987654 1 2 3\n";
-        assert_eq!(
-            ProcStat::parse(text),
-            Some(ProcStat {
-                zombie: false,
-                utime: 137,
-                stime: 58,
-                start_time: 987654,
-            })
-        );
-        let zombie = text.replace(") S ", ") Z ");
-        assert!(ProcStat::parse(&zombie).unwrap().zombie);
-        assert_eq!(ProcStat::parse("4242 (x) S 1"), None);
-    }
 
     #[test]
     fn stopped_servers_are_checked_gone_and_ports_free() {

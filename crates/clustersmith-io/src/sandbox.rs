@@ -131,20 +131,41 @@ fn servers_word(count: usize) -> String {
     clustersmith_core::plural(count as u64, "server", "servers")
 }
 
-/// A process's start time and whether it is a zombie, from `/proc/PID/stat` (fields 22 and
-/// 3, counted after the parenthesised command name, which may hold spaces).
-fn proc_stat(pid: u32) -> Option<(u64, bool)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state); field 22 (starttime) is at index 19.
-    let zombie = fields.first() == Some(&"Z");
-    Some((fields.get(19)?.parse().ok()?, zombie))
+/// The fields of `/proc/PID/stat` that identify a process and count its CPU time: the sandbox
+/// and the benchmark tell their own servers by PID and start time.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProcStat {
+    pub zombie: bool,
+    /// User and system CPU time, in clock ticks (fields 14 and 15).
+    pub utime: u64,
+    pub stime: u64,
+    /// Clock ticks after boot (field 22): with the PID, what identifies a process.
+    pub start_time: u64,
+}
+
+impl ProcStat {
+    pub fn read(pid: u32) -> Option<ProcStat> {
+        ProcStat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    /// Fields are counted after the parenthesised command name, which may hold spaces.
+    pub fn parse(text: &str) -> Option<ProcStat> {
+        let rest = &text[text.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // `fields[0]` is field 3 (state), so field k is at index k - 3.
+        let field = |k: usize| fields.get(k - 3)?.parse::<u64>().ok();
+        Some(ProcStat {
+            zombie: fields.first() == Some(&"Z"),
+            utime: field(14)?,
+            stime: field(15)?,
+            start_time: field(22)?,
+        })
+    }
 }
 
 /// The start time of a live (non-zombie) process.
 pub fn process_start_time(pid: u32) -> Option<u64> {
-    proc_stat(pid).and_then(|(start, zombie)| (!zombie).then_some(start))
+    ProcStat::read(pid).and_then(|stat| (!stat.zombie).then_some(stat.start_time))
 }
 
 impl LocalServer {
@@ -671,4 +692,26 @@ fn remove_contents(dir: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_reads_times_after_a_command_name_with_spaces() {
+        let text = "4242 (redis-server *:21) S 1 4242 4242 0 -1 4194560 812 0 0 0 137 58 0 0 20 0 5 0 987654 1 2 3\n";
+        assert_eq!(
+            ProcStat::parse(text),
+            Some(ProcStat {
+                zombie: false,
+                utime: 137,
+                stime: 58,
+                start_time: 987654,
+            })
+        );
+        let zombie = text.replace(") S ", ") Z ");
+        assert!(ProcStat::parse(&zombie).unwrap().zombie);
+        assert_eq!(ProcStat::parse("4242 (x) S 1"), None);
+    }
 }

@@ -72,9 +72,25 @@ pub fn plural(count: usize, one: &str, many: &str) -> String {
 /// Each error on its line, then each distinct hint once, with the nodes it concerns (the same
 /// hint for six nodes is one line, not six).
 pub fn report_node_errors<'a>(errors: impl Iterator<Item = &'a NodeError>) {
+    let errors: Vec<&NodeError> = errors.collect();
+    for node_err in &errors {
+        eprintln!("  {node_err}");
+    }
+    for (hint, nodes) in hints_by_node(errors) {
+        if nodes.len() == 1 {
+            eprintln!("  hint: {hint}");
+        } else {
+            eprintln!("  hint ({}): {hint}", nodes.join(", "));
+        }
+    }
+}
+
+/// The distinct hints of `errors`, in first-seen order, each with the nodes it concerns.
+fn hints_by_node<'a>(
+    errors: impl IntoIterator<Item = &'a NodeError>,
+) -> Vec<(&'static str, Vec<&'a str>)> {
     let mut hints: Vec<(&'static str, Vec<&str>)> = Vec::new();
     for node_err in errors {
-        eprintln!("  {node_err}");
         if let Some(hint) = node_err.hint() {
             match hints.iter_mut().find(|(h, _)| *h == hint) {
                 Some((_, nodes)) => nodes.push(&node_err.node),
@@ -82,13 +98,7 @@ pub fn report_node_errors<'a>(errors: impl Iterator<Item = &'a NodeError>) {
             }
         }
     }
-    for (hint, nodes) in hints {
-        if nodes.len() == 1 {
-            eprintln!("  hint: {hint}");
-        } else {
-            eprintln!("  hint ({}): {hint}", nodes.join(", "));
-        }
-    }
+    hints
 }
 
 fn node_errors_json(errors: &[&NodeError]) -> serde_json::Value {
@@ -469,17 +479,7 @@ pub async fn verify_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
             for note in &layout.notes {
                 outln!("note: {note}");
             }
-            let mut hints: Vec<(&str, Vec<&str>)> = Vec::new();
-            for (idx, err) in observed.errors.iter().enumerate() {
-                if let Some(hint) = err.as_ref().and_then(|e| e.hint()) {
-                    let label = session.inventory[idx].label.as_str();
-                    match hints.iter_mut().find(|(h, _)| *h == hint) {
-                        Some((_, nodes)) => nodes.push(label),
-                        None => hints.push((hint, vec![label])),
-                    }
-                }
-            }
-            for (hint, nodes) in hints {
+            for (hint, nodes) in hints_by_node(observed.errors.iter().flatten()) {
                 outln!("hint for {}: {hint}", nodes.join(", "));
             }
             outln!("{}", if verdict.passed() { "PASS" } else { "FAIL" });

@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::path::Path;
-
 use clustersmith_io::pki::CertOptions;
 use std::time::Duration;
 
@@ -27,26 +25,6 @@ fn finding<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value
         .iter()
         .find(|f| f["id"] == id)
         .unwrap_or_else(|| panic!("no {id} in {report}"))
-}
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
-}
-
-/// `--redis-conf` and `--log` for every server.
-fn files_of(servers: &Servers) -> Vec<String> {
-    servers
-        .servers
-        .iter()
-        .flat_map(|s| {
-            [
-                "--redis-conf".to_owned(),
-                path(&s.dir.join("redis.conf")),
-                "--log".to_owned(),
-                path(&s.log_path()),
-            ]
-        })
-        .collect()
 }
 
 fn diagnose(

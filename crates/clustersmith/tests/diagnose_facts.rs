@@ -14,26 +14,6 @@ use std::time::{Duration, Instant};
 use clustersmith_io::sandbox::find_server_binary;
 use support::*;
 
-fn path(p: &Path) -> String {
-    p.display().to_string()
-}
-
-/// `--redis-conf` and `--log` for every server.
-fn files_of(servers: &Servers) -> Vec<String> {
-    servers
-        .servers
-        .iter()
-        .flat_map(|s| {
-            [
-                "--redis-conf".to_owned(),
-                path(&s.dir.join("redis.conf")),
-                "--log".to_owned(),
-                path(&s.log_path()),
-            ]
-        })
-        .collect()
-}
-
 fn diagnose(args: &[String], env: &[(&str, &str)]) -> (Option<i32>, serde_json::Value) {
     let mut all = vec!["diagnose", "--format", "json"];
     all.extend(args.iter().map(String::as_str));
@@ -300,14 +280,17 @@ fn a_stopped_node_of_a_pair_is_the_top_finding_and_its_lonely_peer_hangs_under_i
     assert_eq!(report["findings"].as_array().unwrap().len(), 1, "{report}");
 }
 
-#[test]
-fn a_node_with_cluster_support_disabled_is_named_with_its_directive() {
+/// A primary owning every slot and a second node started with one directive of its own,
+/// diagnosed as a 1+1 with both nodes' files.
+fn beside_a_primary(
+    directive: (&str, &str),
+) -> (Servers, Vec<String>, Option<i32>, serde_json::Value) {
     let mut servers = Servers::start(1);
     let bin = find_server_binary(None).unwrap();
     servers.add(
         &bin,
         &ServerOpts {
-            directives: vec![("cluster-enabled".into(), "no".into())],
+            directives: vec![(directive.0.into(), directive.1.into())],
             ..Default::default()
         },
     );
@@ -317,6 +300,12 @@ fn a_node_with_cluster_support_disabled_is_named_with_its_directive() {
     args.extend(strings(&["-m", "1", "-r", "1"]));
     args.extend(nodes.iter().cloned());
     let (code, report) = diagnose(&args, &[]);
+    (servers, nodes, code, report)
+}
+
+#[test]
+fn a_node_with_cluster_support_disabled_is_named_with_its_directive() {
+    let (_servers, nodes, code, report) = beside_a_primary(("cluster-enabled", "no"));
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(top(&report), ("CS332", nodes[1].as_str()), "{report}");
     let cause = &report["findings"][0];
@@ -569,21 +558,7 @@ fn a_healthy_cluster_reports_nothing_at_warning_or_above_and_every_node_is_a_mem
 
 #[test]
 fn a_node_with_another_password_than_its_peers_is_named() {
-    let mut servers = Servers::start(1);
-    let bin = find_server_binary(None).unwrap();
-    servers.add(
-        &bin,
-        &ServerOpts {
-            directives: vec![("requirepass".into(), "odd-one-out".into())],
-            ..Default::default()
-        },
-    );
-    servers.cmd(0, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
-    let nodes = servers.ips();
-    let mut args = files_of(&servers);
-    args.extend(strings(&["-m", "1", "-r", "1"]));
-    args.extend(nodes.iter().cloned());
-    let (code, report) = diagnose(&args, &[]);
+    let (_servers, nodes, code, report) = beside_a_primary(("requirepass", "odd-one-out"));
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(top(&report), ("CS338", nodes[1].as_str()), "{report}");
     let texts = evidence_texts(&report["findings"][0]);

@@ -37,18 +37,9 @@ pub fn departed_members(
     obs: &Observation,
     ours: &dyn Fn(&NodeId) -> bool,
 ) -> Vec<Departed> {
-    // Expected nodes that answer but that no other observed node knows: a node that came back
-    // empty knows only itself, and its peers know only its old id.
-    let newcomers: Vec<usize> = (0..inventory.len())
-        .filter(|idx| {
-            obs.view(*idx).is_some_and(|view| {
-                (0..inventory.len())
-                    .filter(|other| other != idx)
-                    .filter_map(|other| obs.view(other))
-                    .all(|other| other.knows(&view.id).is_none())
-            })
-        })
-        .collect();
+    // Only wanted for a `noaddr` stranger, which a formed cluster never lists: found lazily,
+    // as it takes a lookup per pair of nodes, and plan and verify both run this every round.
+    let mut newcomers: Option<Vec<usize>> = None;
     let mut found: BTreeMap<NodeId, Departed> = BTreeMap::new();
     for (viewer, view) in (0..inventory.len()).filter_map(|i| obs.view(i).map(|v| (i, v))) {
         for entry in view.nodes.peers() {
@@ -63,7 +54,15 @@ pub fn departed_members(
             });
             let successor = match at_address {
                 Some(idx) => idx,
-                None if entry.has_flag(&NodeFlag::NoAddr) && newcomers.len() == 1 => newcomers[0],
+                None if entry.has_flag(&NodeFlag::NoAddr) => {
+                    match newcomers
+                        .get_or_insert_with(|| newcomers_in(inventory, obs))
+                        .as_slice()
+                    {
+                        [only] => *only,
+                        _ => continue,
+                    }
+                }
                 None => continue,
             };
             let record = found.entry(entry.id).or_insert_with(|| Departed {
@@ -87,4 +86,19 @@ pub fn departed_members(
         }
     }
     found.into_values().collect()
+}
+
+/// Expected nodes that answer but that no other observed node knows: a node that came back
+/// empty knows only itself, and its peers know only its old id.
+fn newcomers_in(inventory: &[InventoryNode], obs: &Observation) -> Vec<usize> {
+    (0..inventory.len())
+        .filter(|idx| {
+            obs.view(*idx).is_some_and(|view| {
+                (0..inventory.len())
+                    .filter(|other| other != idx)
+                    .filter_map(|other| obs.view(other))
+                    .all(|other| other.knows(&view.id).is_none())
+            })
+        })
+        .collect()
 }

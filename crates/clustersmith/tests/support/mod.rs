@@ -942,3 +942,23 @@ pub fn sandbox_pids(state: &Path) -> Vec<u32> {
         .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
         .collect()
 }
+
+pub fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// `--redis-conf` and `--log` for every server.
+pub fn files_of(servers: &Servers) -> Vec<String> {
+    servers
+        .servers
+        .iter()
+        .flat_map(|s| {
+            [
+                "--redis-conf".to_owned(),
+                path(&s.dir.join("redis.conf")),
+                "--log".to_owned(),
+                path(&s.log_path()),
+            ]
+        })
+        .collect()
+}
