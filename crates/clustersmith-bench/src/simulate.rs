@@ -139,6 +139,7 @@ pub fn run_point(n: usize, shape: Shape) -> Point {
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: port(i),
             zone: None,
+            leaving: false,
         })
         .collect();
     let spec = ClusterSpec::new(

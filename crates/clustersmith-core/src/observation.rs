@@ -14,6 +14,10 @@ pub struct InventoryNode {
     pub ip: IpAddr,
     pub port: u16,
     pub zone: Option<String>,
+    /// A member of the cluster that is not in the spec, reached at the address its peers list:
+    /// its slots are moved away, then it is forgotten (`--remove-unlisted`). Leaving nodes
+    /// come after every spec node, so spec positions do not change when they are added.
+    pub leaving: bool,
 }
 
 /// The placement domain used for anti-affinity: the zone when zones are given, else the host IP.

@@ -21,6 +21,7 @@ pub fn captured(
                 ip: ip.parse().unwrap(),
                 port: port.parse().unwrap(),
                 zone: None,
+                leaving: false,
             }
         })
         .collect();

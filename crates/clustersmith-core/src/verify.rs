@@ -563,6 +563,7 @@ mod tests {
                     ip: "127.0.0.1".parse::<IpAddr>().unwrap(),
                     port: 7000 + i as u16,
                     zone: None,
+                    leaving: false,
                 })
                 .collect()
         }
@@ -616,6 +617,7 @@ mod tests {
                     },
                 ],
                 notes: vec![],
+                moves: vec![],
             };
             verify(
                 &layout,

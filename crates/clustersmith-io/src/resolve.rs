@@ -76,6 +76,7 @@ pub async fn resolve(
             ip,
             port: node.port,
             zone: node.zone.clone(),
+            leaving: false,
         });
     }
     Ok(Resolved {

@@ -21,6 +21,7 @@ fn live_observation(inputs: &Inputs) -> (Vec<&NodeEvidence>, Vec<InventoryNode>,
             ip: n.ip.expect("filtered"),
             port: n.port.expect("filtered"),
             zone: n.zone.clone(),
+            leaving: false,
         })
         .collect();
     let nodes = given

@@ -27,7 +27,8 @@ pub enum Blocker {
         keys: u64,
         primary: String,
     },
-    /// The node lists members that are not in the spec: it belongs to another cluster.
+    /// The node lists members that are not in the spec: it belongs to another cluster, or
+    /// they are members to remove (`--remove-unlisted`).
     ForeignNodes { node: String, foreign: Vec<NodeId> },
     /// The node holds keys and is not yet a member of this cluster.
     HoldsKeys { node: String, keys: u64 },
@@ -37,17 +38,12 @@ pub enum Blocker {
         other: String,
         slots: Vec<SlotRange>,
     },
-    /// More nodes own slots than the spec has primaries.
-    TooManySlotOwners {
-        owners: Vec<String>,
-        primaries: usize,
-    },
-    /// A planned primary would own no slot without moving slots away from others.
-    PrimaryWithoutSlots { node: String },
+    /// A leaving member owns slots but does not answer: its slots can only move with it.
+    LeavingUnreachable { node: String, slots: Vec<SlotRange> },
+    /// A leaving primary owns no slot but still holds keys (in slots it no longer owns).
+    LeavingHoldsKeys { node: String, keys: u64 },
     /// A planned primary is currently a replica; promoting it needs a failover.
     PrimaryIsReplica { node: String },
-    /// A slot is being migrated or imported.
-    OpenSlots { node: String, slots: Vec<u16> },
 }
 
 impl fmt::Display for Blocker {
@@ -100,7 +96,7 @@ impl fmt::Display for Blocker {
                 let ids: Vec<&str> = foreign.iter().map(NodeId::as_str).collect();
                 write!(
                     f,
-                    "`{node}` knows nodes outside the spec ({}): it belongs to another cluster",
+                    "`{node}` knows nodes outside the spec ({}): it belongs to another cluster (if they are members of this one to remove, `--remove-unlisted` moves their slots away and forgets them)",
                     ids.join(", ")
                 )
             }
@@ -117,29 +113,23 @@ impl fmt::Display for Blocker {
                     shown.join(",")
                 )
             }
-            Blocker::TooManySlotOwners { owners, primaries } => write!(
+            Blocker::LeavingUnreachable { node, slots } => {
+                let shown: Vec<String> = slots.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "`{node}` is to leave the cluster but does not answer while it owns slots {}: its keys can only move from it; bring it back first",
+                    shown.join(",")
+                )
+            }
+            Blocker::LeavingHoldsKeys { node, keys } => write!(
                 f,
-                "{} own slots ({}) but the spec has {}; reducing primaries needs resharding",
-                crate::plural(owners.len() as u64, "node", "nodes"),
-                owners.join(", "),
-                crate::plural(*primaries as u64, "primary", "primaries")
-            ),
-            Blocker::PrimaryWithoutSlots { node } => write!(
-                f,
-                "primary `{node}` would own no slots: the others already own all of them, and moving slots needs resharding"
+                "`{node}` is to leave the cluster and owns no slot but still holds {}; clustersmith never forgets a node holding keys",
+                crate::plural(*keys, "key", "keys")
             ),
             Blocker::PrimaryIsReplica { node } => write!(
                 f,
                 "`{node}` must become a primary but is a replica; promoting it needs a failover"
             ),
-            Blocker::OpenSlots { node, slots } => {
-                let shown: Vec<String> = slots.iter().map(ToString::to_string).collect();
-                write!(
-                    f,
-                    "`{node}` has open (migrating/importing) slots {}: finish or abort the migration first",
-                    shown.join(",")
-                )
-            }
         }
     }
 }

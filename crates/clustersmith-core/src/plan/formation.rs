@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::departed::{Departed, departed_members};
 use super::layout::PlannedRole;
 use super::layout::compute_layout;
+use super::reshard::{SlotMove, open_moves};
 use super::{Blocker, Layout, MeetPurpose, Step};
 use crate::model::{NodeId, SlotSet};
 use crate::observation::{InventoryNode, NodeView, Observation};
@@ -24,11 +25,14 @@ pub struct Plan {
     pub blockers: Vec<Blocker>,
     /// Conditions the next steps wait for (e.g. a replica that does not know its primary yet).
     pub waiting: Vec<String>,
+    /// Slot moves ready to run once `steps` is empty (every node involved knows source and
+    /// target): moves a previous run left open first, and only those while any is open.
+    pub moves: Vec<SlotMove>,
 }
 
 impl Plan {
     pub fn has_changes(&self) -> bool {
-        !self.steps.is_empty()
+        !self.steps.is_empty() || !self.moves.is_empty()
     }
 }
 
@@ -58,14 +62,20 @@ pub fn plan(
         Ok(layout) => layout,
         Err(blockers) => return blocked(blockers),
     };
-    layout.notes.extend(imbalance_note(&layout, inventory, obs));
+    if layout.moves.is_empty() {
+        layout.notes.extend(imbalance_note(&layout, inventory, obs));
+    }
     let mut steps = Vec::new();
     let mut waiting = Vec::new();
     plan_forgets(&departed, &mut steps, &mut waiting, inventory);
+    if let Err(blockers) = plan_leaving(inventory, obs, known_ids, &mut steps, &mut waiting) {
+        return blocked(blockers);
+    }
     plan_epochs(inventory, obs, &mut steps);
     plan_slots(&layout, obs, &mut steps);
     plan_meets(inventory, obs, &mut steps, &mut waiting);
     plan_replicas(&layout, inventory, obs, &mut steps, &mut waiting);
+    let moves = ready_moves(&layout, inventory, obs, &mut waiting);
     let unsafe_moves = resync_loss_blockers(inventory, obs, &steps);
     if !unsafe_moves.is_empty() {
         return blocked(unsafe_moves);
@@ -79,6 +89,7 @@ pub fn plan(
         steps,
         blockers: Vec::new(),
         waiting,
+        moves,
     }
 }
 
@@ -118,6 +129,7 @@ fn blocked(blockers: Vec<Blocker>) -> Plan {
         steps: Vec::new(),
         blockers,
         waiting: Vec::new(),
+        moves: Vec::new(),
     }
 }
 
@@ -221,6 +233,139 @@ fn plan_forgets(
     }
 }
 
+/// Members leaving the cluster (`--remove-unlisted`): forgotten on every spec node that lists
+/// them, all in one round, once they own no slot and no spec node follows them; their slots
+/// move first (`Layout::moves`). One that owns slots and cannot be reached stops everything:
+/// its slots can only move with it.
+fn plan_leaving(
+    inventory: &[InventoryNode],
+    obs: &Observation,
+    known_ids: &[Option<NodeId>],
+    steps: &mut Vec<Step>,
+    waiting: &mut Vec<String>,
+) -> Result<(), Vec<Blocker>> {
+    let spec_nodes = inventory.iter().filter(|n| !n.leaving).count();
+    let mut blockers = Vec::new();
+    for idx in spec_nodes..inventory.len() {
+        let label = &inventory[idx].label;
+        let Some(id) = obs.view(idx).map(|v| v.id).or(known_ids[idx]) else {
+            continue;
+        };
+        let listed_by: Vec<usize> = (0..spec_nodes)
+            .filter(|s| obs.view(*s).is_some_and(|v| v.knows(&id).is_some()))
+            .collect();
+        let slots = match obs.view(idx) {
+            Some(view) => view.myself().slots.clone(),
+            None => {
+                let mut slots = SlotSet::new();
+                for s in &listed_by {
+                    if let Some(entry) = obs.view(*s).and_then(|v| v.knows(&id)) {
+                        slots.union_with(&entry.slots);
+                    }
+                }
+                slots
+            }
+        };
+        if !slots.is_empty() {
+            if obs.view(idx).is_none() {
+                blockers.push(Blocker::LeavingUnreachable {
+                    node: label.clone(),
+                    slots: slots.ranges(),
+                });
+            }
+            continue;
+        }
+        if let Some(view) = obs.view(idx).filter(|v| !v.myself().is_replica()) {
+            let keys = view.info.key_count();
+            if keys > 0 {
+                blockers.push(Blocker::LeavingHoldsKeys {
+                    node: label.clone(),
+                    keys,
+                });
+                continue;
+            }
+        }
+        let followers: Vec<&str> = (0..spec_nodes)
+            .filter(|s| {
+                obs.view(*s)
+                    .is_some_and(|v| v.myself().primary_id == Some(id))
+            })
+            .map(|s| inventory[s].label.as_str())
+            .collect();
+        if !followers.is_empty() {
+            waiting.push(format!(
+                "{} still replicate the leaving `{label}`; it is forgotten once they follow a primary of the spec",
+                followers.join(", ")
+            ));
+            continue;
+        }
+        steps.extend(listed_by.into_iter().map(|node| Step::Forget { node, id }));
+    }
+    if blockers.is_empty() {
+        Ok(())
+    } else {
+        Err(blockers)
+    }
+}
+
+/// The slot moves to run now: those a previous run left open first (and only those while any
+/// is open), each once both ends are reachable and every primary of the spec knows the target
+/// (`SETSLOT NODE` names it to all of them).
+fn ready_moves(
+    layout: &Layout,
+    inventory: &[InventoryNode],
+    obs: &Observation,
+    waiting: &mut Vec<String>,
+) -> Vec<SlotMove> {
+    let open = open_moves(obs);
+    let candidates = if open.is_empty() {
+        layout.moves.clone()
+    } else {
+        open
+    };
+    let label = |id: &NodeId| {
+        obs.index_of(id)
+            .map_or_else(|| id.short().to_owned(), |idx| inventory[idx].label.clone())
+    };
+    let primaries: Vec<usize> = (0..inventory.len())
+        .filter(|idx| !inventory[*idx].leaving)
+        .filter(|idx| obs.view(*idx).is_some_and(|v| !v.myself().is_replica()))
+        .collect();
+    candidates
+        .into_iter()
+        .filter(|m| {
+            let (Some(source), Some(target)) = (obs.index_of(&m.source), obs.index_of(&m.target))
+            else {
+                waiting.push(format!(
+                    "moving {m}: `{}` and `{}` must both answer",
+                    label(&m.source),
+                    label(&m.target)
+                ));
+                return false;
+            };
+            let unaware: Vec<&str> = primaries
+                .iter()
+                .copied()
+                .chain([source])
+                .filter(|idx| *idx != target)
+                .filter(|idx| obs.view(*idx).is_some_and(|v| v.knows(&m.target).is_none()))
+                .map(|idx| inventory[idx].label.as_str())
+                .collect();
+            let target_unaware = obs
+                .view(target)
+                .is_some_and(|v| v.knows(&m.source).is_none());
+            if unaware.is_empty() && !target_unaware {
+                return true;
+            }
+            waiting.push(format!(
+                "moving slots to `{}` once every primary knows it",
+                label(&m.target)
+            ));
+            false
+        })
+        .collect()
+}
+
 /// Refuses nodes that belong elsewhere: members outside the spec, or keys on a node that is
 /// not yet part of this cluster (adopting it could hide or orphan that data).
 fn membership_blockers(
@@ -301,12 +446,17 @@ fn plan_epochs(inventory: &[InventoryNode], obs: &Observation, steps: &mut Vec<S
     }
 }
 
+/// Adds the slots nobody owns; slots another node owns move with their keys (`moves`).
 fn plan_slots(layout: &Layout, obs: &Observation, steps: &mut Vec<Step>) {
+    let mut owned = SlotSet::new();
+    for view in obs.nodes.iter().filter_map(|s| s.view()) {
+        owned.union_with(&view.myself().slots);
+    }
     for shard in &layout.shards {
         let Some(view) = obs.view(shard.primary) else {
             continue;
         };
-        let missing: SlotSet = shard.slots.difference(&view.myself().slots);
+        let missing: SlotSet = shard.slots.difference(&owned);
         if !missing.is_empty() {
             steps.push(Step::AddSlots {
                 node: shard.primary,
@@ -343,8 +493,13 @@ fn plan_meets(
     steps: &mut Vec<Step>,
     waiting: &mut Vec<String>,
 ) {
-    for a in 0..inventory.len() {
-        for b in a + 1..inventory.len() {
+    // A leaving node is introduced only while it still owns slots (it must know every target
+    // of its moves); once drained, a MEET would undo its forgetting.
+    let meetable = |idx: usize| {
+        !inventory[idx].leaving || obs.view(idx).is_some_and(|v| !v.myself().slots.is_empty())
+    };
+    for a in (0..inventory.len()).filter(|a| meetable(*a)) {
+        for b in (a + 1..inventory.len()).filter(|b| meetable(*b)) {
             let (Some(va), Some(vb)) = (obs.view(a), obs.view(b)) else {
                 continue;
             };
@@ -387,6 +542,15 @@ fn plan_replicas(
             };
             let me = view.myself();
             if me.is_replica() && me.primary_id.as_ref() == Some(&primary_view.id) {
+                continue;
+            }
+            // A primary being drained: REPLICATE is refused while it owns a slot, and its
+            // keys move with its slots first.
+            if !me.is_replica() && !me.slots.is_empty() {
+                waiting.push(format!(
+                    "`{}` follows `{}` once its slots and keys have moved",
+                    inventory[*replica].label, inventory[shard.primary].label
+                ));
                 continue;
             }
             match view.knows(&primary_view.id) {
@@ -483,11 +647,14 @@ fn pairs_where(
     obs: &Observation,
     wanted: impl Fn(&NodeView, &crate::parse::NodeEntry, usize, &NodeView) -> bool,
 ) -> Vec<(usize, usize)> {
+    // Leaving nodes are neither pushed nor readdressed: once forgotten, a MEET would bring
+    // them back.
     let positions: HashMap<NodeId, usize> = (0..inventory.len())
+        .filter(|idx| !inventory[*idx].leaving)
         .filter_map(|idx| obs.view(idx).map(|v| (v.id, idx)))
         .collect();
     let mut found = Vec::new();
-    for viewer in 0..inventory.len() {
+    for viewer in (0..inventory.len()).filter(|idx| !inventory[*idx].leaving) {
         let Some(viewer_view) = obs.view(viewer) else {
             continue;
         };

@@ -3,8 +3,9 @@
 //!
 //! The layout is derived from the spec *and* the live state so that re-planning a formed or
 //! half-formed cluster keeps what is already there:
-//! - nodes that own slots stay primaries and keep their slots (moving slots is resharding,
-//!   which is out of scope and never done implicitly);
+//! - nodes that own slots stay primaries and keep their slots, unless the spec has fewer
+//!   primaries (the smallest owners are drained) or a primary would own none (a new one);
+//!   then the fewest slots move to even out the counts (see `reshard`);
 //! - missing primaries are chosen to spread over placement domains (zones, else host IPs),
 //!   in the order of a round-robin over domains, as redis-cli interleaves hosts;
 //! - unowned slots go to the primary whose balanced target range contains them;
@@ -15,7 +16,8 @@
 use std::collections::BTreeMap;
 
 use super::Blocker;
-use crate::model::{SlotRange, SlotSet};
+use super::reshard::{Holding, SlotMove, balance};
+use crate::model::{NodeId, SlotRange, SlotSet};
 use crate::observation::{Domain, InventoryNode, Observation};
 
 /// One primary with its slots and replicas.
@@ -32,6 +34,8 @@ pub struct Layout {
     pub shards: Vec<Shard>,
     /// Placement compromises the inventory forced (e.g. a replica on its primary's host).
     pub notes: Vec<String>,
+    /// Slots that change owner to reach `shards` (a new primary, a drained or leaving one).
+    pub moves: Vec<SlotMove>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,13 +80,14 @@ pub(super) fn compute_layout(
     let is_replica: Vec<bool> = (0..inventory.len())
         .map(|idx| obs.view(idx).is_some_and(|v| v.myself().is_replica()))
         .collect();
+    let spec_nodes = inventory.iter().filter(|n| !n.leaving).count();
 
     let mut blockers = Vec::new();
-    let owners: Vec<usize> = (0..inventory.len())
+    let all_owners: Vec<usize> = (0..inventory.len())
         .filter(|idx| !self_slots[*idx].is_empty())
         .collect();
-    for (pos, a) in owners.iter().enumerate() {
-        for b in &owners[pos + 1..] {
+    for (pos, a) in all_owners.iter().enumerate() {
+        for b in &all_owners[pos + 1..] {
             let both = self_slots[*a].intersection(&self_slots[*b]);
             if !both.is_empty() {
                 blockers.push(Blocker::SlotConflict {
@@ -93,15 +98,19 @@ pub(super) fn compute_layout(
             }
         }
     }
-    if owners.len() > primaries {
-        blockers.push(Blocker::TooManySlotOwners {
-            owners: owners.iter().map(|i| inventory[*i].label.clone()).collect(),
-            primaries,
-        });
-    }
     if !blockers.is_empty() {
         return Err(blockers);
     }
+    // More owners in the spec than primaries: the largest stay primaries (fewest slots to
+    // move), the others are drained and then follow a primary as replicas.
+    let mut owners: Vec<usize> = all_owners
+        .iter()
+        .copied()
+        .filter(|idx| *idx < spec_nodes)
+        .collect();
+    owners.sort_by_key(|idx| (std::cmp::Reverse(self_slots[*idx].len()), *idx));
+    let drained: Vec<usize> = owners.split_off(owners.len().min(primaries));
+    owners.sort_unstable();
 
     // Give each owner the balanced target range it overlaps most, in slot order.
     let targets = SlotRange::balanced(primaries);
@@ -122,7 +131,7 @@ pub(super) fn compute_layout(
     }
 
     // Choose the missing primaries, spreading over domains.
-    let order = interleave(inventory);
+    let order = interleave(&inventory[..spec_nodes]);
     let mut chosen: Vec<usize> = range_owner.iter().flatten().copied().collect();
     while chosen.len() < primaries {
         let used: Vec<Domain> = chosen.iter().map(|i| inventory[*i].domain()).collect();
@@ -166,11 +175,6 @@ pub(super) fn compute_layout(
         })
         .collect();
     for shard in &shards {
-        if shard.slots.is_empty() {
-            blockers.push(Blocker::PrimaryWithoutSlots {
-                node: inventory[shard.primary].label.clone(),
-            });
-        }
         if is_replica[shard.primary] {
             blockers.push(Blocker::PrimaryIsReplica {
                 node: inventory[shard.primary].label.clone(),
@@ -181,9 +185,61 @@ pub(super) fn compute_layout(
         return Err(blockers);
     }
 
-    let notes = assign_replicas(&mut shards, replicas_per_primary, inventory, obs);
+    // Resharding: only when a primary would own nothing, or owned slots must leave a node
+    // (drained, or leaving the cluster). An uneven but complete layout is kept as it is.
+    let leaving_owners = all_owners.iter().filter(|idx| **idx >= spec_nodes);
+    let donors: Vec<usize> = drained
+        .iter()
+        .copied()
+        .chain(leaving_owners.copied())
+        .collect();
+    let moves = if !donors.is_empty() || shards.iter().any(|s| s.slots.is_empty()) {
+        let ids: Vec<Option<NodeId>> = (0..inventory.len())
+            .map(|idx| obs.view(idx).map(|v| v.id))
+            .collect();
+        let holdings: Vec<Holding> = shards
+            .iter()
+            .map(|s| (s.primary, Some(1)))
+            .chain(donors.iter().map(|d| (*d, None)))
+            .filter_map(|(idx, weight)| {
+                Some(Holding {
+                    id: ids[idx]?,
+                    owned: self_slots[idx].clone(),
+                    weight,
+                })
+            })
+            .collect();
+        let moves = balance(&holdings);
+        for shard in &mut shards {
+            let Some(id) = ids[shard.primary] else {
+                continue;
+            };
+            for m in &moves {
+                if m.source == id {
+                    shard.slots = shard.slots.difference(&m.slots);
+                }
+                if m.target == id {
+                    shard.slots.union_with(&m.slots);
+                }
+            }
+        }
+        moves
+    } else {
+        Vec::new()
+    };
+
+    let notes = assign_replicas(
+        &mut shards,
+        replicas_per_primary,
+        &inventory[..spec_nodes],
+        obs,
+    );
     shards.sort_by_key(|s| s.slots.iter().next());
-    Ok(Layout { shards, notes })
+    Ok(Layout {
+        shards,
+        notes,
+        moves,
+    })
 }
 
 /// Round-robin over placement domains, in order of first appearance.

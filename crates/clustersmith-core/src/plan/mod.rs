@@ -7,12 +7,14 @@ mod blocker;
 mod departed;
 mod formation;
 mod layout;
+mod reshard;
 mod step;
 
 pub use blocker::Blocker;
 pub use departed::{Departed, departed_members};
 pub use formation::{Plan, plan};
 pub use layout::{Layout, PlannedRole, Shard};
+pub use reshard::{Holding, SlotMove, balance, open_moves};
 pub use step::{MeetPurpose, Step};
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use super::*;
 use crate::model::{NodeId, SLOT_COUNT, SlotRange, SlotSet};
 use crate::observation::{InventoryNode, NodeState, NodeView, Observation};
 use crate::parse::{parse_cluster_info, parse_cluster_nodes, parse_info};
+use crate::plan::SlotMove;
 use crate::spec::{ClusterSpec, parse_node};
 use crate::testing::{LOST_DISK_ADDRS, captured};
 use crate::verify::verify;
@@ -39,6 +40,7 @@ impl Sim {
                 ip: ip.parse::<IpAddr>().unwrap(),
                 port: 7000 + i as u16,
                 zone: zones.map(|z| z[i].to_owned()),
+                leaving: false,
             })
             .collect();
         let nodes = (0..ips.len())
@@ -158,6 +160,54 @@ impl Sim {
         }
     }
 
+    /// What the migration engine leaves: every slot of a move owned by its target, with the
+    /// keys, the target's config epoch bumped above all others (`SETSLOT NODE` on the importer).
+    fn move_slots(&mut self, moves: &[SlotMove]) {
+        let position =
+            |nodes: &[SimNode], id: &NodeId| nodes.iter().position(|n| &n.id == id).unwrap();
+        for m in moves {
+            let (source, target) = (
+                position(&self.nodes, &m.source),
+                position(&self.nodes, &m.target),
+            );
+            assert_eq!(
+                self.nodes[source].slots.intersection(&m.slots),
+                m.slots,
+                "{m}"
+            );
+            assert!(
+                self.nodes[target].primary.is_none(),
+                "a move to a replica: {m}"
+            );
+            self.nodes[source].slots = self.nodes[source].slots.difference(&m.slots);
+            self.nodes[target].slots.union_with(&m.slots);
+            let moved = self.nodes[source].keys * m.slots.len() as u64 / SLOT_COUNT as u64;
+            self.nodes[source].keys -= moved;
+            self.nodes[target].keys += moved;
+            self.nodes[target].epoch = self.nodes.iter().map(|n| n.epoch).max().unwrap() + 1;
+        }
+    }
+
+    /// A node added to the inventory, fresh.
+    fn add_node(&mut self, ip: &str) {
+        let i = self.nodes.len();
+        self.inventory.push(InventoryNode {
+            label: format!("n{i}"),
+            ip: ip.parse::<IpAddr>().unwrap(),
+            port: 7000 + i as u16,
+            zone: None,
+            leaving: false,
+        });
+        self.nodes.push(SimNode {
+            id: NodeId::parse(&format!("{:040x}", i + 0xabc)).unwrap(),
+            epoch: 0,
+            slots: SlotSet::new(),
+            primary: None,
+            knows: BTreeSet::new(),
+            keys: 0,
+        });
+    }
+
     fn spec(&self, primaries: usize) -> ClusterSpec {
         let nodes = self
             .inventory
@@ -181,7 +231,7 @@ impl Sim {
         for round in 0..6 {
             let plan = plan(&spec, &self.inventory, &self.observe(), &ids);
             assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
-            if plan.steps.is_empty() {
+            if plan.steps.is_empty() && plan.moves.is_empty() {
                 let layout = plan.layout.unwrap();
                 let verdict = verify(&layout, &self.inventory, &self.observe(), &ids);
                 assert!(
@@ -190,6 +240,10 @@ impl Sim {
                     verdict.failed().collect::<Vec<_>>()
                 );
                 return round;
+            }
+            // As apply does: moves once nothing else is left to send.
+            if plan.steps.is_empty() {
+                self.move_slots(&plan.moves);
             }
             self.apply(&plan.steps);
         }
@@ -592,4 +646,67 @@ aaaa000000000000000000000000000000000002 127.0.0.1:22202@32202 master - 0 0 2 co
         "{:?}",
         planned.blockers
     );
+}
+
+#[test]
+fn a_fourth_primary_gets_a_quarter_of_the_slots_by_moves_and_nobody_else_changes() {
+    let ips = distinct_ips(6);
+    let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let mut sim = Sim::new(&ips, None);
+    sim.converge(3);
+    for n in &mut sim.nodes {
+        n.keys = if n.slots.is_empty() { 0 } else { 1000 };
+    }
+    sim.add_node("10.0.0.200");
+    sim.add_node("10.0.0.201");
+    let spec = sim.spec(4);
+    let ids = vec![None; sim.nodes.len()];
+    let planned = plan(&spec, &sim.inventory, &sim.observe(), &ids);
+    assert!(planned.blockers.is_empty(), "{:?}", planned.blockers);
+    let layout = planned.layout.as_ref().unwrap();
+    let moved: usize = layout.moves.iter().map(|m| m.slots.len()).sum();
+    assert_eq!(moved, 4096, "{:?}", layout.moves);
+    assert!(
+        layout
+            .moves
+            .iter()
+            .all(|m| m.target == sim.nodes[6].id || m.target == sim.nodes[7].id)
+    );
+    // The newcomers are not known yet: no move is ready, and the plan says why.
+    assert!(planned.moves.is_empty());
+    assert!(
+        planned
+            .waiting
+            .iter()
+            .any(|w| w.contains("once every primary knows it")),
+        "{:?}",
+        planned.waiting
+    );
+    sim.converge(4);
+    let mut counts: Vec<usize> = sim
+        .nodes
+        .iter()
+        .map(|n| n.slots.len())
+        .filter(|n| *n > 0)
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts, [4096, 4096, 4096, 4096]);
+}
+
+#[test]
+fn fewer_primaries_drains_the_smallest_owner_into_a_replica() {
+    let ips = distinct_ips(8);
+    let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let mut sim = Sim::new(&ips, None);
+    sim.converge(4);
+    sim.converge(2);
+    let owners: Vec<usize> = sim
+        .nodes
+        .iter()
+        .map(|n| n.slots.len())
+        .filter(|n| *n > 0)
+        .collect();
+    assert_eq!(owners, [8192, 8192]);
+    // 2 primaries x 3 replicas: each former primary now follows one.
+    assert_eq!(sim.nodes.iter().filter(|n| n.primary.is_some()).count(), 6);
 }

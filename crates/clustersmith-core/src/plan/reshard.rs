@@ -1,0 +1,311 @@
+//! Resharding: which slots move from which primary to which, so that the final primaries own
+//! balanced shares (counts differing by at most one) while moving the fewest slots, and
+//! every slot of a primary that is drained (leaving the cluster, or becoming a replica)
+//! finds a new owner. Also reads the moves a previous run left half-done (open slots), which
+//! are finished before anything new is started.
+//!
+//! Moves name nodes by id, not by inventory position: a leaving node keeps its id while the
+//! spec around it changes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::model::{NodeId, SlotRange, SlotSet};
+use crate::observation::Observation;
+use crate::parse::OpenSlotKind;
+
+/// Slots to move, keys and all, from one primary to another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotMove {
+    pub source: NodeId,
+    pub target: NodeId,
+    pub slots: SlotSet,
+    /// A move a previous run began and did not finish (the slot is open on either side).
+    pub resumed: bool,
+}
+
+/// A primary's share of the slots: `owned` now, and whether it stays a primary.
+#[derive(Clone, Debug)]
+pub struct Holding {
+    pub id: NodeId,
+    pub owned: SlotSet,
+    /// `None` for a node that must end up owning nothing (leaving, or becoming a replica);
+    /// otherwise its weight (1 for an even share).
+    pub weight: Option<u32>,
+}
+
+/// Slot counts per final primary: proportional to the weights; the slots that do not divide
+/// evenly go to the primaries that hold the most now, so that the fewest slots move.
+fn target_counts(holdings: &[Holding], total: usize) -> BTreeMap<NodeId, usize> {
+    let staying: Vec<&Holding> = holdings.iter().filter(|h| h.weight.is_some()).collect();
+    let weight_sum: u64 = staying
+        .iter()
+        .map(|h| u64::from(h.weight.unwrap_or(0)))
+        .sum();
+    let mut counts: BTreeMap<NodeId, usize> = BTreeMap::new();
+    if weight_sum == 0 {
+        return counts;
+    }
+    let mut given = 0usize;
+    for h in &staying {
+        let share = total as u64 * u64::from(h.weight.unwrap_or(0)) / weight_sum;
+        counts.insert(h.id, share as usize);
+        given += share as usize;
+    }
+    let mut by_holding: Vec<&&Holding> = staying.iter().filter(|h| h.weight != Some(0)).collect();
+    by_holding.sort_by_key(|h| (std::cmp::Reverse(h.owned.len()), h.id));
+    for h in by_holding.iter().cycle().take(total - given) {
+        *counts.get_mut(&h.id).expect("inserted above") += 1;
+    }
+    counts
+}
+
+/// The fewest moves that bring every holding to its target count. Donors give from the high
+/// end of what they own, so that what they keep stays one range where it was one; receivers
+/// take donors in order (drained nodes first), so that each pair is one move.
+pub fn balance(holdings: &[Holding]) -> Vec<SlotMove> {
+    let total: usize = holdings.iter().map(|h| h.owned.len()).sum();
+    let targets = target_counts(holdings, total);
+    if targets.is_empty() {
+        return Vec::new();
+    }
+    // (id, slots to give away), drained nodes first.
+    let mut donors: Vec<(NodeId, Vec<u16>)> = Vec::new();
+    let mut receivers: Vec<(NodeId, usize)> = Vec::new();
+    let mut ordered: Vec<&Holding> = holdings.iter().collect();
+    ordered.sort_by_key(|h| (h.weight.is_some(), h.id));
+    for h in ordered {
+        let target = targets.get(&h.id).copied().unwrap_or(0);
+        let have = h.owned.len();
+        if have > target {
+            let slots: Vec<u16> = h.owned.iter().collect();
+            let mut give = slots[target..].to_vec();
+            give.reverse();
+            donors.push((h.id, give));
+        } else if have < target {
+            receivers.push((h.id, target - have));
+        }
+    }
+    let mut moves: BTreeMap<(NodeId, NodeId), SlotSet> = BTreeMap::new();
+    let mut donor = 0usize;
+    for (receiver, mut wanted) in receivers {
+        while wanted > 0 && donor < donors.len() {
+            let (source, give) = &mut donors[donor];
+            let take = wanted.min(give.len());
+            let set = moves.entry((*source, receiver)).or_default();
+            for slot in give.drain(give.len() - take..) {
+                set.insert(slot);
+            }
+            wanted -= take;
+            if give.is_empty() {
+                donor += 1;
+            }
+        }
+    }
+    moves
+        .into_iter()
+        .map(|((source, target), slots)| SlotMove {
+            source,
+            target,
+            slots,
+            resumed: false,
+        })
+        .collect()
+}
+
+/// Moves a previous run left open: a slot `MIGRATING` on its owner or `IMPORTING` on its
+/// target. Either side alone is enough to know the pair; the move is always finished toward
+/// the target (rolling forward never needs a key deleted, and keys may already be on both).
+pub fn open_moves(obs: &Observation) -> Vec<SlotMove> {
+    let mut pairs: BTreeMap<(NodeId, NodeId), SlotSet> = BTreeMap::new();
+    for view in obs.nodes.iter().filter_map(|s| s.view()) {
+        for open in &view.myself().open_slots {
+            let pair = match open.kind {
+                OpenSlotKind::Migrating => (view.id, open.peer),
+                OpenSlotKind::Importing => (open.peer, view.id),
+            };
+            pairs.entry(pair).or_default().insert(open.slot);
+        }
+    }
+    pairs
+        .into_iter()
+        .map(|((source, target), slots)| SlotMove {
+            source,
+            target,
+            slots,
+            resumed: true,
+        })
+        .collect()
+}
+
+impl fmt::Display for SlotMove {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ranges: Vec<String> = self
+            .slots
+            .ranges()
+            .iter()
+            .map(SlotRange::to_string)
+            .collect();
+        write!(
+            f,
+            "{} slot{} {} from {} to {}",
+            self.slots.len(),
+            if self.slots.len() == 1 { "" } else { "s" },
+            ranges.join(","),
+            self.source.short(),
+            self.target.short()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SLOT_COUNT;
+
+    fn id(n: u32) -> NodeId {
+        NodeId::parse(&format!("{n:040x}")).unwrap()
+    }
+
+    fn holding(n: u32, ranges: &[(u16, u16)], weight: Option<u32>) -> Holding {
+        let ranges: Vec<SlotRange> = ranges
+            .iter()
+            .map(|(a, b)| SlotRange::new(*a, *b).unwrap())
+            .collect();
+        Holding {
+            id: id(n),
+            owned: SlotSet::from_ranges(&ranges),
+            weight,
+        }
+    }
+
+    /// Applies the moves and returns the final count per node.
+    fn after(holdings: &[Holding], moves: &[SlotMove]) -> BTreeMap<NodeId, SlotSet> {
+        let mut owned: BTreeMap<NodeId, SlotSet> =
+            holdings.iter().map(|h| (h.id, h.owned.clone())).collect();
+        for m in moves {
+            let source = owned.get_mut(&m.source).unwrap();
+            assert_eq!(
+                source.intersection(&m.slots),
+                m.slots,
+                "moves only what it owns"
+            );
+            *source = source.difference(&m.slots);
+            owned.get_mut(&m.target).unwrap().union_with(&m.slots);
+        }
+        owned
+    }
+
+    fn three() -> Vec<Holding> {
+        // redis-cli's and clustersmith's split of 16384 over 3.
+        vec![
+            holding(1, &[(0, 5460)], Some(1)),
+            holding(2, &[(5461, 10922)], Some(1)),
+            holding(3, &[(10923, 16383)], Some(1)),
+        ]
+    }
+
+    #[test]
+    fn adding_a_fourth_primary_moves_a_quarter_and_no_more() {
+        let mut holdings = three();
+        holdings.push(holding(4, &[], Some(1)));
+        let moves = balance(&holdings);
+        let moved: usize = moves.iter().map(|m| m.slots.len()).sum();
+        assert_eq!(moved, 4096);
+        assert_eq!(moves.len(), 3, "one move per source: {moves:?}");
+        assert!(moves.iter().all(|m| m.target == id(4)));
+        let owned = after(&holdings, &moves);
+        let counts: Vec<usize> = owned.values().map(SlotSet::len).collect();
+        assert_eq!(counts, [4096, 4096, 4096, 4096]);
+        // Each source keeps one range, at its start.
+        assert_eq!(owned[&id(1)].ranges(), [SlotRange::new(0, 4095).unwrap()]);
+    }
+
+    #[test]
+    fn draining_a_primary_moves_exactly_its_slots() {
+        let mut holdings = three();
+        holdings.push(holding(4, &[], Some(1)));
+        let grown = after(&holdings, &balance(&holdings));
+        let holdings: Vec<Holding> = grown
+            .iter()
+            .map(|(node, owned)| Holding {
+                id: *node,
+                owned: owned.clone(),
+                weight: (*node != id(2)).then_some(1),
+            })
+            .collect();
+        let moves = balance(&holdings);
+        assert!(moves.iter().all(|m| m.source == id(2)), "{moves:?}");
+        let moved: usize = moves.iter().map(|m| m.slots.len()).sum();
+        assert_eq!(moved, 4096);
+        let owned = after(&holdings, &moves);
+        assert!(owned[&id(2)].is_empty());
+        let mut counts: Vec<usize> = owned
+            .values()
+            .map(SlotSet::len)
+            .filter(|n| *n > 0)
+            .collect();
+        counts.sort_unstable();
+        assert_eq!(counts, [5461, 5461, 5462]);
+    }
+
+    #[test]
+    fn a_balanced_cluster_needs_no_move() {
+        assert!(balance(&three()).is_empty());
+    }
+
+    #[test]
+    fn weights_set_the_shares() {
+        let mut holdings = three();
+        holdings[0].weight = Some(2);
+        let owned = after(&holdings, &balance(&holdings));
+        assert_eq!(owned[&id(1)].len(), 8192);
+        assert_eq!(owned[&id(2)].len() + owned[&id(3)].len(), 8192);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn counts_end_within_one_and_every_slot_keeps_an_owner(
+            sizes in proptest::collection::vec(0usize..3000, 1..8),
+            staying in proptest::collection::vec(proptest::bool::ANY, 8),
+        ) {
+            // Contiguous holdings of the given sizes from slot 0 on.
+            let mut start = 0usize;
+            let mut holdings = Vec::new();
+            for (i, size) in sizes.iter().enumerate() {
+                let end = (start + size).min(SLOT_COUNT as usize);
+                let ranges: Vec<(u16, u16)> = if end > start {
+                    vec![(start as u16, (end - 1) as u16)]
+                } else {
+                    vec![]
+                };
+                holdings.push(holding(i as u32 + 1, &ranges, staying[i].then_some(1)));
+                start = end;
+            }
+            proptest::prop_assume!(holdings.iter().any(|h| h.weight.is_some()));
+            let total: usize = holdings.iter().map(|h| h.owned.len()).sum();
+            let moves = balance(&holdings);
+            let owned = after(&holdings, &moves);
+            let sum: usize = owned.values().map(SlotSet::len).sum();
+            proptest::prop_assert_eq!(sum, total);
+            let finals: Vec<usize> = holdings
+                .iter()
+                .filter(|h| h.weight.is_some())
+                .map(|h| owned[&h.id].len())
+                .collect();
+            let (min, max) = (*finals.iter().min().unwrap(), *finals.iter().max().unwrap());
+            proptest::prop_assert!(max - min <= 1, "{finals:?}");
+            for h in holdings.iter().filter(|h| h.weight.is_none()) {
+                proptest::prop_assert!(owned[&h.id].is_empty());
+            }
+            // No slot moves that did not have to: a node never both gives and receives, and
+            // the slots moved are exactly the surplus.
+            let surplus: usize = holdings
+                .iter()
+                .map(|h| h.owned.len().saturating_sub(owned[&h.id].len()))
+                .sum();
+            let moved: usize = moves.iter().map(|m| m.slots.len()).sum();
+            proptest::prop_assert_eq!(moved, surplus);
+        }
+    }
+}
