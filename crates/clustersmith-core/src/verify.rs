@@ -116,6 +116,9 @@ impl Verdict {
     }
 }
 
+/// Checks the live state against the layout, criterion by criterion. `inventory` is the spec
+/// part: nodes leaving the cluster (listed after it in `obs`) are not expected, so a view that
+/// still lists one fails membership until it is forgotten.
 pub fn verify(
     layout: &Layout,
     inventory: &[InventoryNode],
@@ -183,7 +186,7 @@ pub fn verify(
         );
     }
 
-    for (idx, state) in obs.nodes.iter().enumerate() {
+    for (idx, state) in obs.nodes.iter().enumerate().take(inventory.len()) {
         let view = match state {
             NodeState::Seen(view) => view,
             NodeState::Unreachable(why) => {
@@ -263,7 +266,7 @@ pub fn verify(
         }
 
         // agreement
-        for (other, other_state) in obs.nodes.iter().enumerate() {
+        for (other, other_state) in obs.nodes.iter().enumerate().take(inventory.len()) {
             let Some(other_view) = other_state.view() else {
                 continue;
             };
@@ -337,7 +340,7 @@ pub fn verify(
             );
         }
     }
-    for (idx, state) in obs.nodes.iter().enumerate() {
+    for (idx, state) in obs.nodes.iter().enumerate().take(inventory.len()) {
         let Some(view) = state.view() else { continue };
         let is_primary = layout.shards.iter().any(|s| s.primary == idx);
         if !is_primary && !view.myself().slots.is_empty() {
@@ -463,7 +466,7 @@ pub fn verify(
         }
     }
 
-    let unreachable: Vec<usize> = (0..obs.nodes.len())
+    let unreachable: Vec<usize> = (0..inventory.len())
         .filter(|idx| obs.view(*idx).is_none())
         .collect();
     Verdict {

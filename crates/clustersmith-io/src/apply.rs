@@ -13,12 +13,16 @@ use std::collections::BTreeMap;
 use std::hash::{Hash as _, Hasher as _};
 use std::time::{Duration, Instant};
 
+use clustersmith_core::model::NodeId;
 use clustersmith_core::observation::Observation;
-use clustersmith_core::plan::{Blocker, Layout, MeetPurpose, Plan, Step, plan};
+use clustersmith_core::plan::{
+    Blocker, Layout, MeetPurpose, Plan, SlotMove, Step, plan, unlisted_members,
+};
 use clustersmith_core::spec::ClusterSpec;
 use clustersmith_core::verify::{Verdict, verify};
 
 use crate::error::{Disposition, NodeError};
+use crate::migrate::{MoveError, MoveOptions, MoveProgress, run_moves};
 use crate::session::Session;
 
 /// Progress reported while the loop runs.
@@ -35,6 +39,10 @@ pub enum ApplyEvent {
     },
     /// A step failed in a way that a later round may fix.
     StepDeferred { description: String, error: String },
+    /// Slot moves start: how many slots, over how many (source, target) pairs.
+    MovesStarted { slots: usize, pairs: usize, resumed: bool },
+    /// A batch of slots has moved.
+    Moving(MoveProgress),
 }
 
 #[derive(Debug)]
@@ -63,10 +71,27 @@ pub enum ApplyError {
     /// A step failed in a way no retry can fix.
     #[error("{0}")]
     Fatal(NodeError),
+    /// A slot move stopped; the slot is left as the error says, and a new run continues it.
+    #[error(transparent)]
+    Move(#[from] MoveError),
 }
 
 pub struct ApplyOptions {
     pub timeout: Duration,
+    /// Members of the cluster that the spec does not name are drained and forgotten.
+    pub remove_unlisted: bool,
+    /// `MIGRATE … REPLACE`: overwrite keys that already exist on a move's target.
+    pub replace: bool,
+}
+
+impl ApplyOptions {
+    pub fn new(timeout: Duration) -> ApplyOptions {
+        ApplyOptions {
+            timeout,
+            remove_unlisted: false,
+            replace: false,
+        }
+    }
 }
 
 /// Shortest time between a refresh MEET of a pair and the start of an observation that may
@@ -77,10 +102,36 @@ fn refresh_interval(nodes: usize) -> Duration {
     Duration::from_millis(300 + 5 * nodes as u64)
 }
 
-/// Checks every node once, before any change: reachable, authenticated, cluster-enabled.
-pub async fn preflight(session: &mut Session) -> Result<Observation, ApplyError> {
+/// Checks every spec node once, before any change: reachable, authenticated,
+/// cluster-enabled. With `remove_unlisted`, the members the spec does not name join the
+/// session as leaving nodes; one that does not answer is left to the planner (which refuses
+/// only if it still owns slots).
+pub async fn preflight(
+    session: &mut Session,
+    remove_unlisted: bool,
+) -> Result<Observation, ApplyError> {
     let observed = session.observe().await;
     let errors: Vec<NodeError> = observed.errors.into_iter().flatten().collect();
+    if !errors.is_empty() {
+        return Err(ApplyError::Preflight(errors));
+    }
+    if !remove_unlisted {
+        return Ok(observed.observation);
+    }
+    let found = unlisted_members(&session.inventory, &observed.observation, &session.known_ids);
+    if found.is_empty() {
+        return Ok(observed.observation);
+    }
+    session
+        .add_leaving(&found)
+        .map_err(|e| ApplyError::Preflight(vec![session_error(e)]))?;
+    let observed = session.observe().await;
+    let errors: Vec<NodeError> = observed
+        .errors
+        .into_iter()
+        .take(session.spec_len())
+        .flatten()
+        .collect();
     if errors.is_empty() {
         Ok(observed.observation)
     } else {
@@ -88,12 +139,24 @@ pub async fn preflight(session: &mut Session) -> Result<Observation, ApplyError>
     }
 }
 
+fn session_error(err: crate::session::SessionError) -> NodeError {
+    match err {
+        crate::session::SessionError::Node(err) => err,
+        other => NodeError {
+            node: String::new(),
+            op: "connect to a leaving member",
+            kind: crate::error::NodeErrorKind::Other(other.to_string()),
+        },
+    }
+}
+
 /// Plans once against live state, for `clustersmith plan`.
 pub async fn plan_once(
     session: &mut Session,
     spec: &ClusterSpec,
+    remove_unlisted: bool,
 ) -> Result<(Plan, Observation), ApplyError> {
-    let observation = preflight(session).await?;
+    let observation = preflight(session, remove_unlisted).await?;
     let planned = plan(spec, &session.inventory, &observation, &session.known_ids);
     Ok((planned, observation))
 }
@@ -107,7 +170,8 @@ pub async fn apply(
     let started = Instant::now();
     let deadline = started + options.timeout;
     let mut observed_at = Instant::now();
-    let mut observation = preflight(session).await?;
+    let mut observation = preflight(session, options.remove_unlisted).await?;
+    let spec_len = session.spec_len();
     // Whether every view in `observation` was read in the last round.
     let mut complete = true;
     // Last push from node to peer, and the pair's states then: a node that changed since (a
@@ -134,11 +198,11 @@ pub async fn apply(
             .expect("a plan without blockers has a layout");
         let verdict = verify(
             &layout,
-            &session.inventory,
+            &session.inventory[..spec_len],
             &observation,
-            &session.known_ids,
+            &session.known_ids[..spec_len],
         );
-        let converged = planned.steps.is_empty() && verdict.passed();
+        let converged = planned.steps.is_empty() && planned.moves.is_empty() && verdict.passed();
         if converged && !complete {
             // Some views were carried over from earlier rounds: confirm on all of them
             // before saying so.
@@ -166,7 +230,7 @@ pub async fn apply(
             .cloned()
             .collect();
         let failing: Vec<&'static str> = verdict.failed().map(|c| c.id).collect();
-        let to_read = nodes_to_read(&verdict, &steps, session.handles.len());
+        let mut to_read = nodes_to_read(&verdict, &steps, session.handles.len());
         on_event(ApplyEvent::Round {
             round,
             elapsed: started.elapsed(),
@@ -200,6 +264,12 @@ pub async fn apply(
                     (pair_state(&observation, *node, *peer), now),
                 );
             }
+        }
+        if steps.is_empty() && !planned.moves.is_empty() {
+            let moved = run_planned_moves(session, &planned.moves, &observation, options, deadline, on_event).await?;
+            steps_sent += moved;
+            // Every primary's slots changed: read them all.
+            to_read.iter_mut().for_each(|read| *read = true);
         }
         steps_sent += steps.len();
         let sending = Instant::now();
@@ -242,6 +312,39 @@ pub async fn apply(
     }
 }
 
+/// Runs the plan's slot moves (batch by batch, stopping between batches at the deadline);
+/// returns the number of slots moved.
+async fn run_planned_moves(
+    session: &Session,
+    moves: &[SlotMove],
+    observation: &Observation,
+    options: &ApplyOptions,
+    deadline: Instant,
+    on_event: &mut dyn FnMut(ApplyEvent),
+) -> Result<usize, ApplyError> {
+    let primaries: Vec<NodeId> = (0..session.spec_len())
+        .filter_map(|idx| observation.view(idx))
+        .filter(|v| !v.myself().is_replica())
+        .map(|v| v.id)
+        .collect();
+    on_event(ApplyEvent::MovesStarted {
+        slots: moves.iter().map(|m| m.slots.len()).sum(),
+        pairs: moves.len(),
+        resumed: moves.iter().any(|m| m.resumed),
+    });
+    let move_options = MoveOptions {
+        replace: options.replace,
+        auth: session.migrate_auth(),
+        deadline: Some(deadline),
+    };
+    let nodes = session.move_nodes(observation);
+    let done = run_moves(moves, &nodes, &primaries, &move_options, &mut |progress| {
+        on_event(ApplyEvent::Moving(progress.clone()));
+    })
+    .await?;
+    Ok(done.slots_done)
+}
+
 /// The nodes worth reading next round: those failing or unchecked on any criterion, and
 /// both ends of every step just sent. The others' views were right and nothing touched them;
 /// a full read confirms everything before `apply` calls the cluster converged.
@@ -259,7 +362,10 @@ fn nodes_to_read(verdict: &Verdict, steps: &[Step], nodes: usize) -> Vec<bool> {
         match step {
             Step::Meet { peer, .. } => read[*peer] = true,
             Step::Replicate { primary, .. } => read[*primary] = true,
-            Step::SetConfigEpoch { .. } | Step::AddSlots { .. } | Step::Forget { .. } => {}
+            Step::SetConfigEpoch { .. }
+            | Step::AddSlots { .. }
+            | Step::Forget { .. }
+            | Step::StableSlot { .. } => {}
         }
     }
     read

@@ -166,6 +166,19 @@ pub enum Disposition {
     Fatal,
 }
 
+/// What a failed step of a slot move means for that slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotStepOutcome {
+    /// The slot already changed hands: `IMPORTING` on a target that owns it, `MIGRATING` on a
+    /// source that no longer does (a run killed after the hand-over, resumed).
+    AlreadyMoved,
+    /// A key of the slot already exists on the target (`BUSYKEY`): moving it would overwrite
+    /// it, which only `--replace` allows.
+    BusyKey,
+    /// Anything else: the slot stops where it is.
+    Failed,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct NodeError {
     pub node: String,
@@ -241,6 +254,22 @@ impl NodeError {
             | NodeErrorKind::ClusterDisabled
             | NodeErrorKind::ProtectedMode
             | NodeErrorKind::Tls(_) => Disposition::Fatal,
+        }
+    }
+
+    /// How a failed `SETSLOT` or `MIGRATE` of a slot move is treated.
+    pub fn slot_step_outcome(&self) -> SlotStepOutcome {
+        match &self.kind {
+            NodeErrorKind::Reply { detail, .. }
+                if detail.starts_with("I'm already the owner of hash slot")
+                    || detail.starts_with("I'm not the owner of hash slot") =>
+            {
+                SlotStepOutcome::AlreadyMoved
+            }
+            NodeErrorKind::Reply { code, detail } if code == "BUSYKEY" || detail.contains("BUSYKEY") => {
+                SlotStepOutcome::BusyKey
+            }
+            _ => SlotStepOutcome::Failed,
         }
     }
 

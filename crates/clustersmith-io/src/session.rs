@@ -6,11 +6,12 @@ use std::time::Duration;
 use clustersmith_core::model::{NodeId, ServerVersion};
 use clustersmith_core::observation::{InventoryNode, NodeState, NodeView, Observation};
 use clustersmith_core::parse::{parse_cluster_info, parse_cluster_nodes, parse_info};
-use clustersmith_core::plan::Step;
+use clustersmith_core::plan::{Step, Unlisted};
 use clustersmith_core::spec::ClusterSpec;
 use futures::future::join_all;
 
-use crate::conn::{ConnOpts, NodeHandle, TlsMaterial, value_text};
+use crate::conn::{ConnOpts, Endpoint, NodeHandle, TlsMaterial, value_text};
+use crate::migrate::{MigrateAuth, MoveNode};
 use crate::error::{NodeError, NodeErrorKind};
 use crate::resolve::{ResolveError, resolve};
 
@@ -33,6 +34,10 @@ pub struct Session {
     pub versions: Vec<Option<ServerVersion>>,
     /// Resolution notes (names with several addresses).
     pub notes: Vec<String>,
+    /// How many inventory entries are spec nodes; leaving members follow them.
+    spec_len: usize,
+    opts: ConnOpts,
+    tls: Option<TlsMaterial>,
 }
 
 /// One observation round: the core's view plus, per unreachable node, the error.
@@ -71,7 +76,62 @@ impl Session {
             known_ids: vec![None; n],
             versions: vec![None; n],
             notes: resolved.notes,
+            spec_len: n,
+            opts: opts.clone(),
+            tls,
         })
+    }
+
+    /// The spec nodes: the inventory without the leaving members.
+    pub fn spec_len(&self) -> usize {
+        self.spec_len
+    }
+
+    /// Adds members to remove, reached at the address their peers list.
+    pub fn add_leaving(&mut self, found: &[Unlisted]) -> Result<(), SessionError> {
+        for member in found {
+            let label = std::net::SocketAddr::new(member.ip, member.port).to_string();
+            let endpoint = Endpoint {
+                label: label.clone(),
+                hostname: None,
+                ip: member.ip,
+                port: member.port,
+            };
+            let handle = NodeHandle::new(endpoint, &self.opts, self.tls.as_ref())?;
+            self.handles.push(Arc::new(handle));
+            self.inventory.push(InventoryNode {
+                label,
+                ip: member.ip,
+                port: member.port,
+                zone: None,
+                leaving: true,
+            });
+            self.known_ids.push(Some(member.id));
+            self.versions.push(None);
+        }
+        Ok(())
+    }
+
+    /// Every observed node as the migration engine needs it.
+    pub fn move_nodes(&self, observation: &Observation) -> Vec<MoveNode> {
+        (0..self.handles.len())
+            .filter_map(|idx| {
+                Some(MoveNode {
+                    id: observation.view(idx)?.id,
+                    handle: Arc::clone(&self.handles[idx]),
+                    ip: self.inventory[idx].ip,
+                    port: self.inventory[idx].port,
+                })
+            })
+            .collect()
+    }
+
+    /// The run's credentials, for `MIGRATE` to present to the target.
+    pub fn migrate_auth(&self) -> MigrateAuth {
+        MigrateAuth {
+            user: self.opts.user.clone(),
+            password: self.opts.password.clone(),
+        }
     }
 
     pub fn labels(&self) -> Vec<String> {
@@ -225,6 +285,7 @@ fn step_op(step: &Step) -> &'static str {
         Step::AddSlots { .. } => "add slots",
         Step::Meet { .. } => "meet a peer",
         Step::Forget { .. } => FORGET_OP,
+        Step::StableSlot { .. } => "close a stuck import",
         Step::Replicate { .. } => "replicate",
     }
 }
@@ -260,6 +321,9 @@ fn command(step: &Step) -> redis::Cmd {
         }
         Step::Forget { id, .. } => {
             cmd.arg("FORGET").arg(id.as_str());
+        }
+        Step::StableSlot { slot, .. } => {
+            cmd.arg("SETSLOT").arg(*slot).arg("STABLE");
         }
         Step::Replicate { primary_id, .. } => {
             cmd.arg("REPLICATE").arg(primary_id.as_str());

@@ -134,6 +134,10 @@ pub struct TargetArgs {
     /// Pick the IPv6 address when a name resolves to both families.
     #[arg(long)]
     pub prefer_ipv6: bool,
+    /// Members of the cluster that are not listed here leave it: their slots and keys move to
+    /// the listed primaries, then every listed node forgets them. They are left running.
+    #[arg(long)]
+    pub remove_unlisted: bool,
     #[command(flatten)]
     pub conn: ConnArgs,
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -147,6 +151,10 @@ pub struct ApplyArgs {
     /// Give up after this many seconds (exit 3); fractions allowed, at most a week.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds)]
     pub timeout: Duration,
+    /// When a moved key already exists on its new primary, overwrite it there (`MIGRATE …
+    /// REPLACE`). Without it, such a slot stops the run (exit 2) and nothing is overwritten.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 /// Connection options; names follow redis-cli where it has them. The password comes from

@@ -6,14 +6,17 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clustersmith_core::plan::plan;
+use clustersmith_core::model::NodeId;
+use clustersmith_core::observation::Observation;
+use clustersmith_core::plan::{Layout, plan};
 use clustersmith_core::spec::{ClusterSpec, parse_node};
 use clustersmith_core::verify::verify;
 use clustersmith_io::apply::{
     ApplyError, ApplyEvent, ApplyOptions, ApplyOutcome, apply, plan_once,
 };
 use clustersmith_io::conn::{ConnOpts, TlsOpts};
-use clustersmith_io::error::NodeError;
+use clustersmith_io::error::{NodeError, SlotStepOutcome};
+use clustersmith_io::migrate::{MoveError, count_keys};
 use clustersmith_io::sandbox::{Sandbox, SandboxSpec, find_server_binary, generate_password};
 use clustersmith_io::session::Session;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -154,6 +157,7 @@ fn report_apply_error(err: &ApplyError, format: Format, command: &str) -> u8 {
                 json!({ "nodes": node_errors_json(&[node_err]) }),
             )
         }
+        ApplyError::Move(move_err) => return report_move_error(move_err, format, command),
     };
     if format == Format::Json {
         outln!(
@@ -164,11 +168,44 @@ fn report_apply_error(err: &ApplyError, format: Format, command: &str) -> u8 {
     exit::ERROR
 }
 
+/// A slot move that stopped: the slot, the state it is left in, and whether a re-run
+/// continues it (exit 3) or the operator must decide first (a key on both sides: exit 2).
+fn report_move_error(err: &MoveError, format: Format, command: &str) -> u8 {
+    let (code, state, hint) = match err {
+        MoveError::Slot { state, error, .. } => {
+            if error.slot_step_outcome() == SlotStepOutcome::BusyKey {
+                (
+                    exit::ERROR,
+                    *state,
+                    "a key of this slot already exists on the target: compare both copies, delete the one to drop, then run again (or pass --replace to overwrite the target's copy)",
+                )
+            } else {
+                (
+                    exit::DEADLINE,
+                    *state,
+                    "run apply again once the node answers: it finishes the slot from where it stopped",
+                )
+            }
+        }
+        MoveError::UnknownNode(_) => (exit::DEADLINE, "unchanged", "run apply again"),
+    };
+    eprintln!("error: {err}");
+    eprintln!("  slot left: {state}");
+    eprintln!("  hint: {hint}");
+    if format == Format::Json {
+        outln!(
+            "{}",
+            render::error_json(command, code, &err.to_string(), &json!({ "slot_state": state, "hint": hint }))
+        );
+    }
+    code
+}
+
 pub async fn plan_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
     let spec = cluster_spec(args)?;
     let conn = conn_opts(&args.conn)?;
     let mut session = open(&spec, &conn, args.prefer_ipv6).await?;
-    let (planned, obs) = match plan_once(&mut session, &spec).await {
+    let (planned, obs) = match plan_once(&mut session, &spec, args.remove_unlisted).await {
         Ok(found) => found,
         Err(err) => return Ok(report_apply_error(&err, args.format, "plan")),
     };
@@ -195,12 +232,17 @@ pub async fn plan_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
             if !planned.blockers.is_empty() {
                 // A blocked plan has no steps because it stopped, not because nothing differs.
                 outln!("nothing can be planned until the blockers above are resolved");
-            } else if planned.steps.is_empty() {
+            } else if !planned.has_changes() && planned.layout.as_ref().is_none_or(|l| l.moves.is_empty()) {
                 outln!("no changes: the cluster matches the spec");
             } else {
-                outln!("{}:", plural(planned.steps.len(), "step", "steps"));
-                for step in &planned.steps {
-                    outln!("  {}", step.describe(&labels));
+                if !planned.steps.is_empty() {
+                    outln!("{}:", plural(planned.steps.len(), "step", "steps"));
+                    for step in &planned.steps {
+                        outln!("  {}", step.describe(&labels));
+                    }
+                }
+                if let Some(layout) = &planned.layout {
+                    print_moves(&session, layout, &obs).await;
                 }
             }
             for wait in &planned.waiting {
@@ -217,11 +259,43 @@ pub async fn plan_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
     })
 }
 
+/// The slot moves of the layout, with the keys each carries (counted on the source now).
+async fn print_moves(session: &Session, layout: &Layout, obs: &Observation) {
+    if layout.moves.is_empty() {
+        return;
+    }
+    let label = |id: &NodeId| {
+        obs.index_of(id)
+            .map_or_else(|| id.short().to_owned(), |idx| session.inventory[idx].label.clone())
+    };
+    let total: usize = layout.moves.iter().map(|m| m.slots.len()).sum();
+    outln!("slot moves ({} in all, keys and all):", plural(total, "slot", "slots"));
+    let mut keys_total = 0u64;
+    for m in &layout.moves {
+        let keys = match obs.index_of(&m.source) {
+            Some(idx) => count_keys(&session.handles[idx], &m.slots).await.ok(),
+            None => None,
+        };
+        keys_total += keys.unwrap_or(0);
+        let ranges: Vec<String> = m.slots.ranges().iter().map(ToString::to_string).collect();
+        outln!(
+            "  {} -> {}: {} ({}), {}",
+            label(&m.source),
+            label(&m.target),
+            plural(m.slots.len(), "slot", "slots"),
+            ranges.join(","),
+            keys.map_or_else(|| "keys unknown".to_owned(), |k| plural(k as usize, "key", "keys"))
+        );
+    }
+    outln!("data to move: {} (CLUSTER COUNTKEYSINSLOT on each source)", plural(keys_total as usize, "key", "keys"));
+}
+
 /// Progress on stderr: a bar on a terminal, timestamped lines otherwise (post-deploy logs are
 /// files). A line is written when something changes, and at least every
 /// [`HEARTBEAT`] while nothing does, saying what the run waits for.
 struct Progress {
     bar: Option<ProgressBar>,
+    json_events: bool,
     last: Option<Vec<&'static str>>,
     started: Instant,
     last_line: Instant,
@@ -233,7 +307,7 @@ struct Progress {
 const HEARTBEAT: Duration = Duration::from_secs(2);
 
 impl Progress {
-    fn new() -> Progress {
+    fn new(json_events: bool) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(7);
             bar.set_style(
@@ -250,6 +324,7 @@ impl Progress {
         let now = Instant::now();
         Progress {
             bar,
+            json_events,
             last: None,
             started: now,
             last_line: now,
@@ -297,6 +372,56 @@ impl Progress {
             ApplyEvent::StepDeferred { description, error } => {
                 tracing::debug!(%description, %error, "step deferred");
             }
+            ApplyEvent::MovesStarted { slots, pairs, resumed } => {
+                let what = if resumed { "finishing slot moves a previous run left open" } else { "moving slots" };
+                self.emit_json(json!({"event": "moves_started", "slots": slots, "pairs": pairs, "resumed": resumed}));
+                if let Some(bar) = &self.bar {
+                    bar.set_length(slots as u64);
+                    bar.set_position(0);
+                    bar.set_message(what);
+                } else {
+                    self.line(format_args!(
+                        "{what}: {} between {}",
+                        plural(slots, "slot", "slots"),
+                        plural(pairs, "pair of primaries", "pairs of primaries")
+                    ));
+                }
+            }
+            ApplyEvent::Moving(progress) => {
+                let secs = progress.elapsed.as_secs_f64().max(1e-3);
+                let rate = progress.keys_moved as f64 / secs;
+                let left = progress.slots_total.saturating_sub(progress.slots_done);
+                let eta = secs * left as f64 / progress.slots_done.max(1) as f64;
+                self.emit_json(json!({
+                    "event": "moving",
+                    "slots_done": progress.slots_done,
+                    "slots_total": progress.slots_total,
+                    "keys_moved": progress.keys_moved,
+                    "keys_per_sec": rate.round() as u64,
+                    "eta_ms": (eta * 1000.0).round() as u64,
+                }));
+                let message = format!(
+                    "{} keys moved, {:.0} keys/s, ETA {eta:.1}s",
+                    progress.keys_moved, rate
+                );
+                if let Some(bar) = &self.bar {
+                    bar.set_position(progress.slots_done as u64);
+                    bar.set_message(message);
+                } else if left == 0 || self.last_line.elapsed() >= Duration::from_secs(1) {
+                    self.line(format_args!(
+                        "moved {}/{} slots: {message}",
+                        progress.slots_done, progress.slots_total
+                    ));
+                }
+            }
+        }
+    }
+
+    /// With `--format json`, progress events go to stderr as one JSON object per line (stdout
+    /// holds exactly one document, the result).
+    fn emit_json(&self, event: serde_json::Value) {
+        if self.json_events {
+            eprintln!("{event}");
         }
     }
 
@@ -330,15 +455,14 @@ impl Progress {
 async fn run_apply(
     spec: &ClusterSpec,
     session: &mut Session,
-    timeout: Duration,
+    options: &ApplyOptions,
     format: Format,
     command: &str,
 ) -> u8 {
-    let progress = std::cell::RefCell::new(Progress::new());
-    let options = ApplyOptions { timeout };
+    let progress = std::cell::RefCell::new(Progress::new(format == Format::Json));
     let mut on_event = |event| progress.borrow_mut().event(event);
     let result = {
-        let run = apply(session, spec, &options, &mut on_event);
+        let run = apply(session, spec, options, &mut on_event);
         tokio::pin!(run);
         let mut ticks = tokio::time::interval(Duration::from_millis(500));
         loop {
@@ -415,10 +539,15 @@ pub async fn apply_cmd(args: &ApplyArgs) -> anyhow::Result<u8> {
     let spec = cluster_spec(&args.target)?;
     let conn = conn_opts(&args.target.conn)?;
     let mut session = open(&spec, &conn, args.target.prefer_ipv6).await?;
+    let options = ApplyOptions {
+        timeout: args.timeout,
+        remove_unlisted: args.target.remove_unlisted,
+        replace: args.replace,
+    };
     Ok(run_apply(
         &spec,
         &mut session,
-        args.timeout,
+        &options,
         args.target.format,
         "apply",
     )
@@ -548,7 +677,14 @@ pub async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
         .context("sandbox addresses")?;
     let spec = ClusterSpec::new(nodes, Some(args.primaries), Some(args.replicas))?;
     let mut session = open(&spec, &conn, false).await?;
-    let code = run_apply(&spec, &mut session, args.timeout, args.format, "sandbox up").await;
+    let code = run_apply(
+        &spec,
+        &mut session,
+        &ApplyOptions::new(args.timeout),
+        args.format,
+        "sandbox up",
+    )
+    .await;
     if args.format == Format::Human {
         let first = sandbox.servers[0].port;
         let auth = sandbox.password_file().map_or(String::new(), |f| {

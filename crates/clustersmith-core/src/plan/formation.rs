@@ -6,11 +6,13 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::departed::{Departed, departed_members};
+use super::leaving::plan_leaving;
 use super::layout::PlannedRole;
 use super::layout::compute_layout;
 use super::reshard::{SlotMove, open_moves};
 use super::{Blocker, Layout, MeetPurpose, Step};
 use crate::model::{NodeId, SlotSet};
+use crate::parse::OpenSlotKind;
 use crate::observation::{InventoryNode, NodeView, Observation};
 use crate::spec::ClusterSpec;
 
@@ -57,14 +59,11 @@ pub fn plan(
     if !blockers.is_empty() {
         return blocked(blockers);
     }
-    let mut layout = match compute_layout(spec.primaries, spec.replicas_per_primary, inventory, obs)
+    let layout = match compute_layout(spec.primaries, spec.replicas_per_primary, inventory, obs)
     {
         Ok(layout) => layout,
         Err(blockers) => return blocked(blockers),
     };
-    if layout.moves.is_empty() {
-        layout.notes.extend(imbalance_note(&layout, inventory, obs));
-    }
     let mut steps = Vec::new();
     let mut waiting = Vec::new();
     plan_forgets(&departed, &mut steps, &mut waiting, inventory);
@@ -72,6 +71,7 @@ pub fn plan(
         return blocked(blockers);
     }
     plan_epochs(inventory, obs, &mut steps);
+    plan_unstick_imports(inventory, obs, &mut steps);
     plan_slots(&layout, obs, &mut steps);
     plan_meets(inventory, obs, &mut steps, &mut waiting);
     plan_replicas(&layout, inventory, obs, &mut steps, &mut waiting);
@@ -91,36 +91,6 @@ pub fn plan(
         waiting,
         moves,
     }
-}
-
-/// Slots stay with their owners, so a lopsided layout (two runs with different shapes, a
-/// manual reshard) is kept as it is: said, not hidden.
-fn imbalance_note(
-    layout: &Layout,
-    inventory: &[InventoryNode],
-    obs: &Observation,
-) -> Option<String> {
-    let counts: Vec<(usize, usize)> = layout
-        .shards
-        .iter()
-        .filter_map(|s| {
-            obs.view(s.primary)
-                .map(|v| (s.primary, v.myself().slots.len()))
-        })
-        .filter(|(_, n)| *n > 0)
-        .collect();
-    let min = counts.iter().map(|(_, n)| *n).min()?;
-    let max = counts.iter().map(|(_, n)| *n).max()?;
-    (max - min > 1).then(|| {
-        let shown: Vec<String> = counts
-            .iter()
-            .map(|(idx, n)| format!("{} {n}", inventory[*idx].label))
-            .collect();
-        format!(
-            "slot counts are uneven ({}): apply keeps slots where they are and does not move them",
-            shown.join(", ")
-        )
-    })
 }
 
 fn blocked(blockers: Vec<Blocker>) -> Plan {
@@ -233,81 +203,6 @@ fn plan_forgets(
     }
 }
 
-/// Members leaving the cluster (`--remove-unlisted`): forgotten on every spec node that lists
-/// them, all in one round, once they own no slot and no spec node follows them; their slots
-/// move first (`Layout::moves`). One that owns slots and cannot be reached stops everything:
-/// its slots can only move with it.
-fn plan_leaving(
-    inventory: &[InventoryNode],
-    obs: &Observation,
-    known_ids: &[Option<NodeId>],
-    steps: &mut Vec<Step>,
-    waiting: &mut Vec<String>,
-) -> Result<(), Vec<Blocker>> {
-    let spec_nodes = inventory.iter().filter(|n| !n.leaving).count();
-    let mut blockers = Vec::new();
-    for idx in spec_nodes..inventory.len() {
-        let label = &inventory[idx].label;
-        let Some(id) = obs.view(idx).map(|v| v.id).or(known_ids[idx]) else {
-            continue;
-        };
-        let listed_by: Vec<usize> = (0..spec_nodes)
-            .filter(|s| obs.view(*s).is_some_and(|v| v.knows(&id).is_some()))
-            .collect();
-        let slots = match obs.view(idx) {
-            Some(view) => view.myself().slots.clone(),
-            None => {
-                let mut slots = SlotSet::new();
-                for s in &listed_by {
-                    if let Some(entry) = obs.view(*s).and_then(|v| v.knows(&id)) {
-                        slots.union_with(&entry.slots);
-                    }
-                }
-                slots
-            }
-        };
-        if !slots.is_empty() {
-            if obs.view(idx).is_none() {
-                blockers.push(Blocker::LeavingUnreachable {
-                    node: label.clone(),
-                    slots: slots.ranges(),
-                });
-            }
-            continue;
-        }
-        if let Some(view) = obs.view(idx).filter(|v| !v.myself().is_replica()) {
-            let keys = view.info.key_count();
-            if keys > 0 {
-                blockers.push(Blocker::LeavingHoldsKeys {
-                    node: label.clone(),
-                    keys,
-                });
-                continue;
-            }
-        }
-        let followers: Vec<&str> = (0..spec_nodes)
-            .filter(|s| {
-                obs.view(*s)
-                    .is_some_and(|v| v.myself().primary_id == Some(id))
-            })
-            .map(|s| inventory[s].label.as_str())
-            .collect();
-        if !followers.is_empty() {
-            waiting.push(format!(
-                "{} still replicate the leaving `{label}`; it is forgotten once they follow a primary of the spec",
-                followers.join(", ")
-            ));
-            continue;
-        }
-        steps.extend(listed_by.into_iter().map(|node| Step::Forget { node, id }));
-    }
-    if blockers.is_empty() {
-        Ok(())
-    } else {
-        Err(blockers)
-    }
-}
-
 /// The slot moves to run now: those a previous run left open first (and only those while any
 /// is open), each once both ends are reachable and every primary of the spec knows the target
 /// (`SETSLOT NODE` names it to all of them).
@@ -331,7 +226,7 @@ fn ready_moves(
         .filter(|idx| !inventory[*idx].leaving)
         .filter(|idx| obs.view(*idx).is_some_and(|v| !v.myself().is_replica()))
         .collect();
-    candidates
+    let ready: Vec<SlotMove> = candidates
         .into_iter()
         .filter(|m| {
             let (Some(source), Some(target)) = (obs.index_of(&m.source), obs.index_of(&m.target))
@@ -351,19 +246,61 @@ fn ready_moves(
                 .filter(|idx| obs.view(*idx).is_some_and(|v| v.knows(&m.target).is_none()))
                 .map(|idx| inventory[idx].label.as_str())
                 .collect();
-            let target_unaware = obs
-                .view(target)
-                .is_some_and(|v| v.knows(&m.source).is_none());
-            if unaware.is_empty() && !target_unaware {
-                return true;
+            let Some(target_view) = obs.view(target) else {
+                return false;
+            };
+            if !unaware.is_empty() || target_view.knows(&m.source).is_none() {
+                waiting.push(format!(
+                    "moving slots to `{}` once every primary knows it",
+                    label(&m.target)
+                ));
+                return false;
             }
-            waiting.push(format!(
-                "moving slots to `{}` once every primary knows it",
-                label(&m.target)
-            ));
-            false
+            // A target that does not see the source own every slot of the move (it joined
+            // moments ago, or its view lags) would answer the source's RESTORE-ASKING with
+            // `CLUSTERDOWN Hash slot not served`; and a node importing a slot ignores gossip
+            // about that slot's owner, so it must learn the owner before IMPORTING.
+            let seen = target_view
+                .knows(&m.source)
+                .map(|e| e.slots.clone())
+                .unwrap_or_default();
+            if seen.intersection(&m.slots) != m.slots || !target_view.cluster_info.is_ok() {
+                waiting.push(format!(
+                    "moving slots to `{}` once it sees their owner `{}` and its cluster_state is ok",
+                    label(&m.target),
+                    label(&m.source)
+                ));
+                return false;
+            }
+            true
         })
-        .collect()
+        .collect();
+    // One line per reason, not one per move.
+    waiting.dedup();
+    ready
+}
+
+/// A target importing slots whose owner it does not see (a move started before it had
+/// learnt the owners): `SETSLOT STABLE` on it, so that gossip can teach it the owner (a node
+/// ignores updates about slots it imports); the move starts over once it knows. No key is
+/// touched: keys already imported stay where they are and the move carries on around them.
+fn plan_unstick_imports(inventory: &[InventoryNode], obs: &Observation, steps: &mut Vec<Step>) {
+    for (idx, _) in inventory.iter().enumerate().filter(|(_, n)| !n.leaving) {
+        let Some(view) = obs.view(idx) else { continue };
+        let stuck = view
+            .myself()
+            .open_slots
+            .iter()
+            .filter(|open| open.kind == OpenSlotKind::Importing)
+            .filter(|open| {
+                view.knows(&open.peer)
+                    .is_none_or(|source| !source.slots.contains(open.slot))
+            });
+        steps.extend(stuck.map(|open| Step::StableSlot {
+            node: idx,
+            slot: open.slot,
+        }));
+    }
 }
 
 /// Refuses nodes that belong elsewhere: members outside the spec, or keys on a node that is

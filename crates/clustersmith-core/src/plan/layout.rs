@@ -3,9 +3,9 @@
 //!
 //! The layout is derived from the spec *and* the live state so that re-planning a formed or
 //! half-formed cluster keeps what is already there:
-//! - nodes that own slots stay primaries and keep their slots, unless the spec has fewer
-//!   primaries (the smallest owners are drained) or a primary would own none (a new one);
-//!   then the fewest slots move to even out the counts (see `reshard`);
+//! - nodes that own slots stay primaries, unless the spec has fewer primaries (the smallest
+//!   owners are drained into replicas); slot counts that differ by more than one are evened
+//!   out by the fewest slot moves (see `reshard`), so a new primary gets its share;
 //! - missing primaries are chosen to spread over placement domains (zones, else host IPs),
 //!   in the order of a round-robin over domains, as redis-cli interleaves hosts;
 //! - unowned slots go to the primary whose balanced target range contains them;
@@ -185,15 +185,13 @@ pub(super) fn compute_layout(
         return Err(blockers);
     }
 
-    // Resharding: only when a primary would own nothing, or owned slots must leave a node
-    // (drained, or leaving the cluster). An uneven but complete layout is kept as it is.
+    // Resharding: slot counts that differ by more than one (a new primary, a manual reshard,
+    // two runs with different shapes, an interrupted move) are evened out, and every slot of
+    // a drained or leaving node moves. Not while some slots have no owner: formation assigns
+    // those first, and the next round balances what is then owned.
     let leaving_owners = all_owners.iter().filter(|idx| **idx >= spec_nodes);
-    let donors: Vec<usize> = drained
-        .iter()
-        .copied()
-        .chain(leaving_owners.copied())
-        .collect();
-    let moves = if !donors.is_empty() || shards.iter().any(|s| s.slots.is_empty()) {
+    let donors: Vec<usize> = drained.iter().copied().chain(leaving_owners.copied()).collect();
+    let moves = if unowned.is_empty() || !donors.is_empty() {
         let ids: Vec<Option<NodeId>> = (0..inventory.len())
             .map(|idx| obs.view(idx).map(|v| v.id))
             .collect();

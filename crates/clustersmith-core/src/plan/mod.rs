@@ -7,6 +7,7 @@ mod blocker;
 mod departed;
 mod formation;
 mod layout;
+mod leaving;
 mod reshard;
 mod step;
 
@@ -14,6 +15,7 @@ pub use blocker::Blocker;
 pub use departed::{Departed, departed_members};
 pub use formation::{Plan, plan};
 pub use layout::{Layout, PlannedRole, Shard};
+pub use leaving::{Unlisted, unlisted_members};
 pub use reshard::{Holding, SlotMove, balance, open_moves};
 pub use step::{MeetPurpose, Step};
 

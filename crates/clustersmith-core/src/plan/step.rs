@@ -52,6 +52,9 @@ pub enum Step {
     /// lists it in one round, inside the 60 s during which a forgotten id is not re-learnt
     /// from gossip; only once it owns no slot and no replica follows it.
     Forget { node: usize, id: NodeId },
+    /// `CLUSTER SETSLOT <slot> STABLE`: only on a node importing a slot whose owner it does
+    /// not see (see `formation::plan_unstick_imports`).
+    StableSlot { node: usize, slot: u16 },
     /// `CLUSTER REPLICATE`: only planned once the replica lists its primary.
     Replicate {
         node: usize,
@@ -68,6 +71,7 @@ impl Step {
             | Step::AddSlots { node, .. }
             | Step::Meet { node, .. }
             | Step::Forget { node, .. }
+            | Step::StableSlot { node, .. }
             | Step::Replicate { node, .. } => *node,
         }
     }
@@ -77,7 +81,10 @@ impl Step {
         match self {
             // Forgetting first: a node that met the newcomer before forgetting the old id
             // would gossip the old id to it.
-            Step::SetConfigEpoch { .. } | Step::AddSlots { .. } | Step::Forget { .. } => 0,
+            Step::SetConfigEpoch { .. }
+            | Step::AddSlots { .. }
+            | Step::Forget { .. }
+            | Step::StableSlot { .. } => 0,
             Step::Meet { .. } | Step::Replicate { .. } => 1,
         }
     }
@@ -99,6 +106,7 @@ impl Step {
                 ..
             } => "readdress",
             Step::Forget { .. } => "forget",
+            Step::StableSlot { .. } => "stable-slot",
             Step::Replicate { .. } => "replicate",
         }
     }
@@ -157,6 +165,10 @@ impl Step {
             }
             Step::Forget { node, id } => format!(
                 "{}: CLUSTER FORGET {id}   (a departed member: its address answers with a new id)",
+                label(*node)
+            ),
+            Step::StableSlot { node, slot } => format!(
+                "{}: CLUSTER SETSLOT {slot} STABLE   (importing it without seeing its owner)",
                 label(*node)
             ),
             Step::Replicate {

@@ -149,6 +149,7 @@ impl Sim {
                     self.nodes[*peer].knows.insert(*node);
                 }
                 Step::Forget { .. } => unreachable!("the simulated nodes never depart"),
+                Step::StableSlot { .. } => unreachable!("the simulated moves never stop half-way"),
                 Step::Replicate { node, primary, .. } => {
                     assert!(
                         self.nodes[*node].knows.contains(primary),

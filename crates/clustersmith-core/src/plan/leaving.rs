@@ -1,0 +1,135 @@
+//! Members leaving the cluster: found in the spec nodes' views (`--remove-unlisted`),
+//! drained of their slots by the moves, then forgotten.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use super::{Blocker, Step};
+use crate::model::{NodeFlag, NodeId, SlotSet};
+use crate::observation::{InventoryNode, Observation};
+
+/// A member the spec nodes list that is not in the spec, where they list it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unlisted {
+    pub id: NodeId,
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+/// Members of the spec nodes' cluster that the spec does not name: entries of a spec node
+/// that knows at least one other spec node (a member, not a fresh node), past the handshake,
+/// with an address, and neither a spec node's id nor at a spec node's address (a node back
+/// with a new id is a departed member, handled apart).
+pub fn unlisted_members(
+    inventory: &[InventoryNode],
+    obs: &Observation,
+    known_ids: &[Option<NodeId>],
+) -> Vec<Unlisted> {
+    let ours: BTreeSet<NodeId> = (0..inventory.len())
+        .filter_map(|i| obs.view(i).map(|v| v.id).or(known_ids.get(i).copied().flatten()))
+        .collect();
+    let mut found: Vec<Unlisted> = Vec::new();
+    for idx in (0..inventory.len()).filter(|i| !inventory[*i].leaving) {
+        let Some(view) = obs.view(idx) else { continue };
+        let member = view.nodes.peers().any(|e| ours.contains(&e.id));
+        if !member {
+            continue;
+        }
+        for entry in view.nodes.peers() {
+            let Some(ip) = entry.addr.ip else { continue };
+            let at_spec_address = inventory
+                .iter()
+                .any(|n| n.ip == ip && n.port == entry.addr.port);
+            if entry.is_handshake()
+                || entry.has_flag(&NodeFlag::NoAddr)
+                || ours.contains(&entry.id)
+                || at_spec_address
+                || found.iter().any(|u| u.id == entry.id)
+            {
+                continue;
+            }
+            found.push(Unlisted {
+                id: entry.id,
+                ip,
+                port: entry.addr.port,
+            });
+        }
+    }
+    found
+}
+
+/// Leaving members: forgotten on every spec node that lists
+/// them, all in one round, once they own no slot and no spec node follows them; their slots
+/// move first (`Layout::moves`). One that owns slots and cannot be reached stops everything:
+/// its slots can only move with it.
+pub(super) fn plan_leaving(
+    inventory: &[InventoryNode],
+    obs: &Observation,
+    known_ids: &[Option<NodeId>],
+    steps: &mut Vec<Step>,
+    waiting: &mut Vec<String>,
+) -> Result<(), Vec<Blocker>> {
+    let spec_nodes = inventory.iter().filter(|n| !n.leaving).count();
+    let mut blockers = Vec::new();
+    for idx in spec_nodes..inventory.len() {
+        let label = &inventory[idx].label;
+        let Some(id) = obs.view(idx).map(|v| v.id).or(known_ids[idx]) else {
+            continue;
+        };
+        let listed_by: Vec<usize> = (0..spec_nodes)
+            .filter(|s| obs.view(*s).is_some_and(|v| v.knows(&id).is_some()))
+            .collect();
+        let slots = match obs.view(idx) {
+            Some(view) => view.myself().slots.clone(),
+            None => {
+                let mut slots = SlotSet::new();
+                for s in &listed_by {
+                    if let Some(entry) = obs.view(*s).and_then(|v| v.knows(&id)) {
+                        slots.union_with(&entry.slots);
+                    }
+                }
+                slots
+            }
+        };
+        if !slots.is_empty() {
+            if obs.view(idx).is_none() {
+                blockers.push(Blocker::LeavingUnreachable {
+                    node: label.clone(),
+                    slots: slots.ranges(),
+                });
+            }
+            continue;
+        }
+        if let Some(view) = obs.view(idx).filter(|v| !v.myself().is_replica()) {
+            let keys = view.info.key_count();
+            if keys > 0 {
+                blockers.push(Blocker::LeavingHoldsKeys {
+                    node: label.clone(),
+                    keys,
+                });
+                continue;
+            }
+        }
+        let followers: Vec<&str> = (0..spec_nodes)
+            .filter(|s| {
+                obs.view(*s)
+                    .is_some_and(|v| v.myself().primary_id == Some(id))
+            })
+            .map(|s| inventory[s].label.as_str())
+            .collect();
+        if !followers.is_empty() {
+            waiting.push(format!(
+                "{} still replicate the leaving `{label}`; it is forgotten once they follow a primary of the spec",
+                followers.join(", ")
+            ));
+            continue;
+        }
+        steps.extend(listed_by.into_iter().map(|node| Step::Forget { node, id }));
+    }
+    if blockers.is_empty() {
+        Ok(())
+    } else {
+        Err(blockers)
+    }
+}
+

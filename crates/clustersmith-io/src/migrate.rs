@@ -1,0 +1,366 @@
+//! The migration engine: moves slots with their keys from one primary to another, as the
+//! cluster protocol requires, batched and pipelined.
+//!
+//! For a batch of slots of one (source, target) pair:
+//! 1. `CLUSTER SETSLOT <slot> IMPORTING <source>` on the target, then `MIGRATING <target>` on
+//!    the source (in this order, so that an ASK from the source always finds the target
+//!    ready);
+//! 2. `CLUSTER GETKEYSINSLOT` on the source for every slot at once, then one `MIGRATE … KEYS`
+//!    per slot with up to [`KEYS_PER_MIGRATE`] keys, pipelined; repeated until no slot of the
+//!    batch has a key left on the source (a write that arrives meanwhile lands on the source
+//!    only for a key still there, so this ends);
+//! 3. `CLUSTER SETSLOT <slot> NODE <target>` on the target first (it bumps its epoch and
+//!    claims the slot), then on the source, then on every other primary.
+//!
+//! # Guarantees
+//! - No key is ever deleted except by `MIGRATE` itself, which removes it from the source only
+//!   once the target has stored it. `REPLACE` is sent only when the operator asked for it; a
+//!   key already on the target (`BUSYKEY`) stops the run, naming the slot.
+//! - Every command is safe to repeat, so a run killed at any point and started again finishes
+//!   the slots left open from live state alone: `IMPORTING` on a target that already owns the
+//!   slot, or `MIGRATING` on a source that no longer does, is a step already done.
+//! - Pairs with distinct sources run at once, up to [`PARALLEL_PAIRS`]; within a pair, batches
+//!   run in slot order. Pairs may share a target: `MIGRATE` blocks its source while the target
+//!   stores the keys, so one source at a time leaves the target mostly idle, while a target
+//!   serves the RESTOREs of several sources in turn.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clustersmith_core::model::{NodeId, SlotSet};
+use clustersmith_core::plan::SlotMove;
+use futures::future::join_all;
+
+use crate::conn::NodeHandle;
+use crate::error::{NodeError, SlotStepOutcome};
+
+/// Slots whose state changes travel in one pipeline: large enough that round trips stop
+/// mattering, small enough that a kill leaves few slots open.
+const SLOTS_PER_BATCH: usize = 128;
+/// Keys per `MIGRATE` call (redis-cli's default is 10).
+pub const KEYS_PER_MIGRATE: usize = 1000;
+/// Keys migrated per pipeline at most, so that one reply stays well within the response
+/// timeout even for large values.
+const KEYS_PER_PIPELINE: usize = 20_000;
+/// (Source, target) pairs migrating at once, each from another source.
+const PARALLEL_PAIRS: usize = 4;
+/// `MIGRATE`'s own timeout: the longest the source waits on the target without progress
+/// (an idle time, not a total: a large batch is not cut short while it moves).
+const MIGRATE_IDLE_MS: u64 = 10_000;
+/// Rounds of GETKEYSINSLOT + MIGRATE for one batch before giving up: a slot that keeps
+/// receiving keys on the source would otherwise never end.
+const MAX_KEY_ROUNDS: usize = 10_000;
+
+/// A node the engine talks to: its handle, its id, and where the others reach it.
+#[derive(Clone)]
+pub struct MoveNode {
+    pub id: NodeId,
+    pub handle: Arc<NodeHandle>,
+    /// The address `MIGRATE` on another node is given to reach this one.
+    pub ip: std::net::IpAddr,
+    pub port: u16,
+}
+
+/// Credentials `MIGRATE` presents to the target (the run's own).
+#[derive(Clone, Default)]
+pub struct MigrateAuth {
+    pub user: Option<String>,
+    pub password: Option<crate::conn::Secret>,
+}
+
+pub struct MoveOptions {
+    /// Send `MIGRATE … REPLACE`: overwrite keys that already exist on the target.
+    pub replace: bool,
+    pub auth: MigrateAuth,
+    /// No new batch starts after this instant; the batch in flight always finishes, so no
+    /// slot is left open by the deadline.
+    pub deadline: Option<Instant>,
+}
+
+/// Progress of a run of moves.
+#[derive(Clone, Debug)]
+pub struct MoveProgress {
+    pub slots_done: usize,
+    pub slots_total: usize,
+    pub keys_moved: u64,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    #[error("slot {slot} was not moved from {source_label} to {target_label}: {error}")]
+    Slot {
+        slot: u16,
+        source_label: String,
+        target_label: String,
+        /// What state the slot is left in, in the operator's terms.
+        state: &'static str,
+        error: NodeError,
+    },
+    #[error("a node of a move is unknown to this run: {0}")]
+    UnknownNode(NodeId),
+}
+
+/// Runs the moves to the end, calling `progress` after each batch.
+pub async fn run_moves(
+    moves: &[SlotMove],
+    nodes: &[MoveNode],
+    primaries: &[NodeId],
+    options: &MoveOptions,
+    progress: &mut dyn FnMut(&MoveProgress),
+) -> Result<MoveProgress, MoveError> {
+    let started = Instant::now();
+    let by_id: BTreeMap<NodeId, &MoveNode> = nodes.iter().map(|n| (n.id, n)).collect();
+    let find = |id: &NodeId| by_id.get(id).copied().ok_or(MoveError::UnknownNode(*id));
+    let mut pending: Vec<(&MoveNode, &MoveNode, Vec<SlotSet>)> = Vec::new();
+    for m in moves {
+        let batches: Vec<SlotSet> = m
+            .slots
+            .iter()
+            .collect::<Vec<u16>>()
+            .chunks(SLOTS_PER_BATCH)
+            .map(|chunk| {
+                let mut set = SlotSet::new();
+                for slot in chunk {
+                    set.insert(*slot);
+                }
+                set
+            })
+            .collect();
+        pending.push((find(&m.source)?, find(&m.target)?, batches));
+    }
+    let others: Vec<&MoveNode> = primaries
+        .iter()
+        .filter_map(|id| by_id.get(id).copied())
+        .collect();
+    let mut state = MoveProgress {
+        slots_done: 0,
+        slots_total: moves.iter().map(|m| m.slots.len()).sum(),
+        keys_moved: 0,
+        elapsed: Duration::ZERO,
+    };
+    // Each round runs one batch of every pair in a set of pairs whose sources are distinct.
+    while pending.iter().any(|(_, _, b)| !b.is_empty())
+        && options.deadline.is_none_or(|d| Instant::now() < d)
+    {
+        let mut busy: Vec<NodeId> = Vec::new();
+        let mut round = Vec::new();
+        for (source, target, batches) in pending.iter_mut() {
+            if batches.is_empty() || round.len() >= PARALLEL_PAIRS || busy.contains(&source.id)
+            {
+                continue;
+            }
+            busy.push(source.id);
+            round.push((*source, *target, batches.remove(0)));
+        }
+        let runs = round.iter().map(|(source, target, slots)| {
+            move_batch(source, target, slots, &others, options)
+        });
+        for result in join_all(runs).await {
+            let (slots, keys) = result?;
+            state.slots_done += slots;
+            state.keys_moved += keys;
+        }
+        state.elapsed = started.elapsed();
+        progress(&state);
+    }
+    state.elapsed = started.elapsed();
+    Ok(state)
+}
+
+/// Moves one batch of slots; returns (slots done, keys moved).
+async fn move_batch(
+    source: &MoveNode,
+    target: &MoveNode,
+    slots: &SlotSet,
+    others: &[&MoveNode],
+    options: &MoveOptions,
+) -> Result<(usize, u64), MoveError> {
+    let fail = |slot: u16, state: &'static str, error: NodeError| MoveError::Slot {
+        slot,
+        source_label: source.handle.label().to_owned(),
+        target_label: target.handle.label().to_owned(),
+        state,
+        error,
+    };
+    let list: Vec<u16> = slots.iter().collect();
+
+    // 1. Open the slots: importing on the target, then migrating on the source.
+    let importing = setslots(&target.handle, &list, "IMPORTING", &source.id, "open a slot for import").await;
+    let mut owned_by_target: Vec<u16> = Vec::new();
+    for (slot, result) in list.iter().zip(importing) {
+        match result.map_err(|e| (e.slot_step_outcome(), e)) {
+            Ok(()) => {}
+            Err((SlotStepOutcome::AlreadyMoved, _)) => owned_by_target.push(*slot),
+            Err((_, err)) => return Err(fail(*slot, "unchanged", err)),
+        }
+    }
+    let open: Vec<u16> = list
+        .iter()
+        .copied()
+        .filter(|s| !owned_by_target.contains(s))
+        .collect();
+    let migrating = setslots(&source.handle, &open, "MIGRATING", &target.id, "open a slot for migration").await;
+    // A source that no longer owns a slot has already handed it over.
+    let mut to_drain: Vec<u16> = Vec::new();
+    for (slot, result) in open.iter().zip(migrating) {
+        match result.map_err(|e| (e.slot_step_outcome(), e)) {
+            Ok(()) => to_drain.push(*slot),
+            Err((SlotStepOutcome::AlreadyMoved, _)) => {}
+            Err((_, err)) => return Err(fail(*slot, "importing on the target only", err)),
+        }
+    }
+
+    // 2. Move the keys.
+    let mut keys_moved = 0u64;
+    for _ in 0..MAX_KEY_ROUNDS {
+        if to_drain.is_empty() {
+            break;
+        }
+        let mut pipe = redis::pipe();
+        for slot in &to_drain {
+            pipe.cmd("CLUSTER").arg("GETKEYSINSLOT").arg(*slot).arg(KEYS_PER_MIGRATE);
+        }
+        let replies = source
+            .handle
+            .pipeline("list the keys of a slot", &pipe)
+            .await
+            .map_err(|e| fail(to_drain[0], "open (migrating/importing)", e))?;
+        let mut with_keys: Vec<(u16, Vec<Vec<u8>>)> = Vec::new();
+        for (slot, reply) in to_drain.iter().zip(replies) {
+            let value = reply.map_err(|e| fail(*slot, "open (migrating/importing)", e))?;
+            let keys: Vec<Vec<u8>> = redis::from_redis_value(value).unwrap_or_default();
+            if !keys.is_empty() {
+                with_keys.push((*slot, keys));
+            }
+        }
+        if with_keys.is_empty() {
+            break;
+        }
+        let mut start = 0;
+        while start < with_keys.len() {
+            let mut end = start;
+            let mut count = 0;
+            while end < with_keys.len() && (count == 0 || count + with_keys[end].1.len() <= KEYS_PER_PIPELINE) {
+                count += with_keys[end].1.len();
+                end += 1;
+            }
+            let chunk = &with_keys[start..end];
+            let mut pipe = redis::pipe();
+            for (_, keys) in chunk {
+                pipe.add_command(migrate_command(target, keys, options));
+            }
+            let replies = source
+                .handle
+                .pipeline("migrate keys", &pipe)
+                .await
+                .map_err(|e| fail(chunk[0].0, "open (migrating/importing)", e))?;
+            for ((slot, keys), reply) in chunk.iter().zip(replies) {
+                match reply {
+                    Ok(_) => keys_moved += keys.len() as u64,
+                    // NOKEY: the keys expired or were deleted in between; the next listing
+                    // shows what is left.
+                    Err(err) if err.slot_step_outcome() == SlotStepOutcome::AlreadyMoved => {}
+                    Err(err) => return Err(fail(*slot, "open (migrating/importing); its keys are partly on each side, and the next run continues", err)),
+                }
+            }
+            start = end;
+        }
+        to_drain = with_keys
+            .iter()
+            .map(|(slot, _)| *slot)
+            .collect();
+    }
+
+    // 3. Hand the slots over: target, source, then every other primary.
+    let closing: Vec<u16> = list.clone();
+    for (node, op) in [(target, "assign a slot to its importer"), (source, "assign a slot away from its source")] {
+        let results = setslots(&node.handle, &closing, "NODE", &target.id, op).await;
+        for (slot, result) in closing.iter().zip(results) {
+            if let Err(err) = result {
+                return Err(fail(*slot, "open (migrating/importing); every key is on the target", err));
+            }
+        }
+    }
+    let rest = others
+        .iter()
+        .filter(|n| n.id != source.id && n.id != target.id)
+        .map(|n| setslots(&n.handle, &closing, "NODE", &target.id, "tell a primary the slot's new owner"));
+    for (node, results) in others
+        .iter()
+        .filter(|n| n.id != source.id && n.id != target.id)
+        .zip(join_all(rest).await)
+    {
+        // Not needed for correctness (the target's bumped epoch reaches them by gossip):
+        // only faster. A failure is said, not fatal.
+        if let Some(Err(err)) = results.into_iter().find(Result::is_err) {
+            tracing::warn!(node = node.handle.label(), %err, "SETSLOT NODE on a bystander");
+        }
+    }
+    Ok((list.len(), keys_moved))
+}
+
+/// `CLUSTER SETSLOT <slot> <how> <id>` for each slot, in one pipeline; one result per slot.
+async fn setslots(
+    handle: &NodeHandle,
+    slots: &[u16],
+    how: &str,
+    id: &NodeId,
+    op: &'static str,
+) -> Vec<Result<(), NodeError>> {
+    if slots.is_empty() {
+        return Vec::new();
+    }
+    let mut pipe = redis::pipe();
+    for slot in slots {
+        pipe.cmd("CLUSTER").arg("SETSLOT").arg(*slot).arg(how).arg(id.as_str());
+    }
+    match handle.pipeline(op, &pipe).await {
+        Ok(replies) => replies.into_iter().map(|r| r.map(drop)).collect(),
+        Err(err) => slots.iter().map(|_| Err(err.clone())).collect(),
+    }
+}
+
+/// `MIGRATE host port "" 0 timeout [REPLACE] [AUTH…] KEYS k…`. The password travels to the
+/// source server inside the command, never through a process argument or a log.
+fn migrate_command(target: &MoveNode, keys: &[Vec<u8>], options: &MoveOptions) -> redis::Cmd {
+    let mut cmd = redis::cmd("MIGRATE");
+    cmd.arg(target.ip.to_string())
+        .arg(target.port)
+        .arg("")
+        .arg(0)
+        .arg(MIGRATE_IDLE_MS);
+    if options.replace {
+        cmd.arg("REPLACE");
+    }
+    match (&options.auth.user, &options.auth.password) {
+        (Some(user), Some(password)) => {
+            cmd.arg("AUTH2").arg(user).arg(password.expose());
+        }
+        (None, Some(password)) => {
+            cmd.arg("AUTH").arg(password.expose());
+        }
+        _ => {}
+    }
+    cmd.arg("KEYS");
+    for key in keys {
+        cmd.arg(key.as_slice());
+    }
+    cmd
+}
+
+/// Keys held by a node in one slot, for `plan`'s estimate.
+pub async fn count_keys(handle: &NodeHandle, slots: &SlotSet) -> Result<u64, NodeError> {
+    let mut pipe = redis::pipe();
+    for slot in slots.iter() {
+        pipe.cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(slot);
+    }
+    let replies = handle.pipeline("count the keys of a slot", &pipe).await?;
+    let mut total = 0u64;
+    for reply in replies {
+        let value = reply?;
+        total += redis::from_redis_value::<u64>(value).unwrap_or(0);
+    }
+    Ok(total)
+}
