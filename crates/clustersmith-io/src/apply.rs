@@ -40,7 +40,11 @@ pub enum ApplyEvent {
     /// A step failed in a way that a later round may fix.
     StepDeferred { description: String, error: String },
     /// Slot moves start: how many slots, over how many (source, target) pairs.
-    MovesStarted { slots: usize, pairs: usize, resumed: bool },
+    MovesStarted {
+        slots: usize,
+        pairs: usize,
+        resumed: bool,
+    },
     /// A batch of slots has moved.
     Moving(MoveProgress),
 }
@@ -50,6 +54,8 @@ pub struct ApplyOutcome {
     pub converged: bool,
     pub rounds: usize,
     pub steps_sent: usize,
+    /// Slots moved with their keys (each several commands, not counted in `steps_sent`).
+    pub slots_moved: usize,
     pub elapsed: Duration,
     pub layout: Layout,
     pub verdict: Verdict,
@@ -118,7 +124,11 @@ pub async fn preflight(
     if !remove_unlisted {
         return Ok(observed.observation);
     }
-    let found = unlisted_members(&session.inventory, &observed.observation, &session.known_ids);
+    let found = unlisted_members(
+        &session.inventory,
+        &observed.observation,
+        &session.known_ids,
+    );
     if found.is_empty() {
         return Ok(observed.observation);
     }
@@ -179,6 +189,7 @@ pub async fn apply(
     let mut last_refresh: BTreeMap<(usize, usize), (u64, Instant)> = BTreeMap::new();
     let interval = refresh_interval(session.handles.len());
     let mut steps_sent = 0usize;
+    let mut slots_moved = 0usize;
     let mut round = 0usize;
     let labels = session.labels();
     loop {
@@ -244,6 +255,7 @@ pub async fn apply(
                 converged,
                 rounds: round,
                 steps_sent,
+                slots_moved,
                 elapsed: started.elapsed(),
                 layout,
                 verdict,
@@ -266,8 +278,15 @@ pub async fn apply(
             }
         }
         if steps.is_empty() && !planned.moves.is_empty() {
-            let moved = run_planned_moves(session, &planned.moves, &observation, options, deadline, on_event).await?;
-            steps_sent += moved;
+            slots_moved += run_planned_moves(
+                session,
+                &planned.moves,
+                &observation,
+                options,
+                deadline,
+                on_event,
+            )
+            .await?;
             // Every primary's slots changed: read them all.
             to_read.iter_mut().for_each(|read| *read = true);
         }

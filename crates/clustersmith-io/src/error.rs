@@ -262,11 +262,16 @@ impl NodeError {
         match &self.kind {
             NodeErrorKind::Reply { detail, .. }
                 if detail.starts_with("I'm already the owner of hash slot")
-                    || detail.starts_with("I'm not the owner of hash slot") =>
+                    || detail.starts_with("I'm not the owner of hash slot")
+                    // A source that handed over its last slot became a replica of the node
+                    // that took it (cluster-allow-replica-migration).
+                    || detail.starts_with("Please use SETSLOT only with masters") =>
             {
                 SlotStepOutcome::AlreadyMoved
             }
-            NodeErrorKind::Reply { code, detail } if code == "BUSYKEY" || detail.contains("BUSYKEY") => {
+            NodeErrorKind::Reply { code, detail }
+                if code == "BUSYKEY" || detail.contains("BUSYKEY") =>
+            {
                 SlotStepOutcome::BusyKey
             }
             _ => SlotStepOutcome::Failed,

@@ -147,16 +147,15 @@ pub async fn run_moves(
         let mut busy: Vec<NodeId> = Vec::new();
         let mut round = Vec::new();
         for (source, target, batches) in pending.iter_mut() {
-            if batches.is_empty() || round.len() >= PARALLEL_PAIRS || busy.contains(&source.id)
-            {
+            if batches.is_empty() || round.len() >= PARALLEL_PAIRS || busy.contains(&source.id) {
                 continue;
             }
             busy.push(source.id);
             round.push((*source, *target, batches.remove(0)));
         }
-        let runs = round.iter().map(|(source, target, slots)| {
-            move_batch(source, target, slots, &others, options)
-        });
+        let runs = round
+            .iter()
+            .map(|(source, target, slots)| move_batch(source, target, slots, &others, options));
         for result in join_all(runs).await {
             let (slots, keys) = result?;
             state.slots_done += slots;
@@ -187,7 +186,14 @@ async fn move_batch(
     let list: Vec<u16> = slots.iter().collect();
 
     // 1. Open the slots: importing on the target, then migrating on the source.
-    let importing = setslots(&target.handle, &list, "IMPORTING", &source.id, "open a slot for import").await;
+    let importing = setslots(
+        &target.handle,
+        &list,
+        "IMPORTING",
+        &source.id,
+        "open a slot for import",
+    )
+    .await;
     let mut owned_by_target: Vec<u16> = Vec::new();
     for (slot, result) in list.iter().zip(importing) {
         match result.map_err(|e| (e.slot_step_outcome(), e)) {
@@ -201,7 +207,14 @@ async fn move_batch(
         .copied()
         .filter(|s| !owned_by_target.contains(s))
         .collect();
-    let migrating = setslots(&source.handle, &open, "MIGRATING", &target.id, "open a slot for migration").await;
+    let migrating = setslots(
+        &source.handle,
+        &open,
+        "MIGRATING",
+        &target.id,
+        "open a slot for migration",
+    )
+    .await;
     // A source that no longer owns a slot has already handed it over.
     let mut to_drain: Vec<u16> = Vec::new();
     for (slot, result) in open.iter().zip(migrating) {
@@ -220,7 +233,10 @@ async fn move_batch(
         }
         let mut pipe = redis::pipe();
         for slot in &to_drain {
-            pipe.cmd("CLUSTER").arg("GETKEYSINSLOT").arg(*slot).arg(KEYS_PER_MIGRATE);
+            pipe.cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(*slot)
+                .arg(KEYS_PER_MIGRATE);
         }
         let replies = source
             .handle
@@ -242,7 +258,9 @@ async fn move_batch(
         while start < with_keys.len() {
             let mut end = start;
             let mut count = 0;
-            while end < with_keys.len() && (count == 0 || count + with_keys[end].1.len() <= KEYS_PER_PIPELINE) {
+            while end < with_keys.len()
+                && (count == 0 || count + with_keys[end].1.len() <= KEYS_PER_PIPELINE)
+            {
                 count += with_keys[end].1.len();
                 end += 1;
             }
@@ -262,31 +280,52 @@ async fn move_batch(
                     // NOKEY: the keys expired or were deleted in between; the next listing
                     // shows what is left.
                     Err(err) if err.slot_step_outcome() == SlotStepOutcome::AlreadyMoved => {}
-                    Err(err) => return Err(fail(*slot, "open (migrating/importing); its keys are partly on each side, and the next run continues", err)),
+                    Err(err) => {
+                        return Err(fail(
+                            *slot,
+                            "open (migrating/importing); its keys are partly on each side, and the next run continues",
+                            err,
+                        ));
+                    }
                 }
             }
             start = end;
         }
-        to_drain = with_keys
-            .iter()
-            .map(|(slot, _)| *slot)
-            .collect();
+        to_drain = with_keys.iter().map(|(slot, _)| *slot).collect();
     }
 
     // 3. Hand the slots over: target, source, then every other primary.
     let closing: Vec<u16> = list.clone();
-    for (node, op) in [(target, "assign a slot to its importer"), (source, "assign a slot away from its source")] {
+    for (node, op) in [
+        (target, "assign a slot to its importer"),
+        (source, "assign a slot away from its source"),
+    ] {
         let results = setslots(&node.handle, &closing, "NODE", &target.id, op).await;
         for (slot, result) in closing.iter().zip(results) {
-            if let Err(err) = result {
-                return Err(fail(*slot, "open (migrating/importing); every key is on the target", err));
+            match result.map_err(|e| (e.slot_step_outcome(), e)) {
+                Ok(()) | Err((SlotStepOutcome::AlreadyMoved, _)) => {}
+                Err((_, err)) => {
+                    return Err(fail(
+                        *slot,
+                        "open (migrating/importing); every key is on the target",
+                        err,
+                    ));
+                }
             }
         }
     }
     let rest = others
         .iter()
         .filter(|n| n.id != source.id && n.id != target.id)
-        .map(|n| setslots(&n.handle, &closing, "NODE", &target.id, "tell a primary the slot's new owner"));
+        .map(|n| {
+            setslots(
+                &n.handle,
+                &closing,
+                "NODE",
+                &target.id,
+                "tell a primary the slot's new owner",
+            )
+        });
     for (node, results) in others
         .iter()
         .filter(|n| n.id != source.id && n.id != target.id)
@@ -314,7 +353,11 @@ async fn setslots(
     }
     let mut pipe = redis::pipe();
     for slot in slots {
-        pipe.cmd("CLUSTER").arg("SETSLOT").arg(*slot).arg(how).arg(id.as_str());
+        pipe.cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(*slot)
+            .arg(how)
+            .arg(id.as_str());
     }
     match handle.pipeline(op, &pipe).await {
         Ok(replies) => replies.into_iter().map(|r| r.map(drop)).collect(),

@@ -11,8 +11,8 @@ use clustersmith_core::spec::ClusterSpec;
 use futures::future::join_all;
 
 use crate::conn::{ConnOpts, Endpoint, NodeHandle, TlsMaterial, value_text};
-use crate::migrate::{MigrateAuth, MoveNode};
 use crate::error::{NodeError, NodeErrorKind};
+use crate::migrate::{MigrateAuth, MoveNode};
 use crate::resolve::{ResolveError, resolve};
 
 #[derive(Debug, thiserror::Error)]

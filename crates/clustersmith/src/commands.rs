@@ -195,7 +195,12 @@ fn report_move_error(err: &MoveError, format: Format, command: &str) -> u8 {
     if format == Format::Json {
         outln!(
             "{}",
-            render::error_json(command, code, &err.to_string(), &json!({ "slot_state": state, "hint": hint }))
+            render::error_json(
+                command,
+                code,
+                &err.to_string(),
+                &json!({ "slot_state": state, "hint": hint })
+            )
         );
     }
     code
@@ -232,7 +237,9 @@ pub async fn plan_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
             if !planned.blockers.is_empty() {
                 // A blocked plan has no steps because it stopped, not because nothing differs.
                 outln!("nothing can be planned until the blockers above are resolved");
-            } else if !planned.has_changes() && planned.layout.as_ref().is_none_or(|l| l.moves.is_empty()) {
+            } else if !planned.has_changes()
+                && planned.layout.as_ref().is_none_or(|l| l.moves.is_empty())
+            {
                 outln!("no changes: the cluster matches the spec");
             } else {
                 if !planned.steps.is_empty() {
@@ -265,11 +272,16 @@ async fn print_moves(session: &Session, layout: &Layout, obs: &Observation) {
         return;
     }
     let label = |id: &NodeId| {
-        obs.index_of(id)
-            .map_or_else(|| id.short().to_owned(), |idx| session.inventory[idx].label.clone())
+        obs.index_of(id).map_or_else(
+            || id.short().to_owned(),
+            |idx| session.inventory[idx].label.clone(),
+        )
     };
     let total: usize = layout.moves.iter().map(|m| m.slots.len()).sum();
-    outln!("slot moves ({} in all, keys and all):", plural(total, "slot", "slots"));
+    outln!(
+        "slot moves ({} in all, keys and all):",
+        plural(total, "slot", "slots")
+    );
     let mut keys_total = 0u64;
     for m in &layout.moves {
         let keys = match obs.index_of(&m.source) {
@@ -284,10 +296,16 @@ async fn print_moves(session: &Session, layout: &Layout, obs: &Observation) {
             label(&m.target),
             plural(m.slots.len(), "slot", "slots"),
             ranges.join(","),
-            keys.map_or_else(|| "keys unknown".to_owned(), |k| plural(k as usize, "key", "keys"))
+            keys.map_or_else(
+                || "keys unknown".to_owned(),
+                |k| plural(k as usize, "key", "keys")
+            )
         );
     }
-    outln!("data to move: {} (CLUSTER COUNTKEYSINSLOT on each source)", plural(keys_total as usize, "key", "keys"));
+    outln!(
+        "data to move: {} (CLUSTER COUNTKEYSINSLOT on each source)",
+        plural(keys_total as usize, "key", "keys")
+    );
 }
 
 /// Progress on stderr: a bar on a terminal, timestamped lines otherwise (post-deploy logs are
@@ -372,8 +390,16 @@ impl Progress {
             ApplyEvent::StepDeferred { description, error } => {
                 tracing::debug!(%description, %error, "step deferred");
             }
-            ApplyEvent::MovesStarted { slots, pairs, resumed } => {
-                let what = if resumed { "finishing slot moves a previous run left open" } else { "moving slots" };
+            ApplyEvent::MovesStarted {
+                slots,
+                pairs,
+                resumed,
+            } => {
+                let what = if resumed {
+                    "finishing slot moves a previous run left open"
+                } else {
+                    "moving slots"
+                };
                 self.emit_json(json!({"event": "moves_started", "slots": slots, "pairs": pairs, "resumed": resumed}));
                 if let Some(bar) = &self.bar {
                     bar.set_length(slots as u64);
@@ -497,6 +523,7 @@ fn print_outcome(outcome: &ApplyOutcome, session: &Session, format: Format, comm
                 "elapsed_ms": outcome.elapsed.as_millis() as u64,
                 "rounds": outcome.rounds,
                 "commands_sent": outcome.steps_sent,
+                "slots_moved": outcome.slots_moved,
                 "topology": render::topology_json(&outcome.layout, inventory, &outcome.observation),
                 "criteria": render::verdict_json(&outcome.verdict, inventory),
                 "notes": outcome.layout.notes,
@@ -512,8 +539,16 @@ fn print_outcome(outcome: &ApplyOutcome, session: &Session, format: Format, comm
                 outln!("note: {note}");
             }
             if outcome.converged {
+                let moved = if outcome.slots_moved > 0 {
+                    format!(
+                        ", {} moved with their keys",
+                        plural(outcome.slots_moved, "slot", "slots")
+                    )
+                } else {
+                    String::new()
+                };
                 outln!(
-                    "converged in {:.2}s: {}, {} sent; all {} criteria met",
+                    "converged in {:.2}s: {}, {} sent{moved}; all {} criteria met",
                     outcome.elapsed.as_secs_f64(),
                     plural(outcome.rounds, "round", "rounds"),
                     plural(outcome.steps_sent, "command", "commands"),
@@ -544,14 +579,7 @@ pub async fn apply_cmd(args: &ApplyArgs) -> anyhow::Result<u8> {
         remove_unlisted: args.target.remove_unlisted,
         replace: args.replace,
     };
-    Ok(run_apply(
-        &spec,
-        &mut session,
-        &options,
-        args.target.format,
-        "apply",
-    )
-    .await)
+    Ok(run_apply(&spec, &mut session, &options, args.target.format, "apply").await)
 }
 
 pub async fn verify_cmd(args: &TargetArgs) -> anyhow::Result<u8> {

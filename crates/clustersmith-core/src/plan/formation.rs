@@ -6,14 +6,14 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::departed::{Departed, departed_members};
-use super::leaving::plan_leaving;
 use super::layout::PlannedRole;
 use super::layout::compute_layout;
+use super::leaving::plan_leaving;
 use super::reshard::{SlotMove, open_moves};
 use super::{Blocker, Layout, MeetPurpose, Step};
 use crate::model::{NodeId, SlotSet};
-use crate::parse::OpenSlotKind;
 use crate::observation::{InventoryNode, NodeView, Observation};
+use crate::parse::OpenSlotKind;
 use crate::spec::ClusterSpec;
 
 /// The result of planning one round.
@@ -59,8 +59,7 @@ pub fn plan(
     if !blockers.is_empty() {
         return blocked(blockers);
     }
-    let layout = match compute_layout(spec.primaries, spec.replicas_per_primary, inventory, obs)
-    {
+    let layout = match compute_layout(spec.primaries, spec.replicas_per_primary, inventory, obs) {
         Ok(layout) => layout,
         Err(blockers) => return blocked(blockers),
     };
@@ -198,6 +197,7 @@ fn plan_forgets(
             steps.push(Step::Forget {
                 node: *node,
                 id: d.id,
+                leaving: false,
             });
         }
     }
@@ -335,7 +335,8 @@ fn membership_blockers(
             .is_some_and(|ip| unobserved.contains(&(ip, e.addr.port)))
     };
     let mut blockers = Vec::new();
-    for (idx, node) in inventory.iter().enumerate() {
+    // What a leaving member still knows is its own affair: it is on its way out.
+    for (idx, node) in inventory.iter().enumerate().filter(|(_, n)| !n.leaving) {
         let Some(view) = obs.view(idx) else { continue };
         let foreign: Vec<NodeId> = view
             .nodes

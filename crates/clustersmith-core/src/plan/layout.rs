@@ -190,7 +190,11 @@ pub(super) fn compute_layout(
     // a drained or leaving node moves. Not while some slots have no owner: formation assigns
     // those first, and the next round balances what is then owned.
     let leaving_owners = all_owners.iter().filter(|idx| **idx >= spec_nodes);
-    let donors: Vec<usize> = drained.iter().copied().chain(leaving_owners.copied()).collect();
+    let donors: Vec<usize> = drained
+        .iter()
+        .copied()
+        .chain(leaving_owners.copied())
+        .collect();
     let moves = if unowned.is_empty() || !donors.is_empty() {
         let ids: Vec<Option<NodeId>> = (0..inventory.len())
             .map(|idx| obs.view(idx).map(|v| v.id))

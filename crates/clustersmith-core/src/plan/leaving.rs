@@ -26,7 +26,11 @@ pub fn unlisted_members(
     known_ids: &[Option<NodeId>],
 ) -> Vec<Unlisted> {
     let ours: BTreeSet<NodeId> = (0..inventory.len())
-        .filter_map(|i| obs.view(i).map(|v| v.id).or(known_ids.get(i).copied().flatten()))
+        .filter_map(|i| {
+            obs.view(i)
+                .map(|v| v.id)
+                .or(known_ids.get(i).copied().flatten())
+        })
         .collect();
     let mut found: Vec<Unlisted> = Vec::new();
     for idx in (0..inventory.len()).filter(|i| !inventory[*i].leaving) {
@@ -124,7 +128,11 @@ pub(super) fn plan_leaving(
             ));
             continue;
         }
-        steps.extend(listed_by.into_iter().map(|node| Step::Forget { node, id }));
+        steps.extend(listed_by.into_iter().map(|node| Step::Forget {
+            node,
+            id,
+            leaving: true,
+        }));
     }
     if blockers.is_empty() {
         Ok(())
@@ -132,4 +140,3 @@ pub(super) fn plan_leaving(
         Err(blockers)
     }
 }
-

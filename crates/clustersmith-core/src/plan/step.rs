@@ -51,7 +51,12 @@ pub enum Step {
     /// `CLUSTER FORGET <id>` of a departed member (see `departed`): sent to every node that
     /// lists it in one round, inside the 60 s during which a forgotten id is not re-learnt
     /// from gossip; only once it owns no slot and no replica follows it.
-    Forget { node: usize, id: NodeId },
+    Forget {
+        node: usize,
+        id: NodeId,
+        /// A member leaving the cluster (`--remove-unlisted`), not a departed one.
+        leaving: bool,
+    },
     /// `CLUSTER SETSLOT <slot> STABLE`: only on a node importing a slot whose owner it does
     /// not see (see `formation::plan_unstick_imports`).
     StableSlot { node: usize, slot: u16 },
@@ -163,8 +168,20 @@ impl Step {
                     label(*peer)
                 )
             }
-            Step::Forget { node, id } => format!(
+            Step::Forget {
+                node,
+                id,
+                leaving: false,
+            } => format!(
                 "{}: CLUSTER FORGET {id}   (a departed member: its address answers with a new id)",
+                label(*node)
+            ),
+            Step::Forget {
+                node,
+                id,
+                leaving: true,
+            } => format!(
+                "{}: CLUSTER FORGET {id}   (a member not in the spec, which owns no slot)",
                 label(*node)
             ),
             Step::StableSlot { node, slot } => format!(

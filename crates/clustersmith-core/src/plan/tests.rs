@@ -561,7 +561,7 @@ fn a_node_back_with_a_new_id_after_the_failover_is_readopted() {
         .steps
         .iter()
         .filter_map(|s| match s {
-            Step::Forget { node, id } => {
+            Step::Forget { node, id, .. } => {
                 assert_eq!(id.as_str(), "90966ed5ff870c1321d0e0a1813b0058eea38b84");
                 Some(*node)
             }

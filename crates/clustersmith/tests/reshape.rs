@@ -1,0 +1,540 @@
+//! Changing a live cluster's shape on real servers: primaries added and removed with their
+//! slots and keys, under a client load, runs killed half-way and resumed, refusals that change
+//! nothing, and other server versions.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use redis::Commands as _;
+use support::*;
+
+/// Hash slot of a key (CRC16-XMODEM of the key, or of its `{tag}`, modulo 16384).
+fn key_slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let hashed = match key.find('{') {
+        Some(open) => match key[open + 1..].find('}') {
+            Some(len) if len > 0 => &bytes[open + 1..open + 1 + len],
+            _ => bytes,
+        },
+        None => bytes,
+    };
+    let mut crc: u16 = 0;
+    for byte in hashed {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
+fn cluster_client(servers: &Servers, idx: usize) -> redis::cluster::ClusterConnection {
+    redis::cluster::ClusterClient::new(vec![format!("redis://127.0.0.1:{}/", servers.port(idx))])
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+/// Writes `count` keys `fill:N` = `value-N` through a cluster client, in pipelines per node.
+fn fill(servers: &Servers, idx: usize, count: usize) {
+    let mut conn = cluster_client(servers, idx);
+    for start in (0..count).step_by(5000) {
+        let mut pipe = redis::cluster::cluster_pipe();
+        for n in start..(start + 5000).min(count) {
+            pipe.cmd("SET")
+                .arg(format!("fill:{n}"))
+                .arg(format!("value-{n}"))
+                .ignore();
+        }
+        pipe.query::<()>(&mut conn).unwrap();
+    }
+}
+
+/// Every `fill:N` readable with its value through a cluster client; returns how many were not.
+fn missing_fill(servers: &Servers, idx: usize, count: usize) -> usize {
+    let mut conn = cluster_client(servers, idx);
+    let mut missing = 0;
+    for start in (0..count).step_by(5000) {
+        let mut pipe = redis::cluster::cluster_pipe();
+        for n in start..(start + 5000).min(count) {
+            pipe.cmd("GET").arg(format!("fill:{n}"));
+        }
+        let values: Vec<Option<String>> = pipe.query(&mut conn).unwrap();
+        for (offset, value) in values.into_iter().enumerate() {
+            if value.as_deref() != Some(format!("value-{}", start + offset).as_str()) {
+                missing += 1;
+            }
+        }
+    }
+    missing
+}
+
+/// Keys on the nodes that are primaries now (each key counted once).
+fn keys_on_primaries(servers: &Servers, nodes: &[usize]) -> u64 {
+    nodes
+        .iter()
+        .filter(|idx| servers.info_field(**idx, "replication", "role").as_deref() == Some("master"))
+        .map(|idx| {
+            redis::cmd("DBSIZE")
+                .query::<u64>(&mut servers.conn(*idx))
+                .unwrap()
+        })
+        .sum()
+}
+
+/// A client writing new keys and reading back acknowledged ones through redis-rs's cluster
+/// client (which follows MOVED and ASK), until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<LoadReport>,
+}
+
+#[derive(Debug, Default)]
+struct LoadReport {
+    acked: Vec<u64>,
+    reads: u64,
+    errors: Vec<String>,
+}
+
+impl Load {
+    fn start(servers: &Servers, idx: usize) -> Load {
+        let mut conn = cluster_client(servers, idx);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut report = LoadReport::default();
+            let mut n = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                n += 1;
+                let key = format!("load:{n}");
+                match conn.set::<_, _, ()>(&key, n) {
+                    Ok(()) => report.acked.push(n),
+                    Err(err) => report.errors.push(format!("SET {key}: {err}")),
+                }
+                // Read back an earlier acknowledged write.
+                if let Some(&old) = report
+                    .acked
+                    .get((n as usize * 7919) % report.acked.len().max(1))
+                {
+                    match conn.get::<_, Option<u64>>(format!("load:{old}")) {
+                        Ok(Some(v)) if v == old => report.reads += 1,
+                        Ok(other) => report.errors.push(format!("GET load:{old}: {other:?}")),
+                        Err(err) => report.errors.push(format!("GET load:{old}: {err}")),
+                    }
+                }
+            }
+            report
+        });
+        Load { stop, thread }
+    }
+
+    fn finish(self) -> LoadReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// Owners of the slots as one node sees them: port -> slot count.
+fn slot_counts(servers: &Servers, idx: usize) -> BTreeMap<u16, usize> {
+    let text = servers.text(idx, &["CLUSTER", "NODES"]);
+    let mut counts = BTreeMap::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let port: u16 = fields[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+        let slots: usize = fields[8..]
+            .iter()
+            .filter(|f| !f.starts_with('['))
+            .map(|f| match f.split_once('-') {
+                Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+                None => 1,
+            })
+            .sum();
+        if slots > 0 {
+            counts.insert(port, slots);
+        }
+    }
+    counts
+}
+
+fn assert_balanced(servers: &Servers, idx: usize, primaries: usize) {
+    let counts = slot_counts(servers, idx);
+    assert_eq!(counts.len(), primaries, "{counts:?}");
+    let (min, max) = (
+        counts.values().min().unwrap(),
+        counts.values().max().unwrap(),
+    );
+    assert!(max - min <= 1, "{counts:?}");
+    assert_eq!(counts.values().sum::<usize>(), 16384);
+}
+
+fn apply(
+    nodes: &[String],
+    primaries: usize,
+    replicas: usize,
+    extra: &[&str],
+) -> std::process::Output {
+    let (m, r) = (primaries.to_string(), replicas.to_string());
+    let mut args = vec!["apply", "-m", &m, "-r", &r, "--timeout", "120"];
+    args.extend_from_slice(extra);
+    clustersmith(&with_nodes(&args, nodes), &[])
+}
+
+fn no_open_slots(servers: &Servers, nodes: &[usize]) {
+    for idx in nodes {
+        let text = servers.text(*idx, &["CLUSTER", "NODES"]);
+        assert!(!text.contains("->-") && !text.contains("-<-"), "{text}");
+    }
+}
+
+#[test]
+fn three_to_four_to_six_to_three_primaries_under_load_loses_no_key() {
+    const FILL: usize = 200_000;
+    let servers = Servers::start(12);
+    let all = servers.names();
+    assert_eq!(apply(&all[..6], 3, 1, &[]).status.code(), Some(0));
+    fill(&servers, 0, FILL);
+    let load = Load::start(&servers, 0);
+
+    // 3 -> 4: plan shows the moves first, then apply carries them out.
+    let planned = clustersmith(&with_nodes(&["plan", "-m", "4", "-r", "1"], &all[..8]), &[]);
+    assert_eq!(planned.status.code(), Some(4));
+    let text = stdout(&planned);
+    assert!(text.contains("slot moves (4096 slots in all"), "{text}");
+    assert!(!text.contains("no changes"), "{text}");
+    let grown = apply(&all[..8], 4, 1, &[]);
+    assert_eq!(grown.status.code(), Some(0));
+    assert!(
+        stderr(&grown).contains("moving slots: 4096 slots"),
+        "{}",
+        stderr(&grown)
+    );
+    assert_balanced(&servers, 0, 4);
+
+    // 4 -> 6.
+    assert_eq!(apply(&all, 6, 1, &[]).status.code(), Some(0));
+    assert_balanced(&servers, 0, 6);
+
+    // 6 -> 3: the nodes left out of the spec are drained and forgotten, and left running.
+    let refused = apply(&all[..6], 3, 1, &[]);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "not without --remove-unlisted"
+    );
+    let shrunk = apply(&all[..6], 3, 1, &["--remove-unlisted"]);
+    assert_eq!(shrunk.status.code(), Some(0));
+    assert_balanced(&servers, 0, 3);
+    let report = load.finish();
+    for idx in 0..6 {
+        let text = servers.text(idx, &["CLUSTER", "NODES"]);
+        assert_eq!(text.lines().count(), 6, "the leavers are forgotten: {text}");
+    }
+    for idx in 6..12 {
+        let pong: String = redis::cmd("PING").query(&mut servers.conn(idx)).unwrap();
+        assert_eq!(pong, "PONG", "a removed node is left running");
+    }
+    no_open_slots(&servers, &(0..6).collect::<Vec<_>>());
+
+    assert!(
+        report.errors.is_empty(),
+        "{:?}",
+        &report.errors[..report.errors.len().min(5)]
+    );
+    assert!(
+        report.acked.len() > 100 && report.reads > 100,
+        "{} writes, {} reads",
+        report.acked.len(),
+        report.reads
+    );
+    assert_eq!(missing_fill(&servers, 0, FILL), 0, "keys lost");
+    let mut conn = cluster_client(&servers, 0);
+    let lost: Vec<u64> = report
+        .acked
+        .iter()
+        .copied()
+        .filter(|n| conn.get::<_, Option<u64>>(format!("load:{n}")).unwrap() != Some(*n))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    assert_eq!(
+        keys_on_primaries(&servers, &(0..6).collect::<Vec<_>>()),
+        (FILL + report.acked.len()) as u64
+    );
+}
+
+/// Three primaries holding `fill` keys (plus 200 keys in one slot of the first primary) and a
+/// fourth node met by hand, known to all and seeing every slot's owner: the start of a 3 -> 4
+/// move. Returns the servers and the crowded slot.
+fn three_plus_one(opts: &ServerOpts, count: usize) -> (Servers, u16) {
+    let servers = Servers::start_with(4, opts);
+    let nodes = servers.names();
+    assert_eq!(apply(&nodes[..3], 3, 0, &[]).status.code(), Some(0));
+    fill(&servers, 0, count);
+    let tag = (0..100)
+        .map(|n| format!("t{n}"))
+        .find(|t| key_slot(t) < 5000)
+        .unwrap();
+    let slot = key_slot(&tag);
+    let mut conn = cluster_client(&servers, 0);
+    for n in 0..200 {
+        conn.set::<_, _, ()>(format!("{{{tag}}}:{n}"), n).unwrap();
+    }
+    servers.cmd(
+        3,
+        &["CLUSTER", "MEET", "127.0.0.1", &servers.port(0).to_string()],
+    );
+    wait_until(
+        "the fourth node is known and sees every owner",
+        Duration::from_secs(30),
+        || {
+            (0..4).all(|idx| {
+                let text = servers.text(idx, &["CLUSTER", "NODES"]);
+                text.lines().count() == 4 && !text.contains("handshake")
+            }) && servers
+                .text(3, &["CLUSTER", "INFO"])
+                .contains("cluster_state:ok")
+        },
+    );
+    (servers, slot)
+}
+
+fn keys_in_slot(servers: &Servers, idx: usize, slot: u16) -> Vec<String> {
+    redis::cmd("CLUSTER")
+        .arg("GETKEYSINSLOT")
+        .arg(slot)
+        .arg(1000)
+        .query(&mut servers.conn(idx))
+        .unwrap()
+}
+
+/// Resumes from the state a move leaves at each point where `apply` can be killed, set up on
+/// the servers by the same commands, and checks that a new run finishes it with no key lost.
+#[test]
+fn a_move_interrupted_at_any_point_is_finished_by_the_next_run() {
+    const FILL: usize = 20_000;
+    let points = [
+        "after IMPORTING on the target",
+        "after MIGRATING on the source",
+        "half-way through MIGRATE",
+        "after SETSLOT NODE on the target only",
+        "after SETSLOT NODE on target and source, before the other primaries",
+    ];
+    for (step, point) in points.iter().enumerate() {
+        let (servers, slot) = three_plus_one(&ServerOpts::default(), FILL);
+        let (source_id, target_id) = (servers.myid(0), servers.myid(3));
+        let crowded = keys_in_slot(&servers, 0, slot).len();
+        assert!(crowded >= 200);
+        let s = slot.to_string();
+        servers.cmd(3, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &source_id]);
+        if step >= 1 {
+            servers.cmd(0, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &target_id]);
+        }
+        if step >= 2 {
+            let keys = keys_in_slot(&servers, 0, slot);
+            let take = if step == 2 {
+                keys.len() / 2
+            } else {
+                keys.len()
+            };
+            let port = servers.port(3).to_string();
+            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            args.extend(keys[..take].iter().map(String::as_str));
+            servers.cmd(0, &args);
+        }
+        if step >= 3 {
+            servers.cmd(3, &["CLUSTER", "SETSLOT", &s, "NODE", &target_id]);
+        }
+        if step >= 4 {
+            servers.cmd(0, &["CLUSTER", "SETSLOT", &s, "NODE", &target_id]);
+        }
+        let nodes = servers.names();
+        let out = apply(&nodes, 4, 0, &[]);
+        assert_eq!(out.status.code(), Some(0), "{point}");
+        if step < 4 {
+            assert!(
+                stderr(&out).contains("finishing slot moves a previous run left open"),
+                "{point}: {}",
+                stderr(&out)
+            );
+        }
+        assert_balanced(&servers, 0, 4);
+        no_open_slots(&servers, &[0, 1, 2, 3]);
+        assert_eq!(missing_fill(&servers, 0, FILL), 0, "{point}: keys lost");
+        assert_eq!(
+            keys_on_primaries(&servers, &[0, 1, 2, 3]),
+            (FILL + 200) as u64,
+            "{point}"
+        );
+        // The crowded slot's keys are all with its final owner.
+        let owner = (0..4)
+            .find(|idx| !keys_in_slot(&servers, *idx, slot).is_empty())
+            .unwrap();
+        assert_eq!(
+            keys_in_slot(&servers, owner, slot).len(),
+            crowded,
+            "{point}"
+        );
+    }
+}
+
+/// `kill -9` of a real `apply` while keys move, then a second run: it converges from live
+/// state alone and no key is lost.
+#[test]
+fn apply_killed_while_keys_move_is_finished_by_the_next_run() {
+    const FILL: usize = 300_000;
+    let (servers, _) = three_plus_one(&ServerOpts::default(), FILL);
+    let nodes = servers.names();
+    let log = servers.path().join("apply.stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clustersmith"))
+        .args(with_nodes(
+            &["apply", "-m", "4", "-r", "0", "--timeout", "120"],
+            &nodes,
+        ))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until("apply starts moving slots", Duration::from_secs(60), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("moving slots")
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    // `Child::kill` is SIGKILL on Unix: `kill -9`, no chance to clean up.
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        None,
+        "killed by the signal, not finished: {status:?}"
+    );
+    let moved = slot_counts(&servers, 3)
+        .get(&servers.port(3))
+        .copied()
+        .unwrap_or(0);
+    assert!(moved < 4096, "killed before every slot moved ({moved})");
+
+    let started = Instant::now();
+    let out = apply(&nodes, 4, 0, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    eprintln!("second run: {:.2}s", started.elapsed().as_secs_f64());
+    assert_balanced(&servers, 0, 4);
+    no_open_slots(&servers, &[0, 1, 2, 3]);
+    assert_eq!(missing_fill(&servers, 0, FILL), 0, "keys lost");
+    assert_eq!(
+        keys_on_primaries(&servers, &[0, 1, 2, 3]),
+        (FILL + 200) as u64
+    );
+}
+
+/// A key that already exists on the target stops its slot and says so; nothing is
+/// overwritten until `--replace` is given.
+#[test]
+fn a_key_on_both_sides_stops_the_move_until_replace_is_given() {
+    let (servers, slot) = three_plus_one(&ServerOpts::default(), 1000);
+    let (source_id, target_id) = (servers.myid(0), servers.myid(3));
+    let s = slot.to_string();
+    servers.cmd(3, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &source_id]);
+    servers.cmd(0, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &target_id]);
+    let key = keys_in_slot(&servers, 0, slot)[0].clone();
+    // A stale copy on the target, written as a client redirected by ASK would.
+    let mut target = servers.conn(3);
+    redis::pipe()
+        .cmd("ASKING")
+        .cmd("SET")
+        .arg(&key)
+        .arg("stale")
+        .query::<()>(&mut target)
+        .unwrap();
+    let nodes = servers.names();
+    let out = apply(&nodes, 4, 0, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("slot {slot} was not moved")) && err.contains("BUSYKEY"),
+        "{err}"
+    );
+    assert!(err.contains("--replace"), "{err}");
+    let source_copy: String = servers.conn(0).get(&key).unwrap();
+    assert_ne!(source_copy, "stale", "the source keeps its copy");
+    let target_copy: String = redis::pipe()
+        .cmd("ASKING")
+        .ignore()
+        .cmd("GET")
+        .arg(&key)
+        .query::<(String,)>(&mut target)
+        .unwrap()
+        .0;
+    assert_eq!(target_copy, "stale", "nothing was overwritten");
+
+    let out = apply(&nodes, 4, 0, &["--replace"]);
+    assert_eq!(out.status.code(), Some(0));
+    let mut conn = cluster_client(&servers, 0);
+    assert_eq!(conn.get::<_, String>(&key).unwrap(), source_copy);
+    assert_eq!(missing_fill(&servers, 0, 1000), 0);
+}
+
+/// A member to remove that owns slots and does not answer: refused, nothing sent.
+#[test]
+fn removing_an_unreachable_node_that_owns_slots_is_refused() {
+    let (mut servers, _) = three_plus_one(&ServerOpts::default(), 1000);
+    let nodes = servers.names();
+    assert_eq!(apply(&nodes, 4, 0, &[]).status.code(), Some(0));
+    servers.stop(3);
+    let before = servers.snapshot_of(&[0, 1, 2]);
+    let out = apply(&nodes[..3], 3, 0, &["--remove-unlisted"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("does not answer while it owns slots"),
+        "{}",
+        stderr(&out)
+    );
+    before.assert_unchanged(&servers.snapshot_of(&[0, 1, 2]), "a refused removal");
+}
+
+/// Redis 6.2, Valkey 8.1 and Valkey 9.1: a primary added and removed again with its keys.
+#[test]
+fn other_versions_grow_and_shrink_with_their_keys() {
+    for bin in other_servers() {
+        let version = binary_version(&bin);
+        let opts = ServerOpts {
+            bin: Some(bin.clone()),
+            ..Default::default()
+        };
+        let (servers, _) = three_plus_one(&opts, 20_000);
+        servers.assert_running(&bin);
+        let nodes = servers.names();
+        let load = Load::start(&servers, 0);
+        let grown = apply(&nodes, 4, 0, &[]);
+        assert_eq!(grown.status.code(), Some(0), "{version:?}");
+        assert_balanced(&servers, 0, 4);
+        let shrunk = apply(&nodes[..3], 3, 0, &["--remove-unlisted"]);
+        assert_eq!(shrunk.status.code(), Some(0), "{version:?}");
+        assert_balanced(&servers, 0, 3);
+        let report = load.finish();
+        assert!(
+            report.errors.is_empty(),
+            "{version:?}: {:?}",
+            &report.errors[..report.errors.len().min(5)]
+        );
+        assert_eq!(
+            missing_fill(&servers, 0, 20_000),
+            0,
+            "{version:?}: keys lost"
+        );
+        assert_eq!(
+            keys_on_primaries(&servers, &[0, 1, 2]),
+            (20_200 + report.acked.len()) as u64,
+            "{version:?}"
+        );
+    }
+}
