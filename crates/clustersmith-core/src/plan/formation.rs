@@ -260,10 +260,13 @@ fn ready_moves(
             // moments ago, or its view lags) would answer the source's RESTORE-ASKING with
             // `CLUSTERDOWN Hash slot not served`; and a node importing a slot ignores gossip
             // about that slot's owner, so it must learn the owner before IMPORTING.
-            let seen = target_view
+            // (A slot the target already took over, in a move cut short between the
+            // SETSLOT NODE calls, only needs the hand-over finished.)
+            let mut seen = target_view
                 .knows(&m.source)
                 .map(|e| e.slots.clone())
                 .unwrap_or_default();
+            seen.union_with(&target_view.myself().slots);
             if seen.intersection(&m.slots) != m.slots || !target_view.cluster_info.is_ok() {
                 waiting.push(format!(
                     "moving slots to `{}` once it sees their owner `{}` and its cluster_state is ok",
