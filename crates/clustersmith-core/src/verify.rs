@@ -430,8 +430,8 @@ pub fn verify(
         }
     }
 
-    // balance: what the primaries own now (a layout keeps slots where they are, so two runs
-    // with different shapes, or a manual reshard, can leave 8192 / 2731 / 5461).
+    // balance: what the primaries own now, whatever the layout plans (a manual reshard or an
+    // interrupted move can leave 8192 / 2731 / 5461 until apply evens it out).
     let owned: Vec<(usize, usize)> = layout
         .shards
         .iter()
