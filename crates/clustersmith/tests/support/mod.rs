@@ -819,8 +819,8 @@ pub fn skip(reason: &str, allowed_in_ci: bool) {
 }
 
 /// Other server binaries to test against, from `CLUSTERSMITH_TEST_SERVERS` (colon-separated;
-/// `.ci/run` fetches Redis 6.2.14 and Valkey 8.1.8). Each one missing is a recorded skip, and
-/// in CI a failure, as is a list that lacks a Redis 6.2 or a Valkey 8.1.
+/// `.ci/run` fetches Redis 6.2.14, Valkey 8.1.8 and Valkey 9.1.2). Each one missing is a
+/// recorded skip, and in CI a failure, as is a list that lacks one of those three.
 pub fn other_servers() -> Vec<PathBuf> {
     let named: Vec<PathBuf> = std::env::var_os("CLUSTERSMITH_TEST_SERVERS")
         .map(|v| {
@@ -851,7 +851,7 @@ pub fn other_servers() -> Vec<PathBuf> {
     }
     if in_ci() {
         let versions: Vec<BinaryVersion> = found.iter().map(|b| binary_version(b)).collect();
-        for (flavour, prefix) in [("redis", "6.2."), ("valkey", "8.1.")] {
+        for (flavour, prefix) in [("redis", "6.2."), ("valkey", "8.1."), ("valkey", "9.1.")] {
             assert!(
                 versions
                     .iter()
