@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use clustersmith_core::model::NodeId;
 use clustersmith_core::observation::Observation;
 use clustersmith_core::plan::{
-    Blocker, Layout, MeetPurpose, Plan, SlotMove, Step, plan, unlisted_members,
+    Blocker, Layout, MeetPurpose, MoveEngine, Plan, SlotMove, Step, plan, unlisted_members,
 };
 use clustersmith_core::spec::ClusterSpec;
 use clustersmith_core::verify::{Verdict, verify};
@@ -357,9 +357,17 @@ async fn run_planned_moves(
         deadline: Some(deadline),
     };
     let nodes = session.move_nodes(observation);
-    let done = run_moves(moves, &nodes, &primaries, &move_options, &mut |progress| {
-        on_event(ApplyEvent::Moving(progress.clone()));
-    })
+    let engine = MoveEngine::for_nodes(observation);
+    let done = run_moves(
+        engine,
+        moves,
+        &nodes,
+        &primaries,
+        &move_options,
+        &mut |progress| {
+            on_event(ApplyEvent::Moving(progress.clone()));
+        },
+    )
     .await?;
     Ok(done.slots_done)
 }

@@ -29,10 +29,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clustersmith_core::model::{NodeId, SlotSet};
-use clustersmith_core::plan::SlotMove;
+use clustersmith_core::plan::{MoveEngine, SlotMove};
 use futures::future::join_all;
 
-use crate::conn::NodeHandle;
+use crate::conn::{NodeHandle, value_text};
 use crate::error::{NodeError, SlotStepOutcome};
 
 /// Slots whose state changes travel in one pipeline: large enough that round trips stop
@@ -96,14 +96,40 @@ pub enum MoveError {
         target_label: String,
         /// What state the slot is left in, in the operator's terms.
         state: &'static str,
-        error: NodeError,
+        error: Box<NodeError>,
     },
     #[error("a node of a move is unknown to this run: {0}")]
     UnknownNode(NodeId),
+    /// An atomic slot migration job ended in another state than `success`; the slots stay
+    /// with the source (the server hands them over only on success).
+    #[error("the slot migration of {slots} from {source_label} to {target_label} ended {state}{}", if .message.is_empty() { String::new() } else { format!(": {}", .message) })]
+    Job {
+        slots: String,
+        source_label: String,
+        target_label: String,
+        state: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Node(Box<NodeError>),
 }
 
-/// Runs the moves to the end, calling `progress` after each batch.
+/// Runs the moves to the end with the given engine, calling `progress` as slots move.
 pub async fn run_moves(
+    engine: MoveEngine,
+    moves: &[SlotMove],
+    nodes: &[MoveNode],
+    primaries: &[NodeId],
+    options: &MoveOptions,
+    progress: &mut dyn FnMut(&MoveProgress),
+) -> Result<MoveProgress, MoveError> {
+    match engine {
+        MoveEngine::Classic => run_classic(moves, nodes, primaries, options, progress).await,
+        MoveEngine::Atomic => run_atomic(moves, nodes, options, progress).await,
+    }
+}
+
+async fn run_classic(
     moves: &[SlotMove],
     nodes: &[MoveNode],
     primaries: &[NodeId],
@@ -181,7 +207,7 @@ async fn move_batch(
         source_label: source.handle.label().to_owned(),
         target_label: target.handle.label().to_owned(),
         state,
-        error,
+        error: Box::new(error),
     };
     let list: Vec<u16> = slots.iter().collect();
 
@@ -406,4 +432,234 @@ pub async fn count_keys(handle: &NodeHandle, slots: &SlotSet) -> Result<u64, Nod
         total += redis::from_redis_value::<u64>(value).unwrap_or(0);
     }
     Ok(total)
+}
+
+/// How often the jobs of an atomic slot migration are polled.
+const JOB_POLL: Duration = Duration::from_millis(50);
+
+/// One entry of `CLUSTER GETSLOTMIGRATIONS`.
+#[derive(Clone, Debug, Default)]
+struct Job {
+    operation: String,
+    slot_ranges: String,
+    target_node: String,
+    state: String,
+    message: String,
+    create_time: u64,
+}
+
+impl Job {
+    fn is_active(&self) -> bool {
+        !matches!(self.state.as_str(), "success" | "failed" | "cancelled")
+    }
+}
+
+/// `CLUSTER GETSLOTMIGRATIONS`: a list of flat field/value lists (or maps under RESP3).
+async fn jobs(handle: &NodeHandle) -> Result<Vec<Job>, NodeError> {
+    let mut cmd = redis::cmd("CLUSTER");
+    cmd.arg("GETSLOTMIGRATIONS");
+    let value = handle.query("list slot migrations", &cmd).await?;
+    let entries: Vec<redis::Value> = redis::from_redis_value(value).unwrap_or_default();
+    Ok(entries
+        .into_iter()
+        .map(|entry| {
+            let fields: Vec<(String, String)> = match &entry {
+                redis::Value::Map(pairs) => pairs
+                    .iter()
+                    .filter_map(|(k, v)| Some((value_text(k)?, value_text(v).unwrap_or_default())))
+                    .collect(),
+                _ => {
+                    let flat: Vec<redis::Value> =
+                        redis::from_redis_value(entry).unwrap_or_default();
+                    flat.chunks(2)
+                        .filter_map(|kv| {
+                            Some((
+                                value_text(&kv[0])?,
+                                kv.get(1).and_then(value_text).unwrap_or_default(),
+                            ))
+                        })
+                        .collect()
+                }
+            };
+            let mut job = Job::default();
+            for (key, value) in fields {
+                match key.as_str() {
+                    "operation" => job.operation = value,
+                    "slot_ranges" => job.slot_ranges = value,
+                    "target_node" => job.target_node = value,
+                    "state" => job.state = value,
+                    "message" => job.message = value,
+                    "create_time" => job.create_time = value.parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+            job
+        })
+        .collect())
+}
+
+/// Atomic slot migration: one `CLUSTER MIGRATESLOTS` per source naming every target, then the
+/// sources' jobs are followed until none is active. Jobs a previous run started (and the
+/// server kept running after it was killed) are waited for first; the slots they move are then
+/// owned by their target, and the next plan starts from there.
+async fn run_atomic(
+    moves: &[SlotMove],
+    nodes: &[MoveNode],
+    options: &MoveOptions,
+    progress: &mut dyn FnMut(&MoveProgress),
+) -> Result<MoveProgress, MoveError> {
+    let started = Instant::now();
+    let by_id: BTreeMap<NodeId, &MoveNode> = nodes.iter().map(|n| (n.id, n)).collect();
+    let find = |id: &NodeId| by_id.get(id).copied().ok_or(MoveError::UnknownNode(*id));
+    let mut per_source: BTreeMap<NodeId, Vec<&SlotMove>> = BTreeMap::new();
+    for m in moves {
+        per_source.entry(m.source).or_default().push(m);
+    }
+    let mut state = MoveProgress {
+        slots_done: 0,
+        slots_total: moves.iter().map(|m| m.slots.len()).sum(),
+        keys_moved: 0,
+        elapsed: Duration::ZERO,
+    };
+    // Jobs left running by an earlier run: wait for them, then let the planner look again.
+    let mut earlier = false;
+    for source in per_source.keys() {
+        let node = find(source)?;
+        if jobs(&node.handle)
+            .await
+            .map_err(|e| MoveError::Node(Box::new(e)))?
+            .iter()
+            .any(|j| j.operation == "EXPORT" && j.is_active())
+        {
+            earlier = true;
+        }
+    }
+    if earlier {
+        wait_for_jobs(&per_source, &find, options, None).await?;
+        state.elapsed = started.elapsed();
+        return Ok(state);
+    }
+    // Keys to move, counted before: the jobs report slots, not keys.
+    let mut keys_per_source: BTreeMap<NodeId, u64> = BTreeMap::new();
+    let since = unix_now();
+    for (source, group) in &per_source {
+        let node = find(source)?;
+        let mut keys = 0;
+        for m in group {
+            keys += count_keys(&node.handle, &m.slots).await.unwrap_or(0);
+        }
+        keys_per_source.insert(*source, keys);
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("MIGRATESLOTS");
+        for m in group {
+            find(&m.target)?;
+            cmd.arg("SLOTSRANGE");
+            for range in m.slots.ranges() {
+                cmd.arg(range.start).arg(range.end);
+            }
+            cmd.arg("NODE").arg(m.target.as_str());
+        }
+        node.handle
+            .query("start an atomic slot migration", &cmd)
+            .await
+            .map_err(|e| MoveError::Node(Box::new(e)))?;
+    }
+    let failed = wait_for_jobs(
+        &per_source,
+        &find,
+        options,
+        Some((since, &mut |done: &[NodeId]| {
+            state.slots_done = per_source
+                .iter()
+                .filter(|(s, _)| done.contains(s))
+                .map(|(_, g)| g.iter().map(|m| m.slots.len()).sum::<usize>())
+                .sum();
+            state.keys_moved = done.iter().filter_map(|s| keys_per_source.get(s)).sum();
+            state.elapsed = started.elapsed();
+            progress(&state);
+        })),
+    )
+    .await?;
+    if let Some(err) = failed {
+        return Err(err);
+    }
+    state.elapsed = started.elapsed();
+    Ok(state)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+type DoneCallback<'a> = &'a mut dyn FnMut(&[NodeId]);
+
+/// Polls the sources until none has an active export, or the deadline passes (the jobs then
+/// go on in the servers; the next run waits for them). With `ours`, reports the sources done
+/// and returns the first job of this run that did not succeed.
+async fn wait_for_jobs<'a>(
+    per_source: &BTreeMap<NodeId, Vec<&SlotMove>>,
+    find: &dyn Fn(&NodeId) -> Result<&'a MoveNode, MoveError>,
+    options: &MoveOptions,
+    mut ours: Option<(u64, DoneCallback<'_>)>,
+) -> Result<Option<MoveError>, MoveError> {
+    let mut reported: Vec<NodeId> = Vec::new();
+    loop {
+        let mut active = false;
+        let mut failed = None;
+        let mut done: Vec<NodeId> = Vec::new();
+        for source in per_source.keys() {
+            let node = find(source)?;
+            let listed = jobs(&node.handle).await.map_err(|e| MoveError::Node(Box::new(e)))?;
+            let exports: Vec<&Job> = listed.iter().filter(|j| j.operation == "EXPORT").collect();
+            if exports.iter().any(|j| j.is_active()) {
+                active = true;
+                continue;
+            }
+            done.push(*source);
+            if let Some((since, _)) = &ours
+                && let Some(bad) = exports
+                    .iter()
+                    .find(|j| j.create_time >= *since && j.state != "success")
+            {
+                let target = by_target_label(per_source, source, &bad.target_node, find);
+                failed.get_or_insert(MoveError::Job {
+                    slots: bad.slot_ranges.clone(),
+                    source_label: node.handle.label().to_owned(),
+                    target_label: target,
+                    state: bad.state.clone(),
+                    message: bad.message.clone(),
+                });
+            }
+        }
+        if let Some((_, report)) = ours.as_mut()
+            && done.len() > reported.len()
+        {
+            report(&done);
+            reported.clone_from(&done);
+        }
+        if !active {
+            return Ok(failed);
+        }
+        if options.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+        tokio::time::sleep(JOB_POLL).await;
+    }
+}
+
+fn by_target_label<'a>(
+    per_source: &BTreeMap<NodeId, Vec<&SlotMove>>,
+    source: &NodeId,
+    target: &str,
+    find: &dyn Fn(&NodeId) -> Result<&'a MoveNode, MoveError>,
+) -> String {
+    per_source
+        .get(source)
+        .into_iter()
+        .flatten()
+        .find(|m| m.target.as_str() == target)
+        .and_then(|m| find(&m.target).ok())
+        .map_or_else(|| target.to_owned(), |n| n.handle.label().to_owned())
 }

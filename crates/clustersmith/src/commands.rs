@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clustersmith_core::model::NodeId;
 use clustersmith_core::observation::Observation;
-use clustersmith_core::plan::{Layout, plan};
+use clustersmith_core::plan::{Layout, MoveEngine, plan};
 use clustersmith_core::spec::{ClusterSpec, parse_node};
 use clustersmith_core::verify::verify;
 use clustersmith_io::apply::{
@@ -188,6 +188,22 @@ fn report_move_error(err: &MoveError, format: Format, command: &str) -> u8 {
             }
         }
         MoveError::UnknownNode(_) => (exit::DEADLINE, "unchanged", "run apply again"),
+        // The server hands slots over only when a job succeeds: they stay with the source.
+        MoveError::Job { .. } => (
+            exit::DEADLINE,
+            "with its source (an atomic migration moves nothing unless it completes)",
+            "see CLUSTER GETSLOTMIGRATIONS on the source for the job's message, then run apply again",
+        ),
+        MoveError::Node(err) => (
+            if err.is_input_error() {
+                exit::ERROR
+            } else {
+                exit::DEADLINE
+            },
+            "unchanged, or moving in the servers (run apply again to follow it)",
+            err.hint()
+                .unwrap_or("run apply again once the node answers"),
+        ),
     };
     eprintln!("error: {err}");
     eprintln!("  slot left: {state}");
@@ -306,6 +322,7 @@ async fn print_moves(session: &Session, layout: &Layout, obs: &Observation) {
         "data to move: {} (CLUSTER COUNTKEYSINSLOT on each source)",
         plural(keys_total as usize, "key", "keys")
     );
+    outln!("moved by: {}", MoveEngine::for_nodes(obs).describe());
 }
 
 /// Progress on stderr: a bar on a terminal, timestamped lines otherwise (post-deploy logs are

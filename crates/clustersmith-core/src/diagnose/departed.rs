@@ -118,7 +118,9 @@ pub fn replica_flushed_by_empty_primary(inputs: &Inputs) -> Vec<Hit> {
             } else if message.starts_with("Full resync from ") {
                 from_empty = message.ends_with(":0").then_some(line);
                 flushed = None;
-            } else if message.ends_with("sync: Flushing old data") {
+            // `MASTER <-> REPLICA sync: Flushing old data`; Valkey 9: `RDB signature and
+            // version check passed. Flushing old data`.
+            } else if message.ends_with("Flushing old data") {
                 flushed = Some(line);
             } else if let Some(keys) = keys_loaded(message) {
                 if keys == 0

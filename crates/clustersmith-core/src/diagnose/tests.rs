@@ -107,6 +107,12 @@ fn with_log(text: &str) -> Inputs {
 
 const LOST_DISK_AFTER_FAILOVER: &str =
     include_str!("../../tests/fixtures/lost-disk/after-failover-cluster-nodes.txt");
+/// Valkey 9.1.2's replica lines for the same event (captured on a primary/replica pair whose
+/// primary came back empty): its flush line reads `RDB signature and version check passed.
+/// Flushing old data`, where earlier versions wrote `… sync: Flushing old data`.
+const LOST_DISK_FLUSHED_REPLICA_LOG_VALKEY9: &str =
+    include_str!("../../tests/fixtures/lost-disk/replica-resynced-from-empty-primary-valkey9.log");
+
 const LOST_DISK_FLUSHED_REPLICA_LOG: &str =
     include_str!("../../tests/fixtures/lost-disk/replica-resynced-from-empty-primary.log");
 const LOST_DISK_HEALTHY_REPLICA_LOG: &str =
@@ -700,6 +706,21 @@ fn a_node_back_with_a_new_id_is_the_cause_not_a_foreign_member_or_a_broken_bus()
         !ids.contains(&"CS310") && !ids.contains(&"CS303"),
         "{ids:?}"
     );
+}
+
+#[test]
+fn data_loss_is_named_first_in_valkey_9_wording_too() {
+    let mut inputs = with_log(LOST_DISK_FLUSHED_REPLICA_LOG_VALKEY9);
+    inputs.nodes[0].label = "127.0.0.1:22204".into();
+    let findings = diagnose(&inputs);
+    assert_eq!(findings[0].rule.id, "CS321", "{findings:#?}");
+    let evidence: Vec<&str> = findings[0]
+        .evidence
+        .iter()
+        .map(|e| e.text.as_str())
+        .collect();
+    assert_eq!(evidence.len(), 4, "{evidence:?}");
+    assert!(evidence[2].ends_with("RDB signature and version check passed. Flushing old data"));
 }
 
 #[test]

@@ -29,6 +29,13 @@ impl ServerVersion {
         })
     }
 
+    /// Atomic slot migration (`CLUSTER MIGRATESLOTS`, `GETSLOTMIGRATIONS`,
+    /// `CANCELSLOTMIGRATIONS`): Valkey 9.0 and later, where the servers move the slots and
+    /// their keys themselves and hand ownership over in one step.
+    pub fn has_atomic_slot_migration(&self) -> bool {
+        self.flavour == ServerFlavour::Valkey && self.major >= 9
+    }
+
     /// `CLUSTER ADDSLOTSRANGE` exists from Redis 7.0, and in every Valkey.
     pub fn has_addslotsrange(&self) -> bool {
         self.flavour == ServerFlavour::Valkey || self.major >= 7

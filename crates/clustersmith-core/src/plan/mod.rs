@@ -16,7 +16,7 @@ pub use departed::{Departed, departed_members};
 pub use formation::{Plan, plan};
 pub use layout::{Layout, PlannedRole, Shard};
 pub use leaving::{Unlisted, unlisted_members};
-pub use reshard::{Holding, SlotMove, balance, open_moves};
+pub use reshard::{Holding, MoveEngine, SlotMove, balance, open_moves};
 pub use step::{MeetPurpose, Step};
 
 #[cfg(test)]

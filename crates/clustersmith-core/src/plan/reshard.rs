@@ -24,6 +24,44 @@ pub struct SlotMove {
     pub resumed: bool,
 }
 
+/// How slots move between primaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoveEngine {
+    /// `SETSLOT IMPORTING/MIGRATING`, `GETKEYSINSLOT` + `MIGRATE`, `SETSLOT NODE`, driven by
+    /// clustersmith (every Redis, Valkey before 9).
+    Classic,
+    /// `CLUSTER MIGRATESLOTS` on the source: the servers move the keys and hand the slots
+    /// over atomically; clustersmith starts the jobs and follows `CLUSTER GETSLOTMIGRATIONS`.
+    Atomic,
+}
+
+impl MoveEngine {
+    /// Atomic when every node that answered supports it (detected, not configured).
+    pub fn for_nodes(obs: &Observation) -> MoveEngine {
+        let mut versions = obs
+            .nodes
+            .iter()
+            .filter_map(|s| s.view())
+            .map(|v| v.version());
+        if versions.all(|v| v.is_some_and(|v| v.has_atomic_slot_migration())) {
+            MoveEngine::Atomic
+        } else {
+            MoveEngine::Classic
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            MoveEngine::Classic => {
+                "SETSLOT IMPORTING/MIGRATING, GETKEYSINSLOT + MIGRATE, SETSLOT NODE, driven by clustersmith"
+            }
+            MoveEngine::Atomic => {
+                "atomic slot migration (CLUSTER MIGRATESLOTS): every node is Valkey 9 or later"
+            }
+        }
+    }
+}
+
 /// A primary's share of the slots: `owned` now, and whether it stays a primary.
 #[derive(Clone, Debug)]
 pub struct Holding {
