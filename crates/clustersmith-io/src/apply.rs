@@ -80,7 +80,14 @@ pub enum ApplyError {
     /// A slot move stopped; the slot is left as the error says, and a new run continues it.
     #[error(transparent)]
     Move(#[from] MoveError),
+    /// Another `apply` is at work on the same cluster (its named connection is listed by a
+    /// node): two runs with different specs would move slots against each other.
+    #[error("another clustersmith apply is at work on this cluster; nothing was changed")]
+    Concurrent(Vec<(String, String)>),
 }
+
+/// Connection name prefix of a running `apply`, seen by the others in `CLIENT LIST`.
+pub const APPLY_CLIENT_PREFIX: &str = "clustersmith-apply:";
 
 pub struct ApplyOptions {
     pub timeout: Duration,
@@ -182,6 +189,13 @@ pub async fn apply(
     let mut observed_at = Instant::now();
     let mut observation = preflight(session, options.remove_unlisted).await?;
     let spec_len = session.spec_len();
+    // Two runs at once would plan against each other's half-done moves: the second one to
+    // look refuses. (Both refuse when they look at the same instant; neither changed anything.)
+    let name = format!("{APPLY_CLIENT_PREFIX}{}", std::process::id());
+    let others = session.others_named(&name, APPLY_CLIENT_PREFIX).await;
+    if !others.is_empty() {
+        return Err(ApplyError::Concurrent(others));
+    }
     // Whether every view in `observation` was read in the last round.
     let mut complete = true;
     // Last push from node to peer, and the pair's states then: a node that changed since (a

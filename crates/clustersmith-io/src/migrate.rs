@@ -611,7 +611,9 @@ async fn wait_for_jobs<'a>(
         let mut done: Vec<NodeId> = Vec::new();
         for source in per_source.keys() {
             let node = find(source)?;
-            let listed = jobs(&node.handle).await.map_err(|e| MoveError::Node(Box::new(e)))?;
+            let listed = jobs(&node.handle)
+                .await
+                .map_err(|e| MoveError::Node(Box::new(e)))?;
             let exports: Vec<&Job> = listed.iter().filter(|j| j.operation == "EXPORT").collect();
             if exports.iter().any(|j| j.is_active()) {
                 active = true;

@@ -126,6 +126,52 @@ impl Session {
             .collect()
     }
 
+    /// Names this run's connection on every spec node `name` (`CLIENT SETNAME`), then lists
+    /// the clients of each (`CLIENT LIST TYPE normal`) and returns the other clients whose
+    /// name starts with `prefix`, as (node, client line): another apply at work on the same
+    /// cluster. A node that refuses either command (an ACL without `client`) is skipped, and
+    /// said in the log: the guard is a courtesy, not a lock.
+    pub async fn others_named(&self, name: &str, prefix: &str) -> Vec<(String, String)> {
+        let checks = self.handles[..self.spec_len]
+            .iter()
+            .map(|handle| async move {
+                let mut pipe = redis::pipe();
+                pipe.cmd("CLIENT").arg("SETNAME").arg(name);
+                pipe.cmd("CLIENT").arg("LIST").arg("TYPE").arg("normal");
+                let replies = match handle.pipeline("look for another apply", &pipe).await {
+                    Ok(replies) => replies,
+                    Err(err) => return Err(err),
+                };
+                let mut replies = replies.into_iter();
+                replies.next().transpose()?;
+                let list = replies
+                    .next()
+                    .transpose()?
+                    .as_ref()
+                    .and_then(value_text)
+                    .unwrap_or_default();
+                Ok(list
+                    .lines()
+                    .filter(|line| {
+                        line.split(' ').any(|field| {
+                            field
+                                .strip_prefix("name=")
+                                .is_some_and(|n| n.starts_with(prefix) && n != name)
+                        })
+                    })
+                    .map(|line| (handle.label().to_owned(), line.to_owned()))
+                    .collect::<Vec<_>>())
+            });
+        let mut found = Vec::new();
+        for result in join_all(checks).await {
+            match result {
+                Ok(lines) => found.extend(lines),
+                Err(err) => tracing::warn!(%err, "cannot check for another apply on this node"),
+            }
+        }
+        found
+    }
+
     /// The run's credentials, for `MIGRATE` to present to the target.
     pub fn migrate_auth(&self) -> MigrateAuth {
         MigrateAuth {

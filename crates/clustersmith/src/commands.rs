@@ -158,6 +158,19 @@ fn report_apply_error(err: &ApplyError, format: Format, command: &str) -> u8 {
             )
         }
         ApplyError::Move(move_err) => return report_move_error(move_err, format, command),
+        ApplyError::Concurrent(others) => {
+            eprintln!("error: {err}");
+            for (node, client) in others {
+                eprintln!("  `{node}` lists: {client}");
+            }
+            eprintln!(
+                "  hint: wait for it to finish (or stop it), then run again; a run killed half-way is finished by the next one"
+            );
+            (
+                err.to_string(),
+                json!({ "others": others.iter().map(|(node, client)| json!({"node": node, "client": client})).collect::<Vec<_>>() }),
+            )
+        }
     };
     if format == Format::Json {
         outln!(

@@ -568,3 +568,35 @@ fn other_versions_grow_and_shrink_with_their_keys() {
         );
     }
 }
+
+/// While another apply is at work (its connection is named, as every apply names its own),
+/// a second one refuses and changes nothing; once it is gone, the second one runs.
+#[test]
+fn a_second_apply_at_work_on_the_cluster_is_refused() {
+    let (servers, _) = three_plus_one(&ServerOpts::default(), 1000);
+    let nodes = servers.names();
+    let mut other = servers.conn(2);
+    redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("clustersmith-apply:4242")
+        .query::<()>(&mut other)
+        .unwrap();
+    let before = servers.snapshot();
+    let out = apply(&nodes, 4, 0, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("another clustersmith apply is at work on this cluster")
+            && err.contains("name=clustersmith-apply:4242"),
+        "{err}"
+    );
+    before.assert_unchanged(&servers.snapshot(), "a refused concurrent apply");
+    drop(other);
+    wait_until("the other client is gone", Duration::from_secs(10), || {
+        !servers
+            .text(2, &["CLIENT", "LIST"])
+            .contains("clustersmith-apply:4242")
+    });
+    assert_eq!(apply(&nodes, 4, 0, &[]).status.code(), Some(0));
+    assert_balanced(&servers, 0, 4);
+}
