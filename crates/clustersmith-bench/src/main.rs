@@ -7,6 +7,7 @@
 mod chart;
 mod nodes;
 mod poller;
+mod rebalance;
 mod report;
 mod run;
 mod simulate;
@@ -49,6 +50,30 @@ enum Command {
         #[arg(long, value_enum)]
         shape: Option<simulate::Shape>,
     },
+    /// Moving slots with their keys: 3 -> 4 primaries (grow) and 4 -> 3 (drain), clustersmith
+    /// against redis-cli on identical fresh clusters, timed by one poller.
+    Rebalance {
+        /// Keys of 64 bytes over all slots.
+        #[arg(long, default_value_t = 1_000_000)]
+        keys: usize,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "grow,drain")]
+        cases: Vec<rebalance::Case>,
+        /// clustersmith's move engines to run (`auto`, `classic`, `atomic`).
+        #[arg(long, value_delimiter = ',', default_value = "auto")]
+        engines: Vec<String>,
+        /// Skip redis-cli (no ratios then).
+        #[arg(long)]
+        no_redis_cli: bool,
+        #[arg(long, default_value_t = 21001)]
+        base_port: u16,
+        #[command(flatten)]
+        bins: BinArgs,
+        /// Result file (JSON).
+        #[arg(long, default_value = "bench/rebalance.json")]
+        out: PathBuf,
+    },
     /// Copy a result file's tables into a Markdown file, between `<!-- bench:begin -->` and
     /// `<!-- bench:end -->`.
     Readme {
@@ -82,15 +107,8 @@ struct RunArgs {
     /// First port to use; node ports + 10000 must stay below 32768.
     #[arg(long, default_value_t = 21001)]
     base_port: u16,
-    /// Server binary (default: redis-server, else valkey-server, on PATH).
-    #[arg(long)]
-    server_bin: Option<PathBuf>,
-    /// redis-cli binary (default: on PATH).
-    #[arg(long)]
-    redis_cli: Option<PathBuf>,
-    /// clustersmith binary (default: next to this one).
-    #[arg(long)]
-    clustersmith: Option<PathBuf>,
+    #[command(flatten)]
+    bins: BinArgs,
     /// Shortest interval between the poller's rounds, in ms; 0 polls back to back (finest
     /// resolution, most load on the servers). Default: max(2 ms × N, 6.7 × the cheapest
     /// round's reads), which keeps the reads to ~15% of wall time when the servers are not
@@ -105,6 +123,38 @@ struct RunArgs {
     chart: PathBuf,
 }
 
+/// The binaries a run uses.
+#[derive(clap::Args)]
+struct BinArgs {
+    /// Server binary (default: redis-server, else valkey-server, on PATH).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// redis-cli binary (default: on PATH).
+    #[arg(long)]
+    redis_cli: Option<PathBuf>,
+    /// clustersmith binary (default: next to this one).
+    #[arg(long)]
+    clustersmith: Option<PathBuf>,
+}
+
+impl BinArgs {
+    fn resolve(&self) -> anyhow::Result<Binaries> {
+        Ok(Binaries {
+            server: clustersmith_io::sandbox::find_server_binary(self.server_bin.as_deref())?,
+            clustersmith: self
+                .clustersmith
+                .clone()
+                .or_else(|| run::sibling_binary("clustersmith"))
+                .context("no clustersmith binary next to this one: run `cargo build --release --bins` first, or pass --clustersmith")?,
+            redis_cli: self
+                .redis_cli
+                .clone()
+                .or_else(|| run::find_on_path("redis-cli"))
+                .context("redis-cli not found on PATH (apt-get install redis-tools), or pass --redis-cli")?,
+        })
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -116,6 +166,31 @@ fn main() -> anyhow::Result<()> {
             write_chart(&rows, &svg)
         }
         Some(Command::Readme { results, markdown }) => write_readme(&results, &markdown),
+        Some(Command::Rebalance {
+            keys,
+            reps,
+            cases,
+            engines,
+            no_redis_cli,
+            base_port,
+            bins,
+            out,
+        }) => {
+            let samples = rebalance::run_all(
+                &bins.resolve()?,
+                &rebalance::Options {
+                    keys,
+                    reps,
+                    cases,
+                    engines,
+                    with_redis_cli: !no_redis_cli,
+                    base_port,
+                },
+            )?;
+            rebalance::write(&samples, &out)?;
+            print!("{}", rebalance::table(&samples));
+            Ok(())
+        }
         Some(Command::Simulate {
             sizes,
             shape: Some(shape),
@@ -180,19 +255,7 @@ fn write_chart(rows: &[report::Row], svg: &PathBuf) -> anyhow::Result<()> {
 }
 
 fn run_all(args: &RunArgs) -> anyhow::Result<()> {
-    let bins = Binaries {
-        server: clustersmith_io::sandbox::find_server_binary(args.server_bin.as_deref())?,
-        clustersmith: args
-            .clustersmith
-            .clone()
-            .or_else(|| run::sibling_binary("clustersmith"))
-            .context("no clustersmith binary next to this one: run `cargo build --release --bins` first, or pass --clustersmith")?,
-        redis_cli: args
-            .redis_cli
-            .clone()
-            .or_else(|| run::find_on_path("redis-cli"))
-            .context("redis-cli not found on PATH (apt-get install redis-tools), or pass --redis-cli")?,
-    };
+    let bins = args.bins.resolve()?;
     let starts: Vec<Start> = args
         .starts
         .iter()

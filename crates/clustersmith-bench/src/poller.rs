@@ -216,6 +216,11 @@ impl Poller {
     }
 }
 
+/// CPU time (user + system) of the calling thread so far, in ms.
+pub fn thread_cpu_ms() -> Option<f64> {
+    thread_cpu().map(|d| d.as_secs_f64() * 1000.0)
+}
+
 /// CPU time (user + system) of the calling thread so far.
 #[allow(
     unsafe_code,

@@ -169,7 +169,7 @@ pub fn measure(bins: &Binaries, point: &Point, rep: usize) -> anyhow::Result<Sam
     unsafe_code,
     reason = "wait4 is the only interface that reports one child's peak RSS"
 )]
-fn wait_with_peak_rss(pid: u32) -> (Option<i32>, Option<i64>) {
+pub fn wait_with_peak_rss(pid: u32) -> (Option<i32>, Option<i64>) {
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain data that wait4 fills in; pid is our own, not yet reaped child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

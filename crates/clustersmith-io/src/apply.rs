@@ -95,6 +95,8 @@ pub struct ApplyOptions {
     pub remove_unlisted: bool,
     /// `MIGRATE … REPLACE`: overwrite keys that already exist on a move's target.
     pub replace: bool,
+    /// The move engine asked for; `None` detects it from the servers.
+    pub engine: Option<MoveEngine>,
 }
 
 impl ApplyOptions {
@@ -103,6 +105,7 @@ impl ApplyOptions {
             timeout,
             remove_unlisted: false,
             replace: false,
+            engine: None,
         }
     }
 }
@@ -371,7 +374,11 @@ async fn run_planned_moves(
         deadline: Some(deadline),
     };
     let nodes = session.move_nodes(observation);
-    let engine = MoveEngine::for_nodes(observation);
+    let supported = MoveEngine::for_nodes(observation);
+    let engine = options.engine.unwrap_or(supported);
+    if engine == MoveEngine::Atomic && supported != MoveEngine::Atomic {
+        return Err(ApplyError::Move(MoveError::AtomicUnsupported));
+    }
     let done = run_moves(
         engine,
         moves,

@@ -19,10 +19,10 @@
 //! - Every command is safe to repeat, so a run killed at any point and started again finishes
 //!   the slots left open from live state alone: `IMPORTING` on a target that already owns the
 //!   slot, or `MIGRATING` on a source that no longer does, is a step already done.
-//! - Pairs with distinct sources run at once, up to [`PARALLEL_PAIRS`]; within a pair, batches
-//!   run in slot order. Pairs may share a target: `MIGRATE` blocks its source while the target
-//!   stores the keys, so one source at a time leaves the target mostly idle, while a target
-//!   serves the RESTOREs of several sources in turn.
+//! - Every pair moves at once, in [`LANES_PER_PAIR`] lanes each (at most [`MAX_LANES`] in
+//!   all); within a lane, batches run in slot order. Pairs may share a target: `MIGRATE`
+//!   blocks its source while the target stores the keys, so one source at a time leaves the
+//!   target mostly idle, while a target serves the RESTOREs of several sources in turn.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use clustersmith_core::model::{NodeId, SlotSet};
 use clustersmith_core::plan::{MoveEngine, SlotMove};
+use futures::StreamExt as _;
 use futures::future::join_all;
 
 use crate::conn::{NodeHandle, value_text};
@@ -37,14 +38,17 @@ use crate::error::{NodeError, SlotStepOutcome};
 
 /// Slots whose state changes travel in one pipeline: large enough that round trips stop
 /// mattering, small enough that a kill leaves few slots open.
-const SLOTS_PER_BATCH: usize = 128;
+const SLOTS_PER_BATCH: usize = 256;
 /// Keys per `MIGRATE` call (redis-cli's default is 10).
 pub const KEYS_PER_MIGRATE: usize = 1000;
 /// Keys migrated per pipeline at most, so that one reply stays well within the response
 /// timeout even for large values.
 const KEYS_PER_PIPELINE: usize = 20_000;
-/// (Source, target) pairs migrating at once, each from another source.
-const PARALLEL_PAIRS: usize = 4;
+/// Lanes per (source, target) pair: two keep the source busy while the other lane waits on
+/// a round trip.
+const LANES_PER_PAIR: usize = 2;
+/// Lanes running at once, over all pairs.
+const MAX_LANES: usize = 8;
 /// `MIGRATE`'s own timeout: the longest the source waits on the target without progress
 /// (an idle time, not a total: a large batch is not cut short while it moves).
 const MIGRATE_IDLE_MS: u64 = 10_000;
@@ -112,6 +116,10 @@ pub enum MoveError {
     },
     #[error("{0}")]
     Node(Box<NodeError>),
+    #[error(
+        "atomic slot migration was asked for, but not every node supports it (Valkey 9 or later)"
+    )]
+    AtomicUnsupported,
 }
 
 /// Runs the moves to the end with the given engine, calling `progress` as slots move.
@@ -139,22 +147,25 @@ async fn run_classic(
     let started = Instant::now();
     let by_id: BTreeMap<NodeId, &MoveNode> = nodes.iter().map(|n| (n.id, n)).collect();
     let find = |id: &NodeId| by_id.get(id).copied().ok_or(MoveError::UnknownNode(*id));
-    let mut pending: Vec<(&MoveNode, &MoveNode, Vec<SlotSet>)> = Vec::new();
+    // Each pair's slots in batches, dealt round-robin to its lanes: a lane runs its batches
+    // one after the other, and a second lane of the same pair opens its next batch while the
+    // first one's MIGRATE calls run, so the source never waits on a round trip of ours.
+    let mut lanes: Vec<(&MoveNode, &MoveNode, Vec<SlotSet>)> = Vec::new();
     for m in moves {
-        let batches: Vec<SlotSet> = m
-            .slots
-            .iter()
-            .collect::<Vec<u16>>()
-            .chunks(SLOTS_PER_BATCH)
-            .map(|chunk| {
-                let mut set = SlotSet::new();
-                for slot in chunk {
-                    set.insert(*slot);
-                }
-                set
-            })
-            .collect();
-        pending.push((find(&m.source)?, find(&m.target)?, batches));
+        let (source, target) = (find(&m.source)?, find(&m.target)?);
+        let first = lanes.len();
+        let slots: Vec<u16> = m.slots.iter().collect();
+        for (n, chunk) in slots.chunks(SLOTS_PER_BATCH).enumerate() {
+            let mut set = SlotSet::new();
+            for slot in chunk {
+                set.insert(*slot);
+            }
+            let lane = first + n % LANES_PER_PAIR;
+            if lane == lanes.len() {
+                lanes.push((source, target, Vec::new()));
+            }
+            lanes[lane].2.push(set);
+        }
     }
     let others: Vec<&MoveNode> = primaries
         .iter()
@@ -166,29 +177,43 @@ async fn run_classic(
         keys_moved: 0,
         elapsed: Duration::ZERO,
     };
-    // Each round runs one batch of every pair in a set of pairs whose sources are distinct.
-    while pending.iter().any(|(_, _, b)| !b.is_empty())
-        && options.deadline.is_none_or(|d| Instant::now() < d)
-    {
-        let mut busy: Vec<NodeId> = Vec::new();
-        let mut round = Vec::new();
-        for (source, target, batches) in pending.iter_mut() {
-            if batches.is_empty() || round.len() >= PARALLEL_PAIRS || busy.contains(&source.id) {
-                continue;
+    let others = &others;
+    let streams = lanes.into_iter().map(|(source, target, batches)| {
+        futures::stream::iter(batches)
+            .take_while(move |_| {
+                futures::future::ready(options.deadline.is_none_or(|d| Instant::now() < d))
+            })
+            .then(move |slots| async move {
+                move_batch(source, target, &slots, others, options).await
+            })
+            .boxed_local()
+    });
+    // At most MAX_LANES lanes run at once; the others start as lanes finish.
+    let mut waiting: Vec<_> = streams.collect();
+    waiting.reverse();
+    let mut running = futures::stream::SelectAll::new();
+    while running.len() < MAX_LANES {
+        let Some(lane) = waiting.pop() else { break };
+        running.push(lane);
+    }
+    loop {
+        match running.next().await {
+            Some(result) => {
+                let (slots, keys) = result?;
+                state.slots_done += slots;
+                state.keys_moved += keys;
+                state.elapsed = started.elapsed();
+                progress(&state);
             }
-            busy.push(source.id);
-            round.push((*source, *target, batches.remove(0)));
+            None => match waiting.pop() {
+                Some(lane) => running.push(lane),
+                None => break,
+            },
         }
-        let runs = round
-            .iter()
-            .map(|(source, target, slots)| move_batch(source, target, slots, &others, options));
-        for result in join_all(runs).await {
-            let (slots, keys) = result?;
-            state.slots_done += slots;
-            state.keys_moved += keys;
+        while running.len() < MAX_LANES {
+            let Some(lane) = waiting.pop() else { break };
+            running.push(lane);
         }
-        state.elapsed = started.elapsed();
-        progress(&state);
     }
     state.elapsed = started.elapsed();
     Ok(state)

@@ -155,6 +155,17 @@ pub struct ApplyArgs {
     /// REPLACE`). Without it, such a slot stops the run (exit 2) and nothing is overwritten.
     #[arg(long)]
     pub replace: bool,
+    /// How slots move: `auto` picks `atomic` when every node supports it (Valkey 9+), else
+    /// `classic` (SETSLOT + MIGRATE driven by clustersmith).
+    #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
+    pub move_engine: EngineChoice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineChoice {
+    Auto,
+    Classic,
+    Atomic,
 }
 
 /// Connection options; names follow redis-cli where it has them. The password comes from

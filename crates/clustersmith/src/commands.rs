@@ -22,7 +22,7 @@ use clustersmith_io::session::Session;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::args::{ApplyArgs, Format, SandboxDirArgs, SandboxUpArgs, TargetArgs};
+use crate::args::{ApplyArgs, EngineChoice, Format, SandboxDirArgs, SandboxUpArgs, TargetArgs};
 use crate::exit;
 use crate::output::{out, outln};
 use crate::render;
@@ -201,6 +201,11 @@ fn report_move_error(err: &MoveError, format: Format, command: &str) -> u8 {
             }
         }
         MoveError::UnknownNode(_) => (exit::DEADLINE, "unchanged", "run apply again"),
+        MoveError::AtomicUnsupported => (
+            exit::ERROR,
+            "unchanged",
+            "use --move-engine auto or classic",
+        ),
         // The server hands slots over only when a job succeeds: they stay with the source.
         MoveError::Job { .. } => (
             exit::DEADLINE,
@@ -608,6 +613,11 @@ pub async fn apply_cmd(args: &ApplyArgs) -> anyhow::Result<u8> {
         timeout: args.timeout,
         remove_unlisted: args.target.remove_unlisted,
         replace: args.replace,
+        engine: match args.move_engine {
+            EngineChoice::Auto => None,
+            EngineChoice::Classic => Some(MoveEngine::Classic),
+            EngineChoice::Atomic => Some(MoveEngine::Atomic),
+        },
     };
     Ok(run_apply(&spec, &mut session, &options, args.target.format, "apply").await)
 }

@@ -14,28 +14,9 @@ use std::time::{Duration, Instant};
 use redis::Commands as _;
 use support::*;
 
-/// Hash slot of a key (CRC16-XMODEM of the key, or of its `{tag}`, modulo 16384).
+/// Hash slot of a key.
 fn key_slot(key: &str) -> u16 {
-    let bytes = key.as_bytes();
-    let hashed = match key.find('{') {
-        Some(open) => match key[open + 1..].find('}') {
-            Some(len) if len > 0 => &bytes[open + 1..open + 1 + len],
-            _ => bytes,
-        },
-        None => bytes,
-    };
-    let mut crc: u16 = 0;
-    for byte in hashed {
-        crc ^= u16::from(*byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % 16384
+    clustersmith_core::model::key_slot(key.as_bytes())
 }
 
 fn cluster_client(servers: &Servers, idx: usize) -> redis::cluster::ClusterConnection {

@@ -5,5 +5,5 @@ mod slot;
 mod version;
 
 pub use node::{LinkState, NodeAddr, NodeFlag, NodeId, NodeIdError};
-pub use slot::{SLOT_COUNT, SlotRange, SlotSet};
+pub use slot::{SLOT_COUNT, SlotRange, SlotSet, key_slot};
 pub use version::{ServerFlavour, ServerVersion};

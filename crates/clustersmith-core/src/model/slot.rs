@@ -229,10 +229,47 @@ impl fmt::Debug for SlotSet {
     }
 }
 
+/// The hash slot of a key, as the servers compute it: CRC16 (XMODEM) of the key, or of the
+/// part between the first `{` and the next `}` when that part is not empty, modulo 16384.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let hashed = key
+        .iter()
+        .position(|b| *b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let len = rest.iter().position(|b| *b == b'}')?;
+            (len > 0).then(|| &rest[..len])
+        })
+        .unwrap_or(key);
+    let mut crc: u16 = 0;
+    for byte in hashed {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 == 0 {
+                crc << 1
+            } else {
+                (crc << 1) ^ 0x1021
+            };
+        }
+    }
+    crc % SLOT_COUNT
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn key_slots_match_the_servers() {
+        // CLUSTER KEYSLOT on Redis 7.0.15.
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"123456789"), 12739);
+        assert_eq!(key_slot(b"{user1000}.following"), 3443);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        // An empty tag hashes the whole key.
+        assert_eq!(key_slot(b"a{}b"), 13694);
+    }
 
     #[test]
     fn balanced_matches_redis_cli_sizes_for_three() {
