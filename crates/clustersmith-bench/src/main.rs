@@ -73,6 +73,9 @@ enum Command {
         /// Result file (JSON).
         #[arg(long, default_value = "bench/rebalance.json")]
         out: PathBuf,
+        /// Print the table of an earlier result file instead of running.
+        #[arg(long, value_name = "FILE")]
+        table_of: Option<PathBuf>,
     },
     /// Copy a result file's tables into a Markdown file, between `<!-- bench:begin -->` and
     /// `<!-- bench:end -->`.
@@ -175,7 +178,12 @@ fn main() -> anyhow::Result<()> {
             base_port,
             bins,
             out,
+            table_of,
         }) => {
+            if let Some(file) = table_of {
+                print!("{}", rebalance::table(&rebalance::read(&file)?));
+                return Ok(());
+            }
             let samples = rebalance::run_all(
                 &bins.resolve()?,
                 &rebalance::Options {

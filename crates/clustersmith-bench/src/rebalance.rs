@@ -23,7 +23,7 @@ use clustersmith_core::model::key_slot;
 use clustersmith_core::parse::parse_cluster_nodes;
 
 use crate::nodes::Nodes;
-use crate::run::{Binaries, server_version, wait_with_peak_rss};
+use crate::run::{Binaries, server_version, wait_with_sampled_peak_rss};
 
 /// Poll interval of the settle poller.
 const POLL: Duration = Duration::from_millis(20);
@@ -32,14 +32,16 @@ const SAMPLE_DEADLINE: Duration = Duration::from_secs(300);
 /// Keys per pipeline while loading.
 const LOAD_BATCH: usize = 10_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Case {
     Grow,
     Drain,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     pub case: Case,
     /// `clustersmith` (with its engine) or `redis-cli`.
@@ -51,7 +53,8 @@ pub struct Sample {
     /// From the tool's start until it (the last of its commands) exited.
     pub exit_ms: f64,
     pub exit_codes: Vec<Option<i32>>,
-    /// Peak RSS of the tool's largest process.
+    /// Peak RSS of the tool's largest process (sampled `VmHWM`, see
+    /// [`crate::run::wait_with_sampled_peak_rss`]).
     pub peak_rss_kb: Option<i64>,
     pub poll_rounds: usize,
     pub poller_cpu_ms: f64,
@@ -195,7 +198,7 @@ fn measure(
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("cannot start {tool}"))?;
-        let (code, rss) = wait_with_peak_rss(child.id());
+        let (code, rss) = wait_with_sampled_peak_rss(child.id());
         exit_codes.push(code);
         peak_rss_kb = peak_rss_kb.max(rss);
     }
@@ -396,8 +399,13 @@ pub fn table(samples: &[Sample]) -> String {
         v.sort_by(f64::total_cmp);
         (!v.is_empty()).then(|| v[v.len() / 2])
     };
-    let mut keys: Vec<(Case, String)> = samples.iter().map(|s| (s.case, s.tool.clone())).collect();
-    keys.dedup();
+    // (case, tool) in order of first appearance: reps interleave the tools.
+    let mut keys: Vec<(Case, String)> = Vec::new();
+    for s in samples {
+        if !keys.iter().any(|(c, t)| *c == s.case && *t == s.tool) {
+            keys.push((s.case, s.tool.clone()));
+        }
+    }
     for (case, tool) in keys {
         let rows: Vec<&Sample> = samples
             .iter()
@@ -428,6 +436,14 @@ pub fn table(samples: &[Sample]) -> String {
         ));
     }
     out
+}
+
+/// The samples of a result file written by [`write`].
+pub fn read(path: &PathBuf) -> anyhow::Result<Vec<Sample>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)?;
+    Ok(serde_json::from_value(value["samples"].clone())?)
 }
 
 pub fn write(samples: &[Sample], out: &PathBuf) -> anyhow::Result<()> {

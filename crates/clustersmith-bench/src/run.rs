@@ -181,6 +181,43 @@ pub fn wait_with_peak_rss(pid: u32) -> (Option<i32>, Option<i64>) {
     (code, Some(usage.ru_maxrss))
 }
 
+/// Waits for one child and returns its exit code and its own peak resident set size in KiB,
+/// sampled from `/proc/PID/status` (`VmHWM`) every 5 ms while it runs.
+///
+/// `wait4`'s `ru_maxrss` cannot be used for a small child of a large parent: Linux carries the
+/// forked copy of the parent's resident size into the child's figure across `exec`, so a
+/// 15 MB redis-cli started by a bench that had just loaded a million keys reads as large as
+/// the bench. `VmHWM` belongs to the child's own address space; sampling misses at most the
+/// growth of its last 5 ms.
+pub fn wait_with_sampled_peak_rss(pid: u32) -> (Option<i32>, Option<i64>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    let done = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicI64::new(0));
+    let sampler = {
+        let (done, peak) = (Arc::clone(&done), Arc::clone(&peak));
+        std::thread::spawn(move || {
+            let path = format!("/proc/{pid}/status");
+            while !done.load(Ordering::Relaxed) {
+                let hwm = std::fs::read_to_string(&path).ok().and_then(|text| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+                });
+                if let Some(kb) = hwm {
+                    peak.fetch_max(kb, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let (code, _) = wait_with_peak_rss(pid);
+    done.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let kb = peak.load(Ordering::Relaxed);
+    (code, (kb > 0).then_some(kb))
+}
+
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)

@@ -32,6 +32,9 @@ pub struct NodeSpec {
     pub host: Host,
     pub port: u16,
     pub zone: Option<String>,
+    /// The node's share of the slots, should it be a primary, relative to the others (`1`
+    /// when not given): `weight=2` on a bigger machine.
+    pub weight: Option<u32>,
 }
 
 impl NodeSpec {
@@ -62,8 +65,10 @@ pub enum SpecError {
         "`{text}`: port must be between 1 and {MAX_NODE_PORT} so that the bus port (+10000) exists"
     )]
     PortOutOfRange { text: String },
-    #[error("`{text}`: unknown option `{option}` (only `zone=NAME` is known)")]
+    #[error("`{text}`: unknown option `{option}` (`zone=NAME` and `weight=N` are known)")]
     UnknownOption { text: String, option: String },
+    #[error("`{text}`: the weight must be a whole number from 1 to 1000, given once")]
+    BadWeight { text: String },
     #[error("`{text}`: the zone is given twice")]
     ZoneTwice { text: String },
     #[error("`{text}`: the zone is empty")]
@@ -113,8 +118,17 @@ pub fn parse_node(text: &str) -> Result<NodeSpec, SpecError> {
     let mut parts = text.split(',');
     let addr = parts.next().unwrap_or_default().trim();
     let mut zone = None;
+    let mut weight = None;
     for option in parts {
         match option.trim().split_once('=') {
+            Some(("weight", value)) => {
+                if weight.is_some() {
+                    return Err(SpecError::BadWeight {
+                        text: text.to_owned(),
+                    });
+                }
+                weight = Some(check_weight(text, value)?);
+            }
             Some(("zone", _)) if zone.is_some() => {
                 return Err(SpecError::ZoneTwice {
                     text: text.to_owned(),
@@ -151,7 +165,22 @@ pub fn parse_node(text: &str) -> Result<NodeSpec, SpecError> {
         host,
         port: port as u16,
         zone,
+        weight,
     })
+}
+
+/// A weight as given after `weight=` (CLI) or in a spec file's `weight` field: 1 to 1000.
+pub fn check_weight(text: &str, weight: &str) -> Result<u32, SpecError> {
+    let bad = || SpecError::BadWeight {
+        text: text.to_owned(),
+    };
+    if weight.is_empty() || !weight.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    match weight.parse::<u32>() {
+        Ok(w) if (1..=1000).contains(&w) => Ok(w),
+        _ => Err(bad()),
+    }
 }
 
 /// A zone name as given after `zone=` (CLI) or in a spec file's `zone` field.
@@ -288,6 +317,27 @@ mod tests {
             parse_node("10.0.0.1:6379").unwrap().label(),
             "10.0.0.1:6379"
         );
+    }
+
+    #[test]
+    fn weights_are_whole_numbers_from_1_to_1000_given_once() {
+        let node = parse_node("10.0.0.1:6379,zone=z1,weight=3").unwrap();
+        assert_eq!((node.weight, node.zone.as_deref()), (Some(3), Some("z1")));
+        assert_eq!(parse_node("10.0.0.1:6379").unwrap().weight, None);
+        for text in [
+            "h:1,weight=0",
+            "h:1,weight=1001",
+            "h:1,weight=",
+            "h:1,weight=1.5",
+            "h:1,weight=+2",
+            "h:1,weight=2,weight=2",
+        ] {
+            assert_eq!(
+                parse_node(text),
+                Err(SpecError::BadWeight { text: text.into() }),
+                "{text}"
+            );
+        }
     }
 
     #[test]

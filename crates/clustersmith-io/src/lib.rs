@@ -10,6 +10,7 @@
 //! - [`resolve`]: spec names to IP addresses, on every run, through the system resolver.
 //! - [`session`]: a resolved, connected set of expected nodes, with observation.
 //! - [`apply`]: observe → plan → act → re-observe until converged or the deadline passes.
+//! - [`operations`]: what the CLI runs (plan once, verify once, apply).
 //! - [`migrate`]: slot moves with their keys (SETSLOT, GETKEYSINSLOT, MIGRATE), batched.
 //! - [`evidence`]: files and live views gathered for `diagnose`, each attached to its node.
 //! - [`sandbox`]: real `redis-server` / `valkey-server` processes on loopback.
@@ -20,6 +21,7 @@ pub mod conn;
 pub mod error;
 pub mod evidence;
 pub mod migrate;
+pub mod operations;
 pub mod pki;
 pub mod resolve;
 pub mod sandbox;

@@ -2,7 +2,6 @@
 
 mod args;
 mod commands;
-mod diagnosis;
 mod exit;
 mod output;
 mod render;
@@ -41,8 +40,8 @@ fn main() -> ExitCode {
             Command::Plan(args) => commands::plan_cmd(args).await,
             Command::Apply(args) => commands::apply_cmd(args).await,
             Command::Verify(args) => commands::verify_cmd(args).await,
-            Command::Diagnose(args) => diagnosis::diagnose_cmd(args).await,
-            Command::Explain(args) => diagnosis::explain_cmd(args),
+            Command::Diagnose(args) => commands::diagnose_cmd(args).await,
+            Command::Explain(args) => commands::explain_cmd(args),
             Command::Sandbox(SandboxCommand::Up(args)) => commands::sandbox_up(args).await,
             Command::Sandbox(SandboxCommand::Down(args)) => commands::sandbox_down(args),
         }

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clustersmith_core::spec::{ClusterSpec, NodeSpec, check_zone, parse_node};
+use clustersmith_core::spec::{ClusterSpec, NodeSpec, check_weight, check_zone, parse_node};
 use clustersmith_io::conn::{ConnOpts, Secret, TlsOpts};
 use serde::Deserialize;
 
@@ -18,6 +18,7 @@ use crate::args::{ConnArgs, TargetArgs};
 /// [[node]]
 /// addr = "redis-1.example:6379"
 /// zone = "z1"
+/// weight = 2
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +34,7 @@ struct SpecFile {
 struct SpecFileNode {
     addr: String,
     zone: Option<String>,
+    weight: Option<u32>,
 }
 
 pub fn cluster_spec(args: &TargetArgs) -> anyhow::Result<ClusterSpec> {
@@ -55,6 +57,19 @@ pub fn cluster_spec(args: &TargetArgs) -> anyhow::Result<ClusterSpec> {
                 }
                 spec.zone = Some(
                     check_zone(&node.addr, &zone)
+                        .with_context(|| format!("in `{}`", path.display()))?,
+                );
+            }
+            if let Some(weight) = node.weight {
+                if spec.weight.is_some() {
+                    bail!(
+                        "in `{}`: `{}` gives a weight in `addr` and in `weight`",
+                        path.display(),
+                        node.addr
+                    );
+                }
+                spec.weight = Some(
+                    check_weight(&node.addr, &weight.to_string())
                         .with_context(|| format!("in `{}`", path.display()))?,
                 );
             }

@@ -581,3 +581,26 @@ fn a_second_apply_at_work_on_the_cluster_is_refused() {
     assert_eq!(apply(&nodes, 4, 0, &[]).status.code(), Some(0));
     assert_balanced(&servers, 0, 4);
 }
+
+/// `weight=` gives a primary a larger share: the slots move to follow it, and `verify` passes
+/// against the weighted layout without a balance warning.
+#[test]
+fn weights_set_the_primaries_shares() {
+    let servers = Servers::start(3);
+    let nodes = servers.names();
+    assert_eq!(apply(&nodes, 3, 0, &[]).status.code(), Some(0));
+    fill(&servers, 0, 5000);
+    let weighted: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| if i == 1 { format!("{n},weight=2") } else { n.clone() })
+        .collect();
+    assert_eq!(apply(&weighted, 3, 0, &[]).status.code(), Some(0));
+    let counts = slot_counts(&servers, 0);
+    assert_eq!(counts[&servers.port(1)], 8192, "{counts:?}");
+    assert_eq!(counts[&servers.port(0)] + counts[&servers.port(2)], 8192, "{counts:?}");
+    let verify = clustersmith(&with_nodes(&["verify", "-m", "3"], &weighted), &[]);
+    assert_eq!(verify.status.code(), Some(0));
+    assert!(!stdout(&verify).contains("WARN"), "{}", stdout(&verify));
+    assert_eq!(missing_fill(&servers, 0, 5000), 0);
+}

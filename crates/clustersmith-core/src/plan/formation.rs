@@ -59,7 +59,14 @@ pub fn plan(
     if !blockers.is_empty() {
         return blocked(blockers);
     }
-    let layout = match compute_layout(spec.primaries, spec.replicas_per_primary, inventory, obs) {
+    let weights: Vec<u32> = spec.nodes.iter().map(|n| n.weight.unwrap_or(1)).collect();
+    let layout = match compute_layout(
+        spec.primaries,
+        spec.replicas_per_primary,
+        &weights,
+        inventory,
+        obs,
+    ) {
         Ok(layout) => layout,
         Err(blockers) => return blocked(blockers),
     };

@@ -36,6 +36,8 @@ pub struct Layout {
     pub notes: Vec<String>,
     /// Slots that change owner to reach `shards` (a new primary, a drained or leaving one).
     pub moves: Vec<SlotMove>,
+    /// The primaries' shares follow weights from the spec, not even counts.
+    pub weighted: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +69,7 @@ impl Layout {
 pub(super) fn compute_layout(
     primaries: usize,
     replicas_per_primary: usize,
+    weights: &[u32],
     inventory: &[InventoryNode],
     obs: &Observation,
 ) -> Result<Layout, Vec<Blocker>> {
@@ -185,8 +188,9 @@ pub(super) fn compute_layout(
         return Err(blockers);
     }
 
-    // Resharding: slot counts that differ by more than one (a new primary, a manual reshard,
-    // two runs with different shapes, an interrupted move) are evened out, and every slot of
+    // Resharding: slot counts that differ by more than one from the primaries' shares (even,
+    // or by weight) (a new primary, a manual reshard, two runs with different shapes, an
+    // interrupted move) are evened out, and every slot of
     // a drained or leaving node moves. Not while some slots have no owner: formation assigns
     // those first, and the next round balances what is then owned.
     let leaving_owners = all_owners.iter().filter(|idx| **idx >= spec_nodes);
@@ -201,7 +205,12 @@ pub(super) fn compute_layout(
             .collect();
         let holdings: Vec<Holding> = shards
             .iter()
-            .map(|s| (s.primary, Some(1)))
+            .map(|s| {
+                (
+                    s.primary,
+                    Some(weights.get(s.primary).copied().unwrap_or(1)),
+                )
+            })
             .chain(donors.iter().map(|d| (*d, None)))
             .filter_map(|(idx, weight)| {
                 Some(Holding {
@@ -237,10 +246,14 @@ pub(super) fn compute_layout(
         obs,
     );
     shards.sort_by_key(|s| s.slots.iter().next());
+    let weighted = shards
+        .iter()
+        .any(|s| weights.get(s.primary).is_some_and(|w| *w != 1));
     Ok(Layout {
         shards,
         notes,
         moves,
+        weighted,
     })
 }
 

@@ -1,0 +1,139 @@
+//! `clustersmith sandbox up|down`: local clusters of real servers.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clustersmith_core::spec::{ClusterSpec, parse_node};
+use clustersmith_io::apply::ApplyOptions;
+use clustersmith_io::conn::{ConnOpts, TlsOpts};
+use clustersmith_io::sandbox::{Sandbox, SandboxSpec, find_server_binary, generate_password};
+
+use super::apply::run_apply;
+use super::{open, plural};
+use crate::args::{Format, SandboxDirArgs, SandboxUpArgs};
+use crate::exit;
+use crate::output::outln;
+
+fn sandbox_dir(args: &SandboxDirArgs) -> PathBuf {
+    args.dir.clone().unwrap_or_else(|| {
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("clustersmith/sandbox")
+    })
+}
+
+pub async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
+    let dir = sandbox_dir(&args.dir);
+    if dir.join("sandbox.state").exists() {
+        anyhow::bail!(
+            "a sandbox already exists in `{}`\nhint: stop it first with `clustersmith sandbox down`",
+            dir.display()
+        );
+    }
+    let count = args.primaries * (1 + args.replicas);
+    let bin = find_server_binary(args.server_bin.as_deref())?;
+    eprintln!(
+        "starting {} ({}) in `{}`",
+        plural(count, "server", "servers"),
+        bin.display(),
+        dir.display()
+    );
+    let password = args.auth.then(generate_password).transpose()?;
+    let sandbox = Sandbox::up(&SandboxSpec {
+        bin,
+        dir: dir.clone(),
+        base_port: args.base_port,
+        count,
+        password: password.clone(),
+        directives: Vec::new(),
+        tls: args.tls,
+    })?;
+    let tls = sandbox.tls();
+    let conn = ConnOpts {
+        password,
+        tls: tls.as_ref().map(|t| TlsOpts {
+            cacert: Some(t.ca_cert.clone()),
+            cert: Some(t.client.cert.clone()),
+            key: Some(t.client.key.clone()),
+            insecure: false,
+            skip_hostname_check: false,
+        }),
+        ..ConnOpts::default()
+    };
+    let nodes = sandbox
+        .addrs()
+        .iter()
+        .map(|a| parse_node(a))
+        .collect::<Result<Vec<_>, _>>()
+        .context("sandbox addresses")?;
+    let spec = ClusterSpec::new(nodes, Some(args.primaries), Some(args.replicas))?;
+    let mut session = open(&spec, &conn, false).await?;
+    let code = run_apply(
+        &spec,
+        &mut session,
+        &ApplyOptions::new(args.timeout),
+        args.format,
+        "sandbox up",
+    )
+    .await;
+    if args.format == Format::Human {
+        let first = sandbox.servers[0].port;
+        let auth = sandbox.password_file().map_or(String::new(), |f| {
+            format!(
+                "REDISCLI_AUTH=\"$(cat {})\" ",
+                shell_word(&f.display().to_string())
+            )
+        });
+        let tls_flags = tls.as_ref().map_or(String::new(), |t| {
+            format!(
+                " --tls --cacert {} --cert {} --key {}",
+                shell_word(&t.ca_cert.display().to_string()),
+                shell_word(&t.client.cert.display().to_string()),
+                shell_word(&t.client.key.display().to_string())
+            )
+        });
+        // This very binary, by its path: `clustersmith` need not be on PATH (`cargo run`).
+        let me = std::env::current_exe()
+            .map(|p| shell_word(&p.display().to_string()))
+            .unwrap_or_else(|_| "clustersmith".to_owned());
+        outln!("connect:  {auth}redis-cli -c -p {first}{tls_flags}");
+        outln!(
+            "verify:   {auth}{me} verify --primaries {} {}{tls_flags}",
+            args.primaries,
+            sandbox.addrs().join(" ")
+        );
+        outln!(
+            "stop:     {me} sandbox down --dir {}",
+            shell_word(&dir.display().to_string())
+        );
+    }
+    Ok(code)
+}
+
+/// A word the shell reads back as itself: quoted only when it needs to be.
+fn shell_word(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=,@".contains(&b))
+    {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+pub fn sandbox_down(args: &SandboxDirArgs) -> anyhow::Result<u8> {
+    let dir = sandbox_dir(args);
+    let sandbox = Sandbox::load(&dir)?;
+    let count = sandbox.servers.len();
+    sandbox.down()?;
+    eprintln!(
+        "stopped {} and removed `{}`",
+        plural(count, "server", "servers"),
+        dir.display()
+    );
+    Ok(exit::OK)
+}
