@@ -318,7 +318,7 @@ pub async fn apply(
         );
         for (step, result) in results {
             let Err(err) = result else { continue };
-            match err.disposition() {
+            match err.disposition(step.unknown_node_means_done()) {
                 Disposition::Fatal => return Err(ApplyError::Fatal(err)),
                 Disposition::AlreadyDone => {}
                 Disposition::Retry => on_event(ApplyEvent::StepDeferred {

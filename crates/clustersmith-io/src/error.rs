@@ -220,11 +220,12 @@ impl NodeError {
         )
     }
 
-    /// How the apply loop treats this error when a step fails.
-    pub fn disposition(&self) -> Disposition {
+    /// How the apply loop treats this error when a step fails; `unknown_node_means_done` is
+    /// the step's own answer (`Step::unknown_node_means_done`).
+    pub fn disposition(&self, unknown_node_means_done: bool) -> Disposition {
         match &self.kind {
             NodeErrorKind::Reply { detail, .. } => {
-                if detail.starts_with("Unknown node") && self.op == crate::session::FORGET_OP {
+                if detail.starts_with("Unknown node") && unknown_node_means_done {
                     // The node had already forgotten it (or never knew it).
                     Disposition::AlreadyDone
                 } else if detail.starts_with("Unknown node")
@@ -412,11 +413,20 @@ mod tests {
                 "ERR",
                 "Unknown node 0123456789abcdef0123456789abcdef01234567"
             )
-            .disposition(),
+            .disposition(false),
             Disposition::Retry
         );
+        // To a FORGET (the step says so), `Unknown node` means it is forgotten already.
         assert_eq!(
-            reply("ERR", "Slot 5 is already busy").disposition(),
+            reply(
+                "ERR",
+                "Unknown node 0123456789abcdef0123456789abcdef01234567"
+            )
+            .disposition(true),
+            Disposition::AlreadyDone
+        );
+        assert_eq!(
+            reply("ERR", "Slot 5 is already busy").disposition(false),
             Disposition::Retry
         );
         assert_eq!(
@@ -424,11 +434,11 @@ mod tests {
                 "ERR",
                 "The user can assign a config epoch only when the node does not know any other node."
             )
-            .disposition(),
+            .disposition(false),
             Disposition::AlreadyDone
         );
         assert_eq!(
-            reply("ERR", "Invalid node address specified: localhost:22002").disposition(),
+            reply("ERR", "Invalid node address specified: localhost:22002").disposition(false),
             Disposition::Fatal
         );
     }

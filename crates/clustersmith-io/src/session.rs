@@ -263,7 +263,7 @@ impl Session {
                                 .into_iter()
                                 .zip(replies)
                                 .map(|(step, reply)| {
-                                    let op = step_op(&step);
+                                    let op = step.operation();
                                     let result = reply.map(drop).map_err(|mut e| {
                                         e.op = op;
                                         e
@@ -322,58 +322,12 @@ fn unreadable(handle: &NodeHandle, why: &str) -> NodeError {
     }
 }
 
-/// The operation name of a FORGET step: an `Unknown node` reply to it means done.
-pub const FORGET_OP: &str = "forget a departed member";
-
-fn step_op(step: &Step) -> &'static str {
-    match step {
-        Step::SetConfigEpoch { .. } => "set the config epoch",
-        Step::AddSlots { .. } => "add slots",
-        Step::Meet { .. } => "meet a peer",
-        Step::Forget { .. } => FORGET_OP,
-        Step::StableSlot { .. } => "close a stuck import",
-        Step::Replicate { .. } => "replicate",
-    }
-}
-
+/// The redis-rs command of a step (the words come from the step itself).
 fn command(step: &Step) -> redis::Cmd {
-    let mut cmd = redis::cmd("CLUSTER");
-    match step {
-        Step::SetConfigEpoch { epoch, .. } => {
-            cmd.arg("SET-CONFIG-EPOCH").arg(*epoch);
-        }
-        Step::AddSlots { slots, ranged, .. } => {
-            // ADDSLOTSRANGE is one short command per range; 6.2 only has ADDSLOTS, which takes
-            // every slot as an argument (atomic either way: all slots are checked first).
-            if *ranged {
-                cmd.arg("ADDSLOTSRANGE");
-                for range in slots.ranges() {
-                    cmd.arg(range.start).arg(range.end);
-                }
-            } else {
-                cmd.arg("ADDSLOTS");
-                for slot in slots.iter() {
-                    cmd.arg(slot);
-                }
-            }
-        }
-        Step::Meet {
-            ip, port, bus_port, ..
-        } => {
-            cmd.arg("MEET")
-                .arg(ip.to_string())
-                .arg(*port)
-                .arg(*bus_port);
-        }
-        Step::Forget { id, .. } => {
-            cmd.arg("FORGET").arg(id.as_str());
-        }
-        Step::StableSlot { slot, .. } => {
-            cmd.arg("SETSLOT").arg(*slot).arg("STABLE");
-        }
-        Step::Replicate { primary_id, .. } => {
-            cmd.arg("REPLICATE").arg(primary_id.as_str());
-        }
+    let words = step.command();
+    let mut cmd = redis::cmd(&words[0]);
+    for word in &words[1..] {
+        cmd.arg(word);
     }
     cmd
 }

@@ -593,12 +593,22 @@ fn weights_set_the_primaries_shares() {
     let weighted: Vec<String> = nodes
         .iter()
         .enumerate()
-        .map(|(i, n)| if i == 1 { format!("{n},weight=2") } else { n.clone() })
+        .map(|(i, n)| {
+            if i == 1 {
+                format!("{n},weight=2")
+            } else {
+                n.clone()
+            }
+        })
         .collect();
     assert_eq!(apply(&weighted, 3, 0, &[]).status.code(), Some(0));
     let counts = slot_counts(&servers, 0);
     assert_eq!(counts[&servers.port(1)], 8192, "{counts:?}");
-    assert_eq!(counts[&servers.port(0)] + counts[&servers.port(2)], 8192, "{counts:?}");
+    assert_eq!(
+        counts[&servers.port(0)] + counts[&servers.port(2)],
+        8192,
+        "{counts:?}"
+    );
     let verify = clustersmith(&with_nodes(&["verify", "-m", "3"], &weighted), &[]);
     assert_eq!(verify.status.code(), Some(0));
     assert!(!stdout(&verify).contains("WARN"), "{}", stdout(&verify));

@@ -94,6 +94,84 @@ impl Step {
         }
     }
 
+    /// The command the node receives, word by word (`CLUSTER …`): what the shell sends and
+    /// what `describe` prints come from here.
+    pub fn command(&self) -> Vec<String> {
+        let mut words = vec!["CLUSTER".to_owned()];
+        let mut push = |w: &dyn ToString| words.push(w.to_string());
+        match self {
+            Step::SetConfigEpoch { epoch, .. } => {
+                push(&"SET-CONFIG-EPOCH");
+                push(epoch);
+            }
+            // ADDSLOTSRANGE is one short command per range; 6.2 only has ADDSLOTS, which takes
+            // every slot as an argument (atomic either way: all slots are checked first).
+            Step::AddSlots {
+                slots,
+                ranged: true,
+                ..
+            } => {
+                push(&"ADDSLOTSRANGE");
+                for range in slots.ranges() {
+                    push(&range.start);
+                    push(&range.end);
+                }
+            }
+            Step::AddSlots {
+                slots,
+                ranged: false,
+                ..
+            } => {
+                push(&"ADDSLOTS");
+                for slot in slots.iter() {
+                    push(&slot);
+                }
+            }
+            Step::Meet {
+                ip, port, bus_port, ..
+            } => {
+                push(&"MEET");
+                push(ip);
+                push(port);
+                push(bus_port);
+            }
+            Step::Forget { id, .. } => {
+                push(&"FORGET");
+                push(id);
+            }
+            Step::StableSlot { slot, .. } => {
+                push(&"SETSLOT");
+                push(slot);
+                push(&"STABLE");
+            }
+            Step::Replicate { primary_id, .. } => {
+                push(&"REPLICATE");
+                push(primary_id);
+            }
+        }
+        words
+    }
+
+    /// What the step does, in the words of an error message ("failed to <operation> on …").
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Step::SetConfigEpoch { .. } => "set the config epoch",
+            Step::AddSlots { .. } => "add slots",
+            Step::Meet { .. } => "meet a peer",
+            Step::Forget { leaving: false, .. } => "forget a departed member",
+            Step::Forget { leaving: true, .. } => "forget a member leaving the cluster",
+            Step::StableSlot { .. } => "close a stuck import",
+            Step::Replicate { .. } => "replicate",
+        }
+    }
+
+    /// What an `ERR Unknown node` reply means for this step: for FORGET, that the node has
+    /// forgotten it already (or never knew it), so the step is done; for every other step,
+    /// that gossip has not caught up with the plan yet, so the next round tries again.
+    pub fn unknown_node_means_done(&self) -> bool {
+        matches!(self, Step::Forget { .. })
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Step::SetConfigEpoch { .. } => "set-config-epoch",
@@ -119,85 +197,43 @@ impl Step {
     /// A one-line description; `labels` maps inventory positions to node labels.
     pub fn describe(&self, labels: &[String]) -> String {
         let label = |idx: usize| labels.get(idx).map_or("?", String::as_str);
-        match self {
-            Step::SetConfigEpoch { node, epoch } => {
-                format!("{}: CLUSTER SET-CONFIG-EPOCH {epoch}", label(*node))
-            }
+        let command = match self {
+            // Every slot is an argument: summarised, not printed one by one.
             Step::AddSlots {
-                node,
                 slots,
-                ranged,
-            } => {
-                if *ranged {
-                    let args: Vec<String> = slots
-                        .ranges()
-                        .iter()
-                        .map(|r| format!("{} {}", r.start, r.end))
-                        .collect();
-                    format!(
-                        "{}: CLUSTER ADDSLOTSRANGE {} ({} slots)",
-                        label(*node),
-                        args.join(" "),
-                        slots.len()
-                    )
-                } else {
-                    // Every slot is an argument: summarised, not printed one by one.
-                    format!(
-                        "{}: CLUSTER ADDSLOTS <{} slots, one argument each: {slots}>",
-                        label(*node),
-                        slots.len()
-                    )
-                }
-            }
-            Step::Meet {
-                node,
-                peer,
-                ip,
-                port,
-                bus_port,
-                purpose,
-            } => {
+                ranged: false,
+                ..
+            } => format!(
+                "CLUSTER ADDSLOTS <{} slots, one argument each: {slots}>",
+                slots.len()
+            ),
+            _ => self.command().join(" "),
+        };
+        let why = match self {
+            Step::AddSlots {
+                slots,
+                ranged: true,
+                ..
+            } => format!(" ({} slots)", slots.len()),
+            Step::Meet { peer, purpose, .. } => {
                 let why = match purpose {
                     MeetPurpose::Introduce => "introduce",
                     MeetPurpose::Refresh => "refresh its view of this node",
                     MeetPurpose::Readdress => "teach it the current address of",
                 };
-                format!(
-                    "{}: CLUSTER MEET {ip} {port} {bus_port}   ({why}: {})",
-                    label(*node),
-                    label(*peer)
-                )
+                format!("   ({why}: {})", label(*peer))
             }
-            Step::Forget {
-                node,
-                id,
-                leaving: false,
-            } => format!(
-                "{}: CLUSTER FORGET {id}   (a departed member: its address answers with a new id)",
-                label(*node)
-            ),
-            Step::Forget {
-                node,
-                id,
-                leaving: true,
-            } => format!(
-                "{}: CLUSTER FORGET {id}   (a member not in the spec, which owns no slot)",
-                label(*node)
-            ),
-            Step::StableSlot { node, slot } => format!(
-                "{}: CLUSTER SETSLOT {slot} STABLE   (importing it without seeing its owner)",
-                label(*node)
-            ),
-            Step::Replicate {
-                node,
-                primary,
-                primary_id,
-            } => format!(
-                "{}: CLUSTER REPLICATE {primary_id}   (primary {})",
-                label(*node),
-                label(*primary)
-            ),
-        }
+            Step::Forget { leaving: false, .. } => {
+                "   (a departed member: its address answers with a new id)".to_owned()
+            }
+            Step::Forget { leaving: true, .. } => {
+                "   (a member not in the spec, which owns no slot)".to_owned()
+            }
+            Step::StableSlot { .. } => "   (importing it without seeing its owner)".to_owned(),
+            Step::Replicate { primary, .. } => format!("   (primary {})", label(*primary)),
+            Step::SetConfigEpoch { .. } | Step::AddSlots { .. } => String::new(),
+        };
+        format!("{}: {command}{why}", label(self.node()))
     }
 }
 
