@@ -25,6 +25,8 @@ pub mod plan;
 pub mod spec;
 pub mod verify;
 
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 #[cfg(test)]
 mod testing;
 

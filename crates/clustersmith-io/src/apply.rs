@@ -14,16 +14,57 @@ use std::hash::{Hash as _, Hasher as _};
 use std::time::{Duration, Instant};
 
 use clustersmith_core::model::NodeId;
-use clustersmith_core::observation::Observation;
+use clustersmith_core::observation::{InventoryNode, Observation};
 use clustersmith_core::plan::{
-    Blocker, Layout, MeetPurpose, MoveEngine, Plan, SlotMove, Step, plan, unlisted_members,
+    Blocker, Layout, MeetPurpose, MoveEngine, Plan, SlotMove, Step, Unlisted, plan,
+    unlisted_members,
 };
 use clustersmith_core::spec::ClusterSpec;
 use clustersmith_core::verify::{Verdict, verify};
 
 use crate::error::{Disposition, NodeError};
-use crate::migrate::{MoveError, MoveOptions, MoveProgress, run_moves};
-use crate::session::Session;
+use crate::migrate::{MigrateAuth, MoveError, MoveOptions, MoveProgress};
+use crate::session::{Observed, Session};
+
+/// What the reconcile loop needs from the cluster it drives: the expected nodes, fresh
+/// observations, and the commands and slot moves it sends. [`Session`] drives real servers;
+/// the tests drive the same loop over a simulated cluster. The loop itself holds no I/O.
+#[allow(
+    async_fn_in_trait,
+    reason = "the loop runs on one task; no Send bound is needed"
+)]
+pub trait Cluster {
+    /// The expected nodes: spec nodes first, then leaving members.
+    fn inventory(&self) -> &[InventoryNode];
+    /// The id each node had when last seen (kept while it is unreachable).
+    fn known_ids(&self) -> &[Option<NodeId>];
+    /// How many of the inventory's nodes are spec nodes.
+    fn spec_len(&self) -> usize;
+    /// Reads the nodes marked in `which`, keeping `previous`'s views of the others (every node
+    /// when there is no previous observation); with each unread node's error.
+    async fn observe(&mut self, previous: Option<Observation>, which: &[bool]) -> Observed;
+    /// Sends steps (phase 0 on every node before any of phase 1); one result per step.
+    async fn execute(&self, steps: &[Step]) -> Vec<(Step, Result<(), NodeError>)>;
+    /// Moves slots with their keys.
+    async fn move_slots(
+        &self,
+        engine: MoveEngine,
+        moves: &[SlotMove],
+        observation: &Observation,
+        options: &MoveOptions,
+        progress: &mut dyn FnMut(&MoveProgress),
+    ) -> Result<MoveProgress, MoveError>;
+    /// Other clients named with `prefix` (another apply at work), after naming our own `name`.
+    async fn others_named(&self, name: &str, prefix: &str) -> Vec<(String, String)>;
+    /// Adds members to remove, reached where their peers list them.
+    fn add_leaving(&mut self, found: &[Unlisted]) -> Result<(), NodeError>;
+    /// The credentials `MIGRATE` presents to a target.
+    fn migrate_auth(&self) -> MigrateAuth;
+}
+
+/// A planner: from the spec and one observation to the next round's plan. Formation and
+/// resharding are [`plan`]; a new operation is a new planner driven by the same loop.
+pub type Planner = fn(&ClusterSpec, &[InventoryNode], &Observation, &[Option<NodeId>]) -> Plan;
 
 /// Progress reported while the loop runs.
 #[derive(Clone, Debug)]
@@ -122,11 +163,12 @@ fn refresh_interval(nodes: usize) -> Duration {
 /// cluster-enabled. With `remove_unlisted`, the members the spec does not name join the
 /// session as leaving nodes; one that does not answer is left to the planner (which refuses
 /// only if it still owns slots).
-pub async fn preflight(
-    session: &mut Session,
+pub async fn preflight<C: Cluster>(
+    cluster: &mut C,
     remove_unlisted: bool,
 ) -> Result<Observation, ApplyError> {
-    let observed = session.observe().await;
+    let all = vec![true; cluster.inventory().len()];
+    let observed = cluster.observe(None, &all).await;
     let errors: Vec<NodeError> = observed.errors.into_iter().flatten().collect();
     if !errors.is_empty() {
         return Err(ApplyError::Preflight(errors));
@@ -135,38 +177,28 @@ pub async fn preflight(
         return Ok(observed.observation);
     }
     let found = unlisted_members(
-        &session.inventory,
+        cluster.inventory(),
         &observed.observation,
-        &session.known_ids,
+        cluster.known_ids(),
     );
     if found.is_empty() {
         return Ok(observed.observation);
     }
-    session
+    cluster
         .add_leaving(&found)
-        .map_err(|e| ApplyError::Preflight(vec![session_error(e)]))?;
-    let observed = session.observe().await;
+        .map_err(|e| ApplyError::Preflight(vec![e]))?;
+    let all = vec![true; cluster.inventory().len()];
+    let observed = cluster.observe(None, &all).await;
     let errors: Vec<NodeError> = observed
         .errors
         .into_iter()
-        .take(session.spec_len())
+        .take(cluster.spec_len())
         .flatten()
         .collect();
     if errors.is_empty() {
         Ok(observed.observation)
     } else {
         Err(ApplyError::Preflight(errors))
-    }
-}
-
-fn session_error(err: crate::session::SessionError) -> NodeError {
-    match err {
-        crate::session::SessionError::Node(err) => err,
-        other => NodeError {
-            node: String::new(),
-            op: "connect to a leaving member",
-            kind: crate::error::NodeErrorKind::Other(other.to_string()),
-        },
     }
 }
 
@@ -181,21 +213,34 @@ pub async fn plan_once(
     Ok((planned, observation))
 }
 
-pub async fn apply(
-    session: &mut Session,
+/// Forms and reshapes: [`apply_with`] the formation-and-resharding planner.
+pub async fn apply<C: Cluster>(
+    cluster: &mut C,
     spec: &ClusterSpec,
+    options: &ApplyOptions,
+    on_event: &mut dyn FnMut(ApplyEvent),
+) -> Result<ApplyOutcome, ApplyError> {
+    apply_with(cluster, spec, plan, options, on_event).await
+}
+
+/// The reconcile loop, driving `cluster` with `planner`'s plans.
+pub async fn apply_with<C: Cluster>(
+    cluster: &mut C,
+    spec: &ClusterSpec,
+    planner: Planner,
     options: &ApplyOptions,
     on_event: &mut dyn FnMut(ApplyEvent),
 ) -> Result<ApplyOutcome, ApplyError> {
     let started = Instant::now();
     let deadline = started + options.timeout;
     let mut observed_at = Instant::now();
-    let mut observation = preflight(session, options.remove_unlisted).await?;
-    let spec_len = session.spec_len();
+    let mut observation = preflight(cluster, options.remove_unlisted).await?;
+    let spec_len = cluster.spec_len();
+    let nodes = cluster.inventory().len();
     // Two runs at once would plan against each other's half-done moves: the second one to
     // look refuses. (Both refuse when they look at the same instant; neither changed anything.)
     let name = format!("{APPLY_CLIENT_PREFIX}{}", std::process::id());
-    let others = session.others_named(&name, APPLY_CLIENT_PREFIX).await;
+    let others = cluster.others_named(&name, APPLY_CLIENT_PREFIX).await;
     if !others.is_empty() {
         return Err(ApplyError::Concurrent(others));
     }
@@ -204,15 +249,19 @@ pub async fn apply(
     // Last push from node to peer, and the pair's states then: a node that changed since (a
     // replica that just attached) is worth pushing again at once.
     let mut last_refresh: BTreeMap<(usize, usize), (u64, Instant)> = BTreeMap::new();
-    let interval = refresh_interval(session.handles.len());
+    let interval = refresh_interval(nodes);
     let mut steps_sent = 0usize;
     let mut slots_moved = 0usize;
     let mut round = 0usize;
-    let labels = session.labels();
+    let labels: Vec<String> = cluster
+        .inventory()
+        .iter()
+        .map(|n| n.label.clone())
+        .collect();
     loop {
         round += 1;
         let planning = Instant::now();
-        let mut planned = plan(spec, &session.inventory, &observation, &session.known_ids);
+        let mut planned = planner(spec, cluster.inventory(), &observation, cluster.known_ids());
         tracing::debug!(round, ms = planning.elapsed().as_millis() as u64, "planned");
         if !planned.blockers.is_empty() {
             return Err(ApplyError::Blocked {
@@ -226,16 +275,16 @@ pub async fn apply(
             .expect("a plan without blockers has a layout");
         let verdict = verify(
             &layout,
-            &session.inventory[..spec_len],
+            &cluster.inventory()[..spec_len],
             &observation,
-            &session.known_ids[..spec_len],
+            &cluster.known_ids()[..spec_len],
         );
         let converged = planned.steps.is_empty() && planned.moves.is_empty() && verdict.passed();
         if converged && !complete {
             // Some views were carried over from earlier rounds: confirm on all of them
             // before saying so.
             observed_at = Instant::now();
-            observation = session.observe().await.observation;
+            observation = cluster.observe(None, &vec![true; nodes]).await.observation;
             complete = true;
             continue;
         }
@@ -258,7 +307,7 @@ pub async fn apply(
             .cloned()
             .collect();
         let failing: Vec<&'static str> = verdict.failed().map(|c| c.id).collect();
-        let mut to_read = nodes_to_read(&verdict, &steps, session.handles.len());
+        let mut to_read = nodes_to_read(&verdict, &steps, nodes);
         on_event(ApplyEvent::Round {
             round,
             elapsed: started.elapsed(),
@@ -296,7 +345,7 @@ pub async fn apply(
         }
         if steps.is_empty() && !planned.moves.is_empty() {
             slots_moved += run_planned_moves(
-                session,
+                cluster,
                 &planned.moves,
                 &observation,
                 options,
@@ -309,7 +358,7 @@ pub async fn apply(
         }
         steps_sent += steps.len();
         let sending = Instant::now();
-        let results = session.execute(&steps).await;
+        let results = cluster.execute(&steps).await;
         tracing::debug!(
             round,
             steps = steps.len(),
@@ -329,16 +378,12 @@ pub async fn apply(
         }
         // A short, bounded pause: the servers act on MEET and REPLICATE at their next
         // cluster-cron tick (every 100 ms), and observing sooner only reads the same views.
-        let pause = poll_interval(session.handles.len())
-            .min(deadline.saturating_duration_since(Instant::now()));
+        let pause = poll_interval(nodes).min(deadline.saturating_duration_since(Instant::now()));
         tokio::time::sleep(pause).await;
         observed_at = Instant::now();
         complete = to_read.iter().all(|read| *read);
-        observation = if complete {
-            session.observe().await.observation
-        } else {
-            session.observe_some(observation, &to_read).await
-        };
+        let previous = (!complete).then_some(observation);
+        observation = cluster.observe(previous, &to_read).await.observation;
         tracing::debug!(
             round,
             nodes = to_read.iter().filter(|read| **read).count(),
@@ -350,19 +395,14 @@ pub async fn apply(
 
 /// Runs the plan's slot moves (batch by batch, stopping between batches at the deadline);
 /// returns the number of slots moved.
-async fn run_planned_moves(
-    session: &Session,
+async fn run_planned_moves<C: Cluster>(
+    cluster: &C,
     moves: &[SlotMove],
     observation: &Observation,
     options: &ApplyOptions,
     deadline: Instant,
     on_event: &mut dyn FnMut(ApplyEvent),
 ) -> Result<usize, ApplyError> {
-    let primaries: Vec<NodeId> = (0..session.spec_len())
-        .filter_map(|idx| observation.view(idx))
-        .filter(|v| !v.myself().is_replica())
-        .map(|v| v.id)
-        .collect();
     on_event(ApplyEvent::MovesStarted {
         slots: moves.iter().map(|m| m.slots.len()).sum(),
         pairs: moves.len(),
@@ -370,26 +410,19 @@ async fn run_planned_moves(
     });
     let move_options = MoveOptions {
         replace: options.replace,
-        auth: session.migrate_auth(),
+        auth: cluster.migrate_auth(),
         deadline: Some(deadline),
     };
-    let nodes = session.move_nodes(observation);
     let supported = MoveEngine::for_nodes(observation);
     let engine = options.engine.unwrap_or(supported);
     if engine == MoveEngine::Atomic && supported != MoveEngine::Atomic {
         return Err(ApplyError::Move(MoveError::AtomicUnsupported));
     }
-    let done = run_moves(
-        engine,
-        moves,
-        &nodes,
-        &primaries,
-        &move_options,
-        &mut |progress| {
+    let done = cluster
+        .move_slots(engine, moves, observation, &move_options, &mut |progress| {
             on_event(ApplyEvent::Moving(progress.clone()));
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok(done.slots_done)
 }
 

@@ -6,13 +6,14 @@ use std::time::Duration;
 use clustersmith_core::model::{NodeId, ServerVersion};
 use clustersmith_core::observation::{InventoryNode, NodeState, NodeView, Observation};
 use clustersmith_core::parse::{parse_cluster_info, parse_cluster_nodes, parse_info};
-use clustersmith_core::plan::{Step, Unlisted};
+use clustersmith_core::plan::{MoveEngine, SlotMove, Step, Unlisted};
 use clustersmith_core::spec::ClusterSpec;
 use futures::future::join_all;
 
+use crate::apply::Cluster;
 use crate::conn::{ConnOpts, Endpoint, NodeHandle, TlsMaterial, value_text};
 use crate::error::{NodeError, NodeErrorKind};
-use crate::migrate::{MigrateAuth, MoveNode};
+use crate::migrate::{MigrateAuth, MoveError, MoveNode, MoveOptions, MoveProgress, run_moves};
 use crate::resolve::{ResolveError, resolve};
 
 #[derive(Debug, thiserror::Error)]
@@ -283,6 +284,75 @@ impl Session {
             }
         }
         outcomes
+    }
+}
+
+/// The real cluster the reconcile loop drives.
+impl Cluster for Session {
+    fn inventory(&self) -> &[InventoryNode] {
+        &self.inventory
+    }
+
+    fn known_ids(&self) -> &[Option<NodeId>] {
+        &self.known_ids
+    }
+
+    fn spec_len(&self) -> usize {
+        self.spec_len
+    }
+
+    async fn observe(&mut self, previous: Option<Observation>, which: &[bool]) -> Observed {
+        match previous {
+            None => Session::observe(self).await,
+            Some(previous) => {
+                let errors = vec![None; self.handles.len()];
+                Observed {
+                    observation: self.observe_some(previous, which).await,
+                    errors,
+                }
+            }
+        }
+    }
+
+    async fn execute(&self, steps: &[Step]) -> Vec<(Step, Result<(), NodeError>)> {
+        Session::execute(self, steps).await
+    }
+
+    async fn move_slots(
+        &self,
+        engine: MoveEngine,
+        moves: &[SlotMove],
+        observation: &Observation,
+        options: &MoveOptions,
+        progress: &mut dyn FnMut(&MoveProgress),
+    ) -> Result<MoveProgress, MoveError> {
+        // `SETSLOT NODE` goes to every primary of the spec, not to leaving ones.
+        let primaries: Vec<NodeId> = (0..self.spec_len)
+            .filter_map(|idx| observation.view(idx))
+            .filter(|v| !v.myself().is_replica())
+            .map(|v| v.id)
+            .collect();
+        let nodes = self.move_nodes(observation);
+        run_moves(engine, moves, &nodes, &primaries, options, progress).await
+    }
+
+    async fn others_named(&self, name: &str, prefix: &str) -> Vec<(String, String)> {
+        Session::others_named(self, name, prefix).await
+    }
+
+    fn add_leaving(&mut self, found: &[Unlisted]) -> Result<(), NodeError> {
+        Session::add_leaving(self, found).map_err(|err| match err {
+            SessionError::Node(err) => err,
+            other => NodeError {
+                node: String::new(),
+                op: "connect to a leaving member",
+                kind: NodeErrorKind::Other(other.to_string()),
+            },
+        })
+    }
+
+    fn migrate_auth(&self) -> MigrateAuth {
+        Session::migrate_auth(self)
     }
 }
 

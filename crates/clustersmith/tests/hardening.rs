@@ -555,22 +555,6 @@ fn verify_with_a_frozen_node_reports_only_what_it_observed() {
     }
 }
 
-/// SIGSTOP now, SIGCONT when dropped (also when the test fails).
-struct Frozen(u32);
-
-impl Frozen {
-    fn new(pid: u32) -> Frozen {
-        clustersmith_io::sandbox::signal(pid, libc::SIGSTOP);
-        Frozen(pid)
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        clustersmith_io::sandbox::signal(self.0, libc::SIGCONT);
-    }
-}
-
 #[test]
 fn apply_says_what_it_waits_for_at_least_every_two_seconds() {
     let servers = Servers::start(2);

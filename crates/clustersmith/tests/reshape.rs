@@ -614,3 +614,67 @@ fn weights_set_the_primaries_shares() {
     assert!(!stdout(&verify).contains("WARN"), "{}", stdout(&verify));
     assert_eq!(missing_fill(&servers, 0, 5000), 0);
 }
+
+/// A target that stops answering mid-move: the run stops with exit 3, naming the slot and the
+/// state it is left in; once the node answers again, the next run finishes with no key lost.
+#[test]
+fn a_node_failing_mid_move_stops_the_run_with_exit_3_and_the_next_run_finishes() {
+    const FILL: usize = 300_000;
+    let (servers, _) = three_plus_one(&ServerOpts::default(), FILL);
+    let nodes = servers.names();
+    let log = servers.path().join("apply.stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clustersmith"))
+        .args(with_nodes(
+            &[
+                "apply",
+                "-m",
+                "4",
+                "-r",
+                "0",
+                "--timeout",
+                "120",
+                "--response-timeout",
+                "2000",
+            ],
+            &nodes,
+        ))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until("apply starts moving slots", Duration::from_secs(60), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("moving slots")
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let frozen = Frozen::new(servers.servers[3].pid);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "apply did not stop on the frozen target"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("was not moved from") && err.contains("slot left: open"),
+        "{err}"
+    );
+    drop(frozen);
+
+    let out = apply(&nodes, 4, 0, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_balanced(&servers, 0, 4);
+    no_open_slots(&servers, &[0, 1, 2, 3]);
+    assert_eq!(missing_fill(&servers, 0, FILL), 0, "keys lost");
+    assert_eq!(
+        keys_on_primaries(&servers, &[0, 1, 2, 3]),
+        (FILL + 200) as u64
+    );
+}

@@ -962,3 +962,19 @@ pub fn files_of(servers: &Servers) -> Vec<String> {
         })
         .collect()
 }
+
+/// SIGSTOP now, SIGCONT when dropped (also when the test fails).
+pub struct Frozen(u32);
+
+impl Frozen {
+    pub fn new(pid: u32) -> Frozen {
+        clustersmith_io::sandbox::signal(pid, libc::SIGSTOP);
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        clustersmith_io::sandbox::signal(self.0, libc::SIGCONT);
+    }
+}

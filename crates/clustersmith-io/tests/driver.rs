@@ -1,0 +1,167 @@
+//! The real reconcile loop (`apply`) driven over the core's simulated cluster: the loop is a
+//! driver over a [`Cluster`] and a planner, so the code that drives servers runs here with no
+//! server at all.
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use clustersmith_core::model::NodeId;
+use clustersmith_core::observation::{InventoryNode, Observation};
+use clustersmith_core::plan::{MoveEngine, SlotMove, Step, Unlisted};
+use clustersmith_core::sim::Sim;
+use clustersmith_io::apply::{ApplyEvent, ApplyOptions, Cluster, apply};
+use clustersmith_io::error::NodeError;
+use clustersmith_io::migrate::{MigrateAuth, MoveError, MoveOptions, MoveProgress};
+use clustersmith_io::session::Observed;
+
+/// The simulator behind the loop's interface, counting what the loop sent.
+struct Simulated {
+    sim: RefCell<Sim>,
+    /// The simulator's inventory, which does not change while the loop runs.
+    inventory: Vec<InventoryNode>,
+    known_ids: Vec<Option<NodeId>>,
+    commands: Cell<usize>,
+    slots_moved: Cell<usize>,
+}
+
+impl Simulated {
+    fn new(sim: Sim) -> Simulated {
+        Simulated {
+            inventory: sim.inventory.clone(),
+            known_ids: vec![None; sim.nodes.len()],
+            sim: RefCell::new(sim),
+            commands: Cell::new(0),
+            slots_moved: Cell::new(0),
+        }
+    }
+}
+
+impl Cluster for Simulated {
+    fn inventory(&self) -> &[InventoryNode] {
+        &self.inventory
+    }
+
+    fn known_ids(&self) -> &[Option<NodeId>] {
+        &self.known_ids
+    }
+
+    fn spec_len(&self) -> usize {
+        self.inventory.len()
+    }
+
+    async fn observe(&mut self, _previous: Option<Observation>, _which: &[bool]) -> Observed {
+        let observation = self.sim.borrow().observe();
+        let errors = vec![None; observation.nodes.len()];
+        Observed {
+            observation,
+            errors,
+        }
+    }
+
+    async fn execute(&self, steps: &[Step]) -> Vec<(Step, Result<(), NodeError>)> {
+        self.commands.set(self.commands.get() + steps.len());
+        self.sim.borrow_mut().apply(steps);
+        steps.iter().map(|s| (s.clone(), Ok(()))).collect()
+    }
+
+    async fn move_slots(
+        &self,
+        _engine: MoveEngine,
+        moves: &[SlotMove],
+        _observation: &Observation,
+        _options: &MoveOptions,
+        progress: &mut dyn FnMut(&MoveProgress),
+    ) -> Result<MoveProgress, MoveError> {
+        self.sim.borrow_mut().move_slots(moves);
+        let slots: usize = moves.iter().map(|m| m.slots.len()).sum();
+        self.slots_moved.set(self.slots_moved.get() + slots);
+        let done = MoveProgress {
+            slots_done: slots,
+            slots_total: slots,
+            keys_moved: 0,
+            elapsed: Duration::ZERO,
+        };
+        progress(&done);
+        Ok(done)
+    }
+
+    async fn others_named(&self, _name: &str, _prefix: &str) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn add_leaving(&mut self, _found: &[Unlisted]) -> Result<(), NodeError> {
+        Ok(())
+    }
+
+    fn migrate_auth(&self) -> MigrateAuth {
+        MigrateAuth::default()
+    }
+}
+
+fn ips(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("10.0.0.{}", i + 1)).collect()
+}
+
+#[tokio::test]
+async fn the_loop_forms_a_fresh_cluster_and_verifies_it() {
+    let ips = ips(6);
+    let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let sim = Sim::new(&ips, None);
+    let spec = sim.spec(3);
+    let mut cluster = Simulated::new(sim);
+    let outcome = apply(
+        &mut cluster,
+        &spec,
+        &ApplyOptions::new(Duration::from_secs(10)),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(outcome.converged, "{:?}", outcome.verdict);
+    assert!(outcome.verdict.passed());
+    assert_eq!(outcome.steps_sent, cluster.commands.get());
+    // In a cluster where every step takes effect at once, a handful of rounds.
+    assert!(outcome.rounds <= 6, "{} rounds", outcome.rounds);
+    assert_eq!(outcome.slots_moved, 0);
+}
+
+#[tokio::test]
+async fn the_loop_grows_three_primaries_to_four_by_moving_a_quarter_of_the_slots() {
+    let ips = ips(8);
+    let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let sim = Sim::new(&ips[..6], None);
+    let formed = sim.spec(3);
+    let mut cluster = Simulated::new(sim);
+    let options = ApplyOptions::new(Duration::from_secs(10));
+    assert!(
+        apply(&mut cluster, &formed, &options, &mut |_| {})
+            .await
+            .unwrap()
+            .converged
+    );
+
+    let mut sim = cluster.sim.into_inner();
+    sim.add_node(ips[6]);
+    sim.add_node(ips[7]);
+    let grown = sim.spec(4);
+    let mut cluster = Simulated::new(sim);
+    let mut started = 0;
+    let outcome = apply(&mut cluster, &grown, &options, &mut |event| {
+        if let ApplyEvent::MovesStarted { slots, .. } = event {
+            started += slots;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(outcome.converged, "{:?}", outcome.verdict);
+    assert_eq!((outcome.slots_moved, started), (4096, 4096));
+    let sim = cluster.sim.borrow();
+    let mut counts: Vec<usize> = sim
+        .nodes
+        .iter()
+        .map(|n| n.slots.len())
+        .filter(|n| *n > 0)
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts, [4096, 4096, 4096, 4096]);
+}
