@@ -23,6 +23,20 @@ pub struct SimNode {
     pub keys: u64,
 }
 
+impl SimNode {
+    /// Node `i` as it starts: its own id, knowing nobody, owning nothing.
+    fn fresh(i: usize) -> SimNode {
+        SimNode {
+            id: NodeId::parse(&format!("{:040x}", i + 0xabc)).unwrap(),
+            epoch: 0,
+            slots: SlotSet::new(),
+            primary: None,
+            knows: BTreeSet::new(),
+            keys: 0,
+        }
+    }
+}
+
 /// The simulated cluster: its inventory (node `i` is `n{i}` at port 7000 + i) and its nodes.
 pub struct Sim {
     pub inventory: Vec<InventoryNode>,
@@ -42,17 +56,20 @@ impl Sim {
                 leaving: false,
             })
             .collect();
-        let nodes = (0..ips.len())
-            .map(|i| SimNode {
-                id: NodeId::parse(&format!("{:040x}", i + 0xabc)).unwrap(),
-                epoch: 0,
-                slots: SlotSet::new(),
-                primary: None,
-                knows: BTreeSet::new(),
-                keys: 0,
-            })
-            .collect();
+        let nodes = (0..ips.len()).map(SimNode::fresh).collect();
         Sim { inventory, nodes }
+    }
+
+    /// The slot counts of the nodes that own slots, smallest first.
+    pub fn slot_counts(&self) -> Vec<usize> {
+        let mut counts: Vec<usize> = self
+            .nodes
+            .iter()
+            .map(|n| n.slots.len())
+            .filter(|n| *n > 0)
+            .collect();
+        counts.sort_unstable();
+        counts
     }
 
     /// `subject`'s line in `viewer`'s `CLUSTER NODES`.
@@ -150,6 +167,7 @@ impl Sim {
                 }
                 Step::Forget { .. } => unreachable!("the simulated nodes never depart"),
                 Step::StableSlot { .. } => unreachable!("the simulated moves never stop half-way"),
+                Step::ResetRemoved { .. } => unreachable!("the simulated nodes never leave"),
                 Step::Replicate { node, primary, .. } => {
                     assert!(
                         self.nodes[*node].knows.contains(primary),
@@ -199,14 +217,7 @@ impl Sim {
             zone: None,
             leaving: false,
         });
-        self.nodes.push(SimNode {
-            id: NodeId::parse(&format!("{:040x}", i + 0xabc)).unwrap(),
-            epoch: 0,
-            slots: SlotSet::new(),
-            primary: None,
-            knows: BTreeSet::new(),
-            keys: 0,
-        });
+        self.nodes.push(SimNode::fresh(i));
     }
 
     pub fn spec(&self, primaries: usize) -> ClusterSpec {

@@ -50,6 +50,10 @@ pub struct ClusterSpec {
     pub nodes: Vec<NodeSpec>,
     pub primaries: usize,
     pub replicas_per_primary: usize,
+    /// Members removed from the cluster are reset once forgotten (`CLUSTER RESET SOFT`): they
+    /// forget the cluster, and one that had become a replica stops replicating and drops its
+    /// copy. Off unless asked for (`--reset-removed`).
+    pub reset_removed: bool,
 }
 
 /// The highest client port whose cluster bus port (+10000) still fits in 16 bits.
@@ -291,6 +295,7 @@ impl ClusterSpec {
             nodes,
             primaries,
             replicas_per_primary: replicas,
+            reset_removed: false,
         })
     }
 

@@ -236,45 +236,26 @@ async fn move_batch(
     };
     let list: Vec<u16> = slots.iter().collect();
 
-    // 1. Open the slots: importing on the target, then migrating on the source.
-    let importing = setslots(
+    // 1. Open the slots: importing on the target, then migrating on the source. A slot the
+    // target owns already, or the source no longer owns, was handed over by an earlier run.
+    let open = open_slots(
         &target.handle,
         &list,
         "IMPORTING",
         &source.id,
         "open a slot for import",
     )
-    .await;
-    let mut owned_by_target: Vec<u16> = Vec::new();
-    for (slot, result) in list.iter().zip(importing) {
-        match result.map_err(|e| (e.slot_step_outcome(), e)) {
-            Ok(()) => {}
-            Err((SlotStepOutcome::AlreadyMoved, _)) => owned_by_target.push(*slot),
-            Err((_, err)) => return Err(fail(*slot, "unchanged", err)),
-        }
-    }
-    let open: Vec<u16> = list
-        .iter()
-        .copied()
-        .filter(|s| !owned_by_target.contains(s))
-        .collect();
-    let migrating = setslots(
+    .await
+    .map_err(|(slot, err)| fail(slot, "unchanged", err))?;
+    let mut to_drain = open_slots(
         &source.handle,
         &open,
         "MIGRATING",
         &target.id,
         "open a slot for migration",
     )
-    .await;
-    // A source that no longer owns a slot has already handed it over.
-    let mut to_drain: Vec<u16> = Vec::new();
-    for (slot, result) in open.iter().zip(migrating) {
-        match result.map_err(|e| (e.slot_step_outcome(), e)) {
-            Ok(()) => to_drain.push(*slot),
-            Err((SlotStepOutcome::AlreadyMoved, _)) => {}
-            Err((_, err)) => return Err(fail(*slot, "importing on the target only", err)),
-        }
-    }
+    .await
+    .map_err(|(slot, err)| fail(slot, "importing on the target only", err))?;
 
     // 2. Move the keys.
     let mut keys_moved = 0u64;
@@ -389,6 +370,29 @@ async fn move_batch(
         }
     }
     Ok((list.len(), keys_moved))
+}
+
+/// `SETSLOT <slot> IMPORTING|MIGRATING <peer>` for each slot: the slots it took effect on
+/// (those another run already handed over are left out), or the first slot that failed.
+async fn open_slots(
+    handle: &NodeHandle,
+    slots: &[u16],
+    how: &str,
+    peer: &NodeId,
+    op: &'static str,
+) -> Result<Vec<u16>, (u16, NodeError)> {
+    let mut opened = Vec::with_capacity(slots.len());
+    for (slot, result) in slots
+        .iter()
+        .zip(setslots(handle, slots, how, peer, op).await)
+    {
+        match result.map_err(|e| (e.slot_step_outcome(), e)) {
+            Ok(()) => opened.push(*slot),
+            Err((SlotStepOutcome::AlreadyMoved, _)) => {}
+            Err((_, err)) => return Err((*slot, err)),
+        }
+    }
+    Ok(opened)
 }
 
 /// `CLUSTER SETSLOT <slot> <how> <id>` for each slot, in one pipeline; one result per slot.

@@ -138,6 +138,11 @@ pub struct TargetArgs {
     /// the listed primaries, then every listed node forgets them. They are left running.
     #[arg(long)]
     pub remove_unlisted: bool,
+    /// With --remove-unlisted: once every listed node has forgotten a removed member, send it
+    /// `CLUSTER RESET SOFT`, so that it forgets the cluster too (one that became a replica
+    /// stops replicating and drops its copy of the data).
+    #[arg(long, requires = "remove_unlisted")]
+    pub reset_removed: bool,
     #[command(flatten)]
     pub conn: ConnArgs,
     #[arg(long, value_enum, default_value_t = Format::Human)]

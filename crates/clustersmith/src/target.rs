@@ -84,11 +84,13 @@ pub fn cluster_spec(args: &TargetArgs) -> anyhow::Result<ClusterSpec> {
     for text in &args.nodes {
         nodes.push(parse_node(text)?);
     }
-    Ok(ClusterSpec::new(
+    let mut spec = ClusterSpec::new(
         nodes,
         args.primaries.or(primaries),
         args.replicas.or(replicas),
-    )?)
+    )?;
+    spec.reset_removed = args.reset_removed;
+    Ok(spec)
 }
 
 pub fn conn_opts(args: &ConnArgs) -> anyhow::Result<ConnOpts> {

@@ -20,10 +20,17 @@ fn key_slot(key: &str) -> u16 {
 }
 
 fn cluster_client(servers: &Servers, idx: usize) -> redis::cluster::ClusterConnection {
-    redis::cluster::ClusterClient::new(vec![format!("redis://127.0.0.1:{}/", servers.port(idx))])
-        .unwrap()
-        .get_connection()
-        .unwrap()
+    let auth = servers
+        .password
+        .as_deref()
+        .map_or(String::new(), |p| format!(":{p}@"));
+    redis::cluster::ClusterClient::new(vec![format!(
+        "redis://{auth}127.0.0.1:{}/",
+        servers.port(idx)
+    )])
+    .unwrap()
+    .get_connection()
+    .unwrap()
 }
 
 /// Writes `count` keys `fill:N` = `value-N` through a cluster client, in pipelines per node.
@@ -164,10 +171,22 @@ fn apply(
     replicas: usize,
     extra: &[&str],
 ) -> std::process::Output {
+    apply_as(nodes, primaries, replicas, extra, None)
+}
+
+/// `apply` with the servers' password in `REDISCLI_AUTH`, when they have one.
+fn apply_as(
+    nodes: &[String],
+    primaries: usize,
+    replicas: usize,
+    extra: &[&str],
+    password: Option<&str>,
+) -> std::process::Output {
     let (m, r) = (primaries.to_string(), replicas.to_string());
     let mut args = vec!["apply", "-m", &m, "-r", &r, "--timeout", "120"];
     args.extend_from_slice(extra);
-    clustersmith(&with_nodes(&args, nodes), &[])
+    let env: Vec<(&str, &str)> = password.map(|p| ("REDISCLI_AUTH", p)).into_iter().collect();
+    clustersmith(&with_nodes(&args, nodes), &env)
 }
 
 fn no_open_slots(servers: &Servers, nodes: &[usize]) {
@@ -262,7 +281,12 @@ fn three_to_four_to_six_to_three_primaries_under_load_loses_no_key() {
 fn three_plus_one(opts: &ServerOpts, count: usize) -> (Servers, u16) {
     let servers = Servers::start_with(4, opts);
     let nodes = servers.names();
-    assert_eq!(apply(&nodes[..3], 3, 0, &[]).status.code(), Some(0));
+    assert_eq!(
+        apply_as(&nodes[..3], 3, 0, &[], opts.password.as_deref())
+            .status
+            .code(),
+        Some(0)
+    );
     fill(&servers, 0, count);
     let tag = (0..100)
         .map(|n| format!("t{n}"))
@@ -299,6 +323,27 @@ fn keys_in_slot(servers: &Servers, idx: usize, slot: u16) -> Vec<String> {
         .arg(1000)
         .query(&mut servers.conn(idx))
         .unwrap()
+}
+
+/// Starts `clustersmith apply ARGS… NODES…` with its stderr in a file, and returns once it
+/// says it is moving slots.
+fn apply_until_moving(
+    servers: &Servers,
+    args: &[&str],
+) -> (std::process::Child, std::path::PathBuf) {
+    let log = servers.path().join("apply.stderr");
+    let child = Command::new(env!("CARGO_BIN_EXE_clustersmith"))
+        .args(with_nodes(args, &servers.names()))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until("apply starts moving slots", Duration::from_secs(60), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("moving slots")
+    });
+    (child, log)
 }
 
 /// Resumes from the state a move leaves at each point where `apply` can be killed, set up on
@@ -392,21 +437,10 @@ fn killed_and_resumed(opts: &ServerOpts) {
     const FILL: usize = 300_000;
     let (servers, _) = three_plus_one(opts, FILL);
     let nodes = servers.names();
-    let log = servers.path().join("apply.stderr");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clustersmith"))
-        .args(with_nodes(
-            &["apply", "-m", "4", "-r", "0", "--timeout", "120"],
-            &nodes,
-        ))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_until("apply starts moving slots", Duration::from_secs(60), || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("moving slots")
-    });
+    let (mut child, _) = apply_until_moving(
+        &servers,
+        &["apply", "-m", "4", "-r", "0", "--timeout", "120"],
+    );
     std::thread::sleep(Duration::from_millis(150));
     // `Child::kill` is SIGKILL on Unix: `kill -9`, no chance to clean up.
     child.kill().unwrap();
@@ -622,31 +656,20 @@ fn a_node_failing_mid_move_stops_the_run_with_exit_3_and_the_next_run_finishes()
     const FILL: usize = 300_000;
     let (servers, _) = three_plus_one(&ServerOpts::default(), FILL);
     let nodes = servers.names();
-    let log = servers.path().join("apply.stderr");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clustersmith"))
-        .args(with_nodes(
-            &[
-                "apply",
-                "-m",
-                "4",
-                "-r",
-                "0",
-                "--timeout",
-                "120",
-                "--response-timeout",
-                "2000",
-            ],
-            &nodes,
-        ))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_until("apply starts moving slots", Duration::from_secs(60), || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("moving slots")
-    });
+    let (mut child, log) = apply_until_moving(
+        &servers,
+        &[
+            "apply",
+            "-m",
+            "4",
+            "-r",
+            "0",
+            "--timeout",
+            "120",
+            "--response-timeout",
+            "2000",
+        ],
+    );
     std::thread::sleep(Duration::from_millis(100));
     let frozen = Frozen::new(servers.servers[3].pid);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -677,4 +700,47 @@ fn a_node_failing_mid_move_stops_the_run_with_exit_3_and_the_next_run_finishes()
         keys_on_primaries(&servers, &[0, 1, 2, 3]),
         (FILL + 200) as u64
     );
+}
+
+/// With a password on every node, `MIGRATE` presents it to the target (`AUTH`) and no key is
+/// lost; the password never shows in the output.
+#[test]
+fn slots_move_on_a_cluster_with_a_password() {
+    const PASSWORD: &str = "migrate-s3cret";
+    let opts = ServerOpts {
+        password: Some(PASSWORD.into()),
+        ..Default::default()
+    };
+    let (servers, _) = three_plus_one(&opts, 5000);
+    let out = apply_as(&servers.names(), 4, 0, &[], Some(PASSWORD));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        !stdout(&out).contains(PASSWORD) && !stderr(&out).contains(PASSWORD),
+        "the password was printed"
+    );
+    assert_balanced(&servers, 0, 4);
+    assert_eq!(missing_fill(&servers, 0, 5000), 0, "keys lost");
+}
+
+/// `--reset-removed`: once every spec node has forgotten a removed member, it is reset and
+/// forgets the cluster too (and no longer replicates anyone).
+#[test]
+fn a_removed_member_is_reset_when_asked() {
+    let (servers, _) = three_plus_one(&ServerOpts::default(), 5000);
+    let nodes = servers.names();
+    assert_eq!(apply(&nodes, 4, 0, &[]).status.code(), Some(0));
+    let out = apply(&nodes[..3], 3, 0, &["--remove-unlisted", "--reset-removed"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_balanced(&servers, 0, 3);
+    let own = servers.text(3, &["CLUSTER", "NODES"]);
+    assert_eq!(
+        own.lines().count(),
+        1,
+        "the removed node knows only itself: {own}"
+    );
+    assert!(own.contains("myself,master"), "{own}");
+    for idx in 0..3 {
+        assert_eq!(servers.text(idx, &["CLUSTER", "NODES"]).lines().count(), 3);
+    }
+    assert_eq!(missing_fill(&servers, 0, 5000), 0, "keys lost");
 }

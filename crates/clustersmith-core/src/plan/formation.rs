@@ -73,7 +73,14 @@ pub fn plan(
     let mut steps = Vec::new();
     let mut waiting = Vec::new();
     plan_forgets(&departed, &mut steps, &mut waiting, inventory);
-    if let Err(blockers) = plan_leaving(inventory, obs, known_ids, &mut steps, &mut waiting) {
+    if let Err(blockers) = plan_leaving(
+        spec.reset_removed,
+        inventory,
+        obs,
+        known_ids,
+        &mut steps,
+        &mut waiting,
+    ) {
         return blocked(blockers);
     }
     plan_epochs(inventory, obs, &mut steps);

@@ -67,6 +67,7 @@ pub fn unlisted_members(
 /// move first (`Layout::moves`). One that owns slots and cannot be reached stops everything:
 /// its slots can only move with it.
 pub(super) fn plan_leaving(
+    reset: bool,
     inventory: &[InventoryNode],
     obs: &Observation,
     known_ids: &[Option<NodeId>],
@@ -126,6 +127,17 @@ pub(super) fn plan_leaving(
                 "{} still replicate the leaving `{label}`; it is forgotten once they follow a primary of the spec",
                 followers.join(", ")
             ));
+            continue;
+        }
+        if listed_by.is_empty() {
+            // Forgotten by every spec node: reset it too when asked, unless it already knows
+            // nobody and follows no one.
+            let still_joined = obs
+                .view(idx)
+                .is_some_and(|v| v.nodes.peers().next().is_some() || v.myself().is_replica());
+            if reset && still_joined {
+                steps.push(Step::ResetRemoved { node: idx });
+            }
             continue;
         }
         steps.extend(listed_by.into_iter().map(|node| Step::Forget {

@@ -60,6 +60,9 @@ pub enum Step {
     /// `CLUSTER SETSLOT <slot> STABLE`: only on a node importing a slot whose owner it does
     /// not see (see `formation::plan_unstick_imports`).
     StableSlot { node: usize, slot: u16 },
+    /// `CLUSTER RESET SOFT` on a member removed from the cluster (`--reset-removed`): only
+    /// once no spec node lists it any more and it owns no slot.
+    ResetRemoved { node: usize },
     /// `CLUSTER REPLICATE`: only planned once the replica lists its primary.
     Replicate {
         node: usize,
@@ -77,6 +80,7 @@ impl Step {
             | Step::Meet { node, .. }
             | Step::Forget { node, .. }
             | Step::StableSlot { node, .. }
+            | Step::ResetRemoved { node }
             | Step::Replicate { node, .. } => *node,
         }
     }
@@ -89,7 +93,8 @@ impl Step {
             Step::SetConfigEpoch { .. }
             | Step::AddSlots { .. }
             | Step::Forget { .. }
-            | Step::StableSlot { .. } => 0,
+            | Step::StableSlot { .. }
+            | Step::ResetRemoved { .. } => 0,
             Step::Meet { .. } | Step::Replicate { .. } => 1,
         }
     }
@@ -144,6 +149,10 @@ impl Step {
                 push(slot);
                 push(&"STABLE");
             }
+            Step::ResetRemoved { .. } => {
+                push(&"RESET");
+                push(&"SOFT");
+            }
             Step::Replicate { primary_id, .. } => {
                 push(&"REPLICATE");
                 push(primary_id);
@@ -161,6 +170,7 @@ impl Step {
             Step::Forget { leaving: false, .. } => "forget a departed member",
             Step::Forget { leaving: true, .. } => "forget a member leaving the cluster",
             Step::StableSlot { .. } => "close a stuck import",
+            Step::ResetRemoved { .. } => "reset a removed member",
             Step::Replicate { .. } => "replicate",
         }
     }
@@ -190,6 +200,7 @@ impl Step {
             } => "readdress",
             Step::Forget { .. } => "forget",
             Step::StableSlot { .. } => "stable-slot",
+            Step::ResetRemoved { .. } => "reset-removed",
             Step::Replicate { .. } => "replicate",
         }
     }
@@ -230,6 +241,9 @@ impl Step {
                 "   (a member not in the spec, which owns no slot)".to_owned()
             }
             Step::StableSlot { .. } => "   (importing it without seeing its owner)".to_owned(),
+            Step::ResetRemoved { .. } => {
+                "   (removed from the cluster and forgotten by every node of the spec)".to_owned()
+            }
             Step::Replicate { primary, .. } => format!("   (primary {})", label(*primary)),
             Step::SetConfigEpoch { .. } | Step::AddSlots { .. } => String::new(),
         };

@@ -479,14 +479,7 @@ fn a_fourth_primary_gets_a_quarter_of_the_slots_by_moves_and_nobody_else_changes
         planned.waiting
     );
     sim.converge(4);
-    let mut counts: Vec<usize> = sim
-        .nodes
-        .iter()
-        .map(|n| n.slots.len())
-        .filter(|n| *n > 0)
-        .collect();
-    counts.sort_unstable();
-    assert_eq!(counts, [4096, 4096, 4096, 4096]);
+    assert_eq!(sim.slot_counts(), [4096, 4096, 4096, 4096]);
 }
 
 #[test]
@@ -496,13 +489,7 @@ fn fewer_primaries_drains_the_smallest_owner_into_a_replica() {
     let mut sim = Sim::new(&ips, None);
     sim.converge(4);
     sim.converge(2);
-    let owners: Vec<usize> = sim
-        .nodes
-        .iter()
-        .map(|n| n.slots.len())
-        .filter(|n| *n > 0)
-        .collect();
-    assert_eq!(owners, [8192, 8192]);
+    assert_eq!(sim.slot_counts(), [8192, 8192]);
     // 2 primaries x 3 replicas: each former primary now follows one.
     assert_eq!(sim.nodes.iter().filter(|n| n.primary.is_some()).count(), 6);
 }
