@@ -266,14 +266,17 @@ pub async fn apply_with<C: Cluster>(
         let mut planned = planner(spec, cluster.inventory(), &observation, cluster.known_ids());
         tracing::debug!(round, ms = planning.elapsed().as_millis() as u64, "planned");
         if !planned.blockers.is_empty() {
-            // Two owners of a slot right after a hand-over (a move another run or the servers
-            // themselves just finished): the new owner's bumped epoch reaches the old one
-            // within a tick or two. Such a conflict is watched, not refused, for a short while.
+            // Right after a hand-over (a move another run, or the servers themselves, just
+            // finished) two nodes may claim a slot until the new owner's bumped epoch reaches
+            // the old one, and a leaving source may still hold keys the server is deleting.
+            // Both settle within a tick or two: watched, not refused, for a short while.
             let first_seen = *conflict_since.get_or_insert_with(Instant::now);
-            let only_conflicts = planned
-                .blockers
-                .iter()
-                .all(|b| matches!(b, Blocker::SlotConflict { .. }));
+            let only_conflicts = planned.blockers.iter().all(|b| {
+                matches!(
+                    b,
+                    Blocker::SlotConflict { .. } | Blocker::LeavingHoldsKeys { .. }
+                )
+            });
             if only_conflicts && first_seen.elapsed() < SLOT_CONFLICT_SETTLE {
                 tokio::time::sleep(poll_interval(nodes)).await;
                 observation = cluster.observe(None, &vec![true; nodes]).await.observation;

@@ -256,6 +256,20 @@ async fn move_batch(
     )
     .await
     .map_err(|(slot, err)| fail(slot, "importing on the target only", err))?;
+    // Opened on the target while the source no longer owns it, and the target does not
+    // either: someone else has it now. Undo the import and leave the slot to the next plan;
+    // claiming it for the target would orphan the keys of its real owner.
+    let strays: Vec<u16> = open
+        .iter()
+        .copied()
+        .filter(|s| !to_drain.contains(s))
+        .collect();
+    for (slot, result) in strays
+        .iter()
+        .zip(setslots(&target.handle, &strays, "STABLE", None, "undo an import").await)
+    {
+        result.map_err(|err| fail(*slot, "importing on the target only", err))?;
+    }
 
     // 2. Move the keys.
     let mut keys_moved = 0u64;
@@ -308,10 +322,10 @@ async fn move_batch(
                 .map_err(|e| fail(chunk[0].0, "open (migrating/importing)", e))?;
             for ((slot, keys), reply) in chunk.iter().zip(replies) {
                 match reply {
+                    // NOKEY: none of the keys exists any more (expired or deleted in between);
+                    // the next listing shows what is left.
+                    Ok(redis::Value::SimpleString(status)) if status == "NOKEY" => {}
                     Ok(_) => keys_moved += keys.len() as u64,
-                    // NOKEY: the keys expired or were deleted in between; the next listing
-                    // shows what is left.
-                    Err(err) if err.slot_step_outcome() == SlotStepOutcome::AlreadyMoved => {}
                     Err(err) => {
                         return Err(fail(
                             *slot,
@@ -327,12 +341,16 @@ async fn move_batch(
     }
 
     // 3. Hand the slots over: target, source, then every other primary.
-    let closing: Vec<u16> = list.clone();
+    let closing: Vec<u16> = list
+        .iter()
+        .copied()
+        .filter(|s| !strays.contains(s))
+        .collect();
     for (node, op) in [
         (target, "assign a slot to its importer"),
         (source, "assign a slot away from its source"),
     ] {
-        let results = setslots(&node.handle, &closing, "NODE", &target.id, op).await;
+        let results = setslots(&node.handle, &closing, "NODE", Some(&target.id), op).await;
         for (slot, result) in closing.iter().zip(results) {
             match result.map_err(|e| (e.slot_step_outcome(), e)) {
                 Ok(()) | Err((SlotStepOutcome::AlreadyMoved, _)) => {}
@@ -354,7 +372,7 @@ async fn move_batch(
                 &n.handle,
                 &closing,
                 "NODE",
-                &target.id,
+                Some(&target.id),
                 "tell a primary the slot's new owner",
             )
         });
@@ -369,7 +387,7 @@ async fn move_batch(
             tracing::warn!(node = node.handle.label(), %err, "SETSLOT NODE on a bystander");
         }
     }
-    Ok((list.len(), keys_moved))
+    Ok((closing.len(), keys_moved))
 }
 
 /// `SETSLOT <slot> IMPORTING|MIGRATING <peer>` for each slot: the slots it took effect on
@@ -384,7 +402,7 @@ async fn open_slots(
     let mut opened = Vec::with_capacity(slots.len());
     for (slot, result) in slots
         .iter()
-        .zip(setslots(handle, slots, how, peer, op).await)
+        .zip(setslots(handle, slots, how, Some(peer), op).await)
     {
         match result.map_err(|e| (e.slot_step_outcome(), e)) {
             Ok(()) => opened.push(*slot),
@@ -395,12 +413,12 @@ async fn open_slots(
     Ok(opened)
 }
 
-/// `CLUSTER SETSLOT <slot> <how> <id>` for each slot, in one pipeline; one result per slot.
+/// `CLUSTER SETSLOT <slot> <how> [<id>]` for each slot, in one pipeline; one result per slot.
 async fn setslots(
     handle: &NodeHandle,
     slots: &[u16],
     how: &str,
-    id: &NodeId,
+    id: Option<&NodeId>,
     op: &'static str,
 ) -> Vec<Result<(), NodeError>> {
     if slots.is_empty() {
@@ -408,11 +426,10 @@ async fn setslots(
     }
     let mut pipe = redis::pipe();
     for slot in slots {
-        pipe.cmd("CLUSTER")
-            .arg("SETSLOT")
-            .arg(*slot)
-            .arg(how)
-            .arg(id.as_str());
+        let cmd = pipe.cmd("CLUSTER").arg("SETSLOT").arg(*slot).arg(how);
+        if let Some(id) = id {
+            cmd.arg(id.as_str());
+        }
     }
     match handle.pipeline(op, &pipe).await {
         Ok(replies) => replies.into_iter().map(|r| r.map(drop)).collect(),

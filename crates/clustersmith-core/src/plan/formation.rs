@@ -33,8 +33,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Steps to send, or slots to move (now, or once what they wait for holds).
     pub fn has_changes(&self) -> bool {
-        !self.steps.is_empty() || !self.moves.is_empty()
+        !self.steps.is_empty()
+            || !self.moves.is_empty()
+            || self.layout.as_ref().is_some_and(|l| !l.moves.is_empty())
     }
 }
 

@@ -62,10 +62,10 @@ pub fn unlisted_members(
     found
 }
 
-/// Leaving members: forgotten on every spec node that lists
-/// them, all in one round, once they own no slot and no spec node follows them; their slots
-/// move first (`Layout::moves`). One that owns slots and cannot be reached stops everything:
-/// its slots can only move with it.
+/// Leaving members are forgotten on every spec node that lists them, all in one round, once
+/// they own no slot and no spec node follows them (their slots move first, `Layout::moves`),
+/// and reset afterwards when the spec asks. One that owns slots and cannot be reached stops
+/// everything: its slots can only move with it.
 pub(super) fn plan_leaving(
     reset: bool,
     inventory: &[InventoryNode],

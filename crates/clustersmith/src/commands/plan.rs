@@ -45,9 +45,7 @@ pub async fn plan_cmd(args: &TargetArgs) -> anyhow::Result<u8> {
             if !planned.blockers.is_empty() {
                 // A blocked plan has no steps because it stopped, not because nothing differs.
                 outln!("nothing can be planned until the blockers above are resolved");
-            } else if !planned.has_changes()
-                && planned.layout.as_ref().is_none_or(|l| l.moves.is_empty())
-            {
+            } else if !planned.has_changes() {
                 outln!("no changes: the cluster matches the spec");
             } else {
                 if !planned.steps.is_empty() {
