@@ -325,6 +325,18 @@ fn keys_in_slot(servers: &Servers, idx: usize, slot: u16) -> Vec<String> {
         .unwrap()
 }
 
+/// After a 3 -> 4 move of [`three_plus_one`]'s cluster: four even owners, no open slot, every
+/// `fill:N` readable and exactly those keys (plus the crowded slot's 200) on the primaries.
+fn assert_four_even_primaries_with_every_key(servers: &Servers, fill: usize) {
+    assert_balanced(servers, 0, 4);
+    no_open_slots(servers, &[0, 1, 2, 3]);
+    assert_eq!(missing_fill(servers, 0, fill), 0, "keys lost");
+    assert_eq!(
+        keys_on_primaries(servers, &[0, 1, 2, 3]),
+        (fill + 200) as u64
+    );
+}
+
 /// Starts `clustersmith apply ARGS… NODES…` with its stderr in a file, and returns once it
 /// says it is moving slots.
 fn apply_until_moving(
@@ -463,13 +475,7 @@ fn killed_and_resumed(opts: &ServerOpts) {
     let out = apply(&nodes, 4, 0, &[]);
     assert_eq!(out.status.code(), Some(0));
     eprintln!("second run: {:.2}s", started.elapsed().as_secs_f64());
-    assert_balanced(&servers, 0, 4);
-    no_open_slots(&servers, &[0, 1, 2, 3]);
-    assert_eq!(missing_fill(&servers, 0, FILL), 0, "keys lost");
-    assert_eq!(
-        keys_on_primaries(&servers, &[0, 1, 2, 3]),
-        (FILL + 200) as u64
-    );
+    assert_four_even_primaries_with_every_key(&servers, FILL);
 }
 
 /// A key that already exists on the target stops its slot and says so; nothing is
@@ -693,13 +699,7 @@ fn a_node_failing_mid_move_stops_the_run_with_exit_3_and_the_next_run_finishes()
 
     let out = apply(&nodes, 4, 0, &[]);
     assert_eq!(out.status.code(), Some(0));
-    assert_balanced(&servers, 0, 4);
-    no_open_slots(&servers, &[0, 1, 2, 3]);
-    assert_eq!(missing_fill(&servers, 0, FILL), 0, "keys lost");
-    assert_eq!(
-        keys_on_primaries(&servers, &[0, 1, 2, 3]),
-        (FILL + 200) as u64
-    );
+    assert_four_even_primaries_with_every_key(&servers, FILL);
 }
 
 /// With a password on every node, `MIGRATE` presents it to the target (`AUTH`) and no key is
