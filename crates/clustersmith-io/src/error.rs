@@ -266,7 +266,9 @@ impl NodeError {
                     || detail.starts_with("I'm not the owner of hash slot")
                     // A source that handed over its last slot became a replica of the node
                     // that took it (cluster-allow-replica-migration).
-                    || detail.starts_with("Please use SETSLOT only with masters") =>
+                    || detail.starts_with("Please use SETSLOT only with masters")
+                    // CLUSTER MIGRATESLOTS (Valkey 9) on a source that no longer owns them.
+                    || detail.starts_with("Slots are not served by this node") =>
             {
                 SlotStepOutcome::AlreadyMoved
             }
@@ -403,6 +405,40 @@ mod tests {
                 detail: detail.into(),
             },
         }
+    }
+
+    // Replies to SETSLOT, MIGRATE and MIGRATESLOTS as the servers sent them in the reshape
+    // tests (Redis 7.0.15, Valkey 9.1.2).
+    #[test]
+    fn slot_move_replies_are_classified() {
+        for done in [
+            "I'm already the owner of hash slot 4748",
+            "I'm not the owner of hash slot 4748",
+            "Please use SETSLOT only with masters.",
+            "Slots are not served by this node.",
+        ] {
+            assert_eq!(
+                reply("ERR", done).slot_step_outcome(),
+                SlotStepOutcome::AlreadyMoved,
+                "{done}"
+            );
+        }
+        assert_eq!(
+            reply(
+                "ERR",
+                "Target instance replied with error: BUSYKEY Target key name already exists."
+            )
+            .slot_step_outcome(),
+            SlotStepOutcome::BusyKey
+        );
+        assert_eq!(
+            reply(
+                "ERR",
+                "Target instance replied with error: CLUSTERDOWN Hash slot not served"
+            )
+            .slot_step_outcome(),
+            SlotStepOutcome::Failed
+        );
     }
 
     // Reply texts as Redis 6.2 / 7.0 / Valkey 8.1 send them (shared/research/baseline-measurements.md).

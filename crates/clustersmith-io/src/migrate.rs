@@ -605,10 +605,19 @@ async fn run_atomic(
             }
             cmd.arg("NODE").arg(m.target.as_str());
         }
-        node.handle
+        match node
+            .handle
             .query("start an atomic slot migration", &cmd)
             .await
-            .map_err(|e| MoveError::Node(Box::new(e)))?;
+        {
+            Ok(_) => {}
+            // The source no longer serves them: a job of an earlier run finished after the
+            // plan's observation. Nothing to start here; the next plan sees the new owners.
+            Err(err) if err.slot_step_outcome() == SlotStepOutcome::AlreadyMoved => {
+                keys_per_source.insert(*source, 0);
+            }
+            Err(err) => return Err(MoveError::Node(Box::new(err))),
+        }
     }
     let failed = wait_for_jobs(
         &per_source,
