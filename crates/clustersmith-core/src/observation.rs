@@ -123,6 +123,14 @@ impl Observation {
         self.nodes.get(idx).and_then(NodeState::view)
     }
 
+    /// The label of the node answering as `id`, else the id's short form (a node this run
+    /// does not reach).
+    pub fn label_of(&self, id: &NodeId, inventory: &[InventoryNode]) -> String {
+        self.index_of(id)
+            .and_then(|idx| inventory.get(idx))
+            .map_or_else(|| id.short().to_owned(), |n| n.label.clone())
+    }
+
     /// Inventory index of the node whose own id is `id`.
     pub fn index_of(&self, id: &NodeId) -> Option<usize> {
         self.nodes

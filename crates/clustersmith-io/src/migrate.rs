@@ -122,6 +122,20 @@ pub enum MoveError {
     AtomicUnsupported,
 }
 
+/// The nodes of a run, by id.
+struct ById<'a>(BTreeMap<NodeId, &'a MoveNode>);
+
+impl<'a> ById<'a> {
+    fn new(nodes: &'a [MoveNode]) -> ById<'a> {
+        ById(nodes.iter().map(|n| (n.id, n)).collect())
+    }
+
+    /// The node, or the error for a move that names a node this run does not know.
+    fn get(&self, id: &NodeId) -> Result<&'a MoveNode, MoveError> {
+        self.0.get(id).copied().ok_or(MoveError::UnknownNode(*id))
+    }
+}
+
 /// Runs the moves to the end with the given engine, calling `progress` as slots move.
 pub async fn run_moves(
     engine: MoveEngine,
@@ -145,14 +159,13 @@ async fn run_classic(
     progress: &mut dyn FnMut(&MoveProgress),
 ) -> Result<MoveProgress, MoveError> {
     let started = Instant::now();
-    let by_id: BTreeMap<NodeId, &MoveNode> = nodes.iter().map(|n| (n.id, n)).collect();
-    let find = |id: &NodeId| by_id.get(id).copied().ok_or(MoveError::UnknownNode(*id));
+    let by_id = ById::new(nodes);
     // Each pair's slots in batches, dealt round-robin to its lanes: a lane runs its batches
     // one after the other, and a second lane of the same pair opens its next batch while the
     // first one's MIGRATE calls run, so the source never waits on a round trip of ours.
     let mut lanes: Vec<(&MoveNode, &MoveNode, Vec<SlotSet>)> = Vec::new();
     for m in moves {
-        let (source, target) = (find(&m.source)?, find(&m.target)?);
+        let (source, target) = (by_id.get(&m.source)?, by_id.get(&m.target)?);
         let first = lanes.len();
         let slots: Vec<u16> = m.slots.iter().collect();
         for (n, chunk) in slots.chunks(SLOTS_PER_BATCH).enumerate() {
@@ -169,7 +182,7 @@ async fn run_classic(
     }
     let others: Vec<&MoveNode> = primaries
         .iter()
-        .filter_map(|id| by_id.get(id).copied())
+        .filter_map(|id| by_id.get(id).ok())
         .collect();
     let mut state = MoveProgress {
         slots_done: 0,
@@ -555,8 +568,7 @@ async fn run_atomic(
     progress: &mut dyn FnMut(&MoveProgress),
 ) -> Result<MoveProgress, MoveError> {
     let started = Instant::now();
-    let by_id: BTreeMap<NodeId, &MoveNode> = nodes.iter().map(|n| (n.id, n)).collect();
-    let find = |id: &NodeId| by_id.get(id).copied().ok_or(MoveError::UnknownNode(*id));
+    let by_id = ById::new(nodes);
     let mut per_source: BTreeMap<NodeId, Vec<&SlotMove>> = BTreeMap::new();
     for m in moves {
         per_source.entry(m.source).or_default().push(m);
@@ -570,7 +582,7 @@ async fn run_atomic(
     // Jobs left running by an earlier run: wait for them, then let the planner look again.
     let mut earlier = false;
     for source in per_source.keys() {
-        let node = find(source)?;
+        let node = by_id.get(source)?;
         if jobs(&node.handle)
             .await
             .map_err(|e| MoveError::Node(Box::new(e)))?
@@ -581,7 +593,7 @@ async fn run_atomic(
         }
     }
     if earlier {
-        wait_for_jobs(&per_source, &find, options, None).await?;
+        wait_for_jobs(&per_source, &by_id, options, None).await?;
         state.elapsed = started.elapsed();
         return Ok(state);
     }
@@ -589,7 +601,7 @@ async fn run_atomic(
     let mut keys_per_source: BTreeMap<NodeId, u64> = BTreeMap::new();
     let since = unix_now();
     for (source, group) in &per_source {
-        let node = find(source)?;
+        let node = by_id.get(source)?;
         let mut keys = 0;
         for m in group {
             keys += count_keys(&node.handle, &m.slots).await.unwrap_or(0);
@@ -598,7 +610,7 @@ async fn run_atomic(
         let mut cmd = redis::cmd("CLUSTER");
         cmd.arg("MIGRATESLOTS");
         for m in group {
-            find(&m.target)?;
+            by_id.get(&m.target)?;
             cmd.arg("SLOTSRANGE");
             for range in m.slots.ranges() {
                 cmd.arg(range.start).arg(range.end);
@@ -621,7 +633,7 @@ async fn run_atomic(
     }
     let failed = wait_for_jobs(
         &per_source,
-        &find,
+        &by_id,
         options,
         Some((since, &mut |done: &[NodeId]| {
             state.slots_done = per_source
@@ -653,9 +665,9 @@ type DoneCallback<'a> = &'a mut dyn FnMut(&[NodeId]);
 /// Polls the sources until none has an active export, or the deadline passes (the jobs then
 /// go on in the servers; the next run waits for them). With `ours`, reports the sources done
 /// and returns the first job of this run that did not succeed.
-async fn wait_for_jobs<'a>(
+async fn wait_for_jobs(
     per_source: &BTreeMap<NodeId, Vec<&SlotMove>>,
-    find: &dyn Fn(&NodeId) -> Result<&'a MoveNode, MoveError>,
+    by_id: &ById<'_>,
     options: &MoveOptions,
     mut ours: Option<(u64, DoneCallback<'_>)>,
 ) -> Result<Option<MoveError>, MoveError> {
@@ -665,7 +677,7 @@ async fn wait_for_jobs<'a>(
         let mut failed = None;
         let mut done: Vec<NodeId> = Vec::new();
         for source in per_source.keys() {
-            let node = find(source)?;
+            let node = by_id.get(source)?;
             let listed = jobs(&node.handle)
                 .await
                 .map_err(|e| MoveError::Node(Box::new(e)))?;
@@ -680,7 +692,7 @@ async fn wait_for_jobs<'a>(
                     .iter()
                     .find(|j| j.create_time >= *since && j.state != "success")
             {
-                let target = by_target_label(per_source, source, &bad.target_node, find);
+                let target = by_target_label(per_source, source, &bad.target_node, by_id);
                 failed.get_or_insert(MoveError::Job {
                     slots: bad.slot_ranges.clone(),
                     source_label: node.handle.label().to_owned(),
@@ -706,17 +718,17 @@ async fn wait_for_jobs<'a>(
     }
 }
 
-fn by_target_label<'a>(
+fn by_target_label(
     per_source: &BTreeMap<NodeId, Vec<&SlotMove>>,
     source: &NodeId,
     target: &str,
-    find: &dyn Fn(&NodeId) -> Result<&'a MoveNode, MoveError>,
+    by_id: &ById<'_>,
 ) -> String {
     per_source
         .get(source)
         .into_iter()
         .flatten()
         .find(|m| m.target.as_str() == target)
-        .and_then(|m| find(&m.target).ok())
+        .and_then(|m| by_id.get(&m.target).ok())
         .map_or_else(|| target.to_owned(), |n| n.handle.label().to_owned())
 }

@@ -83,38 +83,8 @@ impl Session {
         })
     }
 
-    /// The spec nodes: the inventory without the leaving members.
-    pub fn spec_len(&self) -> usize {
-        self.spec_len
-    }
-
-    /// Adds members to remove, reached at the address their peers list.
-    pub fn add_leaving(&mut self, found: &[Unlisted]) -> Result<(), SessionError> {
-        for member in found {
-            let label = std::net::SocketAddr::new(member.ip, member.port).to_string();
-            let endpoint = Endpoint {
-                label: label.clone(),
-                hostname: None,
-                ip: member.ip,
-                port: member.port,
-            };
-            let handle = NodeHandle::new(endpoint, &self.opts, self.tls.as_ref())?;
-            self.handles.push(Arc::new(handle));
-            self.inventory.push(InventoryNode {
-                label,
-                ip: member.ip,
-                port: member.port,
-                zone: None,
-                leaving: true,
-            });
-            self.known_ids.push(Some(member.id));
-            self.versions.push(None);
-        }
-        Ok(())
-    }
-
     /// Every observed node as the migration engine needs it.
-    pub fn move_nodes(&self, observation: &Observation) -> Vec<MoveNode> {
+    fn move_nodes(&self, observation: &Observation) -> Vec<MoveNode> {
         (0..self.handles.len())
             .filter_map(|idx| {
                 Some(MoveNode {
@@ -125,60 +95,6 @@ impl Session {
                 })
             })
             .collect()
-    }
-
-    /// Names this run's connection on every spec node `name` (`CLIENT SETNAME`), then lists
-    /// the clients of each (`CLIENT LIST TYPE normal`) and returns the other clients whose
-    /// name starts with `prefix`, as (node, client line): another apply at work on the same
-    /// cluster. A node that refuses either command (an ACL without `client`) is skipped, and
-    /// said in the log: the guard is a courtesy, not a lock.
-    pub async fn others_named(&self, name: &str, prefix: &str) -> Vec<(String, String)> {
-        let checks = self.handles[..self.spec_len]
-            .iter()
-            .map(|handle| async move {
-                let mut pipe = redis::pipe();
-                pipe.cmd("CLIENT").arg("SETNAME").arg(name);
-                pipe.cmd("CLIENT").arg("LIST").arg("TYPE").arg("normal");
-                let replies = match handle.pipeline("look for another apply", &pipe).await {
-                    Ok(replies) => replies,
-                    Err(err) => return Err(err),
-                };
-                let mut replies = replies.into_iter();
-                replies.next().transpose()?;
-                let list = replies
-                    .next()
-                    .transpose()?
-                    .as_ref()
-                    .and_then(value_text)
-                    .unwrap_or_default();
-                Ok(list
-                    .lines()
-                    .filter(|line| {
-                        line.split(' ').any(|field| {
-                            field
-                                .strip_prefix("name=")
-                                .is_some_and(|n| n.starts_with(prefix) && n != name)
-                        })
-                    })
-                    .map(|line| (handle.label().to_owned(), line.to_owned()))
-                    .collect::<Vec<_>>())
-            });
-        let mut found = Vec::new();
-        for result in join_all(checks).await {
-            match result {
-                Ok(lines) => found.extend(lines),
-                Err(err) => tracing::warn!(%err, "cannot check for another apply on this node"),
-            }
-        }
-        found
-    }
-
-    /// The run's credentials, for `MIGRATE` to present to the target.
-    pub fn migrate_auth(&self) -> MigrateAuth {
-        MigrateAuth {
-            user: self.opts.user.clone(),
-            password: self.opts.password.clone(),
-        }
     }
 
     pub fn labels(&self) -> Vec<String> {
@@ -199,7 +115,7 @@ impl Session {
     /// Re-reads only the nodes marked in `which`, keeping `previous` for the others: at large
     /// N most views are settled long before the last ones, and reading them all every round
     /// only loads the servers.
-    pub async fn observe_some(&mut self, previous: Observation, which: &[bool]) -> Observation {
+    async fn observe_some(&mut self, previous: Observation, which: &[bool]) -> Observation {
         let fresh = self.read(which).await;
         let nodes = previous
             .nodes
@@ -238,10 +154,39 @@ impl Session {
             })
             .collect()
     }
+}
+
+/// The real cluster the reconcile loop drives.
+impl Cluster for Session {
+    fn inventory(&self) -> &[InventoryNode] {
+        &self.inventory
+    }
+
+    fn known_ids(&self) -> &[Option<NodeId>] {
+        &self.known_ids
+    }
+
+    /// The spec nodes: the inventory without the leaving members.
+    fn spec_len(&self) -> usize {
+        self.spec_len
+    }
+
+    async fn observe(&mut self, previous: Option<Observation>, which: &[bool]) -> Observed {
+        match previous {
+            None => Session::observe(self).await,
+            Some(previous) => {
+                let errors = vec![None; self.handles.len()];
+                Observed {
+                    observation: self.observe_some(previous, which).await,
+                    errors,
+                }
+            }
+        }
+    }
 
     /// Sends steps: every phase-0 step (epochs, slots) on all nodes before any phase-1 step
     /// (meet, replicate); within a phase, nodes run concurrently, each as one pipeline.
-    pub async fn execute(&self, steps: &[Step]) -> Vec<(Step, Result<(), NodeError>)> {
+    async fn execute(&self, steps: &[Step]) -> Vec<(Step, Result<(), NodeError>)> {
         let mut outcomes = Vec::with_capacity(steps.len());
         for phase in [0, 1] {
             let mut per_node: Vec<Vec<Step>> = vec![Vec::new(); self.handles.len()];
@@ -285,38 +230,6 @@ impl Session {
         }
         outcomes
     }
-}
-
-/// The real cluster the reconcile loop drives.
-impl Cluster for Session {
-    fn inventory(&self) -> &[InventoryNode] {
-        &self.inventory
-    }
-
-    fn known_ids(&self) -> &[Option<NodeId>] {
-        &self.known_ids
-    }
-
-    fn spec_len(&self) -> usize {
-        self.spec_len
-    }
-
-    async fn observe(&mut self, previous: Option<Observation>, which: &[bool]) -> Observed {
-        match previous {
-            None => Session::observe(self).await,
-            Some(previous) => {
-                let errors = vec![None; self.handles.len()];
-                Observed {
-                    observation: self.observe_some(previous, which).await,
-                    errors,
-                }
-            }
-        }
-    }
-
-    async fn execute(&self, steps: &[Step]) -> Vec<(Step, Result<(), NodeError>)> {
-        Session::execute(self, steps).await
-    }
 
     async fn move_slots(
         &self,
@@ -336,23 +249,83 @@ impl Cluster for Session {
         run_moves(engine, moves, &nodes, &primaries, options, progress).await
     }
 
+    /// Names this run's connection on every spec node `name` (`CLIENT SETNAME`), then lists
+    /// the clients of each (`CLIENT LIST TYPE normal`) and returns the other clients whose
+    /// name starts with `prefix`, as (node, client line): another apply at work on the same
+    /// cluster. A node that refuses either command (an ACL without `client`) is skipped, and
+    /// said in the log: the guard is a courtesy, not a lock.
     async fn others_named(&self, name: &str, prefix: &str) -> Vec<(String, String)> {
-        Session::others_named(self, name, prefix).await
+        let checks = self.handles[..self.spec_len]
+            .iter()
+            .map(|handle| async move {
+                let mut pipe = redis::pipe();
+                pipe.cmd("CLIENT").arg("SETNAME").arg(name);
+                pipe.cmd("CLIENT").arg("LIST").arg("TYPE").arg("normal");
+                let replies = match handle.pipeline("look for another apply", &pipe).await {
+                    Ok(replies) => replies,
+                    Err(err) => return Err(err),
+                };
+                let mut replies = replies.into_iter();
+                replies.next().transpose()?;
+                let list = replies
+                    .next()
+                    .transpose()?
+                    .as_ref()
+                    .and_then(value_text)
+                    .unwrap_or_default();
+                Ok(list
+                    .lines()
+                    .filter(|line| {
+                        line.split(' ').any(|field| {
+                            field
+                                .strip_prefix("name=")
+                                .is_some_and(|n| n.starts_with(prefix) && n != name)
+                        })
+                    })
+                    .map(|line| (handle.label().to_owned(), line.to_owned()))
+                    .collect::<Vec<_>>())
+            });
+        let mut found = Vec::new();
+        for result in join_all(checks).await {
+            match result {
+                Ok(lines) => found.extend(lines),
+                Err(err) => tracing::warn!(%err, "cannot check for another apply on this node"),
+            }
+        }
+        found
     }
 
+    /// Adds members to remove, reached at the address their peers list.
     fn add_leaving(&mut self, found: &[Unlisted]) -> Result<(), NodeError> {
-        Session::add_leaving(self, found).map_err(|err| match err {
-            SessionError::Node(err) => err,
-            other => NodeError {
-                node: String::new(),
-                op: "connect to a leaving member",
-                kind: NodeErrorKind::Other(other.to_string()),
-            },
-        })
+        for member in found {
+            let label = std::net::SocketAddr::new(member.ip, member.port).to_string();
+            let endpoint = Endpoint {
+                label: label.clone(),
+                hostname: None,
+                ip: member.ip,
+                port: member.port,
+            };
+            let handle = NodeHandle::new(endpoint, &self.opts, self.tls.as_ref())?;
+            self.handles.push(Arc::new(handle));
+            self.inventory.push(InventoryNode {
+                label,
+                ip: member.ip,
+                port: member.port,
+                zone: None,
+                leaving: true,
+            });
+            self.known_ids.push(Some(member.id));
+            self.versions.push(None);
+        }
+        Ok(())
     }
 
+    /// The run's credentials, for `MIGRATE` to present to the target.
     fn migrate_auth(&self) -> MigrateAuth {
-        Session::migrate_auth(self)
+        MigrateAuth {
+            user: self.opts.user.clone(),
+            password: self.opts.password.clone(),
+        }
     }
 }
 

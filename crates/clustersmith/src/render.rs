@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 
-use clustersmith_core::model::NodeId;
 use clustersmith_core::observation::{InventoryNode, Observation};
 use clustersmith_core::plan::{Layout, MoveEngine, Plan};
 use clustersmith_core::verify::{Status, Verdict};
@@ -239,20 +238,13 @@ pub fn plan_json(
         "topology": plan.layout.as_ref().map(|l| topology_json(l, inventory, obs)),
         "notes": plan.layout.as_ref().map(|l| l.notes.clone()).unwrap_or_default(),
         "moves": plan.layout.as_ref().map(|l| l.moves.iter().map(|m| json!({
-            "source": node_label(&m.source, inventory, obs),
-            "target": node_label(&m.target, inventory, obs),
+            "source": obs.label_of(&m.source, inventory),
+            "target": obs.label_of(&m.target, inventory),
             "slots": m.slots.len(),
             "ranges": m.slots.to_string(),
         })).collect::<Vec<_>>()).unwrap_or_default(),
         "move_engine": MoveEngine::for_nodes(obs).describe(),
     })
-}
-
-/// A node's label when it is one of the session's, else its short id.
-fn node_label(id: &NodeId, inventory: &[InventoryNode], obs: &Observation) -> String {
-    obs.index_of(id)
-        .and_then(|idx| inventory.get(idx))
-        .map_or_else(|| id.short().to_owned(), |n| n.label.clone())
 }
 
 /// The one JSON document a command prints on stdout when it stops with an error, so that

@@ -235,10 +235,7 @@ fn ready_moves(
     } else {
         open
     };
-    let label = |id: &NodeId| {
-        obs.index_of(id)
-            .map_or_else(|| id.short().to_owned(), |idx| inventory[idx].label.clone())
-    };
+    let label = |id: &NodeId| obs.label_of(id, inventory);
     let primaries: Vec<usize> = (0..inventory.len())
         .filter(|idx| !inventory[*idx].leaving)
         .filter(|idx| obs.view(*idx).is_some_and(|v| !v.myself().is_replica()))

@@ -77,12 +77,7 @@ async fn print_moves(session: &Session, layout: &Layout, obs: &Observation) {
     if layout.moves.is_empty() {
         return;
     }
-    let label = |id: &NodeId| {
-        obs.index_of(id).map_or_else(
-            || id.short().to_owned(),
-            |idx| session.inventory[idx].label.clone(),
-        )
-    };
+    let label = |id: &NodeId| obs.label_of(id, &session.inventory);
     let total: usize = layout.moves.iter().map(|m| m.slots.len()).sum();
     outln!(
         "slot moves ({} in all, keys and all):",
