@@ -25,7 +25,8 @@ use clustersmith_io::sandbox::{
 /// counter keeps their ports apart; `ports_free` skips ports held by anything else.
 static NEXT_PORT: AtomicU16 = AtomicU16::new(20001);
 
-fn allocate_port() -> u16 {
+/// A port (with its bus port) free now and handed to no other test of this binary.
+pub fn allocate_port() -> u16 {
     loop {
         let port = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
         assert!(port <= MAX_SAFE_PORT, "test ports exhausted");

@@ -1,0 +1,1455 @@
+//! The failure zoo: real broken setups, each from a different root cause, built on loopback
+//! with real Redis 7.0, Redis 6.2, Valkey 8.1 and Valkey 9.1 servers, and healthy setups
+//! beside them. For each broken one `diagnose` (given the live nodes and every node's
+//! redis.conf and log, as an operator would) must rank the root cause first, on the right
+//! node, with at most one top finding for that node; a healthy one must report nothing at
+//! warning or above.
+//!
+//! One test runs every case (two at a time) and prints the table the README shows; with
+//! `CLUSTERSMITH_ZOO_TABLE=FILE` it also writes it there, and `CLUSTERSMITH_ZOO=NAME,…` runs
+//! only the cases named.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use clustersmith_io::pki::{CertOptions, TestCa};
+use clustersmith_io::sandbox::find_server_binary;
+use support::*;
+
+/// The servers a case runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Server {
+    Redis70,
+    Redis62,
+    Valkey81,
+    Valkey91,
+}
+
+impl Server {
+    fn label(self) -> &'static str {
+        match self {
+            Server::Redis70 => "Redis 7.0",
+            Server::Redis62 => "Redis 6.2",
+            Server::Valkey81 => "Valkey 8.1",
+            Server::Valkey91 => "Valkey 9.1",
+        }
+    }
+
+    /// The binary, or `None` when it is not available here (a recorded skip; CI has all).
+    fn bin(self) -> Option<PathBuf> {
+        let (flavour, prefix) = match self {
+            Server::Redis70 => return find_server_binary(None).ok(),
+            Server::Redis62 => ("redis", "6.2."),
+            Server::Valkey81 => ("valkey", "8.1."),
+            Server::Valkey91 => ("valkey", "9.1."),
+        };
+        other_servers().into_iter().find(|b| {
+            let v = binary_version(b);
+            v.flavour == flavour && v.version.starts_with(prefix)
+        })
+    }
+}
+
+/// What a case built: the arguments `diagnose` gets, the node the root cause is on, and
+/// whatever must live until diagnose ran (servers, files).
+struct Setup {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// The label of the broken node ("" for a finding about the whole cluster).
+    node: String,
+    _keep: Vec<Box<dyn Send>>,
+}
+
+struct Case {
+    name: &'static str,
+    class: &'static str,
+    server: Server,
+    /// The rule the top finding must have; `None` for a healthy setup.
+    rule: Option<&'static str>,
+    build: fn(&Path) -> Setup,
+}
+
+/// What diagnose said about one case.
+struct Outcome {
+    case: &'static Case,
+    /// Top finding's (rule, node), or what went wrong building the case.
+    seen: Result<Option<(String, String)>, String>,
+    /// Top-level findings at warning or above on the broken node (must be 1).
+    tops_on_node: usize,
+    /// Findings at warning or above anywhere (must be 0 on a healthy setup).
+    warnings: usize,
+    ok: bool,
+    secs: f64,
+}
+
+const CLASSES: &[&str] = &[
+    "process will not start",
+    "not a usable cluster member",
+    "bus cannot connect / announced wrong",
+    "TLS trust, key usage, mode",
+    "replication auth and ACLs",
+    "versions that do not fit",
+    "slot and epoch states",
+    "addresses after restarts",
+    "formation-script mistakes",
+    "healthy",
+];
+
+fn run_case(case: &'static Case) -> Outcome {
+    let started = Instant::now();
+    let mut outcome = Outcome {
+        case,
+        seen: Err(String::new()),
+        tops_on_node: 0,
+        warnings: 0,
+        ok: false,
+        secs: 0.0,
+    };
+    let Some(bin) = case.server.bin() else {
+        outcome.seen = Err(format!("{} not available", case.server.label()));
+        return outcome;
+    };
+    let setup = match std::panic::catch_unwind(|| (case.build)(&bin)) {
+        Ok(setup) => setup,
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            outcome.seen = Err(format!("setup failed: {text}"));
+            return outcome;
+        }
+    };
+    let mut args = vec!["diagnose", "--format", "json", "--fail-on", "never"];
+    args.extend(setup.args.iter().map(String::as_str));
+    let env: Vec<(&str, &str)> = setup
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let out = clustersmith(&args, &env);
+    outcome.secs = started.elapsed().as_secs_f64();
+    if out.status.code() != Some(0) {
+        outcome.seen = Err(format!(
+            "diagnose exit {:?}: {}",
+            out.status.code(),
+            stderr(&out).trim()
+        ));
+        return outcome;
+    }
+    let report = json(&out);
+    let findings = report["findings"].as_array().cloned().unwrap_or_default();
+    let at_least_warning = |f: &serde_json::Value| {
+        matches!(f["severity"].as_str(), Some("warning" | "error" | "critical"))
+    };
+    outcome.warnings = findings
+        .iter()
+        .flat_map(|f| {
+            std::iter::once(f).chain(f["symptoms"].as_array().into_iter().flatten())
+        })
+        .filter(|f| at_least_warning(f))
+        .count();
+    outcome.tops_on_node = findings
+        .iter()
+        .filter(|f| at_least_warning(f) && f["node"].as_str().unwrap_or("") == setup.node)
+        .count();
+    let top = findings
+        .first()
+        .filter(|f| at_least_warning(f))
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap_or("").to_owned(),
+                f["node"].as_str().unwrap_or("").to_owned(),
+            )
+        });
+    outcome.ok = match case.rule {
+        None => outcome.warnings == 0,
+        Some(rule) => {
+            top.as_ref() == Some(&(rule.to_owned(), setup.node.clone()))
+                && outcome.tops_on_node == 1
+        }
+    };
+    outcome.seen = Ok(top);
+    outcome
+}
+
+#[test]
+fn the_zoo() {
+    let only: Option<Vec<String>> = std::env::var("CLUSTERSMITH_ZOO")
+        .ok()
+        .map(|v| v.split(',').map(str::to_owned).collect());
+    let cases: Vec<&'static Case> = CASES
+        .iter()
+        .filter(|c| only.as_ref().is_none_or(|o| o.iter().any(|n| n == c.name)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let outcomes = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(case) = cases.get(i) else { break };
+                    let outcome = run_case(case);
+                    eprintln!(
+                        "zoo: {} -> {} ({:.1} s)",
+                        case.name,
+                        if outcome.ok { "ok" } else { "WRONG" },
+                        outcome.secs
+                    );
+                    outcomes.lock().unwrap().push(outcome);
+                }
+            });
+        }
+    });
+    let mut outcomes = outcomes.into_inner().unwrap();
+    outcomes.sort_by_key(|o| {
+        (
+            CLASSES.iter().position(|c| *c == o.case.class),
+            o.case.name,
+        )
+    });
+    let table = render_table(&outcomes);
+    println!("{table}");
+    eprintln!("{table}");
+    if let Some(path) = std::env::var_os("CLUSTERSMITH_ZOO_TABLE") {
+        std::fs::write(path, &table).unwrap();
+    }
+    let unavailable: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| matches!(&o.seen, Err(e) if e.ends_with("not available")))
+        .collect();
+    for o in &unavailable {
+        skip(
+            &format!("zoo case {}: {} not available", o.case.name, o.case.server.label()),
+            false,
+        );
+    }
+    let wrong: Vec<String> = outcomes
+        .iter()
+        .filter(|o| !o.ok && !unavailable.iter().any(|u| std::ptr::eq(*u, *o)))
+        .map(|o| format!("{}: {}", o.case.name, describe(o)))
+        .collect();
+    assert!(wrong.is_empty(), "wrong cases:\n{}", wrong.join("\n"));
+    if only.is_none() {
+        let broken = CASES.iter().filter(|c| c.rule.is_some()).count();
+        let healthy = CASES.len() - broken;
+        assert!(broken >= 40 && healthy >= 5, "{broken} broken, {healthy} healthy");
+    }
+}
+
+fn describe(o: &Outcome) -> String {
+    match &o.seen {
+        Ok(Some((rule, node))) => format!(
+            "top {rule} on {}{}",
+            if node.is_empty() { "the cluster" } else { node },
+            if o.case.rule.is_some() && o.tops_on_node != 1 {
+                format!(", {} top findings on the node", o.tops_on_node)
+            } else {
+                String::new()
+            }
+        ),
+        Ok(None) if o.warnings > 0 => format!("{} warning(s), none on top", o.warnings),
+        Ok(None) => "nothing at warning or above".to_owned(),
+        Err(e) => e.clone(),
+    }
+}
+
+/// The README's table: per class the cases and top-1 accuracy, then every case.
+fn render_table(outcomes: &[Outcome]) -> String {
+    let mut text = String::from(
+        "| class | cases | top-1 right | servers |\n|---|---|---|---|\n",
+    );
+    for class in CLASSES {
+        let of: Vec<&Outcome> = outcomes.iter().filter(|o| o.case.class == *class).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let mut servers: Vec<&str> = of.iter().map(|o| o.case.server.label()).collect();
+        servers.sort_unstable();
+        servers.dedup();
+        let right = of.iter().filter(|o| o.ok).count();
+        let what = if *class == "healthy" {
+            format!("{} without a warning", right)
+        } else {
+            format!("{right}")
+        };
+        text.push_str(&format!(
+            "| {class} | {} | {what} | {} |\n",
+            of.len(),
+            servers.join(", ")
+        ));
+    }
+    let broken: Vec<&Outcome> = outcomes.iter().filter(|o| o.case.rule.is_some()).collect();
+    let healthy: Vec<&Outcome> = outcomes.iter().filter(|o| o.case.rule.is_none()).collect();
+    text.push_str(&format!(
+        "\nTop-1 accuracy: {}/{} broken setups; false positives: {}/{} healthy setups.\n\n",
+        broken.iter().filter(|o| o.ok).count(),
+        broken.len(),
+        healthy.iter().filter(|o| !o.ok).count(),
+        healthy.len()
+    ));
+    text.push_str("| case | server | expected | diagnose's top finding | right |\n|---|---|---|---|---|\n");
+    for o in outcomes {
+        text.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            o.case.name,
+            o.case.server.label(),
+            o.case.rule.unwrap_or("nothing ≥ warning"),
+            describe(o).replace("127.0.0.1:", ":"),
+            if o.ok { "yes" } else { "**no**" }
+        ));
+    }
+    text
+}
+
+// ---------------------------------------------------------------------------------------
+// Building blocks.
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn opts(bin: &Path, directives: &[(&str, &str)]) -> ServerOpts {
+    ServerOpts {
+        bin: Some(bin.to_owned()),
+        directives: directives
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Servers with per-node options (the first node's options decide TLS and the CA).
+fn start(bin: &Path, nodes: &[ServerOpts]) -> Servers {
+    let mut servers = Servers::start_with(1, &nodes[0]);
+    for node in &nodes[1..] {
+        servers.add(bin, node);
+    }
+    servers
+}
+
+/// A command whose failure is part of the breakage: its reply, or the error's text.
+fn try_cmd(servers: &Servers, idx: usize, args: &[&str]) -> Result<redis::Value, String> {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query(&mut servers.conn(idx)).map_err(|e| e.to_string())
+}
+
+/// Waits up to `timeout` for `check`; unlike `wait_until` a broken setup may never get there.
+fn settle(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn all_slots(servers: &Servers, idx: usize, range: std::ops::Range<u16>) {
+    let slots: Vec<String> = range.map(|s| s.to_string()).collect();
+    let mut args = vec!["CLUSTER", "ADDSLOTS"];
+    args.extend(slots.iter().map(String::as_str));
+    servers.cmd(idx, &args);
+}
+
+/// A field of `CLUSTER INFO` ("" when absent).
+fn cluster_info(servers: &Servers, idx: usize, field: &str) -> String {
+    servers
+        .text(idx, &["CLUSTER", "INFO"])
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Whether node `idx` lists node `other` as a peer past the handshake.
+fn knows(servers: &Servers, idx: usize, other: &str) -> bool {
+    try_cmd(servers, idx, &["CLUSTER", "NODES"])
+        .ok()
+        .and_then(|v| redis::from_redis_value::<String>(v).ok())
+        .is_some_and(|t| {
+            t.lines()
+                .any(|l| l.starts_with(other) && !l.contains("handshake") && !l.contains("noaddr"))
+        })
+}
+
+/// The port peers reach a node's bus through (its TLS port in dual mode).
+fn meet_port(servers: &Servers, idx: usize) -> u16 {
+    servers.tls_ports[idx].unwrap_or(servers.port(idx))
+}
+
+/// Node 0 owns every slot, every other node meets it, and `replicas` replicate it: what a
+/// formation step does, without waiting for anything a broken setup never reaches beyond a
+/// few seconds.
+fn form(servers: &Servers, replicas: &[usize]) {
+    all_slots(servers, 0, 0..16384);
+    let id0 = servers.myid(0);
+    let port0 = meet_port(servers, 0).to_string();
+    for idx in 1..servers.servers.len() {
+        let _ = try_cmd(servers, idx, &["CLUSTER", "MEET", "127.0.0.1", &port0]);
+    }
+    for idx in 1..servers.servers.len() {
+        let id = servers.myid(idx);
+        settle(Duration::from_secs(5), || {
+            knows(servers, idx, &id0) && knows(servers, 0, &id)
+        });
+    }
+    for idx in replicas {
+        let _ = try_cmd(servers, *idx, &["CLUSTER", "REPLICATE", &id0]);
+    }
+}
+
+/// Waits (bounded) until replica `idx`'s link is up, or its log has had time to say why not.
+fn await_link(servers: &Servers, idx: usize) {
+    settle(Duration::from_secs(4), || {
+        servers.info_field(idx, "replication", "master_link_status").as_deref() == Some("up")
+    });
+}
+
+/// diagnose's arguments for `servers`: every node's files, the topology, the nodes.
+fn args_for(servers: &Servers, m: usize, r: usize) -> Vec<String> {
+    let mut args = files_of(servers);
+    args.extend(strings(&["-m", &m.to_string(), "-r", &r.to_string()]));
+    args.extend(servers.ips());
+    args
+}
+
+fn setup(servers: Servers, m: usize, r: usize, node: usize) -> Setup {
+    let node = servers.ips()[node].clone();
+    Setup {
+        args: args_for(&servers, m, r),
+        env: password_env(&servers),
+        node,
+        _keep: vec![Box::new(servers)],
+    }
+}
+
+fn password_env(servers: &Servers) -> Vec<(String, String)> {
+    servers
+        .password
+        .iter()
+        .map(|p| ("REDISCLI_AUTH".to_owned(), p.clone()))
+        .collect()
+}
+
+/// A healthy node 0 owning every slot, and a second node that must fail to start with
+/// `extra` in its redis.conf (`$DIR` is its directory), after `prepare` put files there.
+fn beside_a_failed_start(bin: &Path, extra: &str, prepare: impl FnOnce(&Path)) -> Setup {
+    let servers = start(bin, &[opts(bin, &[])]);
+    all_slots(&servers, 0, 0..16384);
+    let port = allocate_port();
+    failed_start_at(bin, servers, port, extra, prepare)
+}
+
+/// Runs a server that must fail to start, in the foreground (bounded).
+fn run_to_exit(bin: &Path, conf: &Path, output: &Path) {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(output)
+        .unwrap();
+    let mut child = Command::new(bin)
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(!status.success(), "{} started", conf.display());
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server at {} did not exit", conf.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A primary (node 0, every slot) and its replica (node 1), each with its own directives.
+fn pair(bin: &Path, primary: &[(&str, &str)], replica: &[(&str, &str)]) -> Servers {
+    let servers = start(bin, &[opts(bin, primary), opts(bin, replica)]);
+    form(&servers, &[1]);
+    await_link(&servers, 1);
+    servers
+}
+
+/// A 1+1 pair with dual-mode TLS, node 1 replicating node 0.
+fn tls_pair(bin: &Path, tls: DualTls, odd: Option<(usize, DualTls)>) -> Servers {
+    let base = ServerOpts {
+        bin: Some(bin.to_owned()),
+        tls: Some(tls),
+        ..Default::default()
+    };
+    let mut servers = Servers::start_with(1, &base);
+    let second = match odd {
+        Some((1, odd)) => ServerOpts {
+            tls: Some(odd),
+            ..base.clone()
+        },
+        _ => base.clone(),
+    };
+    servers.add(bin, &second);
+    servers
+}
+
+// ---------------------------------------------------------------------------------------
+// The cases.
+
+static CASES: &[Case] = &[
+    // --- a process that will not start
+    Case {
+        name: "unknown-directive",
+        class: "process will not start",
+        server: Server::Redis70,
+        rule: Some("CS501"),
+        build: |bin| beside_a_failed_start(bin, "bogus-directive yes\n", |_| {}),
+    },
+    Case {
+        name: "invalid-value",
+        class: "process will not start",
+        server: Server::Valkey81,
+        rule: Some("CS501"),
+        build: |bin| beside_a_failed_start(bin, "maxmemory lots\n", |_| {}),
+    },
+    Case {
+        name: "bus-port-held-by-another-process",
+        class: "process will not start",
+        server: Server::Valkey91,
+        rule: Some("CS502"),
+        build: |bin| {
+            // The bus port is port + 10000: something else listens there.
+            let servers = start(bin, &[opts(bin, &[])]);
+            all_slots(&servers, 0, 0..16384);
+            let port = allocate_port();
+            let holder = std::net::TcpListener::bind(("127.0.0.1", port + 10000)).unwrap();
+            let mut setup = failed_start_at(bin, servers, port, "", |_| {});
+            setup._keep.push(Box::new(holder));
+            setup
+        },
+    },
+    Case {
+        name: "bind-address-not-on-host",
+        class: "process will not start",
+        server: Server::Redis62,
+        rule: Some("CS502"),
+        build: |bin| beside_a_failed_start(bin, "bind 192.0.2.1\n", |_| {}),
+    },
+    Case {
+        name: "data-dir-missing",
+        class: "process will not start",
+        server: Server::Redis62,
+        rule: Some("CS506"),
+        build: |bin| {
+            beside_a_failed_start(bin, "dir $DIR/does-not-exist\n", |_| {})
+        },
+    },
+    Case {
+        name: "nodes-conf-corrupt",
+        class: "process will not start",
+        server: Server::Valkey91,
+        rule: Some("CS504"),
+        build: |bin| {
+            beside_a_failed_start(bin, "", |dir| {
+                std::fs::write(dir.join("nodes.conf"), "this is not a nodes.conf line\n").unwrap();
+            })
+        },
+    },
+    Case {
+        name: "rdb-file-corrupt",
+        class: "process will not start",
+        server: Server::Redis70,
+        rule: Some("CS507"),
+        build: |bin| {
+            beside_a_failed_start(bin, "", |dir| {
+                std::fs::write(dir.join("dump.rdb"), b"REDIS0009\xfa\x09redis-ver\x05").unwrap();
+            })
+        },
+    },
+    Case {
+        name: "tls-cert-file-missing",
+        class: "process will not start",
+        server: Server::Redis70,
+        rule: Some("CS509"),
+        build: |bin| {
+            beside_a_failed_start(
+                bin,
+                "tls-port 0\ntls-cluster no\ntls-cert-file $DIR/missing.crt\ntls-key-file $DIR/missing.key\ntls-ca-cert-file $DIR/missing-ca.crt\ntls-replication yes\n",
+                |_| {},
+            )
+        },
+    },
+    Case {
+        name: "acl-file-bad-line",
+        class: "process will not start",
+        server: Server::Valkey91,
+        rule: Some("CS510"),
+        build: |bin| {
+            beside_a_failed_start(bin, "aclfile $DIR/users.acl\n", |dir| {
+                std::fs::write(dir.join("users.acl"), "user default on nopass ~* +@all\nuser repl on >pw +bogus-command\n").unwrap();
+            })
+        },
+    },
+    Case {
+        name: "keys-outside-db0",
+        class: "process will not start",
+        server: Server::Valkey81,
+        rule: Some("CS508"),
+        build: |bin| {
+            let bin_owned = bin.to_owned();
+            beside_a_failed_start(bin, "", move |dir| {
+                write_rdb_with_db1_key(&bin_owned, dir);
+            })
+        },
+    },
+    // --- not a usable cluster member
+    Case {
+        name: "process-stopped",
+        class: "not a usable cluster member",
+        server: Server::Redis70,
+        rule: Some("CS330"),
+        build: |bin| {
+            let mut servers = pair(bin, &[], &[]);
+            servers.stop(1);
+            setup(servers, 1, 1, 1)
+        },
+    },
+    Case {
+        name: "process-frozen",
+        class: "not a usable cluster member",
+        server: Server::Valkey81,
+        rule: Some("CS331"),
+        build: |bin| {
+            let servers = pair(bin, &[], &[]);
+            let frozen = Frozen::new(servers.servers[1].pid);
+            let mut setup = setup(servers, 1, 1, 1);
+            setup.args.extend(strings(&["--connect-timeout", "500", "--response-timeout", "1000"]));
+            // Dropped before the servers: SIGCONT, then the stop.
+            setup._keep.insert(0, Box::new(frozen));
+            setup
+        },
+    },
+    Case {
+        name: "cluster-enabled-no",
+        class: "not a usable cluster member",
+        server: Server::Redis62,
+        rule: Some("CS332"),
+        build: |bin| {
+            let servers = start(bin, &[opts(bin, &[]), opts(bin, &[("cluster-enabled", "no")])]);
+            all_slots(&servers, 0, 0..16384);
+            setup(servers, 1, 1, 1)
+        },
+    },
+    Case {
+        name: "cluster-command-renamed",
+        class: "not a usable cluster member",
+        server: Server::Valkey91,
+        rule: Some("CS336"),
+        build: |bin| {
+            let servers = start(
+                bin,
+                &[opts(bin, &[]), opts(bin, &[("rename-command", "CLUSTER \"\"")])],
+            );
+            all_slots(&servers, 0, 0..16384);
+            setup(servers, 1, 1, 1)
+        },
+    },
+    Case {
+        name: "password-differs",
+        class: "not a usable cluster member",
+        server: Server::Valkey81,
+        rule: Some("CS338"),
+        build: |bin| {
+            let servers = start(bin, &[opts(bin, &[]), opts(bin, &[("requirepass", "odd-one-out")])]);
+            all_slots(&servers, 0, 0..16384);
+            setup(servers, 1, 1, 1)
+        },
+    },
+    Case {
+        name: "member-of-another-cluster",
+        class: "not a usable cluster member",
+        server: Server::Redis70,
+        rule: Some("CS310"),
+        build: |bin| {
+            // Nodes 0+1 are one cluster; node 2 owns every slot of a cluster of its own.
+            let mut servers = pair(bin, &[], &[]);
+            servers.add(bin, &opts(bin, &[]));
+            all_slots(&servers, 2, 0..16384);
+            servers.cmd(2, &["CLUSTER", "SET-CONFIG-EPOCH", "7"]);
+            setup(servers, 1, 2, 2)
+        },
+    },
+    // --- replication auth and ACLs
+    Case {
+        name: "requirepass-without-masterauth",
+        class: "replication auth and ACLs",
+        server: Server::Redis70,
+        rule: Some("CS202"),
+        build: |bin| {
+            let mut servers = start(
+                bin,
+                &[opts(bin, &[("requirepass", "pw")]), opts(bin, &[("requirepass", "pw")])],
+            );
+            servers.password = Some("pw".into());
+            form(&servers, &[1]);
+            await_link(&servers, 1);
+            setup(servers, 1, 1, 1)
+        },
+    },
+    Case {
+        name: "masterauth-wrong",
+        class: "replication auth and ACLs",
+        server: Server::Valkey81,
+        rule: Some("CS511"),
+        build: |bin| {
+            let mut servers = start(
+                bin,
+                &[
+                    opts(bin, &[("requirepass", "pw"), ("primaryauth", "pw")]),
+                    opts(bin, &[("requirepass", "pw"), ("primaryauth", "not-the-password")]),
+                ],
+            );
+            servers.password = Some("pw".into());
+            form(&servers, &[1]);
+            await_link(&servers, 1);
+            setup(servers, 1, 1, 1)
+        },
+    },
+    Case {
+        name: "replication-user-lacks-psync",
+        class: "replication auth and ACLs",
+        server: Server::Redis70,
+        rule: Some("CS512"),
+        build: |bin| {
+            let user = ("user", "repl on >replpw ~* +@all -psync -sync");
+            let node = [
+                ("requirepass", "pw"),
+                user,
+                ("masteruser", "repl"),
+                ("masterauth", "replpw"),
+            ];
+            let mut servers = start(bin, &[opts(bin, &node), opts(bin, &node)]);
+            servers.password = Some("pw".into());
+            form(&servers, &[1]);
+            await_link(&servers, 1);
+            setup(servers, 1, 1, 1)
+        },
+    },
+    Case {
+        name: "replication-user-disabled",
+        class: "replication auth and ACLs",
+        server: Server::Valkey91,
+        rule: Some("CS511"),
+        build: |bin| {
+            let mut servers = start(
+                bin,
+                &[
+                    opts(bin, &[("requirepass", "pw"), ("user", "repl off >replpw ~* +@all")]),
+                    opts(
+                        bin,
+                        &[
+                            ("requirepass", "pw"),
+                            ("user", "repl off >replpw ~* +@all"),
+                            ("primaryuser", "repl"),
+                            ("primaryauth", "replpw"),
+                        ],
+                    ),
+                ],
+            );
+            servers.password = Some("pw".into());
+            form(&servers, &[1]);
+            await_link(&servers, 1);
+            setup(servers, 1, 1, 1)
+        },
+    },
+    Case {
+        name: "psync-and-sync-renamed",
+        class: "replication auth and ACLs",
+        server: Server::Redis62,
+        rule: Some("CS203"),
+        build: |bin| {
+            let renamed = [
+                ("rename-command", "PSYNC psync-x"),
+                ("rename-command", "SYNC sync-x"),
+            ];
+            let servers = pair(bin, &renamed, &[]);
+            setup(servers, 1, 1, 0)
+        },
+    },
+    // --- TLS
+    Case {
+        name: "tls-cluster-on-one-node-only",
+        class: "TLS trust, key usage, mode",
+        server: Server::Redis70,
+        rule: Some("CS304"),
+        build: |bin| {
+            let servers = Servers::start_with(
+                3,
+                &ServerOpts {
+                    bin: Some(bin.to_owned()),
+                    tls: Some(DualTls::default()),
+                    ..Default::default()
+                },
+            );
+            // Node 2 runs its bus in plaintext.
+            servers.cmd(2, &["CONFIG", "SET", "tls-cluster", "no"]);
+            servers.cmd(2, &["CONFIG", "REWRITE"]);
+            form(&servers, &[1]);
+            await_link(&servers, 1);
+            setup(servers, 1, 2, 2)
+        },
+    },
+    Case {
+        name: "bus-cert-without-client-auth",
+        class: "TLS trust, key usage, mode",
+        server: Server::Redis70,
+        rule: Some("CS305"),
+        build: |bin| {
+            let odd = DualTls {
+                cert: CertOptions {
+                    server_auth_only: true,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let servers = tls_pair(bin, DualTls::default(), Some((1, odd)));
+            form(&servers, &[1]);
+            setup(servers, 1, 1, 1)
+        },
+    },
+    Case {
+        name: "replication-plaintext-to-tls-port",
+        class: "TLS trust, key usage, mode",
+        server: Server::Redis70,
+        rule: Some("CS201"),
+        build: |bin| {
+            let odd = DualTls {
+                plaintext_replication: true,
+                ..Default::default()
+            };
+            let servers = tls_pair(bin, DualTls::default(), Some((1, odd)));
+            form(&servers, &[1]);
+            await_link(&servers, 1);
+            setup(servers, 1, 1, 1)
+        },
+    },
+    Case {
+        name: "cert-from-another-ca",
+        class: "TLS trust, key usage, mode",
+        server: Server::Redis70,
+        rule: Some("CS350"),
+        build: |bin| {
+            let servers = tls_pair(bin, DualTls::default(), None);
+            // Node 1 presents a certificate of a CA its peer does not trust.
+            let other = tempfile::tempdir().unwrap();
+            let ca = TestCa::create(other.path()).unwrap();
+            let cert = ca.issue(other.path(), "node", &["127.0.0.1", "localhost"]).unwrap();
+            servers.cmd(
+                1,
+                &[
+                    "CONFIG",
+                    "SET",
+                    "tls-cert-file",
+                    &path(&cert.cert),
+                    "tls-key-file",
+                    &path(&cert.key),
+                ],
+            );
+            servers.cmd(1, &["CONFIG", "REWRITE"]);
+            form(&servers, &[1]);
+            let mut s = setup(servers, 1, 1, 1);
+            s._keep.push(Box::new(other));
+            s
+        },
+    },
+    Case {
+        name: "expired-node-cert",
+        class: "TLS trust, key usage, mode",
+        server: Server::Redis70,
+        rule: Some("CS350"),
+        build: |bin| {
+            let odd = DualTls {
+                cert: CertOptions {
+                    expired: true,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let servers = tls_pair(bin, DualTls::default(), Some((1, odd)));
+            form(&servers, &[1]);
+            setup(servers, 1, 1, 1)
+        },
+    },
+    // --- slot and epoch states
+    Case {
+        name: "slot-left-importing",
+        class: "slot and epoch states",
+        server: Server::Valkey81,
+        rule: Some("CS307"),
+        build: |bin| {
+            let servers = start(bin, &[opts(bin, &[]), opts(bin, &[])]);
+            all_slots(&servers, 0, 0..8192);
+            all_slots(&servers, 1, 8192..16384);
+            let port0 = servers.port(0).to_string();
+            servers.cmd(1, &["CLUSTER", "MEET", "127.0.0.1", &port0]);
+            let id0 = servers.myid(0);
+            wait_until("meet", Duration::from_secs(10), || {
+                servers.text(1, &["CLUSTER", "NODES"]).contains(&id0)
+            });
+            wait_until("both see every slot", Duration::from_secs(10), || {
+                (0..2).all(|i| cluster_info(&servers, i, "cluster_state") == "ok")
+            });
+            servers.cmd(1, &["CLUSTER", "SETSLOT", "100", "IMPORTING", &id0]);
+            setup(servers, 2, 0, 1)
+        },
+    },
+    Case {
+        name: "slots-deleted",
+        class: "slot and epoch states",
+        server: Server::Redis70,
+        rule: Some("CS302"),
+        build: |bin| {
+            let servers = start(bin, &[opts(bin, &[]), opts(bin, &[])]);
+            form(&servers, &[1]);
+            await_link(&servers, 1);
+            servers.cmd(0, &["CLUSTER", "DELSLOTSRANGE", "1000", "1999"]);
+            setup(servers, 1, 1, 0)
+        },
+    },
+    Case {
+        name: "replicas-piled-on-one-primary",
+        class: "slot and epoch states",
+        server: Server::Redis62,
+        rule: Some("CS104"),
+        build: |bin| {
+            let o = opts(bin, &[]);
+            let servers = start(bin, &[o.clone(), o.clone(), o.clone(), o]);
+            all_slots(&servers, 0, 0..8192);
+            all_slots(&servers, 1, 8192..16384);
+            let port0 = servers.port(0).to_string();
+            for idx in 1..4 {
+                servers.cmd(idx, &["CLUSTER", "MEET", "127.0.0.1", &port0]);
+            }
+            let id0 = servers.myid(0);
+            for idx in [2, 3] {
+                wait_until("meet", Duration::from_secs(10), || {
+                    servers.text(idx, &["CLUSTER", "NODES"]).contains(&id0)
+                });
+                servers.cmd(idx, &["CLUSTER", "REPLICATE", &id0]);
+            }
+            let id1 = servers.myid(1);
+            wait_until("all meet", Duration::from_secs(10), || {
+                (0..4).all(|i| {
+                    let t = servers.text(i, &["CLUSTER", "NODES"]);
+                    t.lines().count() == 4 && t.contains(&id1) && !t.contains("handshake")
+                })
+            });
+            await_link(&servers, 3);
+            let mut s = setup(servers, 2, 1, 1);
+            // The layout is the cluster's, not one node's.
+            s.node = String::new();
+            s
+        },
+    },
+
+    Case {
+        name: "nodes-conf-shared-with-a-running-node",
+        class: "process will not start",
+        server: Server::Redis70,
+        rule: Some("CS337"),
+        build: |bin| {
+            // Node b's redis.conf points `dir` at node a's: the same nodes.conf, locked.
+            let servers = start(bin, &[opts(bin, &[])]);
+            all_slots(&servers, 0, 0..16384);
+            let shared = servers.servers[0].dir.clone();
+            let port = allocate_port();
+            failed_start_at(bin, servers, port, &format!("dir {}\n", shared.display()), |_| {})
+        },
+    },
+    Case {
+        name: "loading-a-large-dataset",
+        class: "not a usable cluster member",
+        server: Server::Redis70,
+        rule: Some("CS334"),
+        build: |bin| {
+            let mut servers = pair(bin, &[("enable-debug-command", "yes")], &[]);
+            // 200000 keys loaded at 100 µs each: the node loads for about 20 s after its
+            // restart.
+            servers.cmd(0, &["DEBUG", "POPULATE", "200000"]);
+            servers.cmd(0, &["SAVE"]);
+            restart(&mut servers, bin, 0, |dir| {
+                append(&dir.join("redis.conf"), "key-load-delay 100\n");
+            });
+            settle(Duration::from_secs(5), || {
+                try_cmd(&servers, 0, &["PING"]).is_err_and(|e| e.contains("LOADING"))
+            });
+            setup(servers, 1, 1, 0)
+        },
+    },
+    // --- bus cannot connect / announced wrong
+    Case {
+        name: "announce-ip-not-answering",
+        class: "bus cannot connect / announced wrong",
+        server: Server::Redis70,
+        rule: Some("CS351"),
+        build: |bin| {
+            // Node 1 announces an address it does not listen on.
+            let servers = start(
+                bin,
+                &[opts(bin, &[]), opts(bin, &[("cluster-announce-ip", "127.0.0.99")])],
+            );
+            form(&servers, &[1]);
+            std::thread::sleep(Duration::from_secs(2));
+            setup(servers, 1, 1, 1)
+        },
+    },
+    Case {
+        name: "announce-bus-port-wrong",
+        class: "bus cannot connect / announced wrong",
+        server: Server::Valkey91,
+        rule: Some("CS351"),
+        build: |bin| {
+            let nowhere = allocate_port().to_string();
+            let servers = start(
+                bin,
+                &[opts(bin, &[]), opts(bin, &[("cluster-announce-bus-port", &nowhere)])],
+            );
+            form(&servers, &[1]);
+            std::thread::sleep(Duration::from_secs(2));
+            setup(servers, 1, 1, 1)
+        },
+    },
+    Case {
+        name: "announce-port-wrong-on-primary",
+        class: "bus cannot connect / announced wrong",
+        server: Server::Valkey81,
+        rule: Some("CS351"),
+        build: |bin| {
+            // The primary announces a client port nothing listens on: its replica, which
+            // connects where the primary says, never syncs.
+            let nowhere = allocate_port().to_string();
+            let servers = start(
+                bin,
+                &[opts(bin, &[("cluster-announce-port", &nowhere)]), opts(bin, &[])],
+            );
+            form(&servers, &[1]);
+            await_link(&servers, 1);
+            setup(servers, 1, 1, 0)
+        },
+    },
+    // --- versions that do not fit together
+    Case {
+        name: "replica-older-than-primary",
+        class: "versions that do not fit",
+        server: Server::Redis62,
+        rule: Some("CS403"),
+        build: |bin| {
+            // A Redis 7.0 primary and a Redis 6.2 replica: 6.2 cannot load 7.0's RDB.
+            let newer = find_server_binary(None).unwrap();
+            let mut servers = start(&newer, &[opts(&newer, &[])]);
+            servers.add(bin, &opts(bin, &[]));
+            form(&servers, &[1]);
+            await_link(&servers, 1);
+            setup(servers, 1, 1, 1)
+        },
+    },
+    Case {
+        name: "directive-of-a-newer-version",
+        class: "versions that do not fit",
+        server: Server::Redis62,
+        rule: Some("CS402"),
+        build: |bin| {
+            let port = allocate_port();
+            let servers = start(bin, &[opts(bin, &[])]);
+            all_slots(&servers, 0, 0..16384);
+            failed_start_at(bin, servers, port, &format!("cluster-port {}\n", port + 10000), |_| {})
+        },
+    },
+    Case {
+        name: "valkey-directive-on-redis",
+        class: "versions that do not fit",
+        server: Server::Redis70,
+        rule: Some("CS402"),
+        build: |bin| beside_a_failed_start(bin, "primaryauth secret\n", |_| {}),
+    },
+    // --- replication auth and ACLs
+    Case {
+        name: "replication-user-missing-on-primary",
+        class: "replication auth and ACLs",
+        server: Server::Redis62,
+        rule: Some("CS511"),
+        build: |bin| {
+            let mut servers = start(
+                bin,
+                &[
+                    opts(bin, &[("requirepass", "pw")]),
+                    opts(
+                        bin,
+                        &[
+                            ("requirepass", "pw"),
+                            ("masteruser", "repl"),
+                            ("masterauth", "replpw"),
+                        ],
+                    ),
+                ],
+            );
+            servers.password = Some("pw".into());
+            form(&servers, &[1]);
+            await_link(&servers, 1);
+            setup(servers, 1, 1, 1)
+        },
+    },
+    // --- addresses after restarts
+    Case {
+        name: "replica-back-with-a-lost-disk",
+        class: "addresses after restarts",
+        server: Server::Redis70,
+        rule: Some("CS320"),
+        build: |bin| {
+            let mut servers = pair(bin, &[], &[]);
+            restart(&mut servers, bin, 1, |dir| {
+                std::fs::remove_file(dir.join("nodes.conf")).unwrap();
+            });
+            std::thread::sleep(Duration::from_secs(1));
+            setup(servers, 1, 1, 1)
+        },
+    },
+    // --- the seed's formation-script mistakes, with the servers' real replies
+    Case {
+        name: "meet-given-a-hostname",
+        class: "formation-script mistakes",
+        server: Server::Redis70,
+        rule: Some("CS101"),
+        build: |bin| {
+            let servers = start(bin, &[opts(bin, &[]), opts(bin, &[])]);
+            let meet = format!("localhost:{}", servers.port(1));
+            let (host, port) = meet.split_once(':').unwrap();
+            let steps = [
+                (0, vec!["CLUSTER", "MEET", host, port]),
+                (0, vec!["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
+            ];
+            let mut log = script_log(&servers, &steps);
+            let id0 = servers.myid(0);
+            log.push_str(&script_log(&servers, &[(1, vec!["CLUSTER", "REPLICATE", &id0])]));
+            log.push_str("[Wed Dec  2 10:00:00 UTC 2026] cluster settled\n");
+            with_post_deploy_log(servers, &log, "")
+        },
+    },
+    Case {
+        name: "replicate-before-meet",
+        class: "formation-script mistakes",
+        server: Server::Valkey81,
+        rule: Some("CS102"),
+        build: |bin| {
+            let servers = start(bin, &[opts(bin, &[]), opts(bin, &[])]);
+            let port0 = servers.port(0).to_string();
+            let id0 = servers.myid(0);
+            let steps = [
+                (0, vec!["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
+                // Sent right after the MEET: the replica does not know its primary yet.
+                (1, vec!["CLUSTER", "MEET", "127.0.0.1", &port0]),
+                (1, vec!["CLUSTER", "REPLICATE", &id0]),
+            ];
+            let mut log = script_log(&servers, &steps);
+            log.push_str("[Wed Dec  2 10:00:00 UTC 2026] cluster settled\n");
+            let id1 = servers.myid(1);
+            wait_until("the nodes meet", Duration::from_secs(10), || {
+                knows(&servers, 1, &id0) && knows(&servers, 0, &id1)
+            });
+            with_post_deploy_log(servers, &log, "")
+        },
+    },
+    // --- healthy
+    Case {
+        name: "healthy-plain",
+        class: "healthy",
+        server: Server::Redis70,
+        rule: None,
+        build: |bin| {
+            let servers = pair(bin, &[], &[]);
+            setup(servers, 1, 1, 0)
+        },
+    },
+    Case {
+        name: "healthy-password",
+        class: "healthy",
+        server: Server::Redis62,
+        rule: None,
+        build: |bin| {
+            let mut o = opts(bin, &[]);
+            o.password = Some("pw".into());
+            let servers = start(bin, &[o.clone(), o]);
+            form(&servers, &[1]);
+            await_link(&servers, 1);
+            setup(servers, 1, 1, 0)
+        },
+    },
+    Case {
+        name: "healthy-dual-mode-tls",
+        class: "healthy",
+        server: Server::Redis70,
+        rule: None,
+        build: |bin| {
+            let servers = tls_pair(bin, DualTls::default(), None);
+            form(&servers, &[1]);
+            await_link(&servers, 1);
+            setup(servers, 1, 1, 0)
+        },
+    },
+    Case {
+        name: "healthy-acl-replication-user",
+        class: "healthy",
+        server: Server::Valkey91,
+        rule: None,
+        build: |bin| {
+            let node = [
+                ("requirepass", "pw"),
+                ("user", "repl on >replpw +psync +replconf +ping"),
+                ("primaryuser", "repl"),
+                ("primaryauth", "replpw"),
+            ];
+            let mut servers = start(bin, &[opts(bin, &node), opts(bin, &node)]);
+            servers.password = Some("pw".into());
+            form(&servers, &[1]);
+            await_link(&servers, 1);
+            setup(servers, 1, 1, 0)
+        },
+    },
+    Case {
+        name: "healthy-tls-only-sandbox",
+        class: "healthy",
+        server: Server::Redis70,
+        rule: None,
+        build: |bin| tls_only_sandbox(bin),
+    },
+];
+
+/// Runs a formation script's steps with `redis-cli` and returns its log as the seed's
+/// script writes it: a timestamped line per step, then what redis-cli printed.
+fn script_log(servers: &Servers, steps: &[(usize, Vec<&str>)]) -> String {
+    let mut log = String::new();
+    for (idx, args) in steps {
+        log.push_str(&format!(
+            "[Wed Dec  2 10:00:00 UTC 2026] running {} on node {idx}\n",
+            args[..2].join(" ")
+        ));
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &servers.port(*idx).to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli (redis-tools) must be installed");
+        log.push_str(&String::from_utf8_lossy(&out.stdout));
+        log.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    log
+}
+
+/// diagnose's arguments for a 1+1 of `servers` with a post-deploy log.
+fn with_post_deploy_log(servers: Servers, log: &str, node: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("post-deploy.stderr.log");
+    std::fs::write(&file, log).unwrap();
+    let mut args = args_for(&servers, 1, 1);
+    args.extend(strings(&["--post-deploy-log", &path(&file)]));
+    Setup {
+        args,
+        env: Vec::new(),
+        node: node.to_owned(),
+        _keep: vec![Box::new(servers), Box::new(dir)],
+    }
+}
+
+fn append(file: &Path, text: &str) {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new().append(true).open(file).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// Stops node `idx`, lets `between` change its directory, and starts the same binary on
+/// the same redis.conf (which daemonizes): the harness then stops the new process.
+fn restart(servers: &mut Servers, bin: &Path, idx: usize, between: impl FnOnce(&Path)) {
+    let server = servers.servers[idx].clone();
+    servers.stop(idx);
+    wait_until("the node to exit", Duration::from_secs(10), || {
+        clustersmith_io::sandbox::process_start_time(server.pid).is_none()
+    });
+    let _ = std::fs::remove_file(server.dir.join("server.pid"));
+    between(&server.dir);
+    let status = Command::new(bin)
+        .arg(server.dir.join("redis.conf"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut pid = None;
+    wait_until("the node to come back", Duration::from_secs(10), || {
+        pid = std::fs::read_to_string(server.dir.join("server.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        pid.is_some()
+    });
+    let pid = pid.unwrap();
+    servers.servers[idx].pid = pid;
+    servers.servers[idx].start_time = clustersmith_io::sandbox::process_start_time(pid);
+    wait_until("the node to accept", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", server.port)).is_ok()
+    });
+}
+
+/// Runs a node on `port` that must fail to start, in the foreground, its output appended
+/// to its log as a service manager would; diagnose gets it and `servers` as a 1+1.
+fn failed_start_at(
+    bin: &Path,
+    servers: Servers,
+    port: u16,
+    extra: &str,
+    prepare: impl FnOnce(&Path),
+) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let node_dir = dir.path().join("b");
+    std::fs::create_dir_all(&node_dir).unwrap();
+    prepare(&node_dir);
+    let conf = node_dir.join("redis.conf");
+    let log = node_dir.join("server.log");
+    let text = format!(
+        "bind 127.0.0.1\nport {port}\ncluster-enabled yes\ndir {d}\nlogfile {l}\npidfile {d}/server.pid\nsave \"\"\n{extra}",
+        d = node_dir.display(),
+        l = log.display(),
+    )
+    .replace("$DIR", &node_dir.display().to_string());
+    std::fs::write(&conf, text).unwrap();
+    run_to_exit(bin, &conf, &log);
+    let b = format!("127.0.0.1:{port}");
+    let mut args = files_of(&servers);
+    args.extend(strings(&["--redis-conf", &path(&conf), "--log", &path(&log)]));
+    args.extend(strings(&["-m", "1", "-r", "1", &servers.ips()[0], &b]));
+    Setup {
+        args,
+        env: Vec::new(),
+        node: b,
+        _keep: vec![Box::new(servers), Box::new(dir)],
+    }
+}
+
+/// A dump.rdb with a key in database 1, written by a standalone server of the same binary.
+fn write_rdb_with_db1_key(bin: &Path, dir: &Path) {
+    let port = allocate_port();
+    let mut child = Command::new(bin)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            &path(dir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/1")).unwrap();
+    let mut conn = None;
+    settle(Duration::from_secs(5), || {
+        conn = client.get_connection().ok();
+        conn.is_some()
+    });
+    let mut conn = conn.expect("standalone server for the dump");
+    redis::cmd("SET").arg("k").arg("v").query::<()>(&mut conn).unwrap();
+    redis::cmd("SAVE").query::<()>(&mut conn).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `clustersmith sandbox up --tls` (TLS-only nodes, no plaintext port), diagnosed over TLS
+/// with the sandbox's files.
+fn tls_only_sandbox(bin: &Path) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("sb");
+    // Two consecutive ports (the sandbox's), handed to no other case.
+    let base = loop {
+        let first = allocate_port();
+        if allocate_port() == first + 1 {
+            break first;
+        }
+    };
+    let up = clustersmith(
+        &[
+            "sandbox",
+            "up",
+            "-m",
+            "1",
+            "-r",
+            "1",
+            "--tls",
+            "--server-bin",
+            &path(bin),
+            "--base-port",
+            &base.to_string(),
+            "--dir",
+            &path(&state),
+        ],
+        &[],
+    );
+    let guard = SandboxGuard(state.clone());
+    assert_eq!(up.status.code(), Some(0), "{}", stderr(&up));
+    let tls = state.join("tls");
+    let mut args = strings(&[
+        "--tls",
+        "--cacert",
+        &path(&tls.join("ca.crt")),
+        "--cert",
+        &path(&tls.join("client.crt")),
+        "--key",
+        &path(&tls.join("client.key")),
+        "-m",
+        "1",
+        "-r",
+        "1",
+    ]);
+    for port in [base, base + 1] {
+        let node_dir = state.join(format!("node-{port}"));
+        if node_dir.join("redis.conf").exists() {
+            args.extend(strings(&["--redis-conf", &path(&node_dir.join("redis.conf"))]));
+            args.extend(strings(&["--log", &path(&node_dir.join("server.log"))]));
+        }
+        args.push(format!("127.0.0.1:{port}"));
+    }
+    Setup {
+        args,
+        env: Vec::new(),
+        node: String::new(),
+        _keep: vec![Box::new(guard), Box::new(dir)],
+    }
+}
+
+/// Takes a sandbox down when dropped.
+struct SandboxGuard(PathBuf);
+
+impl Drop for SandboxGuard {
+    fn drop(&mut self) {
+        let _ = clustersmith(&["sandbox", "down", "--dir", &path(&self.0)], &[]);
+    }
+}
