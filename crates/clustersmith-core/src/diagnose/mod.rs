@@ -3,22 +3,23 @@
 //!
 //! Each [`Rule`] has a stable id, a name for the problem, a severity, an explanation (what it
 //! detects, why it matters, how to fix it, known false positives) and a check. A check only
-//! reads [`Inputs`] and returns hits with their evidence. [`diagnose`] runs every rule and
-//! then correlates: a finding whose rule *explains* another rule's finding on the same node
-//! (a missing `masterauth` explains that node's replica link being down) takes that finding
-//! in as a symptom, so the report leads with causes.
+//! reads [`Inputs`] and returns hits with their evidence. Rules live one family per module
+//! under `rules/`, each rule's static beside its check; [`RULES`] (in `registry.rs`) lists
+//! them all, in order. [`diagnose`] runs every rule and then correlates: a finding whose rule
+//! *explains* another rule's finding on the same node (a missing `masterauth` explains that
+//! node's replica link being down) takes that finding in as a symptom, so the report leads
+//! with causes. A rule names the rules it explains by reference, so the links are checked by
+//! the compiler.
 //!
 //! Besides the checks, every warning line of a node's server log is looked up in the servers'
 //! own message catalog ([`log_catalog`]): a line that proves a rule raises it on its node, a
 //! line that only hints at one joins that rule's finding when other evidence raises it, and a
 //! line the catalog does not know is reported at info rather than dropped.
 
-mod balance;
-mod checks;
-mod departed;
 pub mod log_catalog;
 mod node_facts;
 mod registry;
+mod rules;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -108,8 +109,8 @@ pub struct Rule {
     pub false_positives: &'static str,
     /// Evidence it can use (any one suffices unless the text says otherwise).
     pub evidence: &'static [EvidenceKind],
-    /// Ids of symptom rules whose findings on the same node this cause accounts for.
-    pub explains: &'static [&'static str],
+    /// Symptom rules whose findings on the same node this cause accounts for.
+    pub explains: &'static [&'static Rule],
     pub check: fn(&Inputs) -> Vec<Hit>,
 }
 
@@ -161,6 +162,13 @@ pub struct Finding {
     pub summary: String,
     pub evidence: Vec<Evidence>,
     pub symptoms: Vec<Finding>,
+}
+
+impl Rule {
+    /// Whether `symptom` is one of the rules this one explains.
+    pub fn explains_rule(&self, symptom: &Rule) -> bool {
+        self.explains.iter().any(|r| std::ptr::eq(*r, symptom))
+    }
 }
 
 impl fmt::Debug for Rule {
@@ -283,6 +291,7 @@ impl Inputs {
 pub fn diagnose(inputs: &Inputs) -> Vec<Finding> {
     let findings: Vec<Finding> = RULES
         .iter()
+        .copied()
         .flat_map(|rule| {
             rule_hits(rule, inputs).into_iter().map(move |hit| Finding {
                 rule,
@@ -310,7 +319,7 @@ pub fn rule_hits(rule: &Rule, inputs: &Inputs) -> Vec<Hit> {
 fn correlate(findings: Vec<Finding>, inputs: &Inputs) -> Vec<Finding> {
     let explains = |cause: &Finding, symptom: &Finding| {
         !std::ptr::eq(symptom.rule, cause.rule)
-            && cause.rule.explains.contains(&symptom.rule.id)
+            && cause.rule.explains_rule(symptom.rule)
             && (cause.node.is_none()
                 || cause.node == symptom.node
                 || node_facts::explains_elsewhere(inputs, cause, symptom))

@@ -15,7 +15,7 @@ pub fn explain_cmd(args: &ExplainArgs) -> anyhow::Result<u8> {
         Some(key) => vec![rule(key).ok_or_else(|| {
             anyhow::anyhow!("no rule `{key}`; `clustersmith explain` lists them all")
         })?],
-        None => RULES.iter().collect(),
+        None => RULES.to_vec(),
     };
     match args.format {
         ExplainFormat::Json => outln!(
@@ -44,6 +44,11 @@ fn evidence_kinds(r: &Rule) -> String {
         .join(", ")
 }
 
+/// The ids of the rules `r` explains.
+fn explained_ids(r: &Rule) -> Vec<&'static str> {
+    r.explains.iter().map(|e| e.id).collect()
+}
+
 fn rule_text(r: &Rule) -> String {
     let mut out = format!("{} {} ({})\n", r.id, r.name, r.severity);
     for (title, text) in [
@@ -56,7 +61,7 @@ fn rule_text(r: &Rule) -> String {
     }
     let _ = writeln!(out, "\nevidence: {}", evidence_kinds(r));
     if !r.explains.is_empty() {
-        let _ = writeln!(out, "explains: {}", r.explains.join(", "));
+        let _ = writeln!(out, "explains: {}", explained_ids(r).join(", "));
     }
     out
 }
@@ -71,7 +76,7 @@ fn rule_json(r: &Rule) -> Value {
         "fix": r.fix,
         "false_positives": r.false_positives,
         "evidence": r.evidence.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
-        "explains": r.explains,
+        "explains": explained_ids(r),
     })
 }
 
@@ -101,7 +106,7 @@ pub fn rules_markdown(rules: &[&Rule]) -> String {
             if r.explains.is_empty() {
                 String::new()
             } else {
-                format!(" Explains: {}.", r.explains.join(", "))
+                format!(" Explains: {}.", explained_ids(r).join(", "))
             },
             r.detects,
             r.why,

@@ -400,11 +400,11 @@ fn nodes_on_different_hosts_may_use_the_same_port_and_paths() {
         nodes: vec![node("10.0.0.5"), node("10.0.0.6")],
         ..Default::default()
     };
-    assert!(super::shared_between_nodes(&inputs).is_empty());
+    assert!(crate::diagnose::rules::node_facts::shared_between_nodes(&inputs).is_empty());
     // On one host, the same files are a finding; so is one port on two binds that overlap.
     inputs.nodes[1].ip = inputs.nodes[0].ip;
     inputs.nodes[1].redis_conf.as_mut().unwrap().path = "/other/redis.conf".into();
-    let hits = super::shared_between_nodes(&inputs);
+    let hits = crate::diagnose::rules::node_facts::shared_between_nodes(&inputs);
     assert_eq!(hits.len(), 1);
     assert!(
         hits[0]
@@ -416,5 +416,5 @@ fn nodes_on_different_hosts_may_use_the_same_port_and_paths() {
     // Distinct binds on one port do not collide.
     inputs.nodes[0].redis_conf = conf("/a/redis.conf", "port 6379\nbind 127.0.0.1\n");
     inputs.nodes[1].redis_conf = conf("/b/redis.conf", "port 6379\nbind 127.0.0.2\n");
-    assert!(super::shared_between_nodes(&inputs).is_empty());
+    assert!(crate::diagnose::rules::node_facts::shared_between_nodes(&inputs).is_empty());
 }

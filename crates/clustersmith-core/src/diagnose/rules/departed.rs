@@ -1,7 +1,10 @@
-//! A node back at its address with a new id (lost disk, recreated VM), and the data loss it
-//! can cause: a replica that reconnects to the old address resyncs from the empty newcomer.
+//! A node back at its address with a new id (lost disk, recreated VM; CS320), and the data
+//! loss it can cause (CS321): a replica that reconnects to the old address resyncs from the
+//! empty newcomer. Other families' checks leave departed members to CS320 ([`departed_ids`]).
 
-use super::{Hit, Inputs, NodeEvidence, live};
+use crate::diagnose::EvidenceKind::{Live, ServerLog};
+use crate::diagnose::Severity::{Critical, Error};
+use crate::diagnose::{Hit, Inputs, NodeEvidence, Rule, live};
 use crate::model::NodeId;
 use crate::observation::{InventoryNode, NodeState, Observation};
 use crate::parse::LogLine;
@@ -48,6 +51,22 @@ pub fn departed_ids(inputs: &Inputs) -> Vec<NodeId> {
     departed(inputs).1.into_iter().map(|d| d.id).collect()
 }
 
+pub static NODE_REPLACED_WITH_NEW_ID: Rule = Rule {
+    id: "CS320",
+    name: "node-replaced-with-new-id",
+    severity: Error,
+    detects: "An expected address answers with a new node id (a fresh node: it knows only itself) while its peers still list an old id there, or with its address forgotten (`noaddr`, set when a PONG from that address carries another id).",
+    why: "A node whose nodes.conf was lost (disk lost, VM recreated, volume not mounted) starts as a new, empty node at the same address. The cluster keeps the old id: as `fail` once a replica took over its slots, or still owning them if none did. Neither `redis-cli --cluster fix` nor a restart repairs it; every peer must forget the old id within the 60 s forget ban, and the new node must be introduced again.",
+    fix: "Once the old id owns no slot (its replica took over), run `clustersmith apply`: it sends CLUSTER FORGET <old-id> to every node in one round and adds the node back in its planned role (a replica of the promoted primary). While the old id still owns slots, promote a replica that still holds the data (`CLUSTER FAILOVER TAKEOVER`) or restore from a backup first.",
+    false_positives: "A node deliberately reset with CLUSTER RESET HARD and not yet re-added: the repair is the same.",
+    evidence: &[Live],
+    explains: &[
+        &super::membership::NODE_KNOWS_ONLY_ITSELF,
+        &super::membership::SLOTS_NOT_COVERED,
+    ],
+    check: node_replaced_with_new_id,
+};
+
 pub fn node_replaced_with_new_id(inputs: &Inputs) -> Vec<Hit> {
     let (given, found) = departed(inputs);
     found
@@ -92,6 +111,19 @@ pub fn node_replaced_with_new_id(inputs: &Inputs) -> Vec<Hit> {
         })
         .collect()
 }
+
+pub static REPLICA_FLUSHED_BY_EMPTY_PRIMARY: Rule = Rule {
+    id: "CS321",
+    name: "replica-flushed-by-empty-primary",
+    severity: Critical,
+    detects: "In a replica's log: `Full resync from master: <replid>:0` (Valkey: `primary`), then `Flushing old data`, then `Done loading RDB, keys loaded: 0` in the same sync.",
+    why: "A primary at offset 0 has just started with no data and no replication history. A replica that reconnects to its primary's address (replication follows the address, not the node id) while an empty server answers there, e.g. a node back from a lost disk, takes a full resync from it and throws its own copy away. If that replica then wins the failover, the cluster serves those slots empty.",
+    fix: "Stop writes to the affected slots, restore the data from a backup (RDB/AOF of the old primary, or another replica that did not resync), and only then rejoin the empty node. Prevent it: give nodes persistent storage for nodes.conf, and keep a restarted empty node out of the cluster (`cluster-enabled` nodes with an empty nodes.conf should not be started at an old member's address) until its old id is forgotten.",
+    false_positives: "A shard that really held no keys (nothing was lost); the live key count is shown.",
+    evidence: &[ServerLog, Live],
+    explains: &[],
+    check: replica_flushed_by_empty_primary,
+};
 
 /// A replica that held data (it had received a replication stream, or loaded keys) took a
 /// full resync from a primary whose replication offset is 0 (a server that has just started

@@ -1,0 +1,36 @@
+//! Helpers the checks of several families share.
+
+use crate::diagnose::Evidence;
+use crate::model::NodeId;
+use crate::parse::NodeEntry;
+
+/// At most this many evidence lines of one kind per finding; the rest are counted.
+const EVIDENCE_CAP: usize = 6;
+
+pub fn capped(mut evidence: Vec<Evidence>, what: &str) -> Vec<Evidence> {
+    if evidence.len() > EVIDENCE_CAP {
+        let more = evidence.len() - EVIDENCE_CAP;
+        let source = evidence[0].source.clone();
+        evidence.truncate(EVIDENCE_CAP);
+        evidence.push(Evidence {
+            source,
+            text: format!("… and {more} more {what}"),
+        });
+    }
+    evidence
+}
+
+/// One `CLUSTER NODES` entry, as the server prints it (slots summarised).
+pub fn entry_text(entry: &NodeEntry) -> String {
+    let flags: Vec<&str> = entry.flags.iter().map(|f| f.as_str()).collect();
+    let primary = entry.primary_id.as_ref().map_or("-", NodeId::as_str);
+    format!(
+        "{} {} {} {} epoch {} slots {}",
+        entry.id,
+        entry.addr,
+        flags.join(","),
+        primary,
+        entry.config_epoch,
+        entry.slots
+    )
+}
