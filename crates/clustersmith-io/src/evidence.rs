@@ -12,7 +12,9 @@
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 
-use clustersmith_core::diagnose::{Answer, CertFacts, Inputs, NodeEvidence, NodeFacts, SourceFile};
+use clustersmith_core::diagnose::{
+    Answer, CaVerdict, CertFacts, CertRejection, Inputs, NodeEvidence, NodeFacts, SourceFile,
+};
 use clustersmith_core::model::NodeId;
 use clustersmith_core::observation::{NodeState, Observation};
 use clustersmith_core::parse::{
@@ -490,6 +492,7 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
             ..Default::default()
         });
     }
+    judge_certificates(&mut groups, files);
     // The group a nodes.conf or log belongs to: the one whose redis.conf names it, else the
     // BOSH job's; else a group of its own.
     let home = |groups: &mut Vec<Group>,
@@ -750,6 +753,7 @@ fn cert_facts(conf: &RedisConf, files: &EvidenceFiles, notes: &mut Vec<String>) 
                     server_auth,
                     client_auth,
                     expired,
+                    verdicts: Vec::new(),
                 }),
                 Err(e) => {
                     notes.push(format!("cannot parse {directive} {}: {e}", path.display()));
@@ -758,6 +762,101 @@ fn cert_facts(conf: &RedisConf, files: &EvidenceFiles, notes: &mut Vec<String>) 
             }
         })
         .collect()
+}
+
+/// Every node's certificates judged by every CA file the nodes name (`tls-ca-cert-file`):
+/// what each peer's TLS library will say of them, for both sides of a link.
+fn judge_certificates(groups: &mut [Group], files: &EvidenceFiles) {
+    let mut cas: Vec<(String, Vec<u8>)> = Vec::new();
+    for group in groups.iter() {
+        let Some((conf, _)) = &group.redis_conf else {
+            continue;
+        };
+        let Some(named) = conf.value.value("tls-ca-cert-file") else {
+            continue;
+        };
+        if cas.iter().any(|(n, _)| n == named) {
+            continue;
+        }
+        if let Ok(pem) = std::fs::read(files.reroot(named)) {
+            cas.push((named.to_owned(), pem));
+        }
+    }
+    for group in groups.iter_mut() {
+        let Some((_, certs)) = &mut group.redis_conf else {
+            continue;
+        };
+        for cert in certs.iter_mut() {
+            let Ok(pem) = std::fs::read(files.reroot(&cert.path)) else {
+                continue;
+            };
+            cert.verdicts = cas
+                .iter()
+                .filter_map(|(ca, ca_pem)| {
+                    let (as_server, as_client) = judge(&pem, ca_pem)?;
+                    Some(CaVerdict {
+                        ca: ca.clone(),
+                        as_server,
+                        as_client,
+                    })
+                })
+                .collect();
+        }
+    }
+}
+
+/// How a CA (PEM) judges a certificate (PEM) as a server's and as a client's, with the
+/// same checks (chain, validity, extended key usage) the servers' TLS library makes; `None`
+/// when either file holds no certificate.
+fn judge(cert_pem: &[u8], ca_pem: &[u8]) -> Option<(Option<CertRejection>, Option<CertRejection>)> {
+    use rustls::client::danger::ServerCertVerifier as _;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    let der = |pem: &[u8]| {
+        x509_parser::pem::parse_x509_pem(pem)
+            .ok()
+            .map(|(_, p)| CertificateDer::from(p.contents))
+    };
+    let (cert, ca) = (der(cert_pem)?, der(ca_pem)?);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).ok()?;
+    let roots = std::sync::Arc::new(roots);
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let now = UnixTime::now();
+    let rejection = |e: rustls::Error| {
+        use rustls::CertificateError as C;
+        match e {
+            rustls::Error::InvalidCertificate(c) => match c {
+                C::NotValidForName | C::NotValidForNameContext { .. } => None,
+                // A CA of the same name but another key fails on the signature.
+                C::UnknownIssuer | C::BadSignature => Some(CertRejection::UnknownIssuer),
+                C::Expired | C::ExpiredContext { .. } => Some(CertRejection::Expired),
+                C::NotValidYet | C::NotValidYetContext { .. } => Some(CertRejection::NotYetValid),
+                C::InvalidPurpose | C::InvalidPurposeContext { .. } => Some(CertRejection::Usage),
+                other => Some(CertRejection::Other(format!("{other:?}"))),
+            },
+            other => Some(CertRejection::Other(other.to_string())),
+        }
+    };
+    let server = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        roots.clone(),
+        provider.clone(),
+    )
+    .build()
+    .ok()?;
+    // Any name: the servers check none on these links (NotValidForName is ignored above).
+    let name = ServerName::try_from("clustersmith.invalid").ok()?;
+    let as_server = server
+        .verify_server_cert(&cert, &[], &name, &[], now)
+        .err()
+        .and_then(rejection);
+    let client = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider)
+        .build()
+        .ok()?;
+    let as_client = client
+        .verify_client_cert(&cert, &[], now)
+        .err()
+        .and_then(rejection);
+    Some((as_server, as_client))
 }
 
 /// The IP addresses in the subjectAltName of the first certificate in a PEM file.

@@ -234,6 +234,44 @@ pub struct CertFacts {
     pub server_auth: bool,
     pub client_auth: bool,
     pub expired: bool,
+    /// How each CA file named by a `tls-ca-cert-file` of the nodes given judges this
+    /// certificate, one entry per CA file (what the nodes trusting it will say).
+    pub verdicts: Vec<CaVerdict>,
+}
+
+/// One CA file's judgement of a certificate, for each side of a TLS link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaVerdict {
+    /// The CA file as redis.conf names it.
+    pub ca: String,
+    /// Presented by a node a peer connects to (serverAuth).
+    pub as_server: Option<CertRejection>,
+    /// Presented by a node connecting to a peer (clientAuth).
+    pub as_client: Option<CertRejection>,
+}
+
+/// Why a CA file does not accept a certificate. Redis checks no host name on bus and
+/// replication links, so a name mismatch is no rejection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertRejection {
+    UnknownIssuer,
+    Expired,
+    NotYetValid,
+    /// The extended key usage lacks what this side needs.
+    Usage,
+    Other(String),
+}
+
+impl fmt::Display for CertRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CertRejection::UnknownIssuer => f.write_str("not issued by that CA"),
+            CertRejection::Expired => f.write_str("expired"),
+            CertRejection::NotYetValid => f.write_str("not valid yet"),
+            CertRejection::Usage => f.write_str("lacks the key usage this side needs"),
+            CertRejection::Other(text) => f.write_str(text),
+        }
+    }
 }
 
 /// Everything known about one node. Files are attached to the node they describe (by port or

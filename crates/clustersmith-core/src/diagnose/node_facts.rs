@@ -77,28 +77,51 @@ pub(super) fn not_member(node: &NodeEvidence) -> Option<&NodeFacts> {
 
 // ---- symptoms elsewhere -----------------------------------------------------------------
 
-/// Whether `cause`, a node that is not a working member, explains `symptom` on another node:
-/// formation cannot complete without the node (a peer that knows only itself, slots not
-/// covered), a peer stuck in handshake only with nodes that are not working, and a replica
-/// whose primary it is.
+/// Rules whose finding is about a node but whose fault shows on its peers: what it presents
+/// to them (a certificate, an address, a bus mode, a server version, another cluster's slots,
+/// a new id at an old address) is what they cannot work with.
+static PEER_FACING: &[&Rule] = &[
+    &super::rules::cross_node::CERTIFICATE_REJECTED_BY_PEERS,
+    &super::rules::cross_node::ANNOUNCED_ADDRESS_UNREACHABLE,
+    &super::rules::cross_node::REPLICA_OLDER_THAN_PRIMARY,
+    &super::rules::membership::TLS_CLUSTER_MISMATCH,
+    &super::rules::membership::BUS_CERT_WITHOUT_CLIENT_AUTH,
+    &super::rules::membership::FOREIGN_CLUSTER_MEMBER,
+    &super::rules::departed::NODE_REPLACED_WITH_NEW_ID,
+];
+
+/// Whether `cause`, a node that is not a working member or one its peers cannot work with,
+/// explains `symptom` on another node (or on the whole cluster): formation cannot complete
+/// without the node (a peer that knows only itself, slots not covered, the replicas' layout),
+/// a peer stuck in handshake with it (for a node that is not working: only with such nodes),
+/// and a replica whose primary it is.
 pub(super) fn explains_elsewhere(inputs: &Inputs, cause: &Finding, symptom: &Finding) -> bool {
-    if !NOT_MEMBER.iter().any(|r| std::ptr::eq(*r, cause.rule))
-        || !cause.rule.explains_rule(symptom.rule)
-    {
+    let is_in = |list: &[&Rule]| list.iter().any(|r| std::ptr::eq(*r, cause.rule));
+    let (down_rule, facing) = (is_in(NOT_MEMBER), is_in(PEER_FACING));
+    if !(down_rule || facing) || !cause.rule.explains_rule(symptom.rule) {
         return false;
     }
     let find = |label: &Option<String>| {
         let label = label.as_deref()?;
         inputs.nodes.iter().find(|n| n.label == label)
     };
-    let (Some(down), Some(seen)) = (find(&cause.node), find(&symptom.node)) else {
+    let Some(down) = find(&cause.node) else {
         return false;
+    };
+    let Some(seen) = find(&symptom.node) else {
+        // A symptom of the whole cluster (the replicas' layout) of a node the cluster
+        // cannot work with.
+        return facing && symptom.node.is_none();
     };
     if std::ptr::eq(down, seen) {
         return false;
     }
     let at = |n: &NodeEvidence, ip: Option<IpAddr>, port: u16| {
         n.ip.is_some() && n.ip == ip && n.port == Some(port)
+    };
+    let down_id = down.live.as_ref().map(|v| &v.id);
+    let is_down = |e: &crate::parse::NodeEntry| {
+        at(down, e.addr.ip, e.addr.port) || (facing && Some(&e.id) == down_id)
     };
     let is = |rule: &Rule| std::ptr::eq(symptom.rule, rule);
     if is(&NODE_KNOWS_ONLY_ITSELF) || is(&SLOTS_NOT_COVERED) {
@@ -114,13 +137,14 @@ pub(super) fn explains_elsewhere(inputs: &Inputs, cause: &Finding, symptom: &Fin
                     && (e.is_handshake() || e.link_state == crate::model::LinkState::Disconnected)
             })
             .collect();
-        stuck.iter().any(|e| at(down, e.addr.ip, e.addr.port))
-            && stuck.iter().all(|e| {
-                inputs
-                    .nodes
-                    .iter()
-                    .any(|n| not_member(n).is_some() && at(n, e.addr.ip, e.addr.port))
-            })
+        stuck.iter().any(|e| is_down(e))
+            && (facing
+                || stuck.iter().all(|e| {
+                    inputs
+                        .nodes
+                        .iter()
+                        .any(|n| not_member(n).is_some() && at(n, e.addr.ip, e.addr.port))
+                }))
     } else if is(&REPLICA_LINK_DOWN) {
         let Some(view) = &seen.live else { return false };
         let host = view
@@ -132,6 +156,7 @@ pub(super) fn explains_elsewhere(inputs: &Inputs, cause: &Finding, symptom: &Fin
             .get("master_port")
             .and_then(|p| p.parse::<u16>().ok());
         port.is_some_and(|p| at(down, host, p))
+            || (facing && down_id.is_some() && view.myself().primary_id.as_ref() == down_id)
     } else {
         false
     }

@@ -4,7 +4,8 @@
 
 use super::Rule;
 use super::rules::{
-    balance, catalog, departed, formation, membership, node_facts, replication, server_config,
+    balance, catalog, cross_node, departed, formation, membership, node_facts, replication,
+    server_config,
 };
 
 pub static RULES: &[&Rule] = &[
@@ -31,6 +32,9 @@ pub static RULES: &[&Rule] = &[
     &server_config::IPV6_BIND_ERRNO_97,
     &server_config::DIRECTIVE_UNKNOWN_TO_VERSION,
     &departed::NODE_REPLACED_WITH_NEW_ID,
+    &cross_node::CERTIFICATE_REJECTED_BY_PEERS,
+    &cross_node::ANNOUNCED_ADDRESS_UNREACHABLE,
+    &cross_node::REPLICA_OLDER_THAN_PRIMARY,
     &balance::SLOTS_UNBALANCED,
     &departed::REPLICA_FLUSHED_BY_EMPTY_PRIMARY,
     &catalog::CONFIG_FILE_REJECTED,

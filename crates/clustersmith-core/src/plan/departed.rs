@@ -88,16 +88,18 @@ pub fn departed_members(
     found.into_values().collect()
 }
 
-/// Expected nodes that answer but that no other observed node knows: a node that came back
-/// empty knows only itself, and its peers know only its old id.
+/// Expected nodes that answer, know only themselves, and that no other observed node knows:
+/// a node that came back empty knows only itself, and its peers know only its old id (a
+/// peer that the newcomer does not know yet is no newcomer: it knows the cluster).
 fn newcomers_in(inventory: &[InventoryNode], obs: &Observation) -> Vec<usize> {
     (0..inventory.len())
         .filter(|idx| {
             obs.view(*idx).is_some_and(|view| {
-                (0..inventory.len())
-                    .filter(|other| other != idx)
-                    .filter_map(|other| obs.view(other))
-                    .all(|other| other.knows(&view.id).is_none())
+                view.nodes.entries().len() == 1
+                    && (0..inventory.len())
+                        .filter(|other| other != idx)
+                        .filter_map(|other| obs.view(other))
+                        .all(|other| other.knows(&view.id).is_none())
             })
         })
         .collect()

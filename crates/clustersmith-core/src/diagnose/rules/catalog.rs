@@ -60,7 +60,8 @@ pub static CLUSTER_CONFIG_FILE_CORRUPT: Rule = Rule {
     fix: "Restore nodes.conf from a backup or a healthy copy of this node's own file; as a last resort move it away and re-introduce the node (it then starts with a new id and must be MEET again and given its role).",
     false_positives: "None known.",
     evidence: &[ServerLog, NodesConf],
-    explains: &[&super::node_facts::NODE_NOT_RUNNING],
+    // The server panics on a corrupt file (Valkey 9 prints a crash report after it).
+    explains: &[&super::node_facts::NODE_NOT_RUNNING, &FATAL_SERVER_ERROR],
     check: server_log_only,
 };
 

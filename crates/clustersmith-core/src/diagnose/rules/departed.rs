@@ -63,6 +63,8 @@ pub static NODE_REPLACED_WITH_NEW_ID: Rule = Rule {
     explains: &[
         &super::membership::NODE_KNOWS_ONLY_ITSELF,
         &super::membership::SLOTS_NOT_COVERED,
+        &super::membership::BUS_HANDSHAKE_STUCK,
+        &super::replication::REPLICA_LINK_DOWN,
     ],
     check: node_replaced_with_new_id,
 };

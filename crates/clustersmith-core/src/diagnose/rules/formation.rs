@@ -27,7 +27,13 @@ pub static MEET_WITH_HOSTNAME: Rule = Rule {
     fix: "Resolve every name to an IP before CLUSTER MEET (clustersmith apply does, on every run), then re-run formation.",
     false_positives: "None known: the reply is only sent for an address the server cannot parse.",
     evidence: &[PostDeployLog],
-    explains: &[&super::membership::NODE_KNOWS_ONLY_ITSELF],
+    // A replica whose primary's MEET was refused cannot know it: its REPLICATE fails too, and
+    // the script's success message over those errors is the same failure, reported late.
+    explains: &[
+        &super::membership::NODE_KNOWS_ONLY_ITSELF,
+        &REPLICATE_BEFORE_MEET,
+        &SUCCESS_CLAIMED_OVER_BROKEN_CLUSTER,
+    ],
     check: meet_with_hostname,
 };
 
@@ -73,7 +79,10 @@ pub static REPLICATE_BEFORE_MEET: Rule = Rule {
     fix: "Send REPLICATE only once the replica lists its primary in CLUSTER NODES (clustersmith apply waits for that), and re-run formation.",
     false_positives: "A retried REPLICATE that later succeeded: check the live roles.",
     evidence: &[PostDeployLog],
-    explains: &[&REPLICAS_ON_ONE_PRIMARY],
+    explains: &[
+        &REPLICAS_ON_ONE_PRIMARY,
+        &SUCCESS_CLAIMED_OVER_BROKEN_CLUSTER,
+    ],
     check: replicate_before_meet,
 };
 

@@ -179,7 +179,12 @@ pub static TLS_CLUSTER_MISMATCH: Rule = Rule {
     fix: "Set the same tls-cluster on every node and restart them.",
     false_positives: "None known: mixed bus encryption never connects.",
     evidence: &[RedisConf],
-    explains: &[&BUS_HANDSHAKE_STUCK],
+    explains: &[
+        &BUS_HANDSHAKE_STUCK,
+        &NODE_KNOWS_ONLY_ITSELF,
+        &SLOTS_NOT_COVERED,
+        &super::replication::REPLICA_LINK_DOWN,
+    ],
     check: tls_cluster_mismatch,
 };
 
@@ -201,14 +206,39 @@ pub fn tls_cluster_mismatch(inputs: &Inputs) -> Vec<Hit> {
     if on == 0 || on == settings.len() {
         return Vec::new();
     }
-    vec![Hit {
-        node: None,
-        summary: format!(
-            "tls-cluster is on for {on} of {} nodes: TLS and plaintext bus peers cannot talk",
-            settings.len()
-        ),
-        evidence: settings.into_iter().map(|s| s.2).collect(),
-    }]
+    // The nodes in the minority are the odd ones; with a tie nobody is.
+    let odd = if on * 2 < settings.len() {
+        Some(true)
+    } else if on * 2 > settings.len() {
+        Some(false)
+    } else {
+        None
+    };
+    match odd {
+        Some(value) => settings
+            .iter()
+            .filter(|s| s.1 == value)
+            .map(|(node, _, evidence)| Hit {
+                node: Some(node.label.clone()),
+                summary: format!(
+                    "tls-cluster is {} here but {} on {} of the other {} nodes: its bus cannot talk to theirs",
+                    if value { "yes" } else { "no" },
+                    if value { "no" } else { "yes" },
+                    settings.len() - settings.iter().filter(|s| s.1 == value).count(),
+                    settings.len() - 1
+                ),
+                evidence: vec![evidence.clone()],
+            })
+            .collect(),
+        None => vec![Hit {
+            node: None,
+            summary: format!(
+                "tls-cluster is on for {on} of {} nodes: TLS and plaintext bus peers cannot talk",
+                settings.len()
+            ),
+            evidence: settings.into_iter().map(|s| s.2).collect(),
+        }],
+    }
 }
 
 pub static BUS_CERT_WITHOUT_CLIENT_AUTH: Rule = Rule {
@@ -220,7 +250,12 @@ pub static BUS_CERT_WITHOUT_CLIENT_AUTH: Rule = Rule {
     fix: "Issue node certificates with both serverAuth and clientAuth, or set tls-client-cert-file / tls-client-key-file to a clientAuth certificate.",
     false_positives: "None when the certificate is the one the node presents.",
     evidence: &[RedisConf, Certificate],
-    explains: &[&BUS_HANDSHAKE_STUCK, &super::replication::REPLICA_LINK_DOWN],
+    explains: &[
+        &BUS_HANDSHAKE_STUCK,
+        &NODE_KNOWS_ONLY_ITSELF,
+        &SLOTS_NOT_COVERED,
+        &super::replication::REPLICA_LINK_DOWN,
+    ],
     check: bus_cert_without_client_auth,
 };
 
@@ -443,26 +478,74 @@ pub static FOREIGN_CLUSTER_MEMBER: Rule = Rule {
     id: "CS310",
     name: "foreign-cluster-member",
     severity: Error,
-    detects: "With an expected topology and every node reached, a node that knows node ids outside the expected set.",
+    detects: "A node that owns slots the other given nodes see owned by another id while it knows none of them (a cluster of its own), or, with an expected topology and every node reached, a node that knows node ids outside the expected set.",
     why: "It belongs to, or was met by, another cluster: forming would merge the two, and its data may not be ours.",
     fix: "Find out which cluster it serves; only after that decide on CLUSTER FORGET / CLUSTER RESET (never automatic).",
     false_positives: "Members missing from the expected set given to diagnose.",
     evidence: &[Live, Spec],
-    explains: &[],
+    explains: &[
+        &NODE_KNOWS_ONLY_ITSELF,
+        &SLOTS_NOT_COVERED,
+        &BUS_HANDSHAKE_STUCK,
+        &super::formation::REPLICAS_ON_ONE_PRIMARY,
+    ],
     check: foreign_cluster_member,
 };
 
+/// Nodes owning slots that the other given nodes see owned by ids it does not know: each is
+/// a cluster of its own (formed apart, or reset and given slots), not a node never met.
+fn owner_of_another_cluster(inputs: &Inputs) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for (node, view) in inputs.live() {
+        let mine = &view.myself().slots;
+        if mine.is_empty() || view.nodes.entries().len() > 1 {
+            continue;
+        }
+        let clash = inputs.live().find_map(|(other, other_view)| {
+            if std::ptr::eq(other, node) || other_view.nodes.entries().len() < 2 {
+                return None;
+            }
+            other_view
+                .nodes
+                .entries()
+                .iter()
+                .find(|e| {
+                    e.id != view.id
+                        && !e.slots.is_empty()
+                        && !mine.intersection(&e.slots).is_empty()
+                })
+                .map(|e| (other, e))
+        });
+        let Some((other, entry)) = clash else {
+            continue;
+        };
+        hits.push(Hit {
+            node: Some(node.label.clone()),
+            summary: format!(
+                "owns slots {mine} as a cluster of its own (epoch {}), while {} and its peers see them owned by {}: it was formed apart from them",
+                view.myself().config_epoch,
+                other.label,
+                entry.id.short()
+            ),
+            evidence: vec![
+                live(node, "CLUSTER NODES", entry_text(view.myself())),
+                live(other, "CLUSTER NODES", entry_text(entry)),
+            ],
+        });
+    }
+    hits
+}
+
 pub fn foreign_cluster_member(inputs: &Inputs) -> Vec<Hit> {
+    let mut hits = owner_of_another_cluster(inputs);
     if inputs.expected.is_none() || inputs.nodes.iter().any(|n| n.live.is_none()) {
         // Without the full expected set, an unknown id may be a member that was not given.
-        return Vec::new();
+        return hits;
     }
     let ours: Vec<&NodeId> = inputs.live().map(|(_, v)| &v.id).collect();
     // An old id of an expected address is a departed member (CS320), not a stranger.
     let departed = super::departed::departed_ids(inputs);
-    inputs
-        .live()
-        .filter_map(|(node, view)| {
+    hits.extend(inputs.live().filter_map(|(node, view)| {
             let foreign: Vec<Evidence> = view
                 .nodes
                 .entries()
@@ -478,6 +561,6 @@ pub fn foreign_cluster_member(inputs: &Inputs) -> Vec<Hit> {
                 ),
                 evidence: capped(foreign, "nodes"),
             })
-        })
-        .collect()
+        }));
+    hits
 }

@@ -11,6 +11,7 @@ mod common;
 
 pub(super) mod balance;
 pub(super) mod catalog;
+pub(super) mod cross_node;
 pub(super) mod departed;
 pub(super) mod formation;
 pub(super) mod membership;

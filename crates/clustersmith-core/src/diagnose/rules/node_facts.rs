@@ -544,6 +544,9 @@ pub static NODE_REFUSES_AUTH: Rule = Rule {
         &super::membership::SLOTS_NOT_COVERED,
         &super::membership::BUS_HANDSHAKE_STUCK,
         &super::replication::REPLICA_LINK_DOWN,
+        // Its own password settings are the odd ones: a missing masterauth beside them is
+        // part of the same difference.
+        &super::replication::REPLICATION_AUTH_MISSING,
     ],
     check: auth_differs,
 };

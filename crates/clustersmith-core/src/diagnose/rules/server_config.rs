@@ -3,7 +3,7 @@
 
 use crate::diagnose::EvidenceKind::{Live, RedisConf, ServerLog};
 use crate::diagnose::Severity::{Error, Info};
-use crate::diagnose::{Evidence, Hit, Inputs, Rule};
+use crate::diagnose::{Evidence, Hit, Inputs, NodeEvidence, Rule};
 use crate::observation::NodeView;
 
 pub static IPV6_BIND_ERRNO_97: Rule = Rule {
@@ -108,6 +108,11 @@ pub fn directive_unknown_to_version(inputs: &Inputs) -> Vec<Hit> {
                 ))
             });
         let Some((valkey, running, name)) = version else {
+            // A server that refuses its config file exits before its start banner: the
+            // refused line names the directive, and the table says which versions have it.
+            if let Some(hit) = refused_newer_directive(node) {
+                hits.push(hit);
+            }
             continue;
         };
         let unknown: Vec<Evidence> = conf
@@ -135,4 +140,46 @@ pub fn directive_unknown_to_version(inputs: &Inputs) -> Vec<Hit> {
         }
     }
     hits
+}
+
+/// A directive of the table that the node's server refused with `Bad directive`: the server
+/// is older than the directive (or of the other flavour), whatever its version.
+fn refused_newer_directive(node: &NodeEvidence) -> Option<Hit> {
+    let log = node.log.as_ref()?;
+    let refused = log.value.config_errors.iter().rev().find_map(|e| {
+        let name = e
+            .directive
+            .as_deref()?
+            .split_whitespace()
+            .next()?
+            .to_ascii_lowercase();
+        let row = NEWER_DIRECTIVES.iter().find(|(d, _, _)| *d == name)?;
+        e.message.contains("Bad directive").then_some((e, row))
+    })?;
+    let (error, (name, since, in_valkey)) = refused;
+    let origin = if since.0 == u32::MAX {
+        format!("`{name}` is Valkey's spelling: a Redis server does not know it")
+    } else {
+        format!(
+            "`{name}` exists since Redis {}.{}{}: this server is older",
+            since.0,
+            since.1,
+            if *in_valkey { " (and in Valkey)" } else { "" }
+        )
+    };
+    Some(Hit {
+        node: Some(node.label.clone()),
+        summary: format!("{origin}; it refused the line and exited"),
+        evidence: vec![log.at(
+            error.line,
+            format!(
+                "refused config line{}: {}",
+                error
+                    .config_line
+                    .map(|l| format!(" (config line {l})"))
+                    .unwrap_or_default(),
+                error.directive.as_deref().unwrap_or_default()
+            ),
+        )],
+    })
 }

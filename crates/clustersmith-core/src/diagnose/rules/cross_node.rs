@@ -1,0 +1,357 @@
+//! Checks across nodes (CS35x): what one node presents against what its peers need of it —
+//! a certificate their CA files accept, an announced address they can reach, a server
+//! version its replicas can load data from. Each finding names the nodes it compared, and
+//! explains what it breaks on them.
+
+use std::net::IpAddr;
+
+use super::catalog::{DATA_LOAD_FAILED, FULL_SYNC_FAILING, TLS_HANDSHAKE_REJECTED};
+use super::membership::{BUS_HANDSHAKE_STUCK, NODE_KNOWS_ONLY_ITSELF, SLOTS_NOT_COVERED};
+use super::replication::REPLICA_LINK_DOWN;
+use crate::diagnose::EvidenceKind::{Certificate, Live, RedisConf, ServerLog};
+use crate::diagnose::Severity::Error;
+use crate::diagnose::{CertFacts, CertRejection, Evidence, Hit, Inputs, NodeEvidence, Rule, live};
+use crate::model::{LinkState, NodeFlag, ServerFlavour, ServerVersion};
+
+pub static CERTIFICATE_REJECTED_BY_PEERS: Rule = Rule {
+    id: "CS350",
+    name: "certificate-rejected-by-peers",
+    severity: Error,
+    detects: "With tls-cluster or tls-replication, a node certificate that the CA file its peers trust (their tls-ca-cert-file) does not accept: issued by another CA, expired or not yet valid; or a node whose CA file accepts none of the certificates its peers present.",
+    why: "Bus and replication links check certificates both ways, each side against its own CA file. A rejected certificate drops the link at the handshake: the nodes never meet (handshake, a node that knows only itself) or the replica never syncs, and the servers log little more than `certificate verify failed`.",
+    fix: "Issue the node a certificate, valid now, from the CA every node trusts (or give the odd node the CA file the others use), and reload it (CONFIG SET tls-cert-file / tls-key-file / tls-ca-cert-file, or restart).",
+    false_positives: "Peers that trust a CA directory (tls-ca-cert-dir), which is not read: only tls-ca-cert-file is judged.",
+    evidence: &[RedisConf, Certificate],
+    explains: &[
+        &NODE_KNOWS_ONLY_ITSELF,
+        &SLOTS_NOT_COVERED,
+        &BUS_HANDSHAKE_STUCK,
+        &REPLICA_LINK_DOWN,
+        &TLS_HANDSHAKE_REJECTED,
+    ],
+    check: certificate_rejected_by_peers,
+};
+
+/// A node using TLS on its bus or replication links, with its CA file.
+fn tls_node(node: &NodeEvidence) -> Option<(&str, usize)> {
+    let conf = node.redis_conf.as_ref()?;
+    let on = conf.value.flag("tls-cluster") == Some(true)
+        || conf.value.flag("tls-replication") == Some(true);
+    let ca = conf.value.get("tls-ca-cert-file")?;
+    on.then(|| {
+        (
+            ca.args.first().map(String::as_str).unwrap_or_default(),
+            ca.line,
+        )
+    })
+}
+
+/// Why `ca` rejects what `node` presents, as the server side and as the client side of a
+/// link; usage is left to CS305.
+fn rejections<'a>(
+    node: &'a NodeEvidence,
+    ca: &str,
+) -> Vec<(&'a CertFacts, &'static str, CertRejection)> {
+    let server = node.certs.iter().find(|c| c.directive == "tls-cert-file");
+    let client = node
+        .certs
+        .iter()
+        .find(|c| c.directive == "tls-client-cert-file")
+        .or(server);
+    let mut out = Vec::new();
+    for (cert, side) in [(server, "server"), (client, "client")] {
+        let Some(cert) = cert else { continue };
+        let Some(verdict) = cert.verdicts.iter().find(|v| v.ca == ca) else {
+            continue;
+        };
+        let rejection = if side == "server" {
+            &verdict.as_server
+        } else {
+            &verdict.as_client
+        };
+        if let Some(r) = rejection.clone().filter(|r| *r != CertRejection::Usage)
+            && !out
+                .iter()
+                .any(|(c, _, _): &(&CertFacts, _, _)| std::ptr::eq(*c, cert))
+        {
+            out.push((cert, side, r));
+        }
+    }
+    out
+}
+
+pub fn certificate_rejected_by_peers(inputs: &Inputs) -> Vec<Hit> {
+    let tls: Vec<(&NodeEvidence, &str)> = inputs
+        .nodes
+        .iter()
+        .filter_map(|n| tls_node(n).map(|(ca, _)| (n, ca)))
+        .collect();
+    let mut hits = Vec::new();
+    for (node, own_ca) in &tls {
+        let peers: Vec<&(&NodeEvidence, &str)> = tls
+            .iter()
+            .filter(|(p, _)| !std::ptr::eq(*p, *node))
+            .collect();
+        if peers.is_empty() {
+            continue;
+        }
+        let rejecting: Vec<(&NodeEvidence, &str, Vec<_>)> = peers
+            .iter()
+            .map(|(p, ca)| (*p, *ca, rejections(node, ca)))
+            .filter(|(_, _, r)| !r.is_empty())
+            .collect();
+        // Its certificate is the odd one when its own CA file rejects it too, or most peers
+        // do; otherwise the peers' side is judged when they are the subject.
+        let own_rejects = !rejections(node, own_ca).is_empty();
+        if !rejecting.is_empty() && (own_rejects || rejecting.len() * 2 > peers.len()) {
+            let mut evidence = Vec::new();
+            for (peer, ca, why) in &rejecting {
+                for (cert, side, reason) in why {
+                    let conf = node
+                        .redis_conf
+                        .as_ref()
+                        .expect("a TLS node has a redis.conf");
+                    evidence.push(conf.at(
+                        cert.line,
+                        format!(
+                            "{} {} ({} side of its links): {} trusts {ca}: {reason}",
+                            cert.directive, cert.path, side, peer.label
+                        ),
+                    ));
+                }
+            }
+            let reason = rejecting[0].2[0].2.to_string();
+            hits.push(Hit {
+                node: Some(node.label.clone()),
+                summary: format!(
+                    "{} of {} peer(s) reject its certificate ({reason}): its bus and replication links to them fail at the TLS handshake",
+                    rejecting.len(),
+                    peers.len()
+                ),
+                evidence,
+            });
+            continue;
+        }
+        // Its CA file accepts none of the certificates its peers present, while their own
+        // CA files accept them: the CA file is the odd one.
+        let refused: Vec<&NodeEvidence> = peers
+            .iter()
+            .filter(|(p, p_ca)| !rejections(p, own_ca).is_empty() && rejections(p, p_ca).is_empty())
+            .map(|(p, _)| *p)
+            .collect();
+        if !refused.is_empty() && refused.len() == peers.len() {
+            let (_, line) = tls_node(node).expect("listed as a TLS node");
+            let conf = node
+                .redis_conf
+                .as_ref()
+                .expect("a TLS node has a redis.conf");
+            hits.push(Hit {
+                node: Some(node.label.clone()),
+                summary: format!(
+                    "its tls-ca-cert-file {own_ca} accepts none of its {} peers' certificates: every TLS link with them fails",
+                    peers.len()
+                ),
+                evidence: vec![conf.at(
+                    line,
+                    format!(
+                        "tls-ca-cert-file {own_ca}: rejects the certificates of {}",
+                        refused.iter().map(|p| p.label.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                )],
+            });
+        }
+    }
+    hits
+}
+
+pub static ANNOUNCED_ADDRESS_UNREACHABLE: Rule = Rule {
+    id: "CS351",
+    name: "announced-address-unreachable",
+    severity: Error,
+    detects: "A node that announces (cluster-announce-ip / -port / -bus-port) an address other than where it answers, while its peers cannot reach it there: they list it as disconnected, failing or in handshake, do not know it at all, or its replicas' links are down.",
+    why: "Peers and replicas connect to the address a node announces, not the one it was met at. Behind NAT that is the point of announcing; a wrong value (a stale IP after a move, a port of another node, a bus port nothing listens on) cuts the node off while it answers perfectly where operators test it.",
+    fix: "Set cluster-announce-ip / -port / -bus-port to where peers can reach the node (or remove them), and CONFIG SET them live: the node announces the new value in its next heartbeat.",
+    false_positives: "A NAT or container network where the announced address works for the peers but not from where diagnose runs: then the peers' views would show the node connected, and this does not fire.",
+    evidence: &[Live, RedisConf],
+    explains: &[
+        &NODE_KNOWS_ONLY_ITSELF,
+        &SLOTS_NOT_COVERED,
+        &BUS_HANDSHAKE_STUCK,
+        &REPLICA_LINK_DOWN,
+    ],
+    check: announced_address_unreachable,
+};
+
+pub fn announced_address_unreachable(inputs: &Inputs) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for (node, view) in inputs.live() {
+        let me = view.myself();
+        let (Some(reached_ip), Some(reached_port)) = (node.ip, node.port) else {
+            continue;
+        };
+        let conf = node.redis_conf.as_ref().map(|c| &c.value);
+        let tls_port = conf.and_then(|c| c.port("tls-port")).filter(|p| *p > 0);
+        let mut wrong: Vec<String> = Vec::new();
+        if me.addr.ip.is_some_and(|ip: IpAddr| ip != reached_ip) {
+            wrong.push(format!(
+                "announces IP {} but answers at {reached_ip}",
+                me.addr.ip.map(|ip| ip.to_string()).unwrap_or_default()
+            ));
+        }
+        if me.addr.port != reached_port && Some(me.addr.port) != tls_port {
+            wrong.push(format!(
+                "announces port {} but answers at {reached_port}",
+                me.addr.port
+            ));
+        }
+        if let Some(conf) = conf
+            && conf.get("cluster-announce-bus-port").is_some()
+        {
+            let base = match (conf.flag("tls-cluster"), tls_port) {
+                (Some(true), Some(tls)) => tls,
+                _ => conf.listening_port().unwrap_or(reached_port),
+            };
+            let real = conf
+                .port("cluster-port")
+                .filter(|p| *p > 0)
+                .unwrap_or(base.saturating_add(10000));
+            if me.addr.bus_port != real {
+                wrong.push(format!(
+                    "announces bus port {} but its bus listens on {real}",
+                    me.addr.bus_port
+                ));
+            }
+        }
+        if wrong.is_empty() {
+            continue;
+        }
+        // The peers' side: a NAT'd node announces another address on purpose; only peers
+        // (or replicas) that cannot reach it make it a fault.
+        let mut evidence: Vec<Evidence> = wrong
+            .iter()
+            .map(|w| live(node, "CLUSTER NODES", format!("myself: {w}")))
+            .collect();
+        for (peer, peer_view) in inputs.live().filter(|(p, _)| !std::ptr::eq(*p, node)) {
+            match peer_view.nodes.get(&view.id) {
+                None => evidence.push(live(
+                    peer,
+                    "CLUSTER NODES",
+                    format!("does not list {}", view.id.short()),
+                )),
+                Some(e)
+                    if e.is_handshake()
+                        || e.link_state == LinkState::Disconnected
+                        || e.has_flag(&NodeFlag::Fail)
+                        || e.has_flag(&NodeFlag::PossibleFail) =>
+                {
+                    evidence.push(live(
+                        peer,
+                        "CLUSTER NODES",
+                        format!("lists it at {} ({})", e.addr, super::common::entry_text(e)),
+                    ));
+                }
+                Some(_) => {}
+            }
+            let replica_of_it = peer_view.info.role() == Some("slave")
+                && peer_view.info.primary_link_status() != Some("up")
+                && peer_view
+                    .myself()
+                    .primary_id
+                    .as_ref()
+                    .is_some_and(|p| *p == view.id);
+            if replica_of_it {
+                evidence.push(live(
+                    peer,
+                    "INFO replication",
+                    format!(
+                        "its replica's link is down, connecting to {}:{}",
+                        peer_view.info.get("master_host").unwrap_or("?"),
+                        peer_view.info.get("master_port").unwrap_or("?")
+                    ),
+                ));
+            }
+        }
+        if evidence.len() == wrong.len() {
+            continue;
+        }
+        hits.push(Hit {
+            node: Some(node.label.clone()),
+            summary: format!(
+                "{}: its peers connect where it announces and cannot reach it",
+                wrong.join("; ")
+            ),
+            evidence,
+        });
+    }
+    hits
+}
+
+pub static REPLICA_OLDER_THAN_PRIMARY: Rule = Rule {
+    id: "CS352",
+    name: "replica-older-than-primary",
+    severity: Error,
+    detects: "A replica running an older server than its primary (or the other flavour past where they share an RDB format), with its link down or `Can't handle RDB format version` in its log.",
+    why: "A full sync ships the primary's RDB; a replica older than the RDB format refuses it (`Can't handle RDB format version N`) and retries forever. Upgrades must go replicas first, then fail over.",
+    fix: "Upgrade the replica to the primary's version (or newer) before it replicates; in a rolling upgrade, upgrade replicas first and fail over to them.",
+    false_positives: "A replica that synced before the primary was upgraded (a partial resync can work until the next full sync).",
+    evidence: &[Live, ServerLog],
+    explains: &[&REPLICA_LINK_DOWN, &FULL_SYNC_FAILING, &DATA_LOAD_FAILED],
+    check: replica_older_than_primary,
+};
+
+/// Where a version sits in the line RDB formats follow: Redis up to 7.2 and Valkey share it
+/// (Valkey forked at 7.2); Redis 7.4 and later left it.
+fn lineage(v: &ServerVersion) -> (u32, u32, bool) {
+    let forked = v.flavour == ServerFlavour::Redis && (v.major, v.minor) >= (7, 4);
+    (v.major, v.minor, forked)
+}
+
+pub fn replica_older_than_primary(inputs: &Inputs) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for (node, view) in inputs.live() {
+        if view.info.role() != Some("slave") {
+            continue;
+        }
+        let Some(primary_id) = view.myself().primary_id.as_ref() else {
+            continue;
+        };
+        let Some((primary, primary_view)) = inputs.live().find(|(_, v)| v.id == *primary_id) else {
+            continue;
+        };
+        let (Some(mine), Some(theirs)) = (view.version(), primary_view.version()) else {
+            continue;
+        };
+        let (a, b) = (lineage(&mine), lineage(&theirs));
+        let older = if a.2 != b.2 {
+            // Across the fork only a Valkey replica of Redis ≥ 7.4 breaks for certain.
+            b.2 && !a.2
+        } else {
+            (a.0, a.1) < (b.0, b.1)
+        };
+        if !older {
+            continue;
+        }
+        let proof = node
+            .log
+            .as_ref()
+            .map(|log| log.lines_with(&["Can't handle RDB format version"]))
+            .unwrap_or_default();
+        if proof.is_empty() && view.info.primary_link_status() == Some("up") {
+            continue;
+        }
+        let mut evidence = vec![
+            live(node, "INFO server", format!("runs {mine}")),
+            live(primary, "INFO server", format!("its primary runs {theirs}")),
+        ];
+        evidence.extend(proof);
+        hits.push(Hit {
+            node: Some(node.label.clone()),
+            summary: format!(
+                "replica runs {mine}, older than its primary {} ({theirs}): it cannot load the primary's RDB",
+                primary.label
+            ),
+            evidence,
+        });
+    }
+    hits
+}
