@@ -1234,6 +1234,56 @@ static CASES: &[Case] = &[
             with_post_deploy_log(servers, &log, "")
         },
     },
+    Case {
+        name: "ca-file-of-another-ca",
+        class: "TLS trust, key usage, mode",
+        server: Server::Redis70,
+        rule: Some("CS350"),
+        build: |bin| {
+            let servers = tls_pair(bin, DualTls::default(), None);
+            // Node 1 trusts a CA that issued none of the nodes' certificates.
+            let other = tempfile::tempdir().unwrap();
+            let ca = TestCa::create(other.path()).unwrap();
+            servers.cmd(
+                1,
+                &["CONFIG", "SET", "tls-ca-cert-file", &path(&ca.ca_cert)],
+            );
+            servers.cmd(1, &["CONFIG", "REWRITE"]);
+            form(&servers, &[1]);
+            let mut s = setup(servers, 1, 1, 1);
+            s._keep.push(Box::new(other));
+            s
+        },
+    },
+    Case {
+        name: "cluster-node-timeout-differs",
+        class: "bus cannot connect / announced wrong",
+        server: Server::Valkey91,
+        rule: Some("CS353"),
+        build: |bin| {
+            let o = opts(bin, &[]);
+            let servers = start(
+                bin,
+                &[o.clone(), o, opts(bin, &[("cluster-node-timeout", "2000")])],
+            );
+            form(&servers, &[1, 2]);
+            await_link(&servers, 1);
+            await_link(&servers, 2);
+            setup(servers, 1, 2, 2)
+        },
+    },
+    Case {
+        name: "primary-stopped",
+        class: "not a usable cluster member",
+        server: Server::Valkey81,
+        rule: Some("CS330"),
+        build: |bin| {
+            let mut servers = pair(bin, &[], &[]);
+            servers.stop(0);
+            std::thread::sleep(Duration::from_secs(1));
+            setup(servers, 1, 1, 0)
+        },
+    },
     // --- healthy
     Case {
         name: "healthy-plain",
@@ -1285,6 +1335,23 @@ static CASES: &[Case] = &[
             ];
             let mut servers = start(bin, &[opts(bin, &node), opts(bin, &node)]);
             servers.password = Some("pw".into());
+            form(&servers, &[1]);
+            await_link(&servers, 1);
+            setup(servers, 1, 1, 0)
+        },
+    },
+    Case {
+        name: "healthy-replica-newer-than-primary",
+        class: "healthy",
+        server: Server::Valkey81,
+        rule: None,
+        build: |bin| {
+            // A Valkey 8.1 primary and a Valkey 9.1 replica (the order of a rolling upgrade).
+            let newer = Server::Valkey91
+                .bin()
+                .expect("Valkey 9.1 beside Valkey 8.1");
+            let mut servers = start(bin, &[opts(bin, &[])]);
+            servers.add(&newer, &opts(&newer, &[]));
             form(&servers, &[1]);
             await_link(&servers, 1);
             setup(servers, 1, 1, 0)

@@ -35,6 +35,7 @@ pub static RULES: &[&Rule] = &[
     &cross_node::CERTIFICATE_REJECTED_BY_PEERS,
     &cross_node::ANNOUNCED_ADDRESS_UNREACHABLE,
     &cross_node::REPLICA_OLDER_THAN_PRIMARY,
+    &cross_node::CLUSTER_SETTINGS_DISAGREE,
     &balance::SLOTS_UNBALANCED,
     &departed::REPLICA_FLUSHED_BY_EMPTY_PRIMARY,
     &catalog::CONFIG_FILE_REJECTED,

@@ -329,7 +329,8 @@ fn replace_view(inputs: &mut Inputs, idx: usize, nodes: &str, info: &str) {
 /// Two TLS nodes trusting /ca.crt; with `foreign`, the second one's certificate comes from
 /// another CA (as the shell judges it).
 fn two_tls_nodes(foreign: bool) -> Inputs {
-    let node = |n: usize, rejected: Option<CertRejection>| NodeEvidence {
+    let node = |n: usize, rejected: Option<CertRejection>| {
+        NodeEvidence {
         label: format!("127.0.0.1:700{n}"),
         redis_conf: Some(SourceFile {
             path: format!("{n}/redis.conf"),
@@ -352,6 +353,7 @@ fn two_tls_nodes(foreign: bool) -> Inputs {
             }],
         }],
         ..Default::default()
+    }
     };
     Inputs {
         nodes: vec![
@@ -374,6 +376,26 @@ fn versions(inputs: &mut Inputs, replica_version: &str, link: &str) {
         format!("role:slave\nmaster_link_status:{link}\nredis_version:{replica_version}\n"),
     );
     set(inputs, 2, "role:master\nredis_version:7.0.15\n".to_owned());
+}
+
+/// Three nodes' redis.conf: two with `common`, the third with `odd`.
+fn three_confs(common: &str, odd: &str) -> Inputs {
+    let nodes = [common, common, odd]
+        .iter()
+        .enumerate()
+        .map(|(i, text)| NodeEvidence {
+            label: format!("127.0.0.1:700{i}"),
+            redis_conf: Some(SourceFile {
+                path: format!("{i}/redis.conf"),
+                value: parse_redis_conf(text).value,
+            }),
+            ..Default::default()
+        })
+        .collect();
+    Inputs {
+        nodes,
+        ..Default::default()
+    }
 }
 
 /// (rule id, a case where it must fire, a case where it must stay quiet).
@@ -597,6 +619,11 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
             },
         ),
         ("CS350", two_tls_nodes(true), two_tls_nodes(false)),
+        (
+            "CS353",
+            three_confs("cluster-node-timeout 5000\n", "cluster-node-timeout 15000\n"),
+            three_confs("", "cluster-node-timeout 15000\n"),
+        ),
         (
             "CS351",
             // The replica 10.168.17.8 announces .99: every peer lists it failing there.

@@ -9,7 +9,7 @@ use super::catalog::{DATA_LOAD_FAILED, FULL_SYNC_FAILING, TLS_HANDSHAKE_REJECTED
 use super::membership::{BUS_HANDSHAKE_STUCK, NODE_KNOWS_ONLY_ITSELF, SLOTS_NOT_COVERED};
 use super::replication::REPLICA_LINK_DOWN;
 use crate::diagnose::EvidenceKind::{Certificate, Live, RedisConf, ServerLog};
-use crate::diagnose::Severity::Error;
+use crate::diagnose::Severity::{Error, Warning};
 use crate::diagnose::{CertFacts, CertRejection, Evidence, Hit, Inputs, NodeEvidence, Rule, live};
 use crate::model::{LinkState, NodeFlag, ServerFlavour, ServerVersion};
 
@@ -100,10 +100,12 @@ pub fn certificate_rejected_by_peers(inputs: &Inputs) -> Vec<Hit> {
             .map(|(p, ca)| (*p, *ca, rejections(node, ca)))
             .filter(|(_, _, r)| !r.is_empty())
             .collect();
-        // Its certificate is the odd one when its own CA file rejects it too, or most peers
-        // do; otherwise the peers' side is judged when they are the subject.
+        // Its certificate is the odd one when its own CA file rejects it too, or more than
+        // one peer and most of them do (with a single peer that could be the peer's CA file,
+        // judged below when the peer is the subject).
         let own_rejects = !rejections(node, own_ca).is_empty();
-        if !rejecting.is_empty() && (own_rejects || rejecting.len() * 2 > peers.len()) {
+        let most = rejecting.len() >= 2 && rejecting.len() * 2 > peers.len();
+        if !rejecting.is_empty() && (own_rejects || most) {
             let mut evidence = Vec::new();
             for (peer, ca, why) in &rejecting {
                 for (cert, side, reason) in why {
@@ -352,6 +354,97 @@ pub fn replica_older_than_primary(inputs: &Inputs) -> Vec<Hit> {
             ),
             evidence,
         });
+    }
+    hits
+}
+
+pub static CLUSTER_SETTINGS_DISAGREE: Rule = Rule {
+    id: "CS353",
+    name: "cluster-settings-disagree",
+    severity: Warning,
+    detects: "A cluster setting that every node must share (cluster-node-timeout, cluster-require-full-coverage, cluster-allow-reads-when-down, the replica validity factor, cluster-migration-barrier, cluster-allow-replica-migration, tls-replication) set differently on a minority of the nodes' redis.conf (an absent directive counts as the default).",
+    why: "Each node applies its own value when it judges its peers and itself: a node with another node-timeout marks peers failing at another time and starts failovers on its own schedule; one without full coverage keeps serving while the others refuse; one without tls-replication cannot replicate from TLS peers. The cluster then behaves differently depending on which node sees a fault first.",
+    fix: "Give every node the same value (CONFIG SET on the odd node, and the same line in every redis.conf so a restart keeps it).",
+    false_positives: "A deliberate per-node difference during a rolling change of the setting.",
+    evidence: &[RedisConf],
+    explains: &[],
+    check: cluster_settings_disagree,
+};
+
+/// The settings peers must share, with their defaults (the same in Redis 6.2-7.2 and
+/// Valkey); a setting has old and new spellings where the servers renamed it.
+const SHARED_SETTINGS: &[(&[&str], &str)] = &[
+    (&["cluster-node-timeout"], "15000"),
+    (&["cluster-require-full-coverage"], "yes"),
+    (&["cluster-allow-reads-when-down"], "no"),
+    (
+        &[
+            "cluster-replica-validity-factor",
+            "cluster-slave-validity-factor",
+        ],
+        "10",
+    ),
+    (&["cluster-migration-barrier"], "1"),
+    (&["cluster-allow-replica-migration"], "yes"),
+    (&["tls-replication"], "no"),
+];
+
+pub fn cluster_settings_disagree(inputs: &Inputs) -> Vec<Hit> {
+    let confs: Vec<(
+        &NodeEvidence,
+        &crate::diagnose::SourceFile<crate::parse::RedisConf>,
+    )> = inputs
+        .nodes
+        .iter()
+        .filter_map(|n| n.redis_conf.as_ref().map(|c| (n, c)))
+        .collect();
+    if confs.len() < 3 {
+        // With two nodes neither is the odd one.
+        return Vec::new();
+    }
+    let mut hits: Vec<Hit> = Vec::new();
+    for (names, default) in SHARED_SETTINGS {
+        let values: Vec<(String, Option<&crate::parse::Directive>)> = confs
+            .iter()
+            .map(|(_, conf)| {
+                let d = names.iter().find_map(|n| conf.value.get(n));
+                let v = d
+                    .and_then(|d| d.args.first())
+                    .map_or((*default).to_owned(), |v| v.to_ascii_lowercase());
+                (v, d)
+            })
+            .collect();
+        // The value most nodes have; a node differing from a strict majority is odd.
+        let majority = values
+            .iter()
+            .find(|(v, _)| values.iter().filter(|(w, _)| w == v).count() * 2 > values.len());
+        let Some((common, _)) = majority else {
+            continue;
+        };
+        for ((node, conf), (value, directive)) in confs.iter().zip(&values) {
+            if value == common {
+                continue;
+            }
+            let evidence = match directive {
+                Some(d) => conf.at(d.line, format!("{} {}", d.name, d.args.join(" "))),
+                None => conf.whole(format!("{} not set (default {default})", names[0])),
+            };
+            let text = format!("{} {value} (the other nodes: {common})", names[0]);
+            match hits
+                .iter_mut()
+                .find(|h| h.node.as_deref() == Some(node.label.as_str()))
+            {
+                Some(hit) => {
+                    hit.summary.push_str(&format!("; {text}"));
+                    hit.evidence.push(evidence);
+                }
+                None => hits.push(Hit {
+                    node: Some(node.label.clone()),
+                    summary: format!("its cluster settings differ from the other nodes': {text}"),
+                    evidence: vec![evidence],
+                }),
+            }
+        }
     }
     hits
 }
