@@ -5,6 +5,7 @@
 //! `cargo build --release --bins && target/release/clustersmith-bench` (see the README).
 
 mod chart;
+mod diagnose;
 mod nodes;
 mod poller;
 mod rebalance;
@@ -76,6 +77,28 @@ enum Command {
         /// Print the table of an earlier result file instead of running.
         #[arg(long, value_name = "FILE")]
         table_of: Option<PathBuf>,
+    },
+    /// `diagnose` of N live nodes with every node's redis.conf, nodes.conf and log, some logs
+    /// grown to a long-lived node's size: wall time, peak RSS, CPU (its own, the servers',
+    /// this bench's).
+    Diagnose {
+        #[arg(long, default_value_t = 100)]
+        nodes: usize,
+        /// Size of each grown log, in MB.
+        #[arg(long, default_value_t = 10)]
+        log_mb: usize,
+        /// How many logs are grown, one row each (cumulative: the same nodes' logs).
+        #[arg(long, value_delimiter = ',', default_value = "1,100")]
+        grown: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        #[arg(long, default_value_t = 21001)]
+        base_port: u16,
+        #[command(flatten)]
+        bins: BinArgs,
+        /// Result file (JSON).
+        #[arg(long, default_value = "bench/diagnose.json")]
+        out: PathBuf,
     },
     /// Copy a result file's tables into a Markdown file, between `<!-- bench:begin -->` and
     /// `<!-- bench:end -->`.
@@ -169,6 +192,30 @@ fn main() -> anyhow::Result<()> {
             write_chart(&rows, &svg)
         }
         Some(Command::Readme { results, markdown }) => write_readme(&results, &markdown),
+        Some(Command::Diagnose {
+            nodes,
+            log_mb,
+            grown,
+            reps,
+            base_port,
+            bins,
+            out,
+        }) => {
+            let bins = bins.resolve()?;
+            let samples = diagnose::run_all(
+                &bins,
+                &diagnose::Options {
+                    nodes,
+                    log_mb,
+                    grown,
+                    reps,
+                    base_port,
+                },
+            )?;
+            diagnose::write(&samples, &bins, &out)?;
+            print!("{}", diagnose::table(&samples));
+            Ok(())
+        }
         Some(Command::Rebalance {
             keys,
             reps,

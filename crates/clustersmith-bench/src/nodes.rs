@@ -196,7 +196,7 @@ impl Drop for Nodes {
     unsafe_code,
     reason = "sysconf is the only interface that reports the clock tick of /proc times"
 )]
-fn clock_ticks_per_second() -> Option<u64> {
+pub fn clock_ticks_per_second() -> Option<u64> {
     // SAFETY: sysconf has no memory-safety preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     u64::try_from(ticks).ok().filter(|&t| t > 0)

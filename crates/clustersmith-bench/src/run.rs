@@ -165,20 +165,41 @@ pub fn measure(bins: &Binaries, point: &Point, rep: usize) -> anyhow::Result<Sam
 }
 
 /// Waits for one child and returns its exit code and peak resident set size in KiB.
+pub fn wait_with_peak_rss(pid: u32) -> (Option<i32>, Option<i64>) {
+    let reaped = wait_for_child(pid);
+    (reaped.code, reaped.max_rss_kb)
+}
+
+/// What `wait4` says of a child once it exited.
+pub struct Reaped {
+    pub code: Option<i32>,
+    pub max_rss_kb: Option<i64>,
+    /// User + system CPU time the child used, in ms.
+    pub cpu_ms: Option<f64>,
+}
+
 #[allow(
     unsafe_code,
-    reason = "wait4 is the only interface that reports one child's peak RSS"
+    reason = "wait4 is the only interface that reports one child's peak RSS and CPU time"
 )]
-pub fn wait_with_peak_rss(pid: u32) -> (Option<i32>, Option<i64>) {
+pub fn wait_for_child(pid: u32) -> Reaped {
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain data that wait4 fills in; pid is our own, not yet reaped child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let reaped = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
     if reaped <= 0 {
-        return (None, None);
+        return Reaped {
+            code: None,
+            max_rss_kb: None,
+            cpu_ms: None,
+        };
     }
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    (code, Some(usage.ru_maxrss))
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
+    Reaped {
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        max_rss_kb: Some(usage.ru_maxrss),
+        cpu_ms: Some(ms(usage.ru_utime) + ms(usage.ru_stime)),
+    }
 }
 
 /// Waits for one child and returns its exit code and its own peak resident set size in KiB,
@@ -190,6 +211,12 @@ pub fn wait_with_peak_rss(pid: u32) -> (Option<i32>, Option<i64>) {
 /// the bench. `VmHWM` belongs to the child's own address space; sampling misses at most the
 /// growth of its last 5 ms.
 pub fn wait_with_sampled_peak_rss(pid: u32) -> (Option<i32>, Option<i64>) {
+    let reaped = wait_sampled(pid);
+    (reaped.code, reaped.max_rss_kb)
+}
+
+/// [`wait_for_child`], with the peak RSS sampled as [`wait_with_sampled_peak_rss`] does.
+pub fn wait_sampled(pid: u32) -> Reaped {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
     let done = Arc::new(AtomicBool::new(false));
@@ -211,11 +238,14 @@ pub fn wait_with_sampled_peak_rss(pid: u32) -> (Option<i32>, Option<i64>) {
             }
         })
     };
-    let (code, _) = wait_with_peak_rss(pid);
+    let reaped = wait_for_child(pid);
     done.store(true, Ordering::Relaxed);
     let _ = sampler.join();
     let kb = peak.load(Ordering::Relaxed);
-    (code, (kb > 0).then_some(kb))
+    Reaped {
+        max_rss_kb: (kb > 0).then_some(kb),
+        ..reaped
+    }
 }
 
 pub fn find_on_path(name: &str) -> Option<PathBuf> {

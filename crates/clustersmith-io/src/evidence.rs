@@ -174,6 +174,47 @@ fn read(path: &Path, notes: &mut Vec<String>) -> Option<String> {
     }
 }
 
+/// Every log read, on as many threads as there are CPUs (parsing the lines is what a
+/// diagnosis of many long logs spends its time on), in the order given.
+#[expect(
+    clippy::type_complexity,
+    reason = "one log's path, what was read, and its notes"
+)]
+fn read_logs(
+    paths: &[PathBuf],
+) -> Vec<(&PathBuf, Option<(ServerLog, Vec<ParseIssue>)>, Vec<String>)> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(paths.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, Option<(ServerLog, Vec<ParseIssue>)>, Vec<String>)> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(path) = paths.get(i) else { break };
+                            let mut notes = Vec::new();
+                            let read = read_log(path, &mut notes);
+                            out.push((i, read, notes));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a log reader panicked"))
+                .collect()
+        });
+    done.sort_by_key(|(i, _, _)| *i);
+    done.into_iter()
+        .map(|(i, read, notes)| (&paths[i], read, notes))
+        .collect()
+}
+
 /// Reads a server log line by line: a log of any size is held as the core's thinned
 /// [`ServerLog`], never as one string.
 fn read_log(path: &Path, notes: &mut Vec<String>) -> Option<(ServerLog, Vec<ParseIssue>)> {
@@ -543,8 +584,9 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
             value: parsed.value,
         });
     }
-    for path in &files.logs {
-        let Some((value, issues)) = read_log(path, &mut notes) else {
+    for (path, read, log_notes) in read_logs(&files.logs) {
+        notes.extend(log_notes);
+        let Some((value, issues)) = read else {
             continue;
         };
         note_issues(path, &issues, &mut notes);

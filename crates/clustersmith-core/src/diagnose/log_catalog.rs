@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 use super::{Evidence, Hit, Inputs, NodeEvidence, Rule, SourceFile, rule};
-use crate::parse::server_log::LineGroup;
+use crate::parse::server_log::{LineGroup, masked};
 use crate::parse::{ConfigError, LogLine, ServerLog};
 
 const CLASSIFICATION: &str = include_str!("../../data/server-log-classification.tsv");
@@ -370,6 +370,17 @@ fn grouped(log: &ServerLog) -> &[LineGroup] {
                 }
             }
         }
+        // A thinned log left lines out: its counts say how many there were in that run.
+        if log.omitted > 0 {
+            for g in &mut out {
+                let first = &log.lines[g.first];
+                if let Some(t) = log.totals.get(&masked(&first.message))
+                    && t.pid == first.pid
+                {
+                    g.count = g.count.max(t.in_pid);
+                }
+            }
+        }
         out
     })
 }
@@ -381,22 +392,6 @@ struct Group<'a> {
     first: &'a LogLine,
     last: &'a LogLine,
     count: usize,
-}
-
-/// The text with every run of digits as `#`: retries that differ by a counter, a port or a
-/// time are one message.
-fn masked(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            if !out.ends_with('#') {
-                out.push('#');
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The log's groups, in order of first appearance, for the rows `keep` accepts (`None`:
@@ -444,11 +439,17 @@ pub(crate) fn counted<'a>(
     order
         .into_iter()
         .map(|(first, last, count)| {
+            // A thinned log left repeats out: the log's own count of the message says how
+            // many there were.
+            let total = (file.value.omitted > 0)
+                .then(|| file.value.totals.get(&masked(&all[first].message)))
+                .flatten()
+                .map_or(0, |t| t.all);
             let g = Group {
                 row: None,
                 first: &all[first],
                 last: &all[last],
-                count,
+                count: count.max(total),
             };
             group_evidence(file, &g)
         })

@@ -55,6 +55,55 @@ pub struct ServerLog {
     /// on first use by the diagnosis (a log is matched once however many rules read it); no
     /// part of the log's value.
     pub(crate) catalog_memo: OnceLock<Vec<LineGroup>>,
+    /// Every message's occurrences (by its text with numbers masked, see [`masked`]),
+    /// counted as the lines go by: what a thinned log still knows of the lines it left out.
+    pub(crate) totals: std::collections::HashMap<String, MessageTotal>,
+}
+
+/// How often one message occurred: in the whole log, and under the PID that logged it last
+/// (that process's run).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MessageTotal {
+    pub all: usize,
+    pub pid: u32,
+    pub in_pid: usize,
+}
+
+/// The text with every run of digits, and every node id (a word of 16 or more hex digits),
+/// as `#`: retries that differ by a counter, a port, a time or the peer they name are one
+/// message.
+pub(crate) fn masked(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    mask_into(text, &mut out);
+    out
+}
+
+fn mask_into(text: &str, out: &mut String) {
+    out.clear();
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c.is_ascii_alphanumeric() {
+            let end = rest
+                .find(|c: char| !c.is_ascii_alphanumeric())
+                .unwrap_or(rest.len());
+            let word = &rest[..end];
+            if word.len() >= 16 && word.chars().all(|c| c.is_ascii_hexdigit()) {
+                out.push('#');
+            } else {
+                for c in word.chars() {
+                    if !c.is_ascii_digit() {
+                        out.push(c);
+                    } else if !out.ends_with('#') {
+                        out.push('#');
+                    }
+                }
+            }
+            rest = &rest[end..];
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
 }
 
 /// Lines that repeat one message (the same text but for its numbers), as indexes into
@@ -180,6 +229,8 @@ const KEEP_ALL_UP_TO: usize = 50_000;
 const KEEP_PER_MESSAGE: usize = 4;
 /// Lines at the end of the log always kept.
 const KEEP_LAST: usize = 200;
+/// Lines a log longer than this is thinned to once read.
+const KEEP_AFTER_READING: usize = 5_000;
 /// Unreadable lines reported, at most (the rest are counted in the last issue).
 const ISSUES_KEPT: usize = 100;
 const TAIL_TEXT_KEPT: usize = 20;
@@ -196,6 +247,8 @@ pub struct ServerLogReader {
     keep_until: usize,
     /// Inside a FATAL CONFIG FILE ERROR block: what it said so far.
     config_block: Option<(Option<usize>, Option<String>)>,
+    /// The current line's masked text (one buffer for the whole file).
+    scratch: String,
 }
 
 impl ServerLogReader {
@@ -236,6 +289,18 @@ impl ServerLogReader {
         match parse_line(raw) {
             Some((pid, role, time, level, message)) => {
                 self.log.tail_text.clear();
+                mask_into(message, &mut self.scratch);
+                let total = match self.log.totals.get_mut(self.scratch.as_str()) {
+                    Some(total) => total,
+                    None => self.log.totals.entry(self.scratch.clone()).or_default(),
+                };
+                total.all += 1;
+                if total.pid == pid && total.in_pid > 0 {
+                    total.in_pid += 1;
+                } else {
+                    total.pid = pid;
+                    total.in_pid = 1;
+                }
                 self.log.lines.push(LogLine {
                     line,
                     pid,
@@ -273,8 +338,7 @@ impl ServerLogReader {
         let total = lines.len();
         let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
         for (idx, l) in lines.iter().enumerate() {
-            let shape: String = l.message.chars().filter(|c| !c.is_ascii_digit()).collect();
-            seen.entry(shape).or_default().push(idx);
+            seen.entry(masked(&l.message)).or_default().push(idx);
         }
         let mut keep = vec![false; total];
         for idxs in seen.values() {
@@ -299,6 +363,14 @@ impl ServerLogReader {
     }
 
     pub fn finish(mut self) -> Parsed<ServerLog> {
+        // A long log keeps only what the diagnosis reads (first and last lines of each
+        // message, the last lines, the counts), so that many logs fit in memory together.
+        if self.log.lines.len() > KEEP_AFTER_READING {
+            self.thin();
+            // Collecting in place keeps the allocation of every line read since the last
+            // thinning: give it back.
+            self.log.lines.shrink_to_fit();
+        }
         // What the server printed on exit is read as such, not as unreadable lines.
         let tail = &self.log.tail_text;
         self.issues

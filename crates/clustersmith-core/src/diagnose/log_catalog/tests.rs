@@ -416,6 +416,39 @@ fn repeated_lines_are_counted_and_shown_once_with_first_and_last_time() {
 }
 
 #[test]
+fn a_thinned_long_log_still_counts_every_repeat() {
+    // 60 000 refused syncs (a day of retries) and a notice between each: past the lines a
+    // log keeps, most repeats are left out, but the count is of all of them.
+    let mut text = String::new();
+    for i in 0..60_000u32 {
+        let (m, s) = (i / 60 % 60, i % 60);
+        text.push_str(&format!(
+            "9854:S 02 Dec 2026 04:{m:02}:{s:02}.000 # Error condition on socket for SYNC: Connection refused\n9854:S 02 Dec 2026 04:{m:02}:{s:02}.500 * Connecting to MASTER 127.0.0.1:{}\n",
+            7000 + i % 7
+        ));
+    }
+    let inputs = node_with_log(&text);
+    let log = &inputs.nodes[0].log.as_ref().unwrap().value;
+    assert!(log.omitted > 100_000, "{}", log.omitted);
+    assert!(log.lines.len() < 6_000, "{}", log.lines.len());
+    let findings = diagnose(&inputs);
+    let noted = findings.iter().find(|f| f.rule.id == "CS598").unwrap();
+    assert!(
+        noted.evidence[0].text.contains(
+            "(×60000, 02 Dec 2026 04:00:00.000 … 02 Dec 2026 04:39:59.000, last at line 119999)"
+        ),
+        "{}",
+        noted.evidence[0].text
+    );
+    let lines = inputs.nodes[0]
+        .log
+        .as_ref()
+        .unwrap()
+        .lines_with(&["Connecting to MASTER"]);
+    assert!(lines[0].text.contains("(×60000,"), "{}", lines[0].text);
+}
+
+#[test]
 fn the_checks_own_log_evidence_is_counted_too() {
     // Captured: a Redis 6.2.14 replica without masterauth retries in a tight loop.
     let line = |n: u32, m: &str| format!("17611:S 02 Dec 2026 05:15:26.{n:03} # {m}\n");
