@@ -118,7 +118,7 @@ fn own_cpu_ms() -> Option<f64> {
 pub fn run_all(bins: &Binaries, options: &Options) -> anyhow::Result<Vec<Sample>> {
     let n = options.nodes;
     anyhow::ensure!(
-        n >= 2 && n % 2 == 0,
+        n >= 2 && n.is_multiple_of(2),
         "--nodes must be even (half primaries)"
     );
     let nodes = Nodes::start(&bins.server, n, options.base_port, 5000)?;
