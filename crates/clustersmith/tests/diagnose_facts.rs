@@ -75,37 +75,6 @@ fn spare_port(start: u16) -> u16 {
     free_port_block(start, 1)
 }
 
-/// Runs `redis-server conf` in the foreground, its stdout and stderr appended to `output`
-/// (as a BOSH ctl script does), and waits (bounded) for it to exit: for servers that must
-/// fail to start. Panics, after stopping it, if it keeps running.
-fn run_to_exit(conf: &Path, output: &Path) -> i32 {
-    let bin = find_server_binary(None).unwrap();
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(output)
-        .unwrap();
-    let mut child = Command::new(bin)
-        .arg(conf)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server at {} did not exit", conf.display());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A redis.conf for a server that will not start, in `dir`.
 fn broken_conf(dir: &Path, port: u16, extra: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
@@ -129,7 +98,10 @@ fn a_node_that_exited_at_startup_is_the_top_finding_with_its_fatal_line() {
     let port = spare_port(22001);
     let conf = broken_conf(&dir.path().join("b"), port, "bogus-directive yes\n");
     let log = dir.path().join("b/server.log");
-    assert_eq!(run_to_exit(&conf, &log), 1);
+    assert_eq!(
+        run_to_exit(&find_server_binary(None).unwrap(), &conf, &log),
+        1
+    );
     let (a, b) = (servers.ips()[0].clone(), format!("127.0.0.1:{port}"));
     let mut args = files_of(&servers);
     args.extend(strings(&[
@@ -201,7 +173,10 @@ fn a_port_already_in_use_is_traced_to_the_node_that_holds_it() {
     let expected_port = spare_port(22201);
     let conf = broken_conf(&dir.path().join("b"), taken, "");
     let log = dir.path().join("b/server.log");
-    assert_eq!(run_to_exit(&conf, &log), 1);
+    assert_eq!(
+        run_to_exit(&find_server_binary(None).unwrap(), &conf, &log),
+        1
+    );
     let (a, b) = (
         servers.ips()[0].clone(),
         format!("127.0.0.1:{expected_port}"),

@@ -87,6 +87,9 @@ struct Outcome {
     secs: f64,
 }
 
+/// Passwords the cases write into redis.conf (`pw` is too short to look for).
+const SECRETS: &[&str] = &["replpw", "not-the-password", "odd-one-out", "s3cr3t-value"];
+
 const CLASSES: &[&str] = &[
     "process will not start",
     "not a usable cluster member",
@@ -141,6 +144,12 @@ fn run_case(case: &'static Case) -> Outcome {
             out.status.code(),
             stderr(&out).trim()
         ));
+        return outcome;
+    }
+    // The cases' passwords: in the files diagnose reads, never in what it prints.
+    let printed = format!("{}{}", stdout(&out), stderr(&out));
+    if let Some(secret) = SECRETS.iter().find(|s| printed.contains(*s)) {
+        outcome.seen = Err(format!("the output shows the password `{secret}`"));
         return outcome;
     }
     let report = json(&out);
@@ -459,35 +468,6 @@ fn beside_a_failed_start(bin: &Path, extra: &str, prepare: impl FnOnce(&Path)) -
     failed_start_at(bin, servers, port, extra, prepare)
 }
 
-/// Runs a server that must fail to start, in the foreground (bounded).
-fn run_to_exit(bin: &Path, conf: &Path, output: &Path) {
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(output)
-        .unwrap();
-    let mut child = Command::new(bin)
-        .arg(conf)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(!status.success(), "{} started", conf.display());
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server at {} did not exit", conf.display());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A primary (node 0, every slot) and its replica (node 1), each with its own directives.
 fn pair(bin: &Path, primary: &[(&str, &str)], replica: &[(&str, &str)]) -> Servers {
     let servers = start(bin, &[opts(bin, primary), opts(bin, replica)]);
@@ -496,23 +476,43 @@ fn pair(bin: &Path, primary: &[(&str, &str)], replica: &[(&str, &str)]) -> Serve
     servers
 }
 
-/// A 1+1 pair with dual-mode TLS, node 1 replicating node 0.
-fn tls_pair(bin: &Path, tls: DualTls, odd: Option<(usize, DualTls)>) -> Servers {
+/// Two dual-mode TLS nodes (not formed), the second with `odd` settings when given.
+fn tls_pair(bin: &Path, odd: Option<DualTls>) -> Servers {
     let base = ServerOpts {
         bin: Some(bin.to_owned()),
-        tls: Some(tls),
+        tls: Some(DualTls::default()),
         ..Default::default()
     };
     let mut servers = Servers::start_with(1, &base);
-    let second = match odd {
-        Some((1, odd)) => ServerOpts {
-            tls: Some(odd),
-            ..base.clone()
-        },
-        _ => base.clone(),
+    let second = ServerOpts {
+        tls: Some(odd.unwrap_or_default()),
+        ..base
     };
     servers.add(bin, &second);
     servers
+}
+
+/// A TLS 1+1 whose replica (node 1) has `odd` TLS settings, formed: the broken node is it.
+fn odd_tls_replica(bin: &Path, odd: DualTls) -> Setup {
+    let servers = tls_pair(bin, Some(odd));
+    form(&servers, &[1]);
+    await_link(&servers, 1);
+    setup(servers, 1, 1, 1)
+}
+
+/// A password-protected 1+1 (the harness and diagnose log in with `pw`) with each node's
+/// directives, formed (node 1 replicates node 0); `broken` is the node the cause is on.
+fn protected_pair(
+    bin: &Path,
+    primary: &[(&str, &str)],
+    replica: &[(&str, &str)],
+    broken: usize,
+) -> Setup {
+    let mut servers = start(bin, &[opts(bin, primary), opts(bin, replica)]);
+    servers.password = Some("pw".into());
+    form(&servers, &[1]);
+    await_link(&servers, 1);
+    setup(servers, 1, 1, broken)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -723,19 +723,7 @@ static CASES: &[Case] = &[
         class: "replication auth and ACLs",
         server: Server::Redis70,
         rule: Some("CS202"),
-        build: |bin| {
-            let mut servers = start(
-                bin,
-                &[
-                    opts(bin, &[("requirepass", "pw")]),
-                    opts(bin, &[("requirepass", "pw")]),
-                ],
-            );
-            servers.password = Some("pw".into());
-            form(&servers, &[1]);
-            await_link(&servers, 1);
-            setup(servers, 1, 1, 1)
-        },
+        build: |bin| protected_pair(bin, &[("requirepass", "pw")], &[("requirepass", "pw")], 1),
     },
     Case {
         name: "masterauth-wrong",
@@ -743,27 +731,19 @@ static CASES: &[Case] = &[
         server: Server::Valkey81,
         rule: Some("CS511"),
         build: |bin| {
-            let mut servers = start(
+            protected_pair(
                 bin,
-                &[
-                    opts(bin, &[("requirepass", "pw"), ("primaryauth", "pw")]),
-                    opts(
-                        bin,
-                        &[("requirepass", "pw"), ("primaryauth", "not-the-password")],
-                    ),
-                ],
-            );
-            servers.password = Some("pw".into());
-            form(&servers, &[1]);
-            await_link(&servers, 1);
-            setup(servers, 1, 1, 1)
+                &[("requirepass", "pw"), ("primaryauth", "pw")],
+                &[("requirepass", "pw"), ("primaryauth", "not-the-password")],
+                1,
+            )
         },
     },
     Case {
         name: "replication-user-lacks-psync",
         class: "replication auth and ACLs",
         server: Server::Redis70,
-        rule: Some("CS512"),
+        rule: Some("CS354"),
         build: |bin| {
             let user = ("user", "repl on >replpw ~* +@all -psync -sync");
             let node = [
@@ -772,41 +752,31 @@ static CASES: &[Case] = &[
                 ("masteruser", "repl"),
                 ("masterauth", "replpw"),
             ];
-            let mut servers = start(bin, &[opts(bin, &node), opts(bin, &node)]);
-            servers.password = Some("pw".into());
-            form(&servers, &[1]);
-            await_link(&servers, 1);
-            setup(servers, 1, 1, 1)
+            protected_pair(bin, &node, &node, 0)
         },
     },
     Case {
         name: "replication-user-disabled",
         class: "replication auth and ACLs",
         server: Server::Valkey91,
-        rule: Some("CS511"),
+        rule: Some("CS354"),
         build: |bin| {
-            let mut servers = start(
+            protected_pair(
                 bin,
+                // The primary logs in as the default user when it is a replica.
                 &[
-                    opts(
-                        bin,
-                        &[("requirepass", "pw"), ("user", "repl off >replpw ~* +@all")],
-                    ),
-                    opts(
-                        bin,
-                        &[
-                            ("requirepass", "pw"),
-                            ("user", "repl off >replpw ~* +@all"),
-                            ("primaryuser", "repl"),
-                            ("primaryauth", "replpw"),
-                        ],
-                    ),
+                    ("requirepass", "pw"),
+                    ("primaryauth", "pw"),
+                    ("user", "repl off >replpw ~* +@all"),
                 ],
-            );
-            servers.password = Some("pw".into());
-            form(&servers, &[1]);
-            await_link(&servers, 1);
-            setup(servers, 1, 1, 1)
+                &[
+                    ("requirepass", "pw"),
+                    ("user", "repl off >replpw ~* +@all"),
+                    ("primaryuser", "repl"),
+                    ("primaryauth", "replpw"),
+                ],
+                0,
+            )
         },
     },
     Case {
@@ -859,9 +829,7 @@ static CASES: &[Case] = &[
                 },
                 ..Default::default()
             };
-            let servers = tls_pair(bin, DualTls::default(), Some((1, odd)));
-            form(&servers, &[1]);
-            setup(servers, 1, 1, 1)
+            odd_tls_replica(bin, odd)
         },
     },
     Case {
@@ -874,10 +842,7 @@ static CASES: &[Case] = &[
                 plaintext_replication: true,
                 ..Default::default()
             };
-            let servers = tls_pair(bin, DualTls::default(), Some((1, odd)));
-            form(&servers, &[1]);
-            await_link(&servers, 1);
-            setup(servers, 1, 1, 1)
+            odd_tls_replica(bin, odd)
         },
     },
     Case {
@@ -886,7 +851,7 @@ static CASES: &[Case] = &[
         server: Server::Redis70,
         rule: Some("CS350"),
         build: |bin| {
-            let servers = tls_pair(bin, DualTls::default(), None);
+            let servers = tls_pair(bin, None);
             // Node 1 presents a certificate of a CA its peer does not trust.
             let other = tempfile::tempdir().unwrap();
             let ca = TestCa::create(other.path()).unwrap();
@@ -924,9 +889,7 @@ static CASES: &[Case] = &[
                 },
                 ..Default::default()
             };
-            let servers = tls_pair(bin, DualTls::default(), Some((1, odd)));
-            form(&servers, &[1]);
-            setup(servers, 1, 1, 1)
+            odd_tls_replica(bin, odd)
         },
     },
     // --- slot and epoch states
@@ -1142,33 +1105,25 @@ static CASES: &[Case] = &[
         class: "versions that do not fit",
         server: Server::Redis70,
         rule: Some("CS402"),
-        build: |bin| beside_a_failed_start(bin, "primaryauth secret\n", |_| {}),
+        build: |bin| beside_a_failed_start(bin, "primaryauth s3cr3t-value\n", |_| {}),
     },
     // --- replication auth and ACLs
     Case {
         name: "replication-user-missing-on-primary",
         class: "replication auth and ACLs",
         server: Server::Redis62,
-        rule: Some("CS511"),
+        rule: Some("CS354"),
         build: |bin| {
-            let mut servers = start(
+            protected_pair(
                 bin,
+                &[("requirepass", "pw"), ("masterauth", "pw")],
                 &[
-                    opts(bin, &[("requirepass", "pw")]),
-                    opts(
-                        bin,
-                        &[
-                            ("requirepass", "pw"),
-                            ("masteruser", "repl"),
-                            ("masterauth", "replpw"),
-                        ],
-                    ),
+                    ("requirepass", "pw"),
+                    ("masteruser", "repl"),
+                    ("masterauth", "replpw"),
                 ],
-            );
-            servers.password = Some("pw".into());
-            form(&servers, &[1]);
-            await_link(&servers, 1);
-            setup(servers, 1, 1, 1)
+                0,
+            )
         },
     },
     // --- addresses after restarts
@@ -1240,7 +1195,7 @@ static CASES: &[Case] = &[
         server: Server::Redis70,
         rule: Some("CS350"),
         build: |bin| {
-            let servers = tls_pair(bin, DualTls::default(), None);
+            let servers = tls_pair(bin, None);
             // Node 1 trusts a CA that issued none of the nodes' certificates.
             let other = tempfile::tempdir().unwrap();
             let ca = TestCa::create(other.path()).unwrap();
@@ -1315,7 +1270,7 @@ static CASES: &[Case] = &[
         server: Server::Redis70,
         rule: None,
         build: |bin| {
-            let servers = tls_pair(bin, DualTls::default(), None);
+            let servers = tls_pair(bin, None);
             form(&servers, &[1]);
             await_link(&servers, 1);
             setup(servers, 1, 1, 0)
@@ -1333,11 +1288,7 @@ static CASES: &[Case] = &[
                 ("primaryuser", "repl"),
                 ("primaryauth", "replpw"),
             ];
-            let mut servers = start(bin, &[opts(bin, &node), opts(bin, &node)]);
-            servers.password = Some("pw".into());
-            form(&servers, &[1]);
-            await_link(&servers, 1);
-            setup(servers, 1, 1, 0)
+            protected_pair(bin, &node, &node, 0)
         },
     },
     Case {
@@ -1459,7 +1410,12 @@ fn failed_start_at(
     )
     .replace("$DIR", &node_dir.display().to_string());
     std::fs::write(&conf, text).unwrap();
-    run_to_exit(bin, &conf, &log);
+    assert_ne!(
+        run_to_exit(bin, &conf, &log),
+        0,
+        "{} started",
+        conf.display()
+    );
     let b = format!("127.0.0.1:{port}");
     let mut args = files_of(&servers);
     args.extend(strings(&[

@@ -84,6 +84,7 @@ static PEER_FACING: &[&Rule] = &[
     &super::rules::cross_node::CERTIFICATE_REJECTED_BY_PEERS,
     &super::rules::cross_node::ANNOUNCED_ADDRESS_UNREACHABLE,
     &super::rules::cross_node::REPLICA_OLDER_THAN_PRIMARY,
+    &super::rules::cross_node::REPLICATION_CREDENTIALS_UNFIT,
     &super::rules::membership::TLS_CLUSTER_MISMATCH,
     &super::rules::membership::BUS_CERT_WITHOUT_CLIENT_AUTH,
     &super::rules::membership::FOREIGN_CLUSTER_MEMBER,
@@ -145,7 +146,10 @@ pub(super) fn explains_elsewhere(inputs: &Inputs, cause: &Finding, symptom: &Fin
                         .iter()
                         .any(|n| not_member(n).is_some() && at(n, e.addr.ip, e.addr.port))
                 }))
-    } else if is(&REPLICA_LINK_DOWN) {
+    } else if is(&REPLICA_LINK_DOWN)
+        || is(&super::rules::catalog::REPLICATION_CREDENTIALS_REJECTED)
+        || is(&super::rules::catalog::REPLICATION_USER_LACKS_PERMISSION)
+    {
         let Some(view) = &seen.live else { return false };
         let host = view
             .info

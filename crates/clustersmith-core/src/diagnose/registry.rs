@@ -36,6 +36,7 @@ pub static RULES: &[&Rule] = &[
     &cross_node::ANNOUNCED_ADDRESS_UNREACHABLE,
     &cross_node::REPLICA_OLDER_THAN_PRIMARY,
     &cross_node::CLUSTER_SETTINGS_DISAGREE,
+    &cross_node::REPLICATION_CREDENTIALS_UNFIT,
     &balance::SLOTS_UNBALANCED,
     &departed::REPLICA_FLUSHED_BY_EMPTY_PRIMARY,
     &catalog::CONFIG_FILE_REJECTED,

@@ -620,6 +620,17 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
         ),
         ("CS350", two_tls_nodes(true), two_tls_nodes(false)),
         (
+            "CS354",
+            three_confs(
+                "user repl on >replpw +psync +replconf +ping\nmasteruser repl\nmasterauth replpw\n",
+                "user repl on >replpw ~* +@all -psync\nmasteruser repl\nmasterauth replpw\n",
+            ),
+            three_confs(
+                "user repl on >replpw +psync +replconf +ping\nmasteruser repl\nmasterauth replpw\n",
+                "user repl on >replpw ~* +@all\nmasteruser repl\nmasterauth replpw\n",
+            ),
+        ),
+        (
             "CS353",
             three_confs("cluster-node-timeout 5000\n", "cluster-node-timeout 15000\n"),
             three_confs("", "cluster-node-timeout 15000\n"),

@@ -109,6 +109,41 @@ impl RedisConf {
     }
 }
 
+/// Directives whose value is a secret.
+const SECRET_DIRECTIVES: &[&str] = &[
+    "requirepass",
+    "masterauth",
+    "primaryauth",
+    "tls-key-file-pass",
+    "tls-client-key-file-pass",
+];
+
+/// A config line fit to show: a secret directive's value, and a `user` line's passwords
+/// (`>pw`, `<pw`, `#hash`, `!hash`), replaced by `(not shown)`.
+pub fn redacted(line: &str) -> String {
+    let mut words = line.split_whitespace();
+    let Some(name) = words.next() else {
+        return String::new();
+    };
+    let lower = name.to_ascii_lowercase();
+    if SECRET_DIRECTIVES.contains(&lower.as_str()) {
+        return format!("{name} (not shown)");
+    }
+    if lower != "user" {
+        return line.to_owned();
+    }
+    std::iter::once(name)
+        .chain(words.map(|w| {
+            if w.starts_with(['>', '<', '#', '!']) {
+                "(not shown)"
+            } else {
+                w
+            }
+        }))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn parse_redis_conf(text: &str) -> Parsed<RedisConf> {
     let mut conf = RedisConf::default();
     let mut issues = Vec::new();
@@ -196,6 +231,18 @@ fn split_args(line: &str) -> Result<Vec<String>, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn secrets_are_redacted_from_a_quoted_line() {
+        assert_eq!(redacted("masterauth hunter2"), "masterauth (not shown)");
+        assert_eq!(redacted("primaryauth \"a b\""), "primaryauth (not shown)");
+        assert_eq!(
+            redacted("user repl on >hunter2 #abc123 ~* +@all"),
+            "user repl on (not shown) (not shown) ~* +@all"
+        );
+        assert_eq!(redacted("cluster-port 16379"), "cluster-port 16379");
+    }
+
     use super::*;
 
     #[test]

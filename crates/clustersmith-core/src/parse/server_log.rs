@@ -274,7 +274,10 @@ impl ServerLogReader {
             if let Some(n) = raw.strip_prefix("Reading the configuration file, at line ") {
                 *config_line = n.trim().parse().ok();
             } else if let Some(quoted) = raw.strip_prefix(">>> ") {
-                *directive = Some(quoted.trim().trim_matches('\'').to_owned());
+                // The server quotes the line it refused, password and all.
+                *directive = Some(super::redis_conf::redacted(
+                    quoted.trim().trim_matches('\''),
+                ));
             } else {
                 self.log.config_errors.push(ConfigError {
                     line,

@@ -964,6 +964,36 @@ pub fn files_of(servers: &Servers) -> Vec<String> {
         .collect()
 }
 
+/// Runs `bin conf` in the foreground, its stdout and stderr appended to `output` (as a BOSH
+/// ctl script or a service manager does), and waits (bounded) for it to exit: for servers
+/// that must fail to start. Panics, after stopping it, if it keeps running.
+pub fn run_to_exit(bin: &Path, conf: &Path, output: &Path) -> i32 {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(output)
+        .unwrap();
+    let mut child = Command::new(bin)
+        .arg(conf)
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server at {} did not exit", conf.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// SIGSTOP now, SIGCONT when dropped (also when the test fails).
 pub struct Frozen(u32);
 

@@ -448,3 +448,198 @@ pub fn cluster_settings_disagree(inputs: &Inputs) -> Vec<Hit> {
     }
     hits
 }
+
+pub static REPLICATION_CREDENTIALS_UNFIT: Rule = Rule {
+    id: "CS354",
+    name: "replication-credentials-unfit",
+    severity: Error,
+    detects: "A node whose ACL (the `user` lines of its redis.conf) does not accept the replication login another node uses (masteruser / primaryuser with masterauth / primaryauth): the user is missing or off, the password is not one of the user's, or the user may not run PSYNC, REPLCONF or PING. Compared inside diagnose; no password is shown.",
+    why: "Any node may have to replicate from any other after a failover, logging in with its own masteruser and masterauth. A user the primary does not have, has switched off, knows with another password or forbids a replication command leaves that replica unable to sync (`-NOPERM`, `-WRONGPASS`), often noticed only at the first failover.",
+    fix: "Define the same replication user on every node (`user <name> on ><password> +psync +replconf +ping`, or the same aclfile), and give every node the matching masteruser/masterauth (primaryuser/primaryauth on Valkey).",
+    false_positives: "Users created at runtime with ACL SETUSER and not saved to the file: this fires only when the other node's redis.conf defines users itself, or when the replica's log shows its login refused.",
+    evidence: &[RedisConf, ServerLog],
+    explains: &[
+        &REPLICA_LINK_DOWN,
+        &super::catalog::REPLICATION_CREDENTIALS_REJECTED,
+        &super::catalog::REPLICATION_USER_LACKS_PERMISSION,
+    ],
+    check: replication_credentials_unfit,
+};
+
+/// What a node's ACL (its redis.conf `user` lines) says of one login with replication's
+/// commands: `None` when it lets it in and run them.
+fn acl_verdict(conf: &crate::parse::RedisConf, user: &str, password: &str) -> Option<String> {
+    let rules: Vec<&crate::parse::Directive> = conf
+        .directives
+        .iter()
+        .filter(|d| d.name == "user" && d.args.first().map(String::as_str) == Some(user))
+        .collect();
+    if rules.is_empty() {
+        return Some(format!("has no user `{user}`"));
+    }
+    let (mut on, mut nopass, mut passwords) = (false, false, Vec::<&str>::new());
+    // PSYNC and REPLCONF are in @admin, @slow and @dangerous; PING in @fast and @connection.
+    let mut allowed = [false; 3];
+    const COMMANDS: [&str; 3] = ["psync", "replconf", "ping"];
+    let categories: [&[&str]; 3] = [
+        &["@all", "@admin", "@slow", "@dangerous"],
+        &["@all", "@admin", "@slow", "@dangerous"],
+        &["@all", "@fast", "@connection"],
+    ];
+    for token in rules.iter().flat_map(|d| d.args.iter().skip(1)) {
+        let t = token.to_ascii_lowercase();
+        match t.as_str() {
+            "on" => on = true,
+            "off" => on = false,
+            "nopass" => nopass = true,
+            "resetpass" => {
+                nopass = false;
+                passwords.clear();
+            }
+            "reset" => {
+                (on, nopass) = (false, false);
+                passwords.clear();
+                allowed = [false; 3];
+            }
+            "allcommands" => allowed = [true; 3],
+            "nocommands" => allowed = [false; 3],
+            _ => {
+                if let Some(pw) = token.strip_prefix('>') {
+                    passwords.push(pw);
+                } else if let Some(pw) = token.strip_prefix('<') {
+                    passwords.retain(|p| *p != pw);
+                } else if let Some(rest) = t.strip_prefix(['+', '-']) {
+                    let grant = t.starts_with('+');
+                    for i in 0..3 {
+                        if rest == COMMANDS[i] || categories[i].contains(&rest) {
+                            allowed[i] = grant;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if !on {
+        return Some(format!("has user `{user}` switched off"));
+    }
+    if !nopass && !passwords.contains(&password) {
+        // A `#<hash>` password cannot be compared here; say nothing rather than guess.
+        if rules
+            .iter()
+            .flat_map(|d| d.args.iter())
+            .any(|a| a.starts_with('#'))
+        {
+            return None;
+        }
+        return Some(format!(
+            "does not accept the replica's password for `{user}`"
+        ));
+    }
+    let denied: Vec<&str> = (0..3)
+        .filter(|i| !allowed[*i])
+        .map(|i| COMMANDS[i])
+        .collect();
+    (!denied.is_empty()).then(|| {
+        format!(
+            "does not let `{user}` run {}",
+            denied.join(", ").to_ascii_uppercase()
+        )
+    })
+}
+
+/// A node's replication login: its masteruser (primaryuser) directive and its masterauth
+/// (primaryauth), or `None` when it logs in as the default user (requirepass's, judged by
+/// CS202 and CS338).
+fn replication_login(node: &NodeEvidence) -> Option<(&crate::parse::Directive, &str)> {
+    let conf = &node.redis_conf.as_ref()?.value;
+    let user = ["masteruser", "primaryuser"]
+        .iter()
+        .filter_map(|n| conf.get(n))
+        .max_by_key(|d| d.line)
+        .filter(|d| d.args.first().is_some_and(|u| !u.is_empty()))?;
+    let password = conf
+        .replication_auth()
+        .and_then(|d| d.args.first())
+        .map_or("", String::as_str);
+    Some((user, password))
+}
+
+/// Judged on the node whose ACL refuses: the user is defined (or missing) there, and that is
+/// where replicas of it fail.
+pub fn replication_credentials_unfit(inputs: &Inputs) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for node in &inputs.nodes {
+        let Some(conf) = &node.redis_conf else {
+            continue;
+        };
+        let defines_users = conf.value.directives.iter().any(|d| d.name == "user");
+        if conf.value.get("aclfile").is_some() {
+            continue;
+        }
+        let mut evidence = Vec::new();
+        let mut users: Vec<&str> = Vec::new();
+        for replica in inputs.nodes.iter().filter(|r| !std::ptr::eq(*r, node)) {
+            let Some((user, password)) = replication_login(replica) else {
+                continue;
+            };
+            let name = user.args[0].as_str();
+            // Users created at runtime are not in the file: without users defined here,
+            // only a refusal in the replica's log makes the file's silence count.
+            let refused_in_log = replica.log.as_ref().is_some_and(|log| {
+                log.value
+                    .find(&[
+                        "Unable to AUTH to",
+                        "NOPERM",
+                        "WRONGPASS",
+                        "invalid username-password",
+                    ])
+                    .next()
+                    .is_some()
+            });
+            if !(defines_users || refused_in_log) {
+                continue;
+            }
+            let Some(why) = acl_verdict(&conf.value, name, password) else {
+                continue;
+            };
+            let replica_conf = replica
+                .redis_conf
+                .as_ref()
+                .expect("a login is read from it");
+            evidence.push(replica_conf.at(
+                user.line,
+                format!(
+                    "{}: {} {name} (with its masterauth; not shown)",
+                    replica.label, user.name
+                ),
+            ));
+            let line = conf
+                .value
+                .directives
+                .iter()
+                .rev()
+                .find(|d| d.name == "user" && d.args.first().map(String::as_str) == Some(name))
+                .map(|d| d.line);
+            let text = format!("this node {why}");
+            evidence.push(match line {
+                Some(l) => conf.at(l, text),
+                None => conf.whole(text),
+            });
+            if !users.contains(&name) {
+                users.push(name);
+            }
+        }
+        if !evidence.is_empty() {
+            hits.push(Hit {
+                node: Some(node.label.clone()),
+                summary: format!(
+                    "its ACL refuses the replication login `{}` of {} other node(s): they cannot replicate from it",
+                    users.join("`, `"),
+                    evidence.len() / 2
+                ),
+                evidence,
+            });
+        }
+    }
+    hits
+}
