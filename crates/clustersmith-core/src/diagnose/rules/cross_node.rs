@@ -1,7 +1,8 @@
 //! Checks across nodes (CS35x): what one node presents against what its peers need of it —
 //! a certificate their CA files accept, an announced address they can reach, a server
-//! version its replicas can load data from. Each finding names the nodes it compared, and
-//! explains what it breaks on them.
+//! version its replicas can load data from, the cluster settings they share, an ACL that
+//! lets their replication logins in. Each finding names the nodes it compared, sits on the
+//! node to fix, and explains what it breaks on the others (see `node_facts::PEER_FACING`).
 
 use std::net::IpAddr;
 
