@@ -13,6 +13,13 @@ pub struct Directive {
     pub args: Vec<String>,
 }
 
+impl Directive {
+    /// The line as evidence may show it: a secret's value replaced (see [`redacted`]).
+    pub fn shown(&self) -> String {
+        redacted(&format!("{} {}", self.name, self.args.join(" ")))
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RedisConf {
     pub directives: Vec<Directive>,

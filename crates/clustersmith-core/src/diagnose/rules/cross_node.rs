@@ -427,7 +427,7 @@ pub fn cluster_settings_disagree(inputs: &Inputs) -> Vec<Hit> {
                 continue;
             }
             let evidence = match directive {
-                Some(d) => conf.at(d.line, format!("{} {}", d.name, d.args.join(" "))),
+                Some(d) => conf.at(d.line, d.shown()),
                 None => conf.whole(format!("{} not set (default {default})", names[0])),
             };
             let text = format!("{} {value} (the other nodes: {common})", names[0]);

@@ -16,7 +16,7 @@ use crate::parse;
 
 fn directive(conf: &SourceFile<parse::RedisConf>, name: &str) -> Option<Evidence> {
     let d = conf.value.get(name)?;
-    Some(conf.at(d.line, format!("{} {}", d.name, d.args.join(" "))))
+    Some(conf.at(d.line, d.shown()))
 }
 
 /// The evidence every not-member finding carries: the reply, the version, the log's last
@@ -34,9 +34,7 @@ fn common_evidence(node: &NodeEvidence, facts: &NodeFacts, reply: &'static str) 
             let ports = [c.listening_port(), c.port("tls-port").filter(|p| *p > 0)];
             if !ports.contains(&Some(expected)) {
                 let said = match (c.get("port"), c.get("tls-port")) {
-                    (Some(d), _) | (None, Some(d)) => {
-                        conf.at(d.line, format!("{} {}", d.name, d.args.join(" ")))
-                    }
+                    (Some(d), _) | (None, Some(d)) => conf.at(d.line, d.shown()),
                     (None, None) => conf.whole("no port directive: the server listens on 6379"),
                 };
                 evidence.push(Evidence {

@@ -126,7 +126,7 @@ pub fn directive_unknown_to_version(inputs: &Inputs) -> Vec<Hit> {
                         d.name == *directive && if valkey { !in_valkey } else { running < *since }
                     })
             })
-            .map(|d| conf.at(d.line, format!("{} {}", d.name, d.args.join(" "))))
+            .map(|d| conf.at(d.line, d.shown()))
             .collect();
         if !unknown.is_empty() {
             hits.push(Hit {
