@@ -225,6 +225,18 @@ fn wait_gone(server: &LocalServer, limit: Duration) -> bool {
     true
 }
 
+/// Waits (bounded) until none of `servers` runs any more.
+fn wait_all_gone(servers: &[LocalServer], limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while servers.iter().any(LocalServer::is_running) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// True when `pid` runs with `dir` as its working directory.
 fn runs_in(pid: u32, dir: &Path) -> bool {
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"));
@@ -635,12 +647,24 @@ impl Sandbox {
     /// Stops every server of the sandbox (also one restarted by hand from its node's
     /// config); true when all are gone.
     pub fn stop(&self) -> bool {
-        // Every server is stopped, also after one that would not stop (no short-circuit).
-        let mut all_gone = true;
-        for server in self.servers.iter().filter_map(LocalServer::running_process) {
-            all_gone &= server.stop();
+        // Every server is signalled first, then all are waited for: stopped one at a time,
+        // 300 servers saturating two cores took 9 min 20 s to take down, each waiting its
+        // turn for CPU to handle its SIGTERM.
+        let running: Vec<LocalServer> = self
+            .servers
+            .iter()
+            .filter_map(LocalServer::running_process)
+            .collect();
+        for server in &running {
+            signal(server.pid, libc::SIGTERM);
         }
-        all_gone
+        if wait_all_gone(&running, Duration::from_secs(10)) {
+            return true;
+        }
+        for server in running.iter().filter(|s| s.is_running()) {
+            signal(server.pid, libc::SIGKILL);
+        }
+        wait_all_gone(&running, Duration::from_secs(5))
     }
 
     /// Stops the servers, checks they are gone, then removes the directory. Nothing is
