@@ -118,7 +118,9 @@ pub fn measure(bins: &Binaries, point: &Point, rep: usize) -> anyhow::Result<Sam
     let start = Instant::now();
     let polling = std::thread::spawn(move || poller.run(start, POLL_DEADLINE));
     let child = cmd.spawn()?;
-    let (exit_code, peak_rss_kb) = wait_with_peak_rss(child.id());
+    // Sampled: wait4's figure would carry this bench's own resident size (its poller's state
+    // for N nodes) into the child's.
+    let (exit_code, peak_rss_kb) = wait_with_sampled_peak_rss(child.id());
     let exit_ms = start.elapsed().as_secs_f64() * 1000.0;
     let (milestones, poll) = polling
         .join()
@@ -162,12 +164,6 @@ pub fn measure(bins: &Binaries, point: &Point, rep: usize) -> anyhow::Result<Sam
         verify_ms,
         verify_exit_code,
     })
-}
-
-/// Waits for one child and returns its exit code and peak resident set size in KiB.
-pub fn wait_with_peak_rss(pid: u32) -> (Option<i32>, Option<i64>) {
-    let reaped = wait_for_child(pid);
-    (reaped.code, reaped.max_rss_kb)
 }
 
 /// What `wait4` says of a child once it exited.
