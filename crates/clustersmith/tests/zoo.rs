@@ -459,6 +459,14 @@ fn password_env(servers: &Servers) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Node 0 owning every slot, and a second node started with one directive of its own that
+/// makes it no usable member; the broken node is the second.
+fn beside_a_primary(bin: &Path, directive: (&str, &str)) -> Setup {
+    let servers = start(bin, &[opts(bin, &[]), opts(bin, &[directive])]);
+    all_slots(&servers, 0, 0..16384);
+    setup(servers, 1, 1, 1)
+}
+
 /// A healthy node 0 owning every slot, and a second node that must fail to start with
 /// `extra` in its redis.conf (`$DIR` is its directory), after `prepare` put files there.
 fn beside_a_failed_start(bin: &Path, extra: &str, prepare: impl FnOnce(&Path)) -> Setup {
@@ -663,45 +671,21 @@ static CASES: &[Case] = &[
         class: "not a usable cluster member",
         server: Server::Redis62,
         rule: Some("CS332"),
-        build: |bin| {
-            let servers = start(
-                bin,
-                &[opts(bin, &[]), opts(bin, &[("cluster-enabled", "no")])],
-            );
-            all_slots(&servers, 0, 0..16384);
-            setup(servers, 1, 1, 1)
-        },
+        build: |bin| beside_a_primary(bin, ("cluster-enabled", "no")),
     },
     Case {
         name: "cluster-command-renamed",
         class: "not a usable cluster member",
         server: Server::Valkey91,
         rule: Some("CS336"),
-        build: |bin| {
-            let servers = start(
-                bin,
-                &[
-                    opts(bin, &[]),
-                    opts(bin, &[("rename-command", "CLUSTER \"\"")]),
-                ],
-            );
-            all_slots(&servers, 0, 0..16384);
-            setup(servers, 1, 1, 1)
-        },
+        build: |bin| beside_a_primary(bin, ("rename-command", "CLUSTER \"\"")),
     },
     Case {
         name: "password-differs",
         class: "not a usable cluster member",
         server: Server::Valkey81,
         rule: Some("CS338"),
-        build: |bin| {
-            let servers = start(
-                bin,
-                &[opts(bin, &[]), opts(bin, &[("requirepass", "odd-one-out")])],
-            );
-            all_slots(&servers, 0, 0..16384);
-            setup(servers, 1, 1, 1)
-        },
+        build: |bin| beside_a_primary(bin, ("requirepass", "odd-one-out")),
     },
     Case {
         name: "member-of-another-cluster",
