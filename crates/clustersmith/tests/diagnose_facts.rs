@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -73,21 +72,6 @@ fn node_entry<'a>(report: &'a serde_json::Value, label: &str) -> &'a serde_json:
 /// first (from 20001), below the ephemeral range.
 fn spare_port(start: u16) -> u16 {
     free_port_block(start, 1)
-}
-
-/// A redis.conf for a server that will not start, in `dir`.
-fn broken_conf(dir: &Path, port: u16, extra: &str) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let conf = dir.join("redis.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "bind 127.0.0.1\nport {port}\ncluster-enabled yes\ndir {d}\nlogfile {d}/server.log\npidfile {d}/server.pid\nsave \"\"\n{extra}",
-            d = dir.display()
-        ),
-    )
-    .unwrap();
-    conf
 }
 
 #[test]

@@ -354,20 +354,6 @@ fn try_cmd(servers: &Servers, idx: usize, args: &[&str]) -> Result<redis::Value,
     cmd.query(&mut servers.conn(idx)).map_err(|e| e.to_string())
 }
 
-/// Waits up to `timeout` for `check`; unlike `wait_until` a broken setup may never get there.
-fn settle(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn all_slots(servers: &Servers, idx: usize, range: std::ops::Range<u16>) {
     let slots: Vec<String> = range.map(|s| s.to_string()).collect();
     let mut args = vec!["CLUSTER", "ADDSLOTS"];
@@ -414,7 +400,7 @@ fn form(servers: &Servers, replicas: &[usize]) {
     }
     for idx in 1..servers.servers.len() {
         let id = servers.myid(idx);
-        settle(Duration::from_secs(5), || {
+        eventually(Duration::from_secs(5), || {
             knows(servers, idx, &id0) && knows(servers, 0, &id)
         });
     }
@@ -425,7 +411,7 @@ fn form(servers: &Servers, replicas: &[usize]) {
 
 /// Waits (bounded) until replica `idx`'s link is up, or its log has had time to say why not.
 fn await_link(servers: &Servers, idx: usize) {
-    settle(Duration::from_secs(4), || {
+    eventually(Duration::from_secs(4), || {
         servers
             .info_field(idx, "replication", "master_link_status")
             .as_deref()
@@ -984,7 +970,7 @@ static CASES: &[Case] = &[
                     "key-load-delay 100\nloading-process-events-interval-bytes 1024\n",
                 );
             });
-            settle(Duration::from_secs(5), || {
+            eventually(Duration::from_secs(5), || {
                 try_cmd(&servers, 0, &["PING"]).is_err_and(|e| e.contains("LOADING"))
             });
             setup(servers, 1, 1, 0)
@@ -1385,15 +1371,9 @@ fn failed_start_at(
     let node_dir = dir.path().join("b");
     std::fs::create_dir_all(&node_dir).unwrap();
     prepare(&node_dir);
-    let conf = node_dir.join("redis.conf");
+    let extra = extra.replace("$DIR", &node_dir.display().to_string());
+    let conf = broken_conf(&node_dir, port, &extra);
     let log = node_dir.join("server.log");
-    let text = format!(
-        "bind 127.0.0.1\nport {port}\ncluster-enabled yes\ndir {d}\nlogfile {l}\npidfile {d}/server.pid\nsave \"\"\n{extra}",
-        d = node_dir.display(),
-        l = log.display(),
-    )
-    .replace("$DIR", &node_dir.display().to_string());
-    std::fs::write(&conf, text).unwrap();
     assert_ne!(
         run_to_exit(bin, &conf, &log),
         0,
@@ -1440,7 +1420,7 @@ fn write_rdb_with_db1_key(bin: &Path, dir: &Path) {
         .unwrap();
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/1")).unwrap();
     let mut conn = None;
-    settle(Duration::from_secs(5), || {
+    eventually(Duration::from_secs(5), || {
         conn = client.get_connection().ok();
         conn.is_some()
     });

@@ -184,14 +184,15 @@ fn evidence_line(e: &Evidence) -> String {
     format!("{}: {}", e.source, e.text)
 }
 
+/// ` on <node>` for a finding about one node, nothing for one about the whole cluster.
+fn on_node(node: Option<&str>) -> String {
+    node.map(|n| format!(" on {n}")).unwrap_or_default()
+}
+
 fn findings_text(findings: &[Finding]) -> String {
     let mut out = String::new();
     for f in findings {
-        let on = f
-            .node
-            .as_deref()
-            .map(|n| format!(" on {n}"))
-            .unwrap_or_default();
+        let on = on_node(f.node.as_deref());
         let _ = writeln!(
             out,
             "{} {} {}{on}",
@@ -204,11 +205,7 @@ fn findings_text(findings: &[Finding]) -> String {
             let _ = writeln!(out, "    {}", evidence_line(e));
         }
         for s in &f.symptoms {
-            let on = s
-                .node
-                .as_deref()
-                .map(|n| format!(" on {n}"))
-                .unwrap_or_default();
+            let on = on_node(s.node.as_deref());
             let _ = writeln!(
                 out,
                 "  symptom {} {}{on}: {}",

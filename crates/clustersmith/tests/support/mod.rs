@@ -763,10 +763,21 @@ pub fn with_nodes<'a>(args: &[&'a str], nodes: &'a [String]) -> Vec<&'a str> {
 }
 
 /// Waits (bounded) until `check` holds.
-pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, timeout: Duration, check: impl FnMut() -> bool) {
+    assert!(eventually(timeout, check), "timed out waiting for {what}");
+}
+
+/// Whether `check` holds within `timeout` (polled every 50 ms); unlike [`wait_until`], for
+/// states a broken setup may never reach.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -962,6 +973,22 @@ pub fn files_of(servers: &Servers) -> Vec<String> {
             ]
         })
         .collect()
+}
+
+/// A redis.conf in `dir` for a server that will not start (or is expected not to): cluster
+/// mode on `port`, its log `dir/server.log`, then `extra`.
+pub fn broken_conf(dir: &Path, port: u16, extra: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let conf = dir.join("redis.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "bind 127.0.0.1\nport {port}\ncluster-enabled yes\ndir {d}\nlogfile {d}/server.log\npidfile {d}/server.pid\nsave \"\"\n{extra}",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    conf
 }
 
 /// Runs `bin conf` in the foreground, its stdout and stderr appended to `output` (as a BOSH

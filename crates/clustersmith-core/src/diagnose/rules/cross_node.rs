@@ -568,24 +568,14 @@ fn replication_login(node: &NodeEvidence) -> Option<(&crate::parse::Directive, &
 /// Judged on the node whose ACL refuses: the user is defined (or missing) there, and that is
 /// where replicas of it fail.
 pub fn replication_credentials_unfit(inputs: &Inputs) -> Vec<Hit> {
-    let mut hits = Vec::new();
-    for node in &inputs.nodes {
-        let Some(conf) = &node.redis_conf else {
-            continue;
-        };
-        let defines_users = conf.value.directives.iter().any(|d| d.name == "user");
-        if conf.value.get("aclfile").is_some() {
-            continue;
-        }
-        let mut evidence = Vec::new();
-        let mut users: Vec<&str> = Vec::new();
-        for replica in inputs.nodes.iter().filter(|r| !std::ptr::eq(*r, node)) {
-            let Some((user, password)) = replication_login(replica) else {
-                continue;
-            };
-            let name = user.args[0].as_str();
-            // Users created at runtime are not in the file: without users defined here,
-            // only a refusal in the replica's log makes the file's silence count.
+    // Every node's login, read once: the replica, its user directive and password, and
+    // whether its log shows a login refused. Users created at runtime are not in the file:
+    // where no users are defined, only such a refusal makes the file's silence count.
+    let logins: Vec<(&NodeEvidence, &crate::parse::Directive, &str, bool)> = inputs
+        .nodes
+        .iter()
+        .filter_map(|replica| {
+            let (user, password) = replication_login(replica)?;
             let refused_in_log = replica.log.as_ref().is_some_and(|log| {
                 log.value
                     .find(&[
@@ -597,9 +587,25 @@ pub fn replication_credentials_unfit(inputs: &Inputs) -> Vec<Hit> {
                     .next()
                     .is_some()
             });
-            if !(defines_users || refused_in_log) {
+            Some((replica, user, password, refused_in_log))
+        })
+        .collect();
+    let mut hits = Vec::new();
+    for node in &inputs.nodes {
+        let Some(conf) = &node.redis_conf else {
+            continue;
+        };
+        let defines_users = conf.value.directives.iter().any(|d| d.name == "user");
+        if conf.value.get("aclfile").is_some() {
+            continue;
+        }
+        let mut evidence = Vec::new();
+        let mut users: Vec<&str> = Vec::new();
+        for &(replica, user, password, refused_in_log) in &logins {
+            if std::ptr::eq(replica, node) || !(defines_users || refused_in_log) {
                 continue;
             }
+            let name = user.args[0].as_str();
             let Some(why) = acl_verdict(&conf.value, name, password) else {
                 continue;
             };

@@ -122,6 +122,16 @@ fn hits_for(
         .collect()
 }
 
+/// What a node that is not a working member breaks, on itself and (through
+/// `node_facts::explains_elsewhere`) on its peers: formation cannot complete without it,
+/// handshakes with it hang, and its replicas have no primary to sync from.
+static BROKEN_BY_A_NON_MEMBER: &[&Rule] = &[
+    &super::membership::NODE_KNOWS_ONLY_ITSELF,
+    &super::membership::SLOTS_NOT_COVERED,
+    &super::membership::BUS_HANDSHAKE_STUCK,
+    &super::replication::REPLICA_LINK_DOWN,
+];
+
 pub static NODE_NOT_RUNNING: Rule = Rule {
     id: "CS330",
     name: "node-not-running",
@@ -131,12 +141,7 @@ pub static NODE_NOT_RUNNING: Rule = Rule {
     fix: "Start the server and read why it exited: the log's last warning lines (a port already in use, a bad directive, a nodes.conf it cannot lock), and its redis.conf's port against the address it is expected at.",
     false_positives: "A node stopped on purpose (maintenance) but given to diagnose.",
     evidence: &[Live, ServerLog, RedisConf],
-    explains: &[
-        &super::membership::NODE_KNOWS_ONLY_ITSELF,
-        &super::membership::SLOTS_NOT_COVERED,
-        &super::membership::BUS_HANDSHAKE_STUCK,
-        &super::replication::REPLICA_LINK_DOWN,
-    ],
+    explains: BROKEN_BY_A_NON_MEMBER,
     check: node_not_running,
 };
 
@@ -165,12 +170,7 @@ pub static NODE_NOT_ANSWERING: Rule = Rule {
     fix: "Check the process (is it stopped or stuck: `ps`, its log), and the network path to its port (firewall, security group).",
     false_positives: "A node under very heavy load that answers after the timeout.",
     evidence: &[Live, ServerLog],
-    explains: &[
-        &super::membership::NODE_KNOWS_ONLY_ITSELF,
-        &super::membership::SLOTS_NOT_COVERED,
-        &super::membership::BUS_HANDSHAKE_STUCK,
-        &super::replication::REPLICA_LINK_DOWN,
-    ],
+    explains: BROKEN_BY_A_NON_MEMBER,
     check: node_not_answering,
 };
 
@@ -200,12 +200,7 @@ pub static CLUSTER_SUPPORT_DISABLED: Rule = Rule {
     fix: "Set `cluster-enabled yes` in its redis.conf and restart it (it cannot be changed at run time).",
     false_positives: "A standalone server given by mistake among the cluster's nodes.",
     evidence: &[Live, RedisConf],
-    explains: &[
-        &super::membership::NODE_KNOWS_ONLY_ITSELF,
-        &super::membership::SLOTS_NOT_COVERED,
-        &super::membership::BUS_HANDSHAKE_STUCK,
-        &super::replication::REPLICA_LINK_DOWN,
-    ],
+    explains: BROKEN_BY_A_NON_MEMBER,
     check: cluster_support_disabled,
 };
 
@@ -242,12 +237,7 @@ pub static PROTECTED_MODE_REFUSAL: Rule = Rule {
     fix: "Give the nodes a password (requirepass with masterauth) or an explicit `bind`, or set `protected-mode no` where the network is trusted, and restart.",
     false_positives: "None: the reply is only sent in protected mode.",
     evidence: &[Live, RedisConf],
-    explains: &[
-        &super::membership::NODE_KNOWS_ONLY_ITSELF,
-        &super::membership::SLOTS_NOT_COVERED,
-        &super::membership::BUS_HANDSHAKE_STUCK,
-        &super::replication::REPLICA_LINK_DOWN,
-    ],
+    explains: BROKEN_BY_A_NON_MEMBER,
     check: protected_mode,
 };
 
@@ -283,12 +273,7 @@ pub static NODE_LOADING: Rule = Rule {
     fix: "Wait for the load to finish (`loading:0` in INFO persistence) and run again; a load that never ends points at a huge or corrupt AOF.",
     false_positives: "Any node right after a restart with a large dataset: the state passes on its own.",
     evidence: &[Live],
-    explains: &[
-        &super::membership::NODE_KNOWS_ONLY_ITSELF,
-        &super::membership::SLOTS_NOT_COVERED,
-        &super::membership::BUS_HANDSHAKE_STUCK,
-        &super::replication::REPLICA_LINK_DOWN,
-    ],
+    explains: BROKEN_BY_A_NON_MEMBER,
     check: node_loading,
 };
 
@@ -316,12 +301,7 @@ pub static TLS_PLAINTEXT_MISMATCH: Rule = Rule {
     fix: "Give every node the same port layout (`port` / `tls-port`, `tls-cluster`, `tls-replication`) and restart the odd one.",
     false_positives: "A node listed by its TLS port among nodes listed by their plaintext ports (a mistake in the list, not in the cluster).",
     evidence: &[Live, RedisConf],
-    explains: &[
-        &super::membership::NODE_KNOWS_ONLY_ITSELF,
-        &super::membership::SLOTS_NOT_COVERED,
-        &super::membership::BUS_HANDSHAKE_STUCK,
-        &super::replication::REPLICA_LINK_DOWN,
-    ],
+    explains: BROKEN_BY_A_NON_MEMBER,
     check: tls_mode_mismatch,
 };
 
@@ -361,12 +341,7 @@ pub static CLUSTER_COMMANDS_REFUSED: Rule = Rule {
     fix: "Remove the rename-command for CLUSTER (or whatever the reply names) and restart.",
     false_positives: "None known.",
     evidence: &[Live, RedisConf],
-    explains: &[
-        &super::membership::NODE_KNOWS_ONLY_ITSELF,
-        &super::membership::SLOTS_NOT_COVERED,
-        &super::membership::BUS_HANDSHAKE_STUCK,
-        &super::replication::REPLICA_LINK_DOWN,
-    ],
+    explains: BROKEN_BY_A_NON_MEMBER,
     check: cluster_commands_refused,
 };
 
