@@ -281,7 +281,7 @@ fn settled_now(
             .map(|e| (e.id.as_str().to_owned(), e.slots.len()))
             .collect();
         seen.sort();
-        if parsed.entries().iter().any(|e| !e.open_slots.is_empty()) {
+        if parsed.entries().iter().any(|e| !e.open_slots().is_empty()) {
             return false;
         }
         match &owners {

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clustersmith_core::model::{SLOT_COUNT, SlotRange};
 use clustersmith_core::observation::{InventoryNode, NodeState, NodeView, Observation};
@@ -35,7 +35,8 @@ pub struct Point {
     pub verify_ms: f64,
     pub steps: usize,
     pub passed: bool,
-    /// This process's peak resident set (`VmHWM`), views and all.
+    /// This process's peak resident set (`VmHWM`): the parsed views, and one view's text at a
+    /// time.
     pub peak_rss_mb: f64,
 }
 
@@ -85,33 +86,30 @@ fn line(out: &mut String, i: usize, viewer: usize, primaries: usize) {
     );
 }
 
-/// Every node's view. In a half-formed cluster the first half know each other and have their
-/// roles; the others know only themselves and are still primaries (replicas not attached).
-fn views(n: usize, shape: Shape) -> Vec<String> {
+/// Node `viewer`'s view. In a half-formed cluster the first half know each other and have
+/// their roles; the others know only themselves and are still primaries (replicas not
+/// attached).
+fn view(n: usize, shape: Shape, viewer: usize) -> String {
     let primaries = n / 2;
-    (0..n)
-        .map(|viewer| {
-            let mut text = String::with_capacity(n * 110);
-            let met = shape == Shape::Formed || viewer < n / 2;
-            if met {
-                let known = if shape == Shape::Formed { n } else { n / 2 };
-                for i in 0..known {
-                    line(&mut text, i, viewer, primaries);
-                }
-            } else if viewer < primaries {
-                line(&mut text, viewer, viewer, primaries);
-            } else {
-                let _ = writeln!(
-                    text,
-                    "{} 127.0.0.1:{}@{} myself,master - 0 0 0 connected",
-                    node_id(viewer),
-                    port(viewer),
-                    u32::from(port(viewer)) + 10000
-                );
-            }
-            text
-        })
-        .collect()
+    let mut text = String::with_capacity(n * 110);
+    let met = shape == Shape::Formed || viewer < n / 2;
+    if met {
+        let known = if shape == Shape::Formed { n } else { n / 2 };
+        for i in 0..known {
+            line(&mut text, i, viewer, primaries);
+        }
+    } else if viewer < primaries {
+        line(&mut text, viewer, viewer, primaries);
+    } else {
+        let _ = writeln!(
+            text,
+            "{} 127.0.0.1:{}@{} myself,master - 0 0 0 connected",
+            node_id(viewer),
+            port(viewer),
+            u32::from(port(viewer)) + 10000
+        );
+    }
+    text
 }
 
 fn peak_rss_mb() -> f64 {
@@ -131,8 +129,6 @@ pub fn run_point(n: usize, shape: Shape) -> Point {
         n >= 2 && n.is_multiple_of(2),
         "an even number of nodes, half primaries"
     );
-    let texts = views(n, shape);
-    let text_bytes = texts.iter().map(String::len).sum();
     let inventory: Vec<InventoryNode> = (0..n)
         .map(|i| InventoryNode {
             label: format!("127.0.0.1:{}", port(i)),
@@ -160,24 +156,29 @@ pub fn run_point(n: usize, shape: Shape) -> Point {
         }
     };
 
-    let started = Instant::now();
-    let nodes: Vec<NodeState> = texts
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            let parsed = parse_cluster_nodes(text).value;
+    // Each view is rendered, parsed and dropped in turn, as `apply` parses each reply as it
+    // arrives: only the parse is timed, and no more than one view's text is held at a time.
+    let mut text_bytes = 0;
+    let mut parsing = Duration::ZERO;
+    let nodes: Vec<NodeState> = (0..n)
+        .map(|i| {
+            let text = view(n, shape, i);
+            text_bytes += text.len();
+            let started = Instant::now();
+            let parsed = parse_cluster_nodes(&text).value;
             let id = parsed.myself().expect("one myself line").id;
-            NodeState::Seen(Box::new(NodeView {
+            let state = NodeState::Seen(Box::new(NodeView {
                 id,
                 nodes: parsed,
                 cluster_info: parse_cluster_info(cluster_info).value,
                 info: parse_info(&info(i)).value,
-            }))
+            }));
+            parsing += started.elapsed();
+            state
         })
         .collect();
     let obs = Observation { nodes };
-    let parse_ms = started.elapsed().as_secs_f64() * 1000.0;
-    drop(texts);
+    let parse_ms = parsing.as_secs_f64() * 1000.0;
 
     let known_ids = vec![None; n];
     let started = Instant::now();

@@ -119,6 +119,16 @@ impl Observation {
         found.cloned()
     }
 
+    /// The ids of the observed nodes among the first `nodes`, with their positions, in id
+    /// order: what `ClusterNodes::get_each` walks a view against.
+    pub fn ids_in_order(&self, nodes: usize) -> Vec<(NodeId, usize)> {
+        let mut ids: Vec<(NodeId, usize)> = (0..nodes)
+            .filter_map(|idx| self.view(idx).map(|v| (v.id, idx)))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     pub fn view(&self, idx: usize) -> Option<&NodeView> {
         self.nodes.get(idx).and_then(NodeState::view)
     }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{NodeId, SlotSet};
 use crate::observation::{InventoryNode, NodeState, Observation};
+use crate::parse::NodeEntry;
 use crate::plan::{Layout, departed_members};
 
 /// Stable criterion ids, in the order they are checked and shown.
@@ -186,6 +187,15 @@ pub fn verify(
         );
     }
 
+    // Every node's own line, copied side by side: the agreement check compares each view with
+    // all of them, and reading them from their own views missed the cache on each of the N²
+    // comparisons.
+    let truths: Vec<Option<NodeEntry>> = (0..inventory.len())
+        .map(|idx| obs.view(idx).map(|v| v.myself().clone()))
+        .collect();
+    // What each view holds for each of them (`NodeView::knows`), found in one walk of the view.
+    let ids = obs.ids_in_order(inventory.len());
+    let mut seen_by: Vec<Option<&NodeEntry>> = vec![None; inventory.len()];
     for (idx, state) in obs.nodes.iter().enumerate().take(inventory.len()) {
         let view = match state {
             NodeState::Seen(view) => view,
@@ -196,10 +206,12 @@ pub fn verify(
         };
 
         // membership
-        let listed: BTreeSet<&NodeId> = view.nodes.entries().iter().map(|e| &e.id).collect();
+        let listed = view.nodes.get_each(expected.iter().copied());
         let missing: Vec<String> = expected
             .iter()
-            .filter(|id| !listed.contains(*id))
+            .zip(listed)
+            .filter(|(_, entry)| entry.is_none())
+            .map(|(id, _)| id)
             .filter(|id| {
                 !index_of
                     .get(*id)
@@ -266,17 +278,17 @@ pub fn verify(
         }
 
         // agreement
-        for (other, other_state) in obs.nodes.iter().enumerate().take(inventory.len()) {
-            let Some(other_view) = other_state.view() else {
+        seen_by.fill(None);
+        for (entry, (_, other)) in view.nodes.get_each(ids.iter().map(|(id, _)| id)).zip(&ids) {
+            seen_by[*other] = entry.filter(|e| !e.is_handshake());
+        }
+        for (other, truth) in truths.iter().enumerate() {
+            let (Some(truth), Some(seen)) = (truth, seen_by[other]) else {
                 continue;
             };
             if other == idx {
                 continue;
             }
-            let truth = other_view.myself();
-            let Some(seen) = view.knows(&other_view.id) else {
-                continue;
-            };
             // "a replica of X", or "a primary": both halves, since two views can agree on the
             // role and differ on the primary.
             let role = |replica: bool, primary: Option<&NodeId>| match (replica, primary) {
@@ -315,7 +327,7 @@ pub fn verify(
         }
         let open: Vec<String> = view
             .myself()
-            .open_slots
+            .open_slots()
             .iter()
             .map(|o| o.slot.to_string())
             .collect();

@@ -4,6 +4,6 @@ mod node;
 mod slot;
 mod version;
 
-pub use node::{LinkState, NodeAddr, NodeFlag, NodeId, NodeIdError};
+pub use node::{LinkState, NodeAddr, NodeFlag, NodeFlags, NodeId, NodeIdError};
 pub use slot::{SLOT_COUNT, SlotRange, SlotSet, key_slot};
 pub use version::{ServerFlavour, ServerVersion};

@@ -1,5 +1,7 @@
 use std::fmt;
 
+use smallvec::{SmallVec, smallvec};
+
 /// Number of hash slots in a Redis Cluster.
 pub const SLOT_COUNT: u16 = 16384;
 
@@ -60,10 +62,11 @@ impl fmt::Display for SlotRange {
 
 /// A set of hash slots, kept as sorted, disjoint, non-adjacent ranges: a primary's slots are
 /// one or a few ranges, and a view of N nodes holds N sets, so a bitmap per set (2 KiB) would
-/// make a 100-node observation weigh 20 MB. The canonical form makes `==` and `Hash` exact.
+/// make a 100-node observation weigh 20 MB. Up to two ranges are held inline, without a heap
+/// allocation per set. The canonical form makes `==` and `Hash` exact.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct SlotSet {
-    ranges: Vec<SlotRange>,
+    ranges: SmallVec<[SlotRange; 2]>,
 }
 
 impl SlotSet {
@@ -73,7 +76,7 @@ impl SlotSet {
 
     pub fn full() -> SlotSet {
         SlotSet {
-            ranges: vec![SlotRange {
+            ranges: smallvec![SlotRange {
                 start: 0,
                 end: SLOT_COUNT - 1,
             }],
@@ -115,7 +118,7 @@ impl SlotSet {
     /// Sorts and merges overlapping or adjacent ranges.
     fn normalize(&mut self) {
         self.ranges.sort_by_key(|r| r.start);
-        let mut out: Vec<SlotRange> = Vec::with_capacity(self.ranges.len());
+        let mut out: SmallVec<[SlotRange; 2]> = SmallVec::with_capacity(self.ranges.len());
         for range in self.ranges.drain(..) {
             match out.last_mut() {
                 Some(last) if range.start <= last.end.saturating_add(1) => {
@@ -201,8 +204,8 @@ impl SlotSet {
     }
 
     /// The set as maximal contiguous ranges, in ascending order.
-    pub fn ranges(&self) -> Vec<SlotRange> {
-        self.ranges.clone()
+    pub fn ranges(&self) -> &[SlotRange] {
+        &self.ranges
     }
 }
 
@@ -311,7 +314,7 @@ mod tests {
         fn ranges_round_trip(slots in proptest::collection::vec(0u16..SLOT_COUNT, 0..200)) {
             let mut set = SlotSet::new();
             for slot in &slots { set.insert(*slot); }
-            let again = SlotSet::from_ranges(&set.ranges());
+            let again = SlotSet::from_ranges(set.ranges());
             prop_assert_eq!(again, set);
         }
 
@@ -345,7 +348,7 @@ mod tests {
             union.union_with(&sb);
             prop_assert_eq!(plain(&union), ma.union(&mb).copied().collect());
             // Canonical form: equal contents, equal values.
-            prop_assert_eq!(SlotSet::from_ranges(&union.ranges()), union);
+            prop_assert_eq!(SlotSet::from_ranges(union.ranges()), union);
         }
     }
 }

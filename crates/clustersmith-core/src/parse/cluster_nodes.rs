@@ -9,37 +9,52 @@
 use std::net::IpAddr;
 
 use super::{ParseIssue, Parsed};
-use crate::model::{LinkState, NodeAddr, NodeFlag, NodeId, SLOT_COUNT, SlotRange, SlotSet};
+use crate::model::{
+    LinkState, NodeAddr, NodeFlag, NodeFlags, NodeId, SLOT_COUNT, SlotRange, SlotSet,
+};
 
 /// One line of `CLUSTER NODES`: how the reporting node sees one member (or itself).
+///
+/// Kept small: a view of N nodes holds N entries and `apply` holds N views (90 000 entries at
+/// 300 nodes, a million at 1000), so what few entries carry (an announced hostname, a flag
+/// clustersmith does not know, open slots) sits behind one pointer that is usually empty.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeEntry {
     pub id: NodeId,
     pub addr: NodeAddr,
-    pub flags: Vec<NodeFlag>,
+    pub flags: NodeFlags,
     /// For a replica, the id of its primary.
     pub primary_id: Option<NodeId>,
     pub config_epoch: u64,
     pub link_state: LinkState,
     pub slots: SlotSet,
-    pub open_slots: Vec<OpenSlot>,
+    rare: Option<Box<RareParts>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct RareParts {
+    /// Announced hostname (Redis 7.0+ `cluster-announce-hostname`).
+    hostname: Option<String>,
+    /// Flag words clustersmith does not know, in the order written.
+    other_flags: Vec<String>,
+    open_slots: Vec<OpenSlot>,
 }
 
 impl NodeEntry {
-    pub fn has_flag(&self, flag: &NodeFlag) -> bool {
+    pub fn has_flag(&self, flag: NodeFlag) -> bool {
         self.flags.contains(flag)
     }
 
     pub fn is_myself(&self) -> bool {
-        self.has_flag(&NodeFlag::Myself)
+        self.has_flag(NodeFlag::Myself)
     }
 
     pub fn is_replica(&self) -> bool {
-        self.has_flag(&NodeFlag::Replica)
+        self.has_flag(NodeFlag::Replica)
     }
 
     pub fn is_handshake(&self) -> bool {
-        self.has_flag(&NodeFlag::Handshake)
+        self.has_flag(NodeFlag::Handshake)
     }
 
     /// The flags that make this entry an unhealthy member, as words.
@@ -49,6 +64,28 @@ impl NodeEntry {
             .filter(|f| f.is_unhealthy())
             .map(NodeFlag::as_str)
             .collect()
+    }
+
+    /// Every flag word: the known ones in the servers' order, then any other as written.
+    pub fn flag_words(&self) -> impl Iterator<Item = &str> + '_ {
+        let other = self.rare.iter().flat_map(|r| r.other_flags.iter());
+        let known = self.flags.iter().map(|flag| -> &str { flag.as_str() });
+        known.chain(other.map(String::as_str))
+    }
+
+    /// The flags field as the server prints it (`myself,master`).
+    pub fn flags_text(&self) -> String {
+        self.flag_words().collect::<Vec<_>>().join(",")
+    }
+
+    /// The announced hostname (Redis 7.0+ `cluster-announce-hostname`), if any.
+    pub fn hostname(&self) -> Option<&str> {
+        self.rare.as_ref()?.hostname.as_deref()
+    }
+
+    /// Slots this node is migrating or importing (`[N->-id]`, `[N-<-id]`).
+    pub fn open_slots(&self) -> &[OpenSlot] {
+        self.rare.as_ref().map_or(&[], |r| &r.open_slots)
     }
 }
 
@@ -87,7 +124,12 @@ impl ClusterNodes {
             .map(|(pos, e)| (e.id.head(), pos as u32))
             .collect();
         // Stable: of two lines with one id, the first is found, as a scan would.
-        by_id.sort_by_key(|(_, pos)| entries[*pos as usize].id);
+        // The prefix decides almost every comparison without touching the entries.
+        by_id.sort_by(|(head_a, pos_a), (head_b, pos_b)| {
+            head_a
+                .cmp(head_b)
+                .then_with(|| entries[*pos_a as usize].id.cmp(&entries[*pos_b as usize].id))
+        });
         let myself = entries.iter().position(NodeEntry::is_myself);
         ClusterNodes {
             entries,
@@ -114,6 +156,37 @@ impl ClusterNodes {
             .take_while(|(h, _)| *h == head)
             .map(|(_, pos)| &self.entries[*pos as usize])
             .find(|entry| entry.id == *id)
+    }
+
+    /// What `get` finds for each of `ids`, which must be in ascending order, in one merge walk
+    /// of the index. Checks that look every node up in every view (N² lookups a round) walk
+    /// each view once in order instead of searching it per id.
+    pub fn get_each<'a>(
+        &'a self,
+        ids: impl IntoIterator<Item = &'a NodeId> + 'a,
+    ) -> impl Iterator<Item = Option<&'a NodeEntry>> + 'a {
+        let mut next = 0;
+        ids.into_iter().map(move |id| {
+            let head = id.head();
+            // The entries are touched only where the prefixes match: in id order they are
+            // scattered through the view, and reading each missed the cache.
+            while let Some((h, pos)) = self.by_id.get(next) {
+                if *h < head {
+                    next += 1;
+                    continue;
+                }
+                if *h > head {
+                    return None;
+                }
+                let entry = &self.entries[*pos as usize];
+                if entry.id < *id {
+                    next += 1;
+                } else {
+                    return (entry.id == *id).then_some(entry);
+                }
+            }
+            None
+        })
     }
 
     /// Entries other than the reporting node's own.
@@ -161,37 +234,55 @@ pub fn parse_cluster_nodes(text: &str) -> Parsed<ClusterNodes> {
 }
 
 fn parse_line(line: &str) -> Result<(NodeEntry, Vec<String>), String> {
-    let fields: Vec<&str> = line.split_ascii_whitespace().collect();
-    if fields.len() < 8 {
-        return Err(format!(
-            "expected at least 8 fields, found {}: `{line}`",
-            fields.len()
-        ));
+    let mut fields = line.split_ascii_whitespace();
+    let mut field = |what: usize| {
+        fields.next().ok_or_else(|| {
+            format!(
+                "expected at least 8 fields, found {what}: `{line}`"
+            )
+        })
+    };
+    let (id, addr, flag_field, primary, _ping, _pong, epoch, link) = (
+        field(0)?,
+        field(1)?,
+        field(2)?,
+        field(3)?,
+        field(4)?,
+        field(5)?,
+        field(6)?,
+        field(7)?,
+    );
+    let id = NodeId::parse(id).map_err(|e| e.to_string())?;
+    let (addr, hostname) = parse_addr(addr)?;
+    let mut rare = RareParts {
+        hostname,
+        ..RareParts::default()
+    };
+    let mut flags = NodeFlags::default();
+    for word in flag_field.split(',') {
+        match NodeFlag::parse(word) {
+            Some(flag) => flags.insert(flag),
+            None => rare.other_flags.push(word.to_owned()),
+        }
     }
-    let id = NodeId::parse(fields[0]).map_err(|e| e.to_string())?;
-    let addr = parse_addr(fields[1])?;
-    // Sized to the flags given (one or two mostly): collecting starts at room for four.
-    let mut flags: Vec<NodeFlag> = Vec::with_capacity(fields[2].split(',').count());
-    flags.extend(fields[2].split(',').map(NodeFlag::parse));
-    let primary_id = match fields[3] {
+    let primary_id = match primary {
         "-" => None,
         other => Some(NodeId::parse(other).map_err(|e| format!("primary id: {e}"))?),
     };
-    let config_epoch = fields[6]
+    let config_epoch = epoch
         .parse::<u64>()
-        .map_err(|_| format!("config epoch `{}` is not a number", fields[6]))?;
-    let link_state = match fields[7] {
+        .map_err(|_| format!("config epoch `{epoch}` is not a number"))?;
+    let link_state = match link {
         "connected" => LinkState::Connected,
         "disconnected" => LinkState::Disconnected,
         other => return Err(format!("unknown link state `{other}`")),
     };
     let mut slots = SlotSet::new();
-    let mut open_slots = Vec::new();
     let mut slot_issues = Vec::new();
-    for token in &fields[8..] {
+    for token in fields {
         if let Some(inner) = token.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
             match parse_open_slot(inner) {
-                Some(open) => open_slots.push(open),
+                Some(open) => rare.open_slots.push(open),
                 None => slot_issues.push(format!("unreadable open slot `{token}`")),
             }
         } else {
@@ -201,6 +292,7 @@ fn parse_line(line: &str) -> Result<(NodeEntry, Vec<String>), String> {
             }
         }
     }
+    let rare = (rare != RareParts::default()).then(|| Box::new(rare));
     Ok((
         NodeEntry {
             id,
@@ -210,13 +302,14 @@ fn parse_line(line: &str) -> Result<(NodeEntry, Vec<String>), String> {
             config_epoch,
             link_state,
             slots,
-            open_slots,
+            rare,
         },
         slot_issues,
     ))
 }
 
-fn parse_addr(field: &str) -> Result<NodeAddr, String> {
+/// The address, and the announced hostname written after it.
+fn parse_addr(field: &str) -> Result<(NodeAddr, Option<String>), String> {
     let mut parts = field.split(',');
     let ip_ports = parts.next().unwrap_or_default();
     // Whatever follows the address is the announced hostname, then `key=value` aux fields
@@ -247,12 +340,7 @@ fn parse_addr(field: &str) -> Result<NodeAddr, String> {
                 .map_err(|_| format!("`{ip_text}` in `{field}` is not an IP address"))?,
         )
     };
-    Ok(NodeAddr {
-        ip,
-        port,
-        bus_port,
-        hostname,
-    })
+    Ok((NodeAddr { ip, port, bus_port }, hostname))
 }
 
 fn parse_slot_range(token: &str) -> Option<SlotRange> {
@@ -332,10 +420,10 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@40001,redis-1.test myse
         let parsed = parse_cluster_nodes(text);
         assert!(parsed.issues.is_empty(), "{:?}", parsed.issues);
         let me = parsed.value.myself().unwrap();
-        assert_eq!(me.addr.hostname.as_deref(), Some("redis-1.test"));
-        assert_eq!(me.open_slots.len(), 2);
-        assert_eq!(me.open_slots[0].kind, OpenSlotKind::Migrating);
-        assert_eq!(me.open_slots[1].slot, 93);
+        assert_eq!(me.hostname(), Some("redis-1.test"));
+        assert_eq!(me.open_slots().len(), 2);
+        assert_eq!(me.open_slots()[0].kind, OpenSlotKind::Migrating);
+        assert_eq!(me.open_slots()[1].slot, 93);
         let shake = &parsed.value.entries()[1];
         assert!(shake.is_handshake());
         assert_eq!(shake.addr.ip, Some("::1".parse().unwrap()));
@@ -359,6 +447,45 @@ vars currentEpoch 6 lastVoteEpoch 0
 ";
         let parsed = parse_cluster_nodes(text);
         assert!(parsed.issues.is_empty(), "{:?}", parsed.issues);
-        assert_eq!(parsed.value.myself().unwrap().addr.hostname, None);
+        assert_eq!(parsed.value.myself().unwrap().hostname(), None);
+    }
+
+    #[test]
+    fn keeps_flag_words_it_does_not_know_in_order() {
+        let text = "6a1b2c3d4e5f60718293a4b5c6d7e8f901234567 127.0.0.1:21001@31001 myself,master,nofailover,shiny - 0 0 1 connected 0-10 12\n";
+        let parsed = parse_cluster_nodes(text);
+        assert!(parsed.issues.is_empty(), "{:?}", parsed.issues);
+        let me = parsed.value.myself().unwrap();
+        assert_eq!(me.flags_text(), "myself,master,nofailover,shiny");
+        assert!(me.has_flag(NodeFlag::NoFailover));
+        assert_eq!(me.slots.ranges().len(), 2);
+        assert_eq!(me.open_slots(), []);
+    }
+
+    /// A million of these make a 1000-node observation: what an entry holds inline is its
+    /// cost, and what it holds on the heap is none in the common case.
+    #[test]
+    fn an_entry_stays_compact() {
+        let size = std::mem::size_of::<NodeEntry>();
+        assert!(size <= 152, "NodeEntry grew to {size} bytes");
+        let parsed = parse_cluster_nodes(SEED_FORMED);
+        for entry in parsed.value.entries() {
+            assert!(entry.rare.is_none(), "{entry:?}");
+        }
+    }
+
+    #[test]
+    fn get_each_finds_what_get_finds() {
+        let nodes = parse_cluster_nodes(SEED_FORMED).value;
+        let mut ids: Vec<NodeId> = nodes.entries().iter().map(|e| e.id).collect();
+        ids.push(NodeId::parse("0000000000000000000000000000000000000000").unwrap());
+        ids.push(NodeId::parse("5d75611c1b16e9424a79b40c5b624c87e6152165").unwrap());
+        ids.push(NodeId::parse("ffffffffffffffffffffffffffffffffffffffff").unwrap());
+        ids.push(ids[2]);
+        ids.sort();
+        let walked: Vec<Option<&NodeEntry>> = nodes.get_each(&ids).collect();
+        let searched: Vec<Option<&NodeEntry>> = ids.iter().map(|id| nodes.get(id)).collect();
+        assert_eq!(walked, searched);
+        assert_eq!(walked.iter().filter(|e| e.is_some()).count(), 5);
     }
 }

@@ -54,7 +54,7 @@ pub fn departed_members(
             });
             let successor = match at_address {
                 Some(idx) => idx,
-                None if entry.has_flag(&NodeFlag::NoAddr) => {
+                None if entry.has_flag(NodeFlag::NoAddr) => {
                     match newcomers
                         .get_or_insert_with(|| newcomers_in(inventory, obs))
                         .as_slice()
@@ -71,12 +71,7 @@ pub fn departed_members(
                 slots: SlotSet::new(),
                 listed_by: Vec::new(),
                 replicas: Vec::new(),
-                flags: entry
-                    .flags
-                    .iter()
-                    .map(NodeFlag::as_str)
-                    .collect::<Vec<_>>()
-                    .join(","),
+                flags: entry.flags_text(),
             });
             record.slots.union_with(&entry.slots);
             record.listed_by.push(viewer);

@@ -13,7 +13,7 @@ use super::reshard::{SlotMove, open_moves};
 use super::{Blocker, Layout, MeetPurpose, Step};
 use crate::model::{NodeId, SlotSet};
 use crate::observation::{InventoryNode, NodeView, Observation};
-use crate::parse::OpenSlotKind;
+use crate::parse::{NodeEntry, OpenSlotKind};
 use crate::spec::ClusterSpec;
 
 /// The result of planning one round.
@@ -169,7 +169,7 @@ fn departed_blockers(
                 new_id: obs.view(d.successor)?.id,
                 old_id: d.id,
                 flags: d.flags.clone(),
-                slots: d.slots.ranges(),
+                slots: d.slots.ranges().to_vec(),
                 replicas: d
                     .replicas
                     .iter()
@@ -306,7 +306,7 @@ fn plan_unstick_imports(inventory: &[InventoryNode], obs: &Observation, steps: &
         let Some(view) = obs.view(idx) else { continue };
         let stuck = view
             .myself()
-            .open_slots
+            .open_slots()
             .iter()
             .filter(|open| open.kind == OpenSlotKind::Importing)
             .filter(|open| {
@@ -453,13 +453,14 @@ fn plan_meets(
     let meetable = |idx: usize| {
         !inventory[idx].leaving || obs.view(idx).is_some_and(|v| !v.myself().slots.is_empty())
     };
+    let acquainted = Acquaintances::of(inventory.len(), obs);
     for a in (0..inventory.len()).filter(|a| meetable(*a)) {
         for b in (a + 1..inventory.len()).filter(|b| meetable(*b)) {
             let (Some(va), Some(vb)) = (obs.view(a), obs.view(b)) else {
                 continue;
             };
-            let a_knows = va.knows(&vb.id).is_some();
-            let b_knows = vb.knows(&va.id).is_some();
+            let a_knows = acquainted.knows(a, b);
+            let b_knows = acquainted.knows(b, a);
             let (from, to, to_view) = match (a_knows, b_knows) {
                 (true, true) => continue,
                 (false, false) | (false, true) => (a, b, vb),
@@ -477,6 +478,44 @@ fn plan_meets(
             }
             steps.push(meet(from, to, inventory, to_view, MeetPurpose::Introduce));
         }
+    }
+}
+
+/// Who knows whom among the observed nodes, one bit a pair: `knows(viewer, subject)` when the
+/// viewer holds an entry for the subject's id that is not a handshake placeholder (what
+/// `NodeView::knows` says). Built by walking each view's entries in order: asking
+/// `NodeView::knows` per pair jumped between views and missed the cache on each, a fifth of
+/// planning a formed 1000-node cluster.
+struct Acquaintances {
+    nodes: usize,
+    bits: Vec<u64>,
+}
+
+impl Acquaintances {
+    fn of(nodes: usize, obs: &Observation) -> Acquaintances {
+        let ids = obs.ids_in_order(nodes);
+        let mut acquainted = Acquaintances {
+            nodes,
+            bits: vec![0; (nodes * nodes).div_ceil(64)],
+        };
+        for viewer in 0..nodes {
+            let Some(view) = obs.view(viewer) else {
+                continue;
+            };
+            let listed = view.nodes.get_each(ids.iter().map(|(id, _)| id));
+            for (entry, (_, subject)) in listed.zip(&ids) {
+                if entry.is_some_and(|e| !e.is_handshake()) {
+                    let bit = viewer * nodes + subject;
+                    acquainted.bits[bit / 64] |= 1 << (bit % 64);
+                }
+            }
+        }
+        acquainted
+    }
+
+    fn knows(&self, viewer: usize, subject: usize) -> bool {
+        let bit = viewer * self.nodes + subject;
+        self.bits[bit / 64] & (1 << (bit % 64)) != 0
     }
 }
 
@@ -573,8 +612,15 @@ fn plan_refreshes(
     let pushable: Vec<bool> = (0..inventory.len())
         .map(|idx| !changing.contains(&idx) && is_settled(layout, obs, idx))
         .collect();
-    let found = pairs_where(inventory, obs, |viewer_view, seen, _, subject_view| {
-        let truth = subject_view.myself();
+    // The nodes' own lines side by side: read from their own views, each of the N² checks
+    // missed the cache.
+    let truths: Vec<Option<NodeEntry>> = (0..inventory.len())
+        .map(|idx| obs.view(idx).map(|v| v.myself().clone()))
+        .collect();
+    let found = pairs_where(inventory, obs, |viewer_view, seen, subject, subject_view| {
+        let Some(truth) = &truths[subject] else {
+            return false;
+        };
         let stale = seen.is_replica() != truth.is_replica()
             || seen.primary_id != truth.primary_id
             || seen.slots != truth.slots;

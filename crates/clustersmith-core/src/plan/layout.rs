@@ -96,7 +96,7 @@ pub(super) fn compute_layout(
                 blockers.push(Blocker::SlotConflict {
                     node: inventory[*a].label.clone(),
                     other: inventory[*b].label.clone(),
-                    slots: both.ranges(),
+                    slots: both.ranges().to_vec(),
                 });
             }
         }

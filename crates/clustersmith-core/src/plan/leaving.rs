@@ -45,7 +45,7 @@ pub fn unlisted_members(
                 .iter()
                 .any(|n| n.ip == ip && n.port == entry.addr.port);
             if entry.is_handshake()
-                || entry.has_flag(&NodeFlag::NoAddr)
+                || entry.has_flag(NodeFlag::NoAddr)
                 || ours.contains(&entry.id)
                 || at_spec_address
                 || found.iter().any(|u| u.id == entry.id)
@@ -100,7 +100,7 @@ pub(super) fn plan_leaving(
             if obs.view(idx).is_none() {
                 blockers.push(Blocker::LeavingUnreachable {
                     node: label.clone(),
-                    slots: slots.ranges(),
+                    slots: slots.ranges().to_vec(),
                 });
             }
             continue;

@@ -157,7 +157,7 @@ pub fn balance(holdings: &[Holding]) -> Vec<SlotMove> {
 pub fn open_moves(obs: &Observation) -> Vec<SlotMove> {
     let mut pairs: BTreeMap<(NodeId, NodeId), SlotSet> = BTreeMap::new();
     for view in obs.nodes.iter().filter_map(|s| s.view()) {
-        for open in &view.myself().open_slots {
+        for open in view.myself().open_slots() {
             let pair = match open.kind {
                 OpenSlotKind::Migrating => (view.id, open.peer),
                 OpenSlotKind::Importing => (open.peer, view.id),

@@ -22,13 +22,12 @@ pub fn capped(mut evidence: Vec<Evidence>, what: &str) -> Vec<Evidence> {
 
 /// One `CLUSTER NODES` entry, as the server prints it (slots summarised).
 pub fn entry_text(entry: &NodeEntry) -> String {
-    let flags: Vec<&str> = entry.flags.iter().map(|f| f.as_str()).collect();
     let primary = entry.primary_id.as_ref().map_or("-", NodeId::as_str);
     format!(
         "{} {} {} {} epoch {} slots {}",
         entry.id,
         entry.addr,
-        flags.join(","),
+        entry.flags_text(),
         primary,
         entry.config_epoch,
         entry.slots

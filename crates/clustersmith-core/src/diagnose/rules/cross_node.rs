@@ -244,8 +244,8 @@ pub fn announced_address_unreachable(inputs: &Inputs) -> Vec<Hit> {
                 Some(e)
                     if e.is_handshake()
                         || e.link_state == LinkState::Disconnected
-                        || e.has_flag(&NodeFlag::Fail)
-                        || e.has_flag(&NodeFlag::PossibleFail) =>
+                        || e.has_flag(NodeFlag::Fail)
+                        || e.has_flag(NodeFlag::PossibleFail) =>
                 {
                     evidence.push(live(
                         peer,

@@ -348,11 +348,11 @@ pub static OPEN_SLOTS: Rule = Rule {
 pub fn open_slots(inputs: &Inputs) -> Vec<Hit> {
     inputs
         .live()
-        .filter(|(_, view)| !view.myself().open_slots.is_empty())
+        .filter(|(_, view)| !view.myself().open_slots().is_empty())
         .map(|(node, view)| {
             let slots: Vec<String> = view
                 .myself()
-                .open_slots
+                .open_slots()
                 .iter()
                 .map(|o| format!("{} {:?} {}", o.slot, o.kind, o.peer))
                 .collect();
