@@ -43,8 +43,9 @@ pub trait Cluster {
     /// Reads the nodes marked in `which`, keeping `previous`'s views of the others (every node
     /// when there is no previous observation); with each unread node's error.
     async fn observe(&mut self, previous: Option<Observation>, which: &[bool]) -> Observed;
-    /// Sends steps (phase 0 on every node before any of phase 1); one result per step.
-    async fn execute(&self, steps: &[Step]) -> Vec<(Step, Result<(), NodeError>)>;
+    /// Sends steps (phase 0 on every node before any of phase 1); returns the steps that
+    /// failed, by position in `steps`, in order.
+    async fn execute(&self, steps: &[Step]) -> Vec<(usize, NodeError)>;
     /// Moves slots with their keys.
     async fn move_slots(
         &self,
@@ -308,23 +309,20 @@ pub async fn apply_with<C: Cluster>(
             continue;
         }
         let now = Instant::now();
-        let steps: Vec<Step> = planned
-            .steps
-            .iter()
-            .filter(|step| match step {
-                Step::Meet {
-                    node,
-                    peer,
-                    purpose: MeetPurpose::Refresh | MeetPurpose::Readdress,
-                    ..
-                } => last_refresh.get(&(*node, *peer)).is_none_or(|(state, at)| {
-                    *state != pair_state(&observation, *node, *peer)
-                        || observed_at.duration_since(*at) >= interval
-                }),
-                _ => true,
-            })
-            .cloned()
-            .collect();
+        // Filtered in place: at 300 nodes the first round's steps are 45 000 MEETs.
+        let mut steps = std::mem::take(&mut planned.steps);
+        steps.retain(|step| match step {
+            Step::Meet {
+                node,
+                peer,
+                purpose: MeetPurpose::Refresh | MeetPurpose::Readdress,
+                ..
+            } => last_refresh.get(&(*node, *peer)).is_none_or(|(state, at)| {
+                *state != pair_state(&observation, *node, *peer)
+                    || observed_at.duration_since(*at) >= interval
+            }),
+            _ => true,
+        });
         let failing: Vec<&'static str> = verdict.failed().map(|c| c.id).collect();
         let mut to_read = nodes_to_read(&verdict, &steps, nodes);
         on_event(ApplyEvent::Round {
@@ -348,6 +346,9 @@ pub async fn apply_with<C: Cluster>(
                 waiting: planned.waiting,
             });
         }
+        // Its failures are text, up to one per pair of nodes while they meet; not needed
+        // while the round's commands are out.
+        drop(verdict);
         for step in &steps {
             if let Step::Meet {
                 node,
@@ -377,15 +378,15 @@ pub async fn apply_with<C: Cluster>(
         }
         steps_sent += steps.len();
         let sending = Instant::now();
-        let results = cluster.execute(&steps).await;
+        let failed = cluster.execute(&steps).await;
         tracing::debug!(
             round,
             steps = steps.len(),
             ms = sending.elapsed().as_millis() as u64,
             "sent"
         );
-        for (step, result) in results {
-            let Err(err) = result else { continue };
+        for (at, err) in failed {
+            let step = &steps[at];
             match err.disposition(step.unknown_node_means_done()) {
                 Disposition::Fatal => return Err(ApplyError::Fatal(err)),
                 Disposition::AlreadyDone => {}

@@ -62,7 +62,11 @@ impl NodeId {
             valid &= b.is_ascii_hexdigit();
             *slot = b.to_ascii_lowercase();
         }
-        if valid { Ok(NodeId(bytes)) } else { Err(fail()) }
+        if valid {
+            Ok(NodeId(bytes))
+        } else {
+            Err(fail())
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -126,9 +126,11 @@ impl ClusterNodes {
         // Stable: of two lines with one id, the first is found, as a scan would.
         // The prefix decides almost every comparison without touching the entries.
         by_id.sort_by(|(head_a, pos_a), (head_b, pos_b)| {
-            head_a
-                .cmp(head_b)
-                .then_with(|| entries[*pos_a as usize].id.cmp(&entries[*pos_b as usize].id))
+            head_a.cmp(head_b).then_with(|| {
+                entries[*pos_a as usize]
+                    .id
+                    .cmp(&entries[*pos_b as usize].id)
+            })
         });
         let myself = entries.iter().position(NodeEntry::is_myself);
         ClusterNodes {
@@ -236,11 +238,9 @@ pub fn parse_cluster_nodes(text: &str) -> Parsed<ClusterNodes> {
 fn parse_line(line: &str) -> Result<(NodeEntry, Vec<String>), String> {
     let mut fields = line.split_ascii_whitespace();
     let mut field = |what: usize| {
-        fields.next().ok_or_else(|| {
-            format!(
-                "expected at least 8 fields, found {what}: `{line}`"
-            )
-        })
+        fields
+            .next()
+            .ok_or_else(|| format!("expected at least 8 fields, found {what}: `{line}`"))
     };
     let (id, addr, flag_field, primary, _ping, _pong, epoch, link) = (
         field(0)?,

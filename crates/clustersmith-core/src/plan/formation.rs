@@ -99,7 +99,11 @@ pub fn plan(
     let changing: BTreeSet<usize> = steps.iter().map(Step::node).collect();
     plan_refreshes(&layout, inventory, obs, &changing, &mut steps);
     plan_readdresses(inventory, obs, &mut steps);
-    steps.sort_by_key(Step::phase);
+    // Mostly in phase order already; a stable sort's scratch is as large as the steps (45 000
+    // MEETs at 300 nodes).
+    if !steps.is_sorted_by_key(Step::phase) {
+        steps.sort_by_key(Step::phase);
+    }
     Plan {
         layout: Some(layout),
         steps,
@@ -617,15 +621,19 @@ fn plan_refreshes(
     let truths: Vec<Option<NodeEntry>> = (0..inventory.len())
         .map(|idx| obs.view(idx).map(|v| v.myself().clone()))
         .collect();
-    let found = pairs_where(inventory, obs, |viewer_view, seen, subject, subject_view| {
-        let Some(truth) = &truths[subject] else {
-            return false;
-        };
-        let stale = seen.is_replica() != truth.is_replica()
-            || seen.primary_id != truth.primary_id
-            || seen.slots != truth.slots;
-        stale && subject_view.knows(&viewer_view.id).is_some()
-    });
+    let found = pairs_where(
+        inventory,
+        obs,
+        |viewer_view, seen, subject, subject_view| {
+            let Some(truth) = &truths[subject] else {
+                return false;
+            };
+            let stale = seen.is_replica() != truth.is_replica()
+                || seen.primary_id != truth.primary_id
+                || seen.slots != truth.slots;
+            stale && subject_view.knows(&viewer_view.id).is_some()
+        },
+    );
     let found = found.into_iter().filter(|(subject, _)| pushable[*subject]);
     for (subject, viewer) in found {
         let viewer_view = obs.view(viewer).expect("observed above");
