@@ -51,6 +51,10 @@ pub enum Cadence {
 pub const AUTO_MS_PER_NODE: f64 = 2.0;
 /// The default cadence's cap on the share of wall time spent reading.
 pub const AUTO_DUTY: f64 = 0.15;
+/// The most the share cap may stretch the interval: when even the cheapest round so far was
+/// slow (the first rounds, read while 100 servers were busy meeting), `reads / AUTO_DUTY` had
+/// reached 10.7 s, and the poller did not look again for that long.
+pub const AUTO_MAX_STRETCH: Duration = Duration::from_secs(1);
 
 impl Cadence {
     /// The shortest interval between the starts of two rounds, when the cheapest round's
@@ -58,7 +62,8 @@ impl Cadence {
     pub fn interval(self, nodes: usize, reads: Duration) -> Duration {
         match self {
             Cadence::Auto => Duration::from_secs_f64(
-                (AUTO_MS_PER_NODE * nodes as f64 / 1000.0).max(reads.as_secs_f64() / AUTO_DUTY),
+                (AUTO_MS_PER_NODE * nodes as f64 / 1000.0)
+                    .max((reads.as_secs_f64() / AUTO_DUTY).min(AUTO_MAX_STRETCH.as_secs_f64())),
             ),
             Cadence::Every(every) => every,
         }
@@ -67,7 +72,8 @@ impl Cadence {
     pub fn describe(self) -> String {
         match self {
             Cadence::Auto => format!(
-                "auto: max({AUTO_MS_PER_NODE} ms × N, cheapest round's reads / {AUTO_DUTY})"
+                "auto: max({AUTO_MS_PER_NODE} ms × N, min(cheapest round's reads / {AUTO_DUTY}, {} s))",
+                AUTO_MAX_STRETCH.as_secs()
             ),
             Cadence::Every(every) if every.is_zero() => "back to back".to_owned(),
             Cadence::Every(every) => format!("every {} ms", every.as_millis()),
@@ -315,6 +321,17 @@ mod tests {
         // stay ~15% of the time.
         let slow = Duration::from_millis(60);
         assert_eq!(ms(Cadence::Auto.interval(100, slow)), 400.0);
+        // Even the cheapest round was slow (servers busy forming): at most 1 s between
+        // rounds, where 1.6 s of reads had stretched it to 10.7 s.
+        assert_eq!(
+            ms(Cadence::Auto.interval(100, Duration::from_millis(1600))),
+            1000.0
+        );
+        // The floor still rules at large N.
+        assert_eq!(
+            ms(Cadence::Auto.interval(600, Duration::from_millis(1600))),
+            1200.0
+        );
         let zero = Cadence::Every(Duration::ZERO);
         assert_eq!(zero.interval(100, slow), Duration::ZERO);
     }
