@@ -136,6 +136,41 @@ fn three_plus_three_then_rerun_plans_and_sends_nothing() {
     before.assert_unchanged(&servers.snapshot(), "a re-run of apply, then plan");
 }
 
+/// From 64 nodes on, replicas-to-be meet their own primary first and the rest of the cluster
+/// once they follow it: that path forms real servers too, and a re-run sends nothing.
+#[test]
+fn sixty_four_nodes_form_with_roles_before_the_mesh() {
+    let servers = Servers::start(64);
+    let nodes = servers.names();
+    let out = clustersmith(
+        &with_nodes(&["apply", "-m", "32", "--format", "json"], &nodes),
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&out)["converged"], true);
+    let verified = clustersmith(
+        &with_nodes(&["verify", "-m", "32", "--format", "json"], &nodes),
+        &[],
+    );
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    let again = clustersmith(
+        &with_nodes(&["apply", "-m", "32", "--format", "json"], &nodes),
+        &[],
+    );
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(json(&again)["commands_sent"], 0);
+}
+
 #[test]
 fn plan_changes_nothing_and_reports_pending_steps() {
     let servers = Servers::start(4);

@@ -82,6 +82,51 @@ fn fresh_three_plus_three_plans_epochs_slots_and_all_meets() {
 }
 
 #[test]
+fn from_64_nodes_replicas_meet_their_primary_before_the_rest() {
+    let ips = distinct_ips(64);
+    let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let mut sim = Sim::new(&refs, None);
+    let spec = sim.spec(32);
+    let ids = vec![None; 64];
+    let first = plan(&spec, &sim.inventory, &sim.observe(), &ids);
+    let layout = first.layout.clone().unwrap();
+    let primary_of = |idx: usize| match layout.role_of(idx) {
+        Some(PlannedRole::Replica { primary, .. }) => Some(primary),
+        _ => None,
+    };
+    let meets: Vec<(usize, usize)> = first
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Meet { node, peer, .. } => Some((*node, *peer)),
+            _ => None,
+        })
+        .collect();
+    // All primary pairs, and each replica-to-be with its own primary: nothing else yet.
+    assert_eq!(meets.len(), 32 * 31 / 2 + 32);
+    for (a, b) in &meets {
+        let both_primaries = primary_of(*a).is_none() && primary_of(*b).is_none();
+        let own = primary_of(*a) == Some(*b) || primary_of(*b) == Some(*a);
+        assert!(
+            both_primaries || own,
+            "MEET {a} -> {b} before the replica follows"
+        );
+    }
+    assert!(
+        first
+            .waiting
+            .iter()
+            .any(|w| w.contains("MEETs of replicas-to-be")),
+        "{:?}",
+        first.waiting
+    );
+    // Then the replicas follow, meet everyone, and the cluster verifies.
+    sim.converge(32);
+    let counts = sim.slot_counts();
+    assert_eq!(counts.len(), 32);
+}
+
+#[test]
 fn seed_shapes_converge_and_then_plan_nothing() {
     for (n, m) in [(2, 1), (4, 2), (6, 3), (1, 1), (3, 3), (9, 3)] {
         let ips = distinct_ips(n);
