@@ -129,6 +129,15 @@ impl Observation {
         ids
     }
 
+    /// Each of the first `nodes` nodes' own `CLUSTER NODES` line, copied side by side: checks
+    /// that compare every view with every node's own line read them N² times, and reading
+    /// them from their own views missed the cache on each.
+    pub fn own_lines(&self, nodes: usize) -> Vec<Option<NodeEntry>> {
+        (0..nodes)
+            .map(|idx| self.view(idx).map(|v| v.myself().clone()))
+            .collect()
+    }
+
     pub fn view(&self, idx: usize) -> Option<&NodeView> {
         self.nodes.get(idx).and_then(NodeState::view)
     }

@@ -187,12 +187,7 @@ pub fn verify(
         );
     }
 
-    // Every node's own line, copied side by side: the agreement check compares each view with
-    // all of them, and reading them from their own views missed the cache on each of the N²
-    // comparisons.
-    let truths: Vec<Option<NodeEntry>> = (0..inventory.len())
-        .map(|idx| obs.view(idx).map(|v| v.myself().clone()))
-        .collect();
+    let truths = obs.own_lines(inventory.len());
     // What each view holds for each of them (`NodeView::knows`), found in one walk of the view.
     let ids = obs.ids_in_order(inventory.len());
     let mut seen_by: Vec<Option<&NodeEntry>> = vec![None; inventory.len()];

@@ -142,33 +142,17 @@ fn three_plus_three_then_rerun_plans_and_sends_nothing() {
 fn sixty_four_nodes_form_with_roles_before_the_mesh() {
     let servers = Servers::start(64);
     let nodes = servers.names();
-    let out = clustersmith(
-        &with_nodes(&["apply", "-m", "32", "--format", "json"], &nodes),
-        &[],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(json(&out)["converged"], true);
-    let verified = clustersmith(
-        &with_nodes(&["verify", "-m", "32", "--format", "json"], &nodes),
-        &[],
-    );
-    assert_eq!(
-        verified.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&verified.stdout)
-    );
-    let again = clustersmith(
-        &with_nodes(&["apply", "-m", "32", "--format", "json"], &nodes),
-        &[],
-    );
-    assert_eq!(again.status.code(), Some(0));
-    assert_eq!(json(&again)["commands_sent"], 0);
+    let run = |command: &str| {
+        let out = clustersmith(
+            &with_nodes(&[command, "-m", "32", "--format", "json"], &nodes),
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "{command}: {}", stderr(&out));
+        json(&out)
+    };
+    assert_eq!(run("apply")["converged"], true);
+    run("verify");
+    assert_eq!(run("apply")["commands_sent"], 0, "a re-run sends nothing");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use super::reshard::{SlotMove, open_moves};
 use super::{Blocker, Layout, MeetPurpose, Step};
 use crate::model::{NodeId, SlotSet};
 use crate::observation::{InventoryNode, NodeView, Observation};
-use crate::parse::{NodeEntry, OpenSlotKind};
+use crate::parse::OpenSlotKind;
 use crate::spec::ClusterSpec;
 
 /// The result of planning one round.
@@ -651,11 +651,7 @@ fn plan_refreshes(
     let pushable: Vec<bool> = (0..inventory.len())
         .map(|idx| !changing.contains(&idx) && is_settled(layout, obs, idx))
         .collect();
-    // The nodes' own lines side by side: read from their own views, each of the N² checks
-    // missed the cache.
-    let truths: Vec<Option<NodeEntry>> = (0..inventory.len())
-        .map(|idx| obs.view(idx).map(|v| v.myself().clone()))
-        .collect();
+    let truths = obs.own_lines(inventory.len());
     let found = pairs_where(
         inventory,
         obs,
