@@ -207,7 +207,8 @@ impl Cluster for Session {
                     let handle = &self.handles[idx];
                     async move {
                         let mut failed = Vec::new();
-                        for chunk in at.chunks(CHUNK) {
+                        let mut chunks = at.chunks(CHUNK);
+                        while let Some(chunk) = chunks.next() {
                             let permits = u32::try_from(chunk.len()).expect("CHUNK fits in u32");
                             let _permit = in_flight.acquire_many(permits).await;
                             let mut pipe = redis::pipe();
@@ -224,7 +225,12 @@ impl Cluster for Session {
                                     }
                                 }
                                 Err(err) => {
-                                    failed.extend(chunk.iter().map(|step| (*step, err.clone())));
+                                    // The node did not answer at all: its other chunks fail
+                                    // the same way now, not after a connect timeout each.
+                                    let rest = chunks.by_ref().flatten();
+                                    failed.extend(
+                                        chunk.iter().chain(rest).map(|step| (*step, err.clone())),
+                                    );
                                 }
                             }
                         }
