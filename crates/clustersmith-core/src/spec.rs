@@ -50,9 +50,9 @@ pub struct ClusterSpec {
     pub nodes: Vec<NodeSpec>,
     pub primaries: usize,
     pub replicas_per_primary: usize,
-    /// Members removed from the cluster are reset once forgotten (`CLUSTER RESET SOFT`): they
-    /// forget the cluster, and one that had become a replica stops replicating and drops its
-    /// copy. Off unless asked for (`--reset-removed`).
+    /// Members removed from the cluster are reset once forgotten (`CLUSTER RESET HARD`): they
+    /// forget the cluster and take a new id, and one that had become a replica stops
+    /// replicating and drops its copy. Off unless asked for (`--reset-removed`).
     pub reset_removed: bool,
 }
 

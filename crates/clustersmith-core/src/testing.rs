@@ -83,3 +83,12 @@ pub fn view(nodes: &str, cluster_info: &str, info: &str) -> NodeView {
         info: parse_info(info).value,
     }
 }
+
+/// A node seen answering with this `CLUSTER NODES` text and `cluster_current_epoch`.
+pub fn view_of(nodes: &str, current_epoch: u64) -> NodeState {
+    NodeState::Seen(Box::new(view(
+        nodes,
+        &format!("cluster_state:ok\r\ncluster_current_epoch:{current_epoch}\r\n"),
+        "# Server\r\nredis_version:7.0.15\r\n",
+    )))
+}

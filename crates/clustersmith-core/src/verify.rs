@@ -361,6 +361,20 @@ pub fn verify(
             );
         }
     }
+    // A member on its way out (observed after the spec's nodes) that still claims slots: the
+    // others may already have forgotten it, and then no spec view shows the claim, but its
+    // clients are still served from it. (Failures name it by its position in `obs`.)
+    for (idx, state) in obs.nodes.iter().enumerate().skip(inventory.len()) {
+        let Some(view) = state.view() else { continue };
+        let claims = &view.myself().slots;
+        if !claims.is_empty() {
+            fail(
+                "slots",
+                idx,
+                format!("is leaving the cluster but still claims slots {claims} for itself"),
+            );
+        }
+    }
     // Slots meant for a primary that did not answer are unknown, not unowned.
     let mut uncovered = covered.complement();
     for shard in &layout.shards {

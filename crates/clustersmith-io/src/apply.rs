@@ -9,15 +9,15 @@
 //! - The loop waits by observing, never by fixed sleeps beyond one short poll interval, and
 //!   never past the deadline.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash as _, Hasher as _};
 use std::time::{Duration, Instant};
 
 use clustersmith_core::model::NodeId;
 use clustersmith_core::observation::{InventoryNode, Observation};
 use clustersmith_core::plan::{
-    Blocker, Layout, MeetPurpose, MoveEngine, Plan, SlotMove, Step, Unlisted, plan,
-    unlisted_members,
+    Acceptance, Blocker, Gate, Layout, MeetPurpose, MoveEngine, Plan, SlotMove, Step, Unlisted,
+    ban_text, plan, unlisted_members,
 };
 use clustersmith_core::spec::ClusterSpec;
 use clustersmith_core::verify::{Verdict, verify};
@@ -78,6 +78,8 @@ pub enum ApplyEvent {
         failing: Vec<&'static str>,
         passed: usize,
         total: usize,
+        /// What the next steps wait for, in the operator's words.
+        waiting: Vec<String>,
     },
     /// A step failed in a way that a later round may fix.
     StepDeferred { description: String, error: String },
@@ -87,8 +89,11 @@ pub enum ApplyEvent {
         pairs: usize,
         resumed: bool,
     },
-    /// A batch of slots has moved.
+    /// A batch of slots was handed over by its source and target.
     Moving(MoveProgress),
+    /// The moves of this batch are over and every node names the new owners (or, with
+    /// `agreed: false`, the deadline came first).
+    MovesSettled { slots: usize, agreed: bool },
 }
 
 #[derive(Debug)]
@@ -256,6 +261,11 @@ pub async fn apply_with<C: Cluster>(
     let mut round = 0usize;
     // When the views first showed two owners of a slot, while they still do.
     let mut conflict_since: Option<Instant> = None;
+    // Whether the peers keep each node as a member: slots move to a node only once they do.
+    let mut acceptance = Acceptance::default();
+    // Ids this run sent CLUSTER FORGET for: their disappearance from the views is expected.
+    let mut forgotten: BTreeSet<NodeId> = BTreeSet::new();
+    acceptance.observe(started.elapsed(), &observation, &forgotten);
     let labels: Vec<String> = cluster
         .inventory()
         .iter()
@@ -309,6 +319,33 @@ pub async fn apply_with<C: Cluster>(
             continue;
         }
         let now = Instant::now();
+        if !planned.moves.is_empty() && planned.steps.is_empty() && !complete {
+            // Slots move on what every node says now, never on a view carried over from an
+            // earlier round (a peer may have dropped the target since).
+            observed_at = Instant::now();
+            observation = cluster.observe(None, &vec![true; nodes]).await.observation;
+            acceptance.observe(started.elapsed(), &observation, &forgotten);
+            complete = true;
+            continue;
+        }
+        let mut waiting = std::mem::take(&mut planned.waiting);
+        for (id, ends) in acceptance.banned(started.elapsed()) {
+            let node = observation.label_of(id, cluster.inventory());
+            waiting.push(format!("`{node}` joins once {}", ban_text(ends)));
+        }
+        planned
+            .moves
+            .retain(|m| match acceptance.gate(&m.target, started.elapsed()) {
+                Gate::Open => true,
+                Gate::Wait(why) => {
+                    let target = observation.label_of(&m.target, cluster.inventory());
+                    let line = format!("slots move to `{target}` {why}");
+                    if !waiting.contains(&line) {
+                        waiting.push(line);
+                    }
+                    false
+                }
+            });
         // Filtered in place: at 300 nodes the first round's steps are 45 000 MEETs.
         let mut steps = std::mem::take(&mut planned.steps);
         steps.retain(|step| match step {
@@ -321,10 +358,20 @@ pub async fn apply_with<C: Cluster>(
                 *state != pair_state(&observation, *node, *peer)
                     || observed_at.duration_since(*at) >= interval
             }),
+            // A node its peers keep dropping (the forget ban) is introduced again at the
+            // refresh pace, not every round: each MEET costs the peer a handshake.
+            Step::Meet {
+                node,
+                peer,
+                purpose: MeetPurpose::Introduce,
+                ..
+            } if acceptance.was_dropped(&observation, *node, *peer) => last_refresh
+                .get(&(*node, *peer))
+                .is_none_or(|(_, at)| observed_at.duration_since(*at) >= INTRODUCE_DROPPED_EVERY),
             _ => true,
         });
         let failing: Vec<&'static str> = verdict.failed().map(|c| c.id).collect();
-        let mut to_read = nodes_to_read(&verdict, &steps, nodes);
+        let to_read = nodes_to_read(&verdict, &steps, nodes);
         on_event(ApplyEvent::Round {
             round,
             elapsed: started.elapsed(),
@@ -332,6 +379,7 @@ pub async fn apply_with<C: Cluster>(
             passed: verdict.criteria.len() - failing.len(),
             total: verdict.criteria.len(),
             failing,
+            waiting: waiting.clone(),
         });
         if converged || now >= deadline {
             return Ok(ApplyOutcome {
@@ -343,28 +391,28 @@ pub async fn apply_with<C: Cluster>(
                 layout,
                 verdict,
                 observation,
-                waiting: planned.waiting,
+                waiting,
             });
         }
         // Its failures are text, up to one per pair of nodes while they meet; not needed
         // while the round's commands are out.
         drop(verdict);
         for step in &steps {
-            if let Step::Meet {
-                node,
-                peer,
-                purpose: MeetPurpose::Refresh | MeetPurpose::Readdress,
-                ..
-            } = step
-            {
-                last_refresh.insert(
-                    (*node, *peer),
-                    (pair_state(&observation, *node, *peer), now),
-                );
+            match step {
+                Step::Meet { node, peer, .. } => {
+                    last_refresh.insert(
+                        (*node, *peer),
+                        (pair_state(&observation, *node, *peer), now),
+                    );
+                }
+                Step::Forget { id, .. } => {
+                    forgotten.insert(*id);
+                }
+                _ => {}
             }
         }
         if steps.is_empty() && !planned.moves.is_empty() {
-            slots_moved += run_planned_moves(
+            let moved = run_planned_moves(
                 cluster,
                 &planned.moves,
                 &observation,
@@ -373,8 +421,21 @@ pub async fn apply_with<C: Cluster>(
                 on_event,
             )
             .await?;
-            // Every primary's slots changed: read them all.
-            to_read.iter_mut().for_each(|read| *read = true);
+            slots_moved += moved;
+            // A slot counts as moved once every node names its new owner, not when the
+            // source and target say so.
+            let settle_by = deadline.min(Instant::now() + NEW_OWNERS_SETTLE);
+            let (settled, agreed) =
+                await_new_owners(cluster, &planned.moves, settle_by, nodes).await;
+            on_event(ApplyEvent::MovesSettled {
+                slots: moved,
+                agreed,
+            });
+            observed_at = Instant::now();
+            observation = settled;
+            acceptance.observe(started.elapsed(), &observation, &forgotten);
+            complete = true;
+            continue;
         }
         steps_sent += steps.len();
         let sending = Instant::now();
@@ -404,6 +465,7 @@ pub async fn apply_with<C: Cluster>(
         complete = to_read.iter().all(|read| *read);
         let previous = (!complete).then_some(observation);
         observation = cluster.observe(previous, &to_read).await.observation;
+        acceptance.observe(started.elapsed(), &observation, &forgotten);
         tracing::debug!(
             round,
             nodes = to_read.iter().filter(|read| **read).count(),
@@ -445,6 +507,48 @@ async fn run_planned_moves<C: Cluster>(
         .await?;
     Ok(done.slots_done)
 }
+
+/// Observes every node until each of the spec's nodes names the target of every move as the owner of the slots
+/// it moved, or the deadline passes; returns the last observation and whether they agree.
+async fn await_new_owners<C: Cluster>(
+    cluster: &mut C,
+    moves: &[SlotMove],
+    deadline: Instant,
+    nodes: usize,
+) -> (Observation, bool) {
+    loop {
+        let observation = cluster.observe(None, &vec![true; nodes]).await.observation;
+        // The spec's nodes: a member on its way out may already be forgotten, or reset.
+        let spec_views = observation
+            .nodes
+            .iter()
+            .zip(cluster.inventory())
+            .filter(|(_, node)| !node.leaving)
+            .filter_map(|(state, _)| state.view());
+        let agreed = spec_views.into_iter().all(|view| {
+            moves.iter().all(|m| {
+                let owner = if view.id == m.target {
+                    Some(view.myself())
+                } else {
+                    view.knows(&m.target)
+                };
+                owner.is_some_and(|e| e.slots.intersection(&m.slots) == m.slots)
+            })
+        });
+        if agreed || Instant::now() >= deadline {
+            return (observation, agreed);
+        }
+        tokio::time::sleep(poll_interval(nodes)).await;
+    }
+}
+
+/// How long every node is given to name the new owners after a batch of moves, before the
+/// loop goes on (and reports what still disagrees): the servers spread a hand-over within a
+/// few ticks; a node that does not answer meanwhile is the loop's to report.
+const NEW_OWNERS_SETTLE: Duration = Duration::from_secs(10);
+
+/// How often a node its peers keep dropping is introduced to them again.
+const INTRODUCE_DROPPED_EVERY: Duration = Duration::from_secs(1);
 
 /// The nodes worth reading next round: those failing or unchecked on any criterion, and
 /// both ends of every step just sent. The others' views were right and nothing touched them;

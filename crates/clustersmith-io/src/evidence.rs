@@ -13,6 +13,7 @@ use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 
 use clustersmith_core::diagnose::{
+    AtWork,
     Answer, CaVerdict, CertFacts, CertRejection, Inputs, NodeEvidence, NodeFacts, SourceFile,
 };
 use clustersmith_core::model::NodeId;
@@ -429,8 +430,10 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
     let mut nodes: Vec<NodeEvidence> = Vec::new();
     // The id each expected node is known by: its own, or the one its peers list at its address.
     let mut known_ids: Vec<Option<NodeId>> = Vec::new();
+    let mut at_work = AtWork::default();
     if let Some(session) = session {
         let observed = session.observe().await;
+        at_work = session.at_work(&observed.observation).await;
         let listed: Vec<Option<NodeId>> = session
             .inventory
             .iter()
@@ -744,6 +747,7 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
             nodes,
             post_deploy,
             expected: None,
+            at_work,
         },
         notes,
         errors,

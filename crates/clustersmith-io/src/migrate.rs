@@ -497,24 +497,25 @@ pub async fn count_keys(handle: &NodeHandle, slots: &SlotSet) -> Result<u64, Nod
 const JOB_POLL: Duration = Duration::from_millis(50);
 
 /// One entry of `CLUSTER GETSLOTMIGRATIONS`.
+/// One job of `CLUSTER GETSLOTMIGRATIONS`.
 #[derive(Clone, Debug, Default)]
-struct Job {
-    operation: String,
-    slot_ranges: String,
-    target_node: String,
-    state: String,
-    message: String,
-    create_time: u64,
+pub(crate) struct Job {
+    pub operation: String,
+    pub slot_ranges: String,
+    pub target_node: String,
+    pub state: String,
+    pub message: String,
+    pub create_time: u64,
 }
 
 impl Job {
-    fn is_active(&self) -> bool {
+    pub fn is_active(&self) -> bool {
         !matches!(self.state.as_str(), "success" | "failed" | "cancelled")
     }
 }
 
 /// `CLUSTER GETSLOTMIGRATIONS`: a list of flat field/value lists (or maps under RESP3).
-async fn jobs(handle: &NodeHandle) -> Result<Vec<Job>, NodeError> {
+pub(crate) async fn jobs(handle: &NodeHandle) -> Result<Vec<Job>, NodeError> {
     let mut cmd = redis::cmd("CLUSTER");
     cmd.arg("GETSLOTMIGRATIONS");
     let value = handle.query("list slot migrations", &cmd).await?;

@@ -138,10 +138,13 @@ pub struct TargetArgs {
     /// the listed primaries, then every listed node forgets them. They are left running.
     #[arg(long)]
     pub remove_unlisted: bool,
-    /// With --remove-unlisted: once every listed node has forgotten a removed member, send it
-    /// `CLUSTER RESET SOFT`, so that it forgets the cluster too (one that became a replica
-    /// stops replicating and drops its copy of the data).
-    #[arg(long, requires = "remove_unlisted")]
+    /// Reset members removed from the cluster with `CLUSTER RESET HARD`, so that they forget
+    /// it too and take a new node id (one that became a replica stops replicating and drops
+    /// its copy of the data): with --remove-unlisted, each once every listed node has
+    /// forgotten it; and any listed node left over from an earlier removal (it still follows a
+    /// primary that no longer lists it) before it joins again. The new id lets a removed node
+    /// be added back at once: every node refuses an id it was told to forget for 60 s.
+    #[arg(long)]
     pub reset_removed: bool,
     #[command(flatten)]
     pub conn: ConnArgs,

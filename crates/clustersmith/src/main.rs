@@ -12,18 +12,27 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 use crate::args::{Cli, Command, SandboxCommand};
+use crate::output::errln;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // redis-rs builds rustls configs without naming a provider; exactly one is installed here.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CLUSTERSMITH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let json = cli.command.json_name().is_some();
+    if json {
+        output::use_json_stderr();
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLUSTERSMITH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(output::stderr_colour())
+        .with_writer(|| output::TracingWriter);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -31,7 +40,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("error: failed to start the async runtime: {err}");
+            errln!("error: failed to start the async runtime: {err}");
             return ExitCode::from(exit::ERROR);
         }
     };
@@ -49,10 +58,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("error: {err}");
+            errln!("error: {err}");
             let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
             for cause in &causes {
-                eprintln!("  caused by: {cause}");
+                errln!("  caused by: {cause}");
             }
             if let Some(command) = cli.command.json_name() {
                 output::outln!(

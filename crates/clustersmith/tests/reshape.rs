@@ -353,7 +353,7 @@ fn apply_until_moving(
     wait_until("apply starts moving slots", Duration::from_secs(60), || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
-            .contains("moving slots")
+            .contains("moving slots:")
     });
     (child, log)
 }
@@ -729,6 +729,7 @@ fn a_removed_member_is_reset_when_asked() {
     let (servers, _) = three_plus_one(&ServerOpts::default(), 5000);
     let nodes = servers.names();
     assert_eq!(apply(&nodes, 4, 0, &[]).status.code(), Some(0));
+    let old_id = servers.myid(3);
     let out = apply(&nodes[..3], 3, 0, &["--remove-unlisted", "--reset-removed"]);
     assert_eq!(out.status.code(), Some(0));
     assert_balanced(&servers, 0, 3);
@@ -739,8 +740,115 @@ fn a_removed_member_is_reset_when_asked() {
         "the removed node knows only itself: {own}"
     );
     assert!(own.contains("myself,master"), "{own}");
+    // A hard reset: a new id, so that adding it back is not refused by the forget ban.
+    assert_ne!(servers.myid(3), old_id);
     for idx in 0..3 {
         assert_eq!(servers.text(idx, &["CLUSTER", "NODES"]).lines().count(), 3);
     }
     assert_eq!(missing_fill(&servers, 0, 5000), 0, "keys lost");
+}
+
+/// `apply … 2>&1 | head -3` (issue 23 §2): the reader goes away while slots move. The run must
+/// neither panic nor stop with slots open: it finishes the move and converges, for a closed
+/// stderr and a closed stdout alike.
+#[test]
+fn apply_whose_output_pipe_closes_mid_move_finishes_the_move() {
+    for closed in ["stderr", "stdout"] {
+        let (servers, _) = three_plus_one(&ServerOpts::default(), 100_000);
+        let (reader, writer) = std::io::pipe().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clustersmith"));
+        cmd.args(with_nodes(
+            &["apply", "-m", "4", "-r", "0", "--timeout", "120"],
+            &servers.names(),
+        ));
+        // Progress always goes to stderr; the other stream is the closed pipe too, as with
+        // `2>&1 | head`.
+        let mut child = if closed == "stderr" {
+            cmd.stdout(Stdio::null()).stderr(writer)
+        } else {
+            cmd.stdout(writer.try_clone().unwrap()).stderr(writer)
+        }
+        .spawn()
+        .unwrap();
+        drop(cmd);
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(reader));
+        // The premise: the run is moving slots when its reader goes away.
+        let moving = lines
+            .by_ref()
+            .take(500)
+            .map_while(Result::ok)
+            .any(|line| line.contains("moving slots:"));
+        assert!(moving, "{closed}: apply never said it was moving slots");
+        let still_moving = (0..4).any(|idx| {
+            let nodes = servers.text(idx, &["CLUSTER", "NODES"]);
+            nodes.contains("->-") || nodes.contains("-<-")
+        }) || slot_counts(&servers, 3)
+            .get(&servers.port(3))
+            .copied()
+            .unwrap_or(0)
+            < 4096;
+        assert!(
+            still_moving,
+            "{closed}: the move was over before the pipe closed"
+        );
+        drop(lines);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{closed}: {status:?}");
+        assert_balanced(&servers, 0, 4);
+        no_open_slots(&servers, &[0, 1, 2, 3]);
+        assert_eq!(missing_fill(&servers, 0, 100_000), 0, "{closed}: keys lost");
+    }
+}
+
+/// `diagnose` while an `apply` drains a member (issue 23 §3): the move's intermediate states
+/// (open slots, a member outside the given set being drained) are its progress, shown as
+/// CS311, not reported as a stuck migration (CS307) or a foreign cluster (CS310).
+#[test]
+fn diagnose_during_a_move_shows_the_move_not_faults() {
+    const FILL: usize = 300_000;
+    let (servers, _) = three_plus_one(&ServerOpts::default(), FILL);
+    let nodes = servers.names();
+    assert_eq!(apply(&nodes, 4, 0, &[]).status.code(), Some(0));
+    let log = servers.path().join("apply.stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clustersmith"))
+        .args(with_nodes(
+            &["apply", "-m", "3", "-r", "0", "--remove-unlisted", "--timeout", "120"],
+            &nodes[..3],
+        ))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until("apply starts moving slots", Duration::from_secs(60), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("moving slots:")
+    });
+    let out = clustersmith(
+        &with_nodes(&["diagnose", "-m", "3", "-r", "0", "--format", "json"], &nodes[..3]),
+        &[],
+    );
+    // The premise: the move was still under way when diagnose looked (open slots on the
+    // drained member, seen by diagnose itself, and the apply not finished yet).
+    let running = child.try_wait().unwrap().is_none();
+    let report = json(&out);
+    let text = report.to_string();
+    assert!(running, "the apply finished before diagnose looked");
+    let ids: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.first(), Some(&"CS311"), "{text}");
+    assert!(text.contains("clustersmith apply is at work"), "{text}");
+    assert!(!ids.contains(&"CS307") && !ids.contains(&"CS310"), "{ids:?}");
+    assert_eq!(out.status.code(), Some(0), "no fault while the move runs: {text}");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    // Once it is over, nothing is under way.
+    let after = json(&clustersmith(
+        &with_nodes(&["diagnose", "-m", "3", "-r", "0", "--format", "json"], &nodes[..3]),
+        &[],
+    ));
+    assert!(!after.to_string().contains("CS311"), "{after}");
 }

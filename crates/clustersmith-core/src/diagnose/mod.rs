@@ -302,11 +302,40 @@ pub struct Expected {
     pub replicas_per_primary: usize,
 }
 
+/// Work a tool had under way on the cluster when diagnose looked: a clustersmith apply (it
+/// names its connections `clustersmith-apply:<pid>`) and Valkey 9's atomic slot migrations.
+/// Their intermediate states (open slots, a member being drained) are not faults.
+#[derive(Clone, Debug, Default)]
+pub struct AtWork {
+    /// Every `clustersmith-apply:<pid>` connection seen: (node label, client name).
+    pub applies: Vec<(String, String)>,
+    /// Slot migration jobs not yet finished, as their source lists them.
+    pub migrations: Vec<SlotMigration>,
+}
+
+/// One active job of `CLUSTER GETSLOTMIGRATIONS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotMigration {
+    /// The source's label.
+    pub node: String,
+    pub slots: String,
+    /// The target's node id.
+    pub target: String,
+    pub state: String,
+}
+
+impl AtWork {
+    pub fn is_active(&self) -> bool {
+        !self.applies.is_empty() || !self.migrations.is_empty()
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Inputs {
     pub nodes: Vec<NodeEvidence>,
     pub post_deploy: Vec<SourceFile<PostDeployLog>>,
     pub expected: Option<Expected>,
+    pub at_work: AtWork,
 }
 
 impl Inputs {

@@ -4,7 +4,7 @@
 
 use super::Rule;
 use super::rules::{
-    balance, catalog, cross_node, departed, formation, membership, node_facts, replication,
+    at_work, balance, catalog, cross_node, departed, formation, membership, node_facts, replication,
     server_config,
 };
 
@@ -29,6 +29,7 @@ pub static RULES: &[&Rule] = &[
     &membership::REPLICA_SHARES_HOST_OR_ZONE,
     &membership::STALE_NODE_ADDRESS,
     &membership::FOREIGN_CLUSTER_MEMBER,
+    &at_work::SLOT_MOVES_IN_PROGRESS,
     &server_config::IPV6_BIND_ERRNO_97,
     &server_config::DIRECTIVE_UNKNOWN_TO_VERSION,
     &departed::NODE_REPLACED_WITH_NEW_ID,

@@ -546,6 +546,26 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
                 );
                 replace_view(i, 3, &text, "role:master\n");
             }),
+            // The same open slot while an apply is at work: its progress, not a stuck move.
+            formed_with(|i| {
+                let text = FORMED_NODES.replace(
+                    "connected 0-8191",
+                    "connected 0-8191 [93->-5d75611c1b16e9424a79b40c5b624c87e6152166]",
+                );
+                replace_view(i, 3, &text, "role:master\n");
+                i.at_work.applies = vec![("10.168.17.5:6379".into(), "clustersmith-apply:4242".into())];
+            }),
+        ),
+        (
+            "CS311",
+            formed_with(|i| {
+                let text = FORMED_NODES.replace(
+                    "connected 0-8191",
+                    "connected 0-8191 [93->-5d75611c1b16e9424a79b40c5b624c87e6152166]",
+                );
+                replace_view(i, 3, &text, "role:master\n");
+                i.at_work.applies = vec![("10.168.17.5:6379".into(), "clustersmith-apply:4242".into())];
+            }),
             formed(),
         ),
         (

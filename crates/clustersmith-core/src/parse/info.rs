@@ -26,6 +26,21 @@ impl ServerInfo {
         ServerVersion::parse(ServerFlavour::Redis, self.get("redis_version")?)
     }
 
+    /// The replicas a primary lists in `INFO replication` (`slave0:ip=…,port=…,state=…`), as
+    /// (ip, port) in the order listed.
+    pub fn connected_replicas(&self) -> Vec<(String, u16)> {
+        (0..)
+            .map_while(|n| self.get(&format!("slave{n}")))
+            .filter_map(|line| {
+                let field = |key: &str| {
+                    line.split(',')
+                        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                };
+                Some((field("ip")?.to_owned(), field("port")?.parse().ok()?))
+            })
+            .collect()
+    }
+
     pub fn cluster_enabled(&self) -> bool {
         self.get("cluster_enabled") == Some("1")
     }
@@ -103,5 +118,16 @@ mod tests {
         assert_eq!(info.role(), Some("slave"));
         assert_eq!(info.primary_link_status(), Some("down"));
         assert!(!info.version().unwrap().has_addslotsrange());
+    }
+
+    /// Redis 7.0.15's `INFO replication` on a primary with two replicas.
+    #[test]
+    fn lists_the_replicas_a_primary_serves() {
+        let text = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=127.0.0.1,port=21004,state=online,offset=2842,lag=1\r\nslave1:ip=10.0.0.7,port=6379,state=wait_bgsave,offset=0,lag=0\r\nmaster_failover_state:no-failover\r\n";
+        let info = parse_info(text).value;
+        assert_eq!(
+            info.connected_replicas(),
+            vec![("127.0.0.1".to_owned(), 21004), ("10.0.0.7".to_owned(), 6379)]
+        );
     }
 }

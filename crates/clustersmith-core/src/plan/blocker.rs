@@ -29,7 +29,15 @@ pub enum Blocker {
     },
     /// The node lists members that are not in the spec: it belongs to another cluster, or
     /// they are members to remove (`--remove-unlisted`).
-    ForeignNodes { node: String, foreign: Vec<NodeId> },
+    ForeignNodes {
+        node: String,
+        foreign: Vec<NodeId>,
+        /// Each of them as the node lists it: address, role, slots.
+        described: Vec<String>,
+        /// Every observed spec node lists all of them: members of this cluster that the spec
+        /// leaves out, not another cluster's.
+        members: bool,
+    },
     /// The node holds keys and is not yet a member of this cluster.
     HoldsKeys { node: String, keys: u64 },
     /// Two nodes each claim the same slots.
@@ -42,8 +50,13 @@ pub enum Blocker {
     LeavingUnreachable { node: String, slots: Vec<SlotRange> },
     /// A leaving primary owns no slot but still holds keys (in slots it no longer owns).
     LeavingHoldsKeys { node: String, keys: u64 },
-    /// A planned primary is currently a replica; promoting it needs a failover.
-    PrimaryIsReplica { node: String },
+    /// A planned primary is currently a replica; promoting it needs a failover. `left_over`
+    /// says what it still follows when it is a member removed earlier without
+    /// `--reset-removed` (none of the slot owners lists it).
+    PrimaryIsReplica {
+        node: String,
+        left_over: Option<String>,
+    },
 }
 
 impl fmt::Display for Blocker {
@@ -92,14 +105,26 @@ impl fmt::Display for Blocker {
                 "refusing to attach `{replica}` ({}) to `{primary}`, which owns slots but holds no key: the full resync would make `{replica}` discard its data. If `{primary}` lost its data, promote `{replica}` instead (`CLUSTER FAILOVER` on it); if `{primary}`'s slots are meant to be empty, flush `{replica}` yourself first",
                 crate::plural(*keys, "key", "keys")
             ),
-            Blocker::ForeignNodes { node, foreign } => {
-                let ids: Vec<&str> = foreign.iter().map(NodeId::as_str).collect();
-                write!(
-                    f,
-                    "`{node}` knows nodes outside the spec ({}): it belongs to another cluster (if they are members of this one to remove, `--remove-unlisted` moves their slots away and forgets them)",
-                    ids.join(", ")
-                )
-            }
+            Blocker::ForeignNodes {
+                node,
+                described,
+                members: true,
+                ..
+            } => write!(
+                f,
+                "the cluster of `{node}` has members the spec does not list: {}. To remove them, pass --remove-unlisted (their slots move, keys and all, to the spec's primaries before they are forgotten); to keep them, add them to the spec",
+                described.join("; ")
+            ),
+            Blocker::ForeignNodes {
+                node,
+                described,
+                members: false,
+                ..
+            } => write!(
+                f,
+                "`{node}` knows nodes outside the spec that its peers do not: {}. It belongs to, or was met by, another cluster (if they are members of this one to remove, --remove-unlisted moves their slots away and forgets them)",
+                described.join("; ")
+            ),
             Blocker::HoldsKeys { node, keys } => write!(
                 f,
                 "`{node}` holds {} and is not a member of this cluster; clustersmith never flushes data",
@@ -126,9 +151,19 @@ impl fmt::Display for Blocker {
                 "`{node}` is to leave the cluster and owns no slot but still holds {}; clustersmith never forgets a node holding keys",
                 crate::plural(*keys, "key", "keys")
             ),
-            Blocker::PrimaryIsReplica { node } => write!(
+            Blocker::PrimaryIsReplica {
+                node,
+                left_over: None,
+            } => write!(
                 f,
                 "`{node}` must become a primary but is a replica; promoting it needs a failover"
+            ),
+            Blocker::PrimaryIsReplica {
+                node,
+                left_over: Some(what),
+            } => write!(
+                f,
+                "`{node}` must become a primary, but it {what}: it was removed from this cluster without being reset and kept its replica role and a copy of the data. Pass --reset-removed to reset it first (CLUSTER RESET HARD: it drops that copy and its old id, and joins as a new node), or reset it by hand"
             ),
         }
     }

@@ -7,8 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::departed::{Departed, departed_members};
 use super::layout::PlannedRole;
-use super::layout::compute_layout;
-use super::leaving::plan_leaving;
+use super::layout::{compute_layout, left_over_from_removal};
+use super::leaving::{outside_replica_notes, plan_leaving};
 use super::reshard::{SlotMove, open_moves};
 use super::{Blocker, Layout, MeetPurpose, Step};
 use crate::model::{NodeId, SlotSet};
@@ -55,25 +55,42 @@ pub fn plan(
     let mut blockers = same_node_blockers(inventory, obs);
     let ours = our_ids(inventory, obs, known_ids);
     let departed = departed_members(inventory, obs, &|id| ours.contains(id));
+    // Spec nodes left over from an earlier removal (none of the slot owners lists them) are
+    // reset first when the spec allows resets, and then join as new nodes: what they still
+    // know of the old cluster does not count against them.
+    let resetting: Vec<usize> = if spec.reset_removed {
+        (0..inventory.len())
+            .filter(|idx| left_over_from_removal(*idx, inventory, obs).is_some())
+            .collect()
+    } else {
+        Vec::new()
+    };
     if blockers.is_empty() {
-        blockers = membership_blockers(inventory, obs, known_ids, &departed);
+        blockers = membership_blockers(inventory, obs, known_ids, &departed, &resetting);
     }
     blockers.extend(departed_blockers(inventory, obs, &departed));
     if !blockers.is_empty() {
         return blocked(blockers);
     }
     let weights: Vec<u32> = spec.nodes.iter().map(|n| n.weight.unwrap_or(1)).collect();
-    let layout = match compute_layout(
+    let mut layout = match compute_layout(
         spec.primaries,
         spec.replicas_per_primary,
         &weights,
         inventory,
         obs,
+        &resetting,
     ) {
         Ok(layout) => layout,
         Err(blockers) => return blocked(blockers),
     };
-    let mut steps = Vec::new();
+    layout
+        .notes
+        .extend(outside_replica_notes(inventory, obs));
+    let mut steps: Vec<Step> = resetting
+        .iter()
+        .map(|node| Step::ResetRemoved { node: *node })
+        .collect();
     let mut waiting = Vec::new();
     plan_forgets(&departed, &mut steps, &mut waiting, inventory);
     if let Err(blockers) = plan_leaving(
@@ -269,7 +286,7 @@ fn ready_moves(
             };
             if !unaware.is_empty() || target_view.knows(&m.source).is_none() {
                 waiting.push(format!(
-                    "moving slots to `{}` once every primary knows it",
+                    "slots move to `{}` once every primary knows it",
                     label(&m.target)
                 ));
                 return false;
@@ -287,7 +304,7 @@ fn ready_moves(
             seen.union_with(&target_view.myself().slots);
             if seen.intersection(&m.slots) != m.slots || !target_view.cluster_info.is_ok() {
                 waiting.push(format!(
-                    "moving slots to `{}` once it sees their owner `{}` and its cluster_state is ok",
+                    "slots move to `{}` once it sees their owner `{}` and its cluster_state is ok",
                     label(&m.target),
                     label(&m.source)
                 ));
@@ -331,6 +348,7 @@ fn membership_blockers(
     obs: &Observation,
     known_ids: &[Option<NodeId>],
     departed: &[Departed],
+    resetting: &[usize],
 ) -> Vec<Blocker> {
     let ours: BTreeSet<&NodeId> = known_ids
         .iter()
@@ -359,17 +377,27 @@ fn membership_blockers(
     // What a leaving member still knows is its own affair: it is on its way out.
     for (idx, node) in inventory.iter().enumerate().filter(|(_, n)| !n.leaving) {
         let Some(view) = obs.view(idx) else { continue };
-        let foreign: Vec<NodeId> = view
+        if resetting.contains(&idx) {
+            continue;
+        }
+        let foreign: Vec<&crate::parse::NodeEntry> = view
             .nodes
             .entries()
             .iter()
             .filter(|e| !e.is_handshake() && !ours.contains(&e.id) && !at_unobserved(e))
-            .map(|e| e.id)
             .collect();
         if !foreign.is_empty() {
+            let listed_by_all = |id: &NodeId| {
+                (0..inventory.len())
+                    .filter(|i| !inventory[*i].leaving)
+                    .filter_map(|i| obs.view(i))
+                    .all(|v| v.knows(id).is_some())
+            };
             blockers.push(Blocker::ForeignNodes {
                 node: node.label.clone(),
-                foreign,
+                foreign: foreign.iter().map(|e| e.id).collect(),
+                described: foreign.iter().map(|e| describe_member(e, view)).collect(),
+                members: foreign.iter().all(|e| listed_by_all(&e.id)),
             });
             continue;
         }
@@ -387,6 +415,24 @@ fn membership_blockers(
         }
     }
     blockers
+}
+
+/// A member as a view lists it: `10.0.0.4:6379 (id 1a2b3c4d, a primary owning 4096 slots)`.
+fn describe_member(entry: &crate::parse::NodeEntry, view: &NodeView) -> String {
+    let role = if entry.is_replica() {
+        match entry.primary_id.as_ref().and_then(|p| view.nodes.get(p)) {
+            Some(primary) => format!("a replica of {}", primary.addr),
+            None => "a replica".to_owned(),
+        }
+    } else if entry.slots.is_empty() {
+        "a primary owning no slot".to_owned()
+    } else {
+        format!(
+            "a primary owning {}",
+            crate::plural(entry.slots.len() as u64, "slot", "slots")
+        )
+    };
+    format!("{} (id {}, {role})", entry.addr, entry.id.short())
 }
 
 /// Distinct config epochs for fresh nodes, above every epoch the cluster has seen.

@@ -66,12 +66,15 @@ impl Layout {
     }
 }
 
+/// `resetting` are nodes this round resets (`--reset-removed`): their current role does not
+/// count.
 pub(super) fn compute_layout(
     primaries: usize,
     replicas_per_primary: usize,
     weights: &[u32],
     inventory: &[InventoryNode],
     obs: &Observation,
+    resetting: &[usize],
 ) -> Result<Layout, Vec<Blocker>> {
     let self_slots: Vec<SlotSet> = (0..inventory.len())
         .map(|idx| {
@@ -81,7 +84,9 @@ pub(super) fn compute_layout(
         })
         .collect();
     let is_replica: Vec<bool> = (0..inventory.len())
-        .map(|idx| obs.view(idx).is_some_and(|v| v.myself().is_replica()))
+        .map(|idx| {
+            !resetting.contains(&idx) && obs.view(idx).is_some_and(|v| v.myself().is_replica())
+        })
         .collect();
     let spec_nodes = inventory.iter().filter(|n| !n.leaving).count();
 
@@ -144,6 +149,9 @@ pub(super) fn compute_layout(
             .filter(|idx| !chosen.contains(idx))
             .min_by_key(|idx| {
                 (
+                    // A node left over from a removal (its primary forgot it) before a
+                    // replica its primary counts on: it holds only a stale copy.
+                    is_replica[*idx] && left_over_from_removal(*idx, inventory, obs).is_none(),
                     is_replica[*idx],
                     used.contains(&inventory[*idx].domain()),
                     order.iter().position(|o| o == idx),
@@ -181,6 +189,7 @@ pub(super) fn compute_layout(
         if is_replica[shard.primary] {
             blockers.push(Blocker::PrimaryIsReplica {
                 node: inventory[shard.primary].label.clone(),
+                left_over: left_over_from_removal(shard.primary, inventory, obs),
             });
         }
     }
@@ -254,6 +263,39 @@ pub(super) fn compute_layout(
         notes,
         moves,
         weighted,
+    })
+}
+
+/// A node of the spec left over from an earlier removal: it owns no slot and lists the
+/// cluster's slot owners, but none of them lists it (they were told to forget it, and it was
+/// never reset). Returns what it still follows, in words: the label of the primary it
+/// replicates when that one is observed, else "a node no longer in the cluster" (or "no
+/// primary").
+pub(super) fn left_over_from_removal(
+    idx: usize,
+    inventory: &[InventoryNode],
+    obs: &Observation,
+) -> Option<String> {
+    let view = obs.view(idx)?;
+    if inventory[idx].leaving || !view.myself().slots.is_empty() {
+        return None;
+    }
+    let owners: Vec<&crate::observation::NodeView> = (0..inventory.len())
+        .filter(|i| *i != idx && !inventory[*i].leaving)
+        .filter_map(|i| obs.view(i))
+        .filter(|v| !v.myself().slots.is_empty())
+        .collect();
+    let lists_owners = owners.iter().any(|o| view.knows(&o.id).is_some());
+    let listed = owners.iter().any(|o| o.knows(&view.id).is_some());
+    if owners.is_empty() || !lists_owners || listed {
+        return None;
+    }
+    Some(match view.myself().primary_id.as_ref() {
+        Some(primary) => match obs.index_of(primary) {
+            Some(p) => format!("still replicates `{}`, which no longer lists it", inventory[p].label),
+            None => "still replicates a node that is no longer in the cluster".to_owned(),
+        },
+        None => "still lists the cluster's nodes, none of which lists it".to_owned(),
     })
 }
 

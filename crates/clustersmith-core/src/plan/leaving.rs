@@ -152,3 +152,28 @@ pub(super) fn plan_leaving(
         Err(blockers)
     }
 }
+
+/// Notes for nodes that replicate a primary of the spec without being one of its nodes:
+/// usually members removed without `--reset-removed`, which keep a full copy of the data and
+/// keep following their last primary until they are reset or stopped. Read from the primaries'
+/// own `INFO replication`, since the cluster's views no longer list them.
+pub(super) fn outside_replica_notes(inventory: &[InventoryNode], obs: &Observation) -> Vec<String> {
+    let in_spec = |ip: &str, port: u16| {
+        inventory
+            .iter()
+            .any(|n| !n.leaving && n.port == port && n.ip.to_string() == ip)
+    };
+    let mut notes = Vec::new();
+    for (idx, node) in inventory.iter().enumerate().filter(|(_, n)| !n.leaving) {
+        let Some(view) = obs.view(idx) else { continue };
+        for (ip, port) in view.info.connected_replicas() {
+            if !in_spec(&ip, port) {
+                notes.push(format!(
+                    "`{ip}:{port}` replicates `{}` (its INFO replication lists it) but is not a node of the spec: a member removed from the cluster keeps a full copy of the data and follows its last primary until it is reset (`--reset-removed` does it when removing) or stopped",
+                    node.label
+                ));
+            }
+        }
+    }
+    notes
+}

@@ -3,6 +3,7 @@
 //! The plan is derived from the live state every round, so `apply` is a reconcile loop, not a
 //! script: whatever is already done yields no step, and a formed cluster yields an empty plan.
 
+mod acceptance;
 mod blocker;
 mod departed;
 mod formation;
@@ -11,6 +12,7 @@ mod leaving;
 mod reshard;
 mod step;
 
+pub use acceptance::{Acceptance, Gate, ban_text};
 pub use blocker::Blocker;
 pub use departed::{Departed, departed_members};
 pub use formation::{Plan, plan};

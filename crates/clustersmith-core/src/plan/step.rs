@@ -60,8 +60,10 @@ pub enum Step {
     /// `CLUSTER SETSLOT <slot> STABLE`: only on a node importing a slot whose owner it does
     /// not see (see `formation::plan_unstick_imports`).
     StableSlot { node: usize, slot: u16 },
-    /// `CLUSTER RESET SOFT` on a member removed from the cluster (`--reset-removed`): only
-    /// once no spec node lists it any more and it owns no slot.
+    /// `CLUSTER RESET HARD` on a member removed from the cluster (`--reset-removed`): only
+    /// once no spec node lists it any more and it owns no slot. HARD, not SOFT: the node takes
+    /// a new id (and config epoch 0), so a run that adds it back right away does not meet the
+    /// 60 s during which every peer refuses the id it was told to forget.
     ResetRemoved { node: usize },
     /// `CLUSTER REPLICATE`: only planned once the replica lists its primary.
     Replicate {
@@ -151,7 +153,7 @@ impl Step {
             }
             Step::ResetRemoved { .. } => {
                 push(&"RESET");
-                push(&"SOFT");
+                push(&"HARD");
             }
             Step::Replicate { primary_id, .. } => {
                 push(&"REPLICATE");

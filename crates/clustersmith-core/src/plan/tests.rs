@@ -319,7 +319,7 @@ fn a_foreign_member_is_refused() {
     let plan = plan(&sim.spec(1), &sim.inventory, &obs, &[None, None]);
     assert!(plan.steps.is_empty());
     assert!(
-        matches!(&plan.blockers[0], Blocker::ForeignNodes { node, foreign: ids } if node == "n0" && ids[0].as_str() == foreign),
+        matches!(&plan.blockers[0], Blocker::ForeignNodes { node, foreign: ids, members: false, .. } if node == "n0" && ids[0].as_str() == foreign),
         "{:?}",
         plan.blockers
     );

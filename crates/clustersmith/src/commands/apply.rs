@@ -13,17 +13,19 @@ use serde_json::json;
 use super::{open, plural, report_apply_error};
 use crate::args::{ApplyArgs, EngineChoice, Format};
 use crate::exit;
-use crate::output::{out, outln};
+use crate::output::{self, errln, out, outln};
 use crate::render;
 use crate::target::{cluster_spec, conn_opts};
 
 /// Progress on stderr: a bar on a terminal, timestamped lines otherwise (post-deploy logs are
-/// files). A line is written when something changes, and at least every
-/// [`HEARTBEAT`] while nothing does, saying what the run waits for.
+/// files), one JSON object per line with `--format json`. A line is written when something
+/// changes, and at least every [`HEARTBEAT`] while nothing does, saying what the run waits for.
 struct Progress {
     bar: Option<ProgressBar>,
-    json_events: bool,
+    json: bool,
     last: Option<Vec<&'static str>>,
+    /// What the run waits for, since when, and whether it was said.
+    waits: std::collections::BTreeMap<String, (Instant, bool)>,
     started: Instant,
     last_line: Instant,
     rounds: usize,
@@ -33,9 +35,12 @@ struct Progress {
 /// to tell a run that waits from one that hangs.
 const HEARTBEAT: Duration = Duration::from_secs(2);
 
+/// Waiting reasons printed at once at most; the rest are counted.
+const MAX_WAIT_LINES: usize = 5;
+
 impl Progress {
-    fn new(json_events: bool) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
+    fn new(json: bool) -> Progress {
+        let bar = (!json && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(7);
             bar.set_style(
                 ProgressStyle::with_template(
@@ -51,16 +56,22 @@ impl Progress {
         let now = Instant::now();
         Progress {
             bar,
-            json_events,
+            json,
             last: None,
+            waits: Default::default(),
             started: now,
             last_line: now,
             rounds: 0,
         }
     }
 
-    fn line(&mut self, text: std::fmt::Arguments<'_>) {
-        eprintln!("[{}] {text}", render::timestamp());
+    /// A timestamped human line, or the JSON event in JSON mode.
+    fn say(&mut self, event: serde_json::Value, text: std::fmt::Arguments<'_>) {
+        if self.json {
+            output::event(&event);
+        } else {
+            errln!("[{}] {text}", render::timestamp());
+        }
         self.last_line = Instant::now();
     }
 
@@ -73,6 +84,7 @@ impl Progress {
                 failing,
                 passed,
                 total,
+                waiting,
             } => {
                 self.rounds = round;
                 let message = if failing.is_empty() {
@@ -80,19 +92,46 @@ impl Progress {
                 } else {
                     format!("waiting for: {}", failing.join(", "))
                 };
+                let new_waits = self.lasting_waits(&waiting);
                 if let Some(bar) = &self.bar {
                     bar.set_length(total as u64);
                     bar.set_position(passed as u64);
                     bar.set_message(message);
+                    for wait in &new_waits {
+                        bar.println(format!("waiting: {wait}"));
+                    }
                 } else if steps > 0
                     || self.last.as_ref() != Some(&failing)
+                    || !new_waits.is_empty()
                     || self.last_line.elapsed() >= HEARTBEAT
                 {
-                    self.line(format_args!(
-                        "round {round} (+{:.2}s): {}; {message}",
-                        elapsed.as_secs_f64(),
-                        plural(steps, "command", "commands")
-                    ));
+                    self.say(
+                        json!({
+                            "event": "round",
+                            "round": round,
+                            "elapsed_ms": elapsed.as_millis() as u64,
+                            "commands": steps,
+                            "failing": failing,
+                            "waiting": waiting,
+                        }),
+                        format_args!(
+                            "round {round} (+{:.2}s): {}; {message}",
+                            elapsed.as_secs_f64(),
+                            plural(steps, "command", "commands")
+                        ),
+                    );
+                    if !self.json {
+                        for wait in new_waits.iter().take(MAX_WAIT_LINES) {
+                            errln!("[{}]   waiting: {wait}", render::timestamp());
+                        }
+                        if new_waits.len() > MAX_WAIT_LINES {
+                            errln!(
+                                "[{}]   waiting: … and {} more",
+                                render::timestamp(),
+                                new_waits.len() - MAX_WAIT_LINES
+                            );
+                        }
+                    }
                 }
                 self.last = Some(failing);
             }
@@ -109,17 +148,19 @@ impl Progress {
                 } else {
                     "moving slots"
                 };
-                self.emit_json(json!({"event": "moves_started", "slots": slots, "pairs": pairs, "resumed": resumed}));
                 if let Some(bar) = &self.bar {
                     bar.set_length(slots as u64);
                     bar.set_position(0);
                     bar.set_message(what);
                 } else {
-                    self.line(format_args!(
-                        "{what}: {} between {}",
-                        plural(slots, "slot", "slots"),
-                        plural(pairs, "pair of primaries", "pairs of primaries")
-                    ));
+                    self.say(
+                        json!({"event": "moves_started", "slots": slots, "pairs": pairs, "resumed": resumed}),
+                        format_args!(
+                            "{what}: {} between {}",
+                            plural(slots, "slot", "slots"),
+                            plural(pairs, "pair of primaries", "pairs of primaries")
+                        ),
+                    );
                 }
             }
             ApplyEvent::Moving(progress) => {
@@ -127,14 +168,6 @@ impl Progress {
                 let rate = progress.keys_moved as f64 / secs;
                 let left = progress.slots_total.saturating_sub(progress.slots_done);
                 let eta = secs * left as f64 / progress.slots_done.max(1) as f64;
-                self.emit_json(json!({
-                    "event": "moving",
-                    "slots_done": progress.slots_done,
-                    "slots_total": progress.slots_total,
-                    "keys_moved": progress.keys_moved,
-                    "keys_per_sec": rate.round() as u64,
-                    "eta_ms": (eta * 1000.0).round() as u64,
-                }));
                 let message = format!(
                     "{} keys moved, {:.0} keys/s, ETA {eta:.1}s",
                     progress.keys_moved, rate
@@ -142,22 +175,63 @@ impl Progress {
                 if let Some(bar) = &self.bar {
                     bar.set_position(progress.slots_done as u64);
                     bar.set_message(message);
-                } else if left == 0 || self.last_line.elapsed() >= Duration::from_secs(1) {
-                    self.line(format_args!(
-                        "moved {}/{} slots: {message}",
-                        progress.slots_done, progress.slots_total
-                    ));
+                } else if self.json
+                    || left == 0
+                    || self.last_line.elapsed() >= Duration::from_secs(1)
+                {
+                    self.say(
+                        json!({
+                            "event": "moving",
+                            "slots_done": progress.slots_done,
+                            "slots_total": progress.slots_total,
+                            "keys_moved": progress.keys_moved,
+                            "keys_per_sec": rate.round() as u64,
+                            "eta_ms": (eta * 1000.0).round() as u64,
+                        }),
+                        format_args!(
+                            "handed over {}/{} slots: {message}",
+                            progress.slots_done, progress.slots_total
+                        ),
+                    );
+                }
+            }
+            ApplyEvent::MovesSettled { slots, agreed } => {
+                let slots_text = plural(slots, "slot", "slots");
+                let event = json!({"event": "moves_settled", "slots": slots, "agreed": agreed});
+                if agreed {
+                    self.say(
+                        event,
+                        format_args!("moved {slots_text}: every node names their new owners"),
+                    );
+                } else {
+                    self.say(
+                        event,
+                        format_args!(
+                            "handed over {slots_text}, but not every node names their new owners yet"
+                        ),
+                    );
                 }
             }
         }
     }
 
-    /// With `--format json`, progress events go to stderr as one JSON object per line (stdout
-    /// holds exactly one document, the result).
-    fn emit_json(&self, event: serde_json::Value) {
-        if self.json_events {
-            eprintln!("{event}");
+    /// The reasons the run has waited on for at least [`HEARTBEAT`] and not said yet: a
+    /// handshake in progress passes in a tick and is not worth a line; a forget ban that holds
+    /// slot moves for a minute is.
+    fn lasting_waits(&mut self, waiting: &[String]) -> Vec<String> {
+        let now = Instant::now();
+        self.waits.retain(|wait, _| waiting.contains(wait));
+        for wait in waiting {
+            self.waits.entry(wait.clone()).or_insert((now, false));
         }
+        let mut due = Vec::new();
+        for (wait, (since, said)) in &mut self.waits {
+            if !*said && now.duration_since(*since) >= HEARTBEAT {
+                *said = true;
+                due.push(wait.clone());
+            }
+        }
+        due
     }
 
     /// Called on a timer while a round is in flight (a node that does not answer holds an
@@ -172,11 +246,20 @@ impl Progress {
             Some(failing) if failing.is_empty() => "the confirming observation".to_owned(),
             Some(failing) => failing.join(", "),
         };
-        let elapsed = self.started.elapsed().as_secs_f64();
+        let elapsed = self.started.elapsed();
         let round = self.rounds + 1;
-        self.line(format_args!(
-            "still waiting (+{elapsed:.2}s, round {round} in flight): {waiting}"
-        ));
+        self.say(
+            json!({
+                "event": "still_waiting",
+                "elapsed_ms": elapsed.as_millis() as u64,
+                "round": round,
+                "waiting": waiting,
+            }),
+            format_args!(
+                "still waiting (+{:.2}s, round {round} in flight): {waiting}",
+                elapsed.as_secs_f64()
+            ),
+        );
     }
 
     fn finish(&self) {
@@ -194,6 +277,10 @@ pub(super) async fn run_apply(
     format: Format,
     command: &str,
 ) -> u8 {
+    // A terminal that goes away (an SSH session that dropped) sends SIGHUP, whose default is
+    // to end the process, possibly with slots open mid-move. Listening for it replaces that
+    // default for as long as the run lasts: the run finishes, its output dropped.
+    let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let progress = std::cell::RefCell::new(Progress::new(format == Format::Json));
     let mut on_event = |event| progress.borrow_mut().event(event);
     let result = {

@@ -26,7 +26,7 @@ use serde_json::json;
 
 use crate::args::Format;
 use crate::exit;
-use crate::output::outln;
+use crate::output::{errln, outln};
 use crate::render;
 
 pub async fn open(
@@ -36,7 +36,7 @@ pub async fn open(
 ) -> anyhow::Result<Session> {
     let session = Session::connect(spec, conn, prefer_ipv6).await?;
     for note in &session.notes {
-        eprintln!("note: {note}");
+        errln!("note: {note}");
     }
     Ok(session)
 }
@@ -57,7 +57,7 @@ pub fn refused_settings<'a>(
         "cannot {command}: {} refused the connection settings",
         plural(refused.len(), "node", "nodes")
     );
-    eprintln!("error: {headline}");
+    errln!("error: {headline}");
     report_node_errors(refused.iter().copied());
     if format == Format::Json {
         outln!(
@@ -78,13 +78,13 @@ pub fn plural(count: usize, one: &str, many: &str) -> String {
 pub fn report_node_errors<'a>(errors: impl Iterator<Item = &'a NodeError>) {
     let errors: Vec<&NodeError> = errors.collect();
     for node_err in &errors {
-        eprintln!("  {node_err}");
+        errln!("  {node_err}");
     }
     for (hint, nodes) in hints_by_node(errors) {
         if nodes.len() == 1 {
-            eprintln!("  hint: {hint}");
+            errln!("  hint: {hint}");
         } else {
-            eprintln!("  hint ({}): {hint}", nodes.join(", "));
+            errln!("  hint ({}): {hint}", nodes.join(", "));
         }
     }
 }
@@ -125,7 +125,7 @@ fn node_errors_json(errors: &[&NodeError]) -> serde_json::Value {
 fn report_apply_error(err: &ApplyError, format: Format, command: &str) -> u8 {
     let (headline, details) = match err {
         ApplyError::Preflight(errors) => {
-            eprintln!("error: {err}");
+            errln!("error: {err}");
             report_node_errors(errors.iter());
             let refs: Vec<&NodeError> = errors.iter().collect();
             (err.to_string(), json!({ "nodes": node_errors_json(&refs) }))
@@ -136,9 +136,9 @@ fn report_apply_error(err: &ApplyError, format: Format, command: &str) -> u8 {
             } else {
                 "refusing to change the cluster; nothing was changed"
             };
-            eprintln!("error: {headline}");
+            errln!("error: {headline}");
             for blocker in blockers {
-                eprintln!("  {blocker}");
+                errln!("  {blocker}");
             }
             (
                 headline.to_owned(),
@@ -149,9 +149,9 @@ fn report_apply_error(err: &ApplyError, format: Format, command: &str) -> u8 {
             )
         }
         ApplyError::Fatal(node_err) => {
-            eprintln!("error: {node_err}");
+            errln!("error: {node_err}");
             if let Some(hint) = node_err.hint() {
-                eprintln!("  hint: {hint}");
+                errln!("  hint: {hint}");
             }
             (
                 node_err.to_string(),
@@ -160,11 +160,11 @@ fn report_apply_error(err: &ApplyError, format: Format, command: &str) -> u8 {
         }
         ApplyError::Move(move_err) => return report_move_error(move_err, format, command),
         ApplyError::Concurrent(others) => {
-            eprintln!("error: {err}");
+            errln!("error: {err}");
             for (node, client) in others {
-                eprintln!("  `{node}` lists: {client}");
+                errln!("  `{node}` lists: {client}");
             }
-            eprintln!(
+            errln!(
                 "  hint: wait for it to finish (or stop it), then run again; a run killed half-way is finished by the next one"
             );
             (
@@ -224,9 +224,9 @@ fn report_move_error(err: &MoveError, format: Format, command: &str) -> u8 {
                 .unwrap_or("run apply again once the node answers"),
         ),
     };
-    eprintln!("error: {err}");
-    eprintln!("  slot left: {state}");
-    eprintln!("  hint: {hint}");
+    errln!("error: {err}");
+    errln!("  slot left: {state}");
+    errln!("  hint: {hint}");
     if format == Format::Json {
         outln!(
             "{}",

@@ -12,7 +12,7 @@ use super::apply::run_apply;
 use super::{open, plural};
 use crate::args::{Format, SandboxDirArgs, SandboxUpArgs};
 use crate::exit;
-use crate::output::outln;
+use crate::output::{errln, outln};
 
 fn sandbox_dir(args: &SandboxDirArgs) -> PathBuf {
     args.dir.clone().unwrap_or_else(|| {
@@ -34,7 +34,7 @@ pub async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
     }
     let count = args.primaries * (1 + args.replicas);
     let bin = find_server_binary(args.server_bin.as_deref())?;
-    eprintln!(
+    errln!(
         "starting {} ({}) in `{}`",
         plural(count, "server", "servers"),
         bin.display(),
@@ -130,7 +130,7 @@ pub fn sandbox_down(args: &SandboxDirArgs) -> anyhow::Result<u8> {
     let sandbox = Sandbox::load(&dir)?;
     let count = sandbox.servers.len();
     sandbox.down()?;
-    eprintln!(
+    errln!(
         "stopped {} and removed `{}`",
         plural(count, "server", "servers"),
         dir.display()

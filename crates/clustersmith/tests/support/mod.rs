@@ -1036,3 +1036,19 @@ impl Drop for Frozen {
         clustersmith_io::sandbox::signal(self.0, libc::SIGCONT);
     }
 }
+
+/// An independent write load on the cluster (`clustersmith-load`: one writer per shard,
+/// every acknowledged write read back by `finish`), started through node `idx` and proven to
+/// run: it has acknowledged writes before this returns.
+pub fn start_load(servers: &Servers, idx: usize, rate: u32) -> clustersmith_load::Load {
+    let mut options =
+        clustersmith_load::LoadOptions::new(vec![format!("127.0.0.1:{}", servers.port(idx))], rate);
+    options.user = servers.user.clone();
+    options.password = servers.password.clone();
+    let load = clustersmith_load::Load::start(options).unwrap();
+    assert!(
+        load.wait_for_writes(u64::from(rate / 10).max(20), Duration::from_secs(10)),
+        "the load did not get going"
+    );
+    load
+}

@@ -338,14 +338,18 @@ pub static OPEN_SLOTS: Rule = Rule {
     severity: Warning,
     detects: "Slots in migrating or importing state.",
     why: "A resharding stopped half-way: keys of those slots move between nodes on every access (ASK redirects), and tools refuse to change the cluster.",
-    fix: "Finish or roll back the migration (`redis-cli --cluster fix`, or CLUSTER SETSLOT <slot> STABLE / NODE on both sides).",
-    false_positives: "A resharding in progress.",
+    fix: "Run `clustersmith apply` again with the spec of the run that moved them: it finishes moves left open, toward their target, without deleting a key. By hand: finish the migration (MIGRATE the remaining keys, then CLUSTER SETSLOT <slot> NODE <target> on both sides).",
+    false_positives: "A resharding in progress by a tool diagnose cannot see (a clustersmith apply at work is seen, CS311).",
     evidence: &[Live],
     explains: &[],
     check: open_slots,
 };
 
 pub fn open_slots(inputs: &Inputs) -> Vec<Hit> {
+    // Slots a running move holds open are its progress (CS311), not a move left half-way.
+    if inputs.at_work.is_active() {
+        return Vec::new();
+    }
     inputs
         .live()
         .filter(|(_, view)| !view.myself().open_slots().is_empty())
@@ -542,7 +546,17 @@ pub fn foreign_cluster_member(inputs: &Inputs) -> Vec<Hit> {
         // Without the full expected set, an unknown id may be a member that was not given.
         return hits;
     }
-    let ours: Vec<&NodeId> = inputs.live().map(|(_, v)| &v.id).collect();
+    let mut ours: Vec<&NodeId> = inputs.live().map(|(_, v)| &v.id).collect();
+    // While a move is under way, a member every given node lists is one joining or being
+    // drained (CS311 shows it), not a stranger.
+    if inputs.at_work.is_active() {
+        let views: Vec<&NodeView> = inputs.live().map(|(_, v)| v).collect();
+        for entry in views.first().map(|v| v.nodes.peers()).into_iter().flatten() {
+            if views.iter().all(|v| v.knows(&entry.id).is_some()) {
+                ours.push(&entry.id);
+            }
+        }
+    }
     // An old id of an expected address is a departed member (CS320), not a stranger.
     let departed = super::departed::departed_ids(inputs);
     hits.extend(inputs.live().filter_map(|(node, view)| {

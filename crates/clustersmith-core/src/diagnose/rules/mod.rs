@@ -9,6 +9,7 @@
 
 mod common;
 
+pub(super) mod at_work;
 pub(super) mod balance;
 pub(super) mod catalog;
 pub(super) mod cross_node;
