@@ -13,8 +13,8 @@ use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 
 use clustersmith_core::diagnose::{
-    AtWork,
-    Answer, CaVerdict, CertFacts, CertRejection, Inputs, NodeEvidence, NodeFacts, SourceFile,
+    Answer, AtWork, CaVerdict, CertFacts, CertRejection, Inputs, NodeEvidence, NodeFacts,
+    SourceFile,
 };
 use clustersmith_core::model::NodeId;
 use clustersmith_core::observation::{NodeState, Observation};

@@ -40,6 +40,10 @@ pub enum SandboxError {
     DirNotEmpty(PathBuf),
     #[error("{} still running after SIGKILL (PIDs {}); `{}` was kept", crate::sandbox::servers_word(.pids.len()), .pids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "), .dir.display())]
     StillRunning { pids: Vec<u32>, dir: PathBuf },
+    #[error(
+        "`{0}` was built without TLS support, so it cannot run TLS-only nodes (it said: {1}); use a server built with TLS (Debian's redis-server is) or leave out --tls"
+    )]
+    NoTlsSupport(PathBuf, String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -259,6 +263,69 @@ pub fn check_server_binary(bin: &Path) -> Result<(), SandboxError> {
         let said = text.lines().next().unwrap_or("nothing").trim().to_owned();
         Err(SandboxError::NotAServer(bin.to_owned(), said))
     }
+}
+
+/// Whether the binary can serve TLS: a server started in the foreground on no TCP port with
+/// a `tls-port` and certificate files that do not exist stops at once either way, and what it
+/// says tells a build without TLS (`Bad directive` for `tls-port` on Redis, `Failed finding
+/// TLS support` on Valkey) from one that only rejects the files. Bounded: killed after 5 s.
+pub fn check_tls_support(bin: &Path) -> Result<(), SandboxError> {
+    let dir = tempfile_dir()?;
+    let missing = dir.join("missing.pem").display().to_string();
+    let mut child = std::process::Command::new(bin)
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            "1",
+            "--daemonize",
+            "no",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no", "--logfile", ""])
+        .args(["--tls-cert-file", &missing, "--tls-key-file", &missing])
+        .args(["--tls-ca-cert-file", &missing])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(io_err(format!("run `{}`", bin.display())))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child
+        .wait_with_output()
+        .map_err(io_err(format!("run `{}`", bin.display())))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let refusal = text.lines().find(|l| {
+        l.contains("Bad directive")
+            || l.contains("Failed finding TLS support")
+            || l.contains("TLS is not supported")
+            || l.contains("Missing implement of connection type tls")
+    });
+    match refusal {
+        Some(line) => Err(SandboxError::NoTlsSupport(
+            bin.to_owned(),
+            line.trim().to_owned(),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A private scratch directory (the server probe writes nothing, but runs somewhere).
+fn tempfile_dir() -> Result<PathBuf, SandboxError> {
+    let dir = std::env::temp_dir().join(format!("clustersmith-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(io_err(format!("create `{}`", dir.display())))?;
+    Ok(dir)
 }
 
 impl LocalServer {
@@ -510,6 +577,9 @@ impl Sandbox {
     /// failed `up` leaves nothing behind.
     pub fn up(spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
         check_server_binary(&spec.bin)?;
+        if spec.tls {
+            check_tls_support(&spec.bin)?;
+        }
         let last = u32::from(spec.base_port) + spec.count.saturating_sub(1) as u32;
         if last > u32::from(MAX_SAFE_PORT) {
             return Err(SandboxError::UnsafePort {

@@ -48,40 +48,46 @@ impl Session {
     /// with atomic slot migration, the active export jobs. What a node refuses to show (an ACL
     /// without CLIENT LIST) is left out.
     pub async fn at_work(&self, observation: &Observation) -> AtWork {
-        let reads = self.handles.iter().enumerate().map(|(idx, handle)| async move {
-            let view = observation.view(idx)?;
-            let mut applies = Vec::new();
-            let mut cmd = redis::cmd("CLIENT");
-            cmd.arg("LIST").arg("TYPE").arg("normal");
-            if let Ok(list) = handle.query("list clients", &cmd).await {
-                let text = value_text(&list).unwrap_or_default();
-                for line in text.lines() {
-                    if let Some(name) = line
-                        .split(' ')
-                        .find_map(|f| f.strip_prefix("name="))
-                        .filter(|n| n.starts_with(crate::apply::APPLY_CLIENT_PREFIX))
-                    {
-                        applies.push((handle.label().to_owned(), name.to_owned()));
+        let reads = self
+            .handles
+            .iter()
+            .enumerate()
+            .map(|(idx, handle)| async move {
+                let view = observation.view(idx)?;
+                let mut applies = Vec::new();
+                let mut cmd = redis::cmd("CLIENT");
+                cmd.arg("LIST").arg("TYPE").arg("normal");
+                if let Ok(list) = handle.query("list clients", &cmd).await {
+                    let text = value_text(&list).unwrap_or_default();
+                    for line in text.lines() {
+                        if let Some(name) = line
+                            .split(' ')
+                            .find_map(|f| f.strip_prefix("name="))
+                            .filter(|n| n.starts_with(crate::apply::APPLY_CLIENT_PREFIX))
+                        {
+                            applies.push((handle.label().to_owned(), name.to_owned()));
+                        }
                     }
                 }
-            }
-            let mut migrations = Vec::new();
-            if view.version().is_some_and(|v| v.has_atomic_slot_migration())
-                && let Ok(jobs) = crate::migrate::jobs(handle).await
-            {
-                migrations.extend(
-                    jobs.into_iter()
-                        .filter(|j| j.operation == "EXPORT" && j.is_active())
-                        .map(|j| SlotMigration {
-                            node: handle.label().to_owned(),
-                            slots: j.slot_ranges,
-                            target: j.target_node,
-                            state: j.state,
-                        }),
-                );
-            }
-            Some((applies, migrations))
-        });
+                let mut migrations = Vec::new();
+                if view
+                    .version()
+                    .is_some_and(|v| v.has_atomic_slot_migration())
+                    && let Ok(jobs) = crate::migrate::jobs(handle).await
+                {
+                    migrations.extend(
+                        jobs.into_iter()
+                            .filter(|j| j.operation == "EXPORT" && j.is_active())
+                            .map(|j| SlotMigration {
+                                node: handle.label().to_owned(),
+                                slots: j.slot_ranges,
+                                target: j.target_node,
+                                state: j.state,
+                            }),
+                    );
+                }
+                Some((applies, migrations))
+            });
         let mut at_work = AtWork::default();
         for (applies, migrations) in join_all(reads).await.into_iter().flatten() {
             at_work.applies.extend(applies);

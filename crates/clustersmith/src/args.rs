@@ -41,7 +41,10 @@ impl Command {
             Command::Verify(args) => ("verify", args.format),
             Command::Diagnose(args) => ("diagnose", args.format),
             Command::Sandbox(SandboxCommand::Up(args)) => ("sandbox up", args.format),
-            Command::Explain(_) | Command::Sandbox(SandboxCommand::Down(_)) => return None,
+            Command::Explain(args) => {
+                return (args.format == ExplainFormat::Json).then_some("explain");
+            }
+            Command::Sandbox(SandboxCommand::Down(_)) => return None,
         };
         (format == Format::Json).then_some(name)
     }

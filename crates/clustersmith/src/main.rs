@@ -15,7 +15,10 @@ use crate::args::{Cli, Command, SandboxCommand};
 use crate::output::errln;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return argument_error(err),
+    };
     // redis-rs builds rustls configs without naming a provider; exactly one is installed here.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let json = cli.command.json_name().is_some();
@@ -77,4 +80,48 @@ fn main() -> ExitCode {
             ExitCode::from(exit::ERROR)
         }
     }
+}
+
+/// Arguments clap refused. With `--format json` among them, the refusal is one JSON document
+/// on stdout too (exit 2), as every other refusal is; help and version print as usual.
+fn argument_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let wants_json = args
+        .windows(2)
+        .any(|w| w[0] == "--format" && w[1] == "json")
+        || args.iter().any(|a| a == "--format=json");
+    if !wants_json
+        || matches!(
+            err.kind(),
+            ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        )
+    {
+        err.exit();
+    }
+    output::use_json_stderr();
+    let rendered = err.render().to_string();
+    let headline = rendered
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_owned();
+    let command = args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .map_or("clustersmith", String::as_str);
+    output::outln!(
+        "{}",
+        render::error_json(
+            command,
+            exit::ERROR,
+            &headline,
+            &serde_json::json!({ "usage": rendered.trim_end() })
+        )
+    );
+    errln!("{}", rendered.trim_end());
+    ExitCode::from(exit::ERROR)
 }

@@ -509,3 +509,39 @@ fn explain_renders_the_registry_and_docs_are_generated_from_it() {
         "docs/rules.md is stale: regenerate it with `clustersmith explain --format markdown > docs/rules.md`"
     );
 }
+
+/// A wrong address in the node list (issue 23 §4): the node that is not there (CS330) is the
+/// cause, and the replicas' count it spoils (CS104, whose fix is CLUSTER REPLICATE) hangs
+/// under it instead of leading the report.
+#[test]
+fn a_wrong_address_in_the_node_list_leads_and_explains_the_replica_count() {
+    let servers = Servers::start(6);
+    let nodes = servers.ips();
+    let out = clustersmith(&with_nodes(&["apply", "-m", "3", "-r", "1"], &nodes), &[]);
+    assert_eq!(out.status.code(), Some(0));
+    // A replica's address with a port nothing listens on.
+    let mut given = nodes.clone();
+    let wrong = format!("127.0.0.1:{}", allocate_port());
+    given[5] = wrong.clone();
+    let args: Vec<String> = ["-m", "3", "-r", "1"].map(String::from).into();
+    let (_, report) = diagnose(&args, &given, &[]);
+    let top = ids(&report);
+    assert_eq!(top.first().map(String::as_str), Some("CS330"), "{report}");
+    assert_eq!(
+        finding(&report, "CS330")["node"],
+        wrong.as_str(),
+        "{report}"
+    );
+    assert!(
+        !top.contains(&"CS104".to_owned()),
+        "CS104 leads too: {report}"
+    );
+    let symptoms = finding(&report, "CS330")["symptoms"].to_string();
+    assert!(
+        symptoms.contains("CS104"),
+        "CS104 is one of its symptoms: {report}"
+    );
+    // The premise: without the wrong address, the replicas' count is right.
+    let (code, healthy) = diagnose(&args, &nodes, &[]);
+    assert_eq!(code, Some(0), "{healthy}");
+}

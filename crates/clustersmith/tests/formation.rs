@@ -488,7 +488,11 @@ fn node_of_another_cluster_is_refused() {
         &servers,
         &with_nodes(&["apply", "-m", "1"], &nodes),
         &[],
-        &format!("knows nodes outside the spec ({other})"),
+        &format!(
+            "knows nodes outside the spec that its peers do not: 127.0.0.1:{} (id {}",
+            servers.port(2),
+            &other[..8]
+        ),
     );
 }
 

@@ -205,12 +205,21 @@ fn a_failed_sandbox_up_leaves_nothing_and_checks_before_starting() {
     assert!(!stderr(&out).contains("panicked"));
     assert!(!state.exists());
 
-    // A server that cannot start under --tls (built without TLS) fails at its first node:
-    // nothing may be left, and a later plain `up --auth` in the same directory must not
-    // pick TLS up from a leftover CA.
-    // The PyPI builds of Redis 6.2 / Valkey have no TLS: under --tls their first node exits
-    // at startup. Nothing may be left, and a later plain `up --auth` in the same directory
-    // must not pick TLS up from a leftover CA.
+    // `-m 0` is refused before anything is created (issue 23 §6: it left `sandbox.state`,
+    // and the next `up` in the directory was refused).
+    let out = clustersmith(&sandbox_args(&state_arg, "22141", &["-m", "0"]), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--primaries must be at least 1"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!state.exists(), "a refused up created its directory");
+
+    // The PyPI builds of Redis 6.2 / Valkey have no TLS: under --tls they are refused before
+    // any node starts, with the server's own words (issue 23 §6: they had waited 10 s and
+    // shown an empty log tail). Nothing may be left, and a later plain `up --auth` in the
+    // same directory must not pick TLS up from a leftover CA.
     for other in other_servers() {
         let base = free_port_block(22141, 2).to_string();
         let other_arg = other.to_str().unwrap().to_owned();
@@ -228,7 +237,11 @@ fn a_failed_sandbox_up_leaves_nothing_and_checks_before_starting() {
             continue;
         }
         assert_eq!(out.status.code(), Some(2));
-        assert!(stderr(&out).contains("did not start"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("was built without TLS support"),
+            "{}",
+            stderr(&out)
+        );
         assert!(!state.exists(), "a failed --tls up left its directory");
         let port: u16 = base.parse().unwrap();
         assert!(redis_cli_ok(port, &["PING"]).is_none());
@@ -245,12 +258,18 @@ fn a_failed_sandbox_up_leaves_nothing_and_checks_before_starting() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    // A second `up` into a live sandbox is refused without touching it.
+    // A second `up` into a live sandbox is refused without touching it, with the `down`
+    // command that works (its --dir).
     let again = clustersmith(
         &sandbox_args(&state_arg, &base, &["-m", "1", "-r", "1"]),
         &[],
     );
     assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr(&again).contains(&format!("clustersmith sandbox down --dir {state_arg}")),
+        "{}",
+        stderr(&again)
+    );
     let down = clustersmith(&["sandbox", "down", "--dir", &state_arg], &[]);
     assert_eq!(down.status.code(), Some(0));
     assert!(!state.exists());
@@ -424,7 +443,7 @@ fn blocked_plan_says_so_once_and_every_json_command_prints_one_document() {
         &servers,
         &with_nodes(&["apply", "-m", "1", "--format", "json"], &nodes),
         &[],
-        "belongs to another cluster",
+        "belongs to, or was met by, another cluster",
     );
     let doc = json(&refused);
     assert_eq!(doc["ok"], false);
@@ -433,7 +452,7 @@ fn blocked_plan_says_so_once_and_every_json_command_prints_one_document() {
         doc["blockers"][0]
             .as_str()
             .unwrap()
-            .contains("belongs to another cluster")
+            .contains("belongs to, or was met by, another cluster")
     );
 
     let verify = clustersmith(
@@ -727,4 +746,78 @@ fn redis_cli_ok(port: u16, args: &[&str]) -> Option<String> {
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     (out.status.success() && !text.starts_with("Could not connect")).then_some(text)
+}
+
+/// Output consistency (issue 23 §5): with `--format json` every stderr line of `apply` is
+/// JSON and refusals (an unknown rule, a bad argument) are one JSON document with their exit
+/// code; a warning written to a pipe carries no colour codes; a weight on a node that ends up
+/// a replica is said to have no effect.
+#[test]
+fn json_output_is_json_throughout_and_pipes_get_no_colour() {
+    let servers = Servers::start(4);
+    let mut nodes = servers.ips();
+    // A weight on the last node, which becomes a replica.
+    nodes[3] = format!("{},weight=5", nodes[3]);
+    let out = clustersmith(
+        &with_nodes(&["apply", "-m", "2", "-r", "1", "--format", "json"], &nodes),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<&str> = std::str::from_utf8(&out.stderr).unwrap().lines().collect();
+    assert!(lines.len() > 2, "progress was written: {lines:?}");
+    for line in &lines {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON on stderr: {line}"
+        );
+    }
+    let doc = json(&out);
+    assert!(
+        doc["notes"].to_string().contains("weight=5")
+            && doc["notes"].to_string().contains("no effect"),
+        "{doc}"
+    );
+
+    let explained = clustersmith(&["explain", "CS999", "--format", "json"], &[]);
+    assert_eq!(explained.status.code(), Some(2));
+    let doc = json(&explained);
+    assert_eq!(
+        (doc["ok"].as_bool(), doc["exit_code"].as_u64()),
+        (Some(false), Some(2)),
+        "{doc}"
+    );
+    let bad = clustersmith(&["verify", "--format", "json", "--bogus"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
+    let doc = json(&bad);
+    assert!(doc["error"].as_str().unwrap().contains("--bogus"), "{doc}");
+
+    // A warning (a password for nodes that have none) on a pipe: no ANSI escape codes.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("password");
+    write_secret_file(&file, "stray-password");
+    let verified = clustersmith(
+        &with_nodes(
+            &[
+                "verify",
+                "-m",
+                "2",
+                "-r",
+                "1",
+                "--password-file",
+                file.to_str().unwrap(),
+            ],
+            &servers.ips(),
+        ),
+        &[],
+    );
+    assert!(
+        stderr(&verified).contains("no password configured"),
+        "{}",
+        stderr(&verified)
+    );
+    assert!(
+        !stderr(&verified).contains('\u{1b}'),
+        "colour on a pipe: {:?}",
+        stderr(&verified)
+    );
 }

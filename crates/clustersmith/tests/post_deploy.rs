@@ -468,6 +468,21 @@ fn post_deploy_forms_the_seed_shapes_and_three_plus_three_by_bosh_names_over_tls
         assert!(log.contains("TLS with "), "{log}");
         assert!(log.contains("password from "), "{log}");
         assert!(log.contains("post-deploy: done in "), "{log}");
+        // The last line is the one docs/bosh.md says a successful run ends with (issue 23
+        // §7: the docs had named the failure line only).
+        let last = log.lines().last().unwrap_or_default();
+        let documented = "every criterion holds (exit 0)";
+        assert!(
+            last.contains("post-deploy: done in ") && last.ends_with(documented),
+            "{log}"
+        );
+        let docs =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/bosh.md"))
+                .unwrap();
+        assert!(
+            docs.contains(&format!("{documented}`")),
+            "docs/bosh.md omits the success line"
+        );
         // clustersmith's own progress reaches the same log, timestamped.
         assert!(
             log.lines()

@@ -220,15 +220,23 @@ fn members_removed_without_reset_are_named_and_reset_when_asked() {
     // The premise: a removed node still replicates a node of the spec, which forgot it.
     let own = servers.text(6, &["CLUSTER", "NODES"]);
     let me = own.lines().find(|l| l.contains("myself")).unwrap();
-    assert!(me.contains("slave"), "the removed primary became a replica: {me}");
+    assert!(
+        me.contains("slave"),
+        "the removed primary became a replica: {me}"
+    );
     let primary_id = me.split_whitespace().nth(3).unwrap();
     let primary = (0..6).find(|idx| servers.myid(*idx) == primary_id).unwrap();
-    assert!(!servers
-        .text(primary, &["CLUSTER", "NODES"])
-        .contains(&servers.myid(6)));
+    assert!(
+        !servers
+            .text(primary, &["CLUSTER", "NODES"])
+            .contains(&servers.myid(6))
+    );
     let note = "is not a node of the spec";
     assert!(stdout(&removed).contains(note), "{}", stdout(&removed));
-    let verified = clustersmith(&with_nodes(&["verify", "-m", "3", "-r", "1"], &nodes[..6]), &[]);
+    let verified = clustersmith(
+        &with_nodes(&["verify", "-m", "3", "-r", "1"], &nodes[..6]),
+        &[],
+    );
     assert_eq!(verified.status.code(), Some(0));
     assert!(stdout(&verified).contains(note), "{}", stdout(&verified));
 

@@ -812,7 +812,16 @@ fn diagnose_during_a_move_shows_the_move_not_faults() {
     let log = servers.path().join("apply.stderr");
     let mut child = Command::new(env!("CARGO_BIN_EXE_clustersmith"))
         .args(with_nodes(
-            &["apply", "-m", "3", "-r", "0", "--remove-unlisted", "--timeout", "120"],
+            &[
+                "apply",
+                "-m",
+                "3",
+                "-r",
+                "0",
+                "--remove-unlisted",
+                "--timeout",
+                "120",
+            ],
             &nodes[..3],
         ))
         .stdout(Stdio::null())
@@ -825,7 +834,10 @@ fn diagnose_during_a_move_shows_the_move_not_faults() {
             .contains("moving slots:")
     });
     let out = clustersmith(
-        &with_nodes(&["diagnose", "-m", "3", "-r", "0", "--format", "json"], &nodes[..3]),
+        &with_nodes(
+            &["diagnose", "-m", "3", "-r", "0", "--format", "json"],
+            &nodes[..3],
+        ),
         &[],
     );
     // The premise: the move was still under way when diagnose looked (open slots on the
@@ -842,12 +854,22 @@ fn diagnose_during_a_move_shows_the_move_not_faults() {
         .collect();
     assert_eq!(ids.first(), Some(&"CS311"), "{text}");
     assert!(text.contains("clustersmith apply is at work"), "{text}");
-    assert!(!ids.contains(&"CS307") && !ids.contains(&"CS310"), "{ids:?}");
-    assert_eq!(out.status.code(), Some(0), "no fault while the move runs: {text}");
+    assert!(
+        !ids.contains(&"CS307") && !ids.contains(&"CS310"),
+        "{ids:?}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "no fault while the move runs: {text}"
+    );
     assert_eq!(child.wait().unwrap().code(), Some(0));
     // Once it is over, nothing is under way.
     let after = json(&clustersmith(
-        &with_nodes(&["diagnose", "-m", "3", "-r", "0", "--format", "json"], &nodes[..3]),
+        &with_nodes(
+            &["diagnose", "-m", "3", "-r", "0", "--format", "json"],
+            &nodes[..3],
+        ),
         &[],
     ));
     assert!(!after.to_string().contains("CS311"), "{after}");

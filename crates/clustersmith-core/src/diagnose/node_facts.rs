@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 
+use super::rules::formation::REPLICAS_ON_ONE_PRIMARY;
 use super::rules::membership::{BUS_HANDSHAKE_STUCK, NODE_KNOWS_ONLY_ITSELF, SLOTS_NOT_COVERED};
 use super::rules::node_facts::{
     CLUSTER_COMMANDS_REFUSED, CLUSTER_SUPPORT_DISABLED, NODE_LOADING, NODE_NOT_ANSWERING,
@@ -110,9 +111,10 @@ pub(super) fn explains_elsewhere(inputs: &Inputs, cause: &Finding, symptom: &Fin
         return false;
     };
     let Some(seen) = find(&symptom.node) else {
-        // A symptom of the whole cluster (the replicas' layout) of a node the cluster
-        // cannot work with.
-        return facing && symptom.node.is_none();
+        // A symptom of the whole cluster, the replicas' layout: a node the cluster cannot
+        // work with, or an expected node that is not there to be counted.
+        return symptom.node.is_none()
+            && (facing || std::ptr::eq(symptom.rule, &REPLICAS_ON_ONE_PRIMARY));
     };
     if std::ptr::eq(down, seen) {
         return false;

@@ -4,8 +4,8 @@
 
 use super::Rule;
 use super::rules::{
-    at_work, balance, catalog, cross_node, departed, formation, membership, node_facts, replication,
-    server_config,
+    at_work, balance, catalog, cross_node, departed, formation, membership, node_facts,
+    replication, server_config,
 };
 
 pub static RULES: &[&Rule] = &[

@@ -127,7 +127,10 @@ mod tests {
         let info = parse_info(text).value;
         assert_eq!(
             info.connected_replicas(),
-            vec![("127.0.0.1".to_owned(), 21004), ("10.0.0.7".to_owned(), 6379)]
+            vec![
+                ("127.0.0.1".to_owned(), 21004),
+                ("10.0.0.7".to_owned(), 6379)
+            ]
         );
     }
 }

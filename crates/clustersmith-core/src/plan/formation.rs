@@ -84,9 +84,7 @@ pub fn plan(
         Ok(layout) => layout,
         Err(blockers) => return blocked(blockers),
     };
-    layout
-        .notes
-        .extend(outside_replica_notes(inventory, obs));
+    layout.notes.extend(outside_replica_notes(inventory, obs));
     let mut steps: Vec<Step> = resetting
         .iter()
         .map(|node| Step::ResetRemoved { node: *node })

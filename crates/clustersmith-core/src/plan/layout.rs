@@ -248,12 +248,20 @@ pub(super) fn compute_layout(
         Vec::new()
     };
 
-    let notes = assign_replicas(
+    let mut notes = assign_replicas(
         &mut shards,
         replicas_per_primary,
         &inventory[..spec_nodes],
         obs,
     );
+    for (idx, weight) in weights.iter().enumerate().take(spec_nodes) {
+        if *weight != 1 && !shards.iter().any(|s| s.primary == idx) {
+            notes.push(format!(
+                "weight={weight} on `{}` has no effect: it is a replica in this layout (a weight sets a primary's share of the slots)",
+                inventory[idx].label
+            ));
+        }
+    }
     shards.sort_by_key(|s| s.slots.iter().next());
     let weighted = shards
         .iter()
@@ -292,7 +300,10 @@ pub(super) fn left_over_from_removal(
     }
     Some(match view.myself().primary_id.as_ref() {
         Some(primary) => match obs.index_of(primary) {
-            Some(p) => format!("still replicates `{}`, which no longer lists it", inventory[p].label),
+            Some(p) => format!(
+                "still replicates `{}`, which no longer lists it",
+                inventory[p].label
+            ),
             None => "still replicates a node that is no longer in the cluster".to_owned(),
         },
         None => "still lists the cluster's nodes, none of which lists it".to_owned(),

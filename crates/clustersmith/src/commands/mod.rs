@@ -182,6 +182,18 @@ fn report_apply_error(err: &ApplyError, format: Format, command: &str) -> u8 {
     exit::ERROR
 }
 
+/// What to do after a move step failed, from how it failed: a node that did not answer is
+/// waited for; a node that answered with a refusal saw the cluster change under the move (a
+/// failover gives the slot's owner away: `MOVED`; a forgotten node: `Unknown node`), and
+/// a new run plans from the cluster as it is now.
+fn resume_hint(error: &NodeError) -> &'static str {
+    if error.is_connection_error() {
+        "run apply again once the node answers: it finishes the slot from where it stopped"
+    } else {
+        "the node answered, but the cluster changed under the move (a failover moves a slot's owner, a forgotten node is unknown to its peers): run apply again, which plans from the cluster as it is now and finishes the slot"
+    }
+}
+
 /// A slot move that stopped: the slot, the state it is left in, and whether a re-run
 /// continues it (exit 3) or the operator must decide first (a key on both sides: exit 2).
 fn report_move_error(err: &MoveError, format: Format, command: &str) -> u8 {
@@ -194,11 +206,7 @@ fn report_move_error(err: &MoveError, format: Format, command: &str) -> u8 {
                     "a key of this slot already exists on the target: compare both copies, delete the one to drop, then run again (or pass --replace to overwrite the target's copy)",
                 )
             } else {
-                (
-                    exit::DEADLINE,
-                    *state,
-                    "run apply again once the node answers: it finishes the slot from where it stopped",
-                )
+                (exit::DEADLINE, *state, resume_hint(error))
             }
         }
         MoveError::UnknownNode(_) => (exit::DEADLINE, "unchanged", "run apply again"),
@@ -220,8 +228,7 @@ fn report_move_error(err: &MoveError, format: Format, command: &str) -> u8 {
                 exit::DEADLINE
             },
             "unchanged, or moving in the servers (run apply again to follow it)",
-            err.hint()
-                .unwrap_or("run apply again once the node answers"),
+            err.hint().unwrap_or_else(|| resume_hint(err)),
         ),
     };
     errln!("error: {err}");
@@ -239,4 +246,40 @@ fn report_move_error(err: &MoveError, format: Format, command: &str) -> u8 {
         );
     }
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use clustersmith_io::error::NodeErrorKind;
+
+    use super::*;
+
+    fn failed(kind: NodeErrorKind) -> NodeError {
+        NodeError {
+            node: "10.0.0.1:6379".to_owned(),
+            op: "migrate keys",
+            kind,
+        }
+    }
+
+    /// Issue 23 §4: "once the node answers" only when it did not answer.
+    #[test]
+    fn the_resume_hint_says_what_happened() {
+        assert!(resume_hint(&failed(NodeErrorKind::Timeout)).contains("once the node answers"));
+        assert!(
+            resume_hint(&failed(NodeErrorKind::ConnectionRefused))
+                .contains("once the node answers")
+        );
+        for (code, detail) in [
+            ("MOVED", "3999 10.0.0.2:6379"),
+            ("ERR", "Unknown node 1a2b3c4d5e6f"),
+        ] {
+            let hint = resume_hint(&failed(NodeErrorKind::Reply {
+                code: code.to_owned(),
+                detail: detail.to_owned(),
+            }));
+            assert!(hint.contains("the node answered"), "{code}: {hint}");
+            assert!(!hint.contains("once the node answers"), "{code}: {hint}");
+        }
+    }
 }

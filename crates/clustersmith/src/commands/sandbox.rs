@@ -28,11 +28,27 @@ pub async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
     let dir = sandbox_dir(&args.dir);
     if dir.join("sandbox.state").exists() {
         anyhow::bail!(
-            "a sandbox already exists in `{}`\nhint: stop it first with `clustersmith sandbox down`",
+            "a sandbox already exists in `{}`\nhint: stop it first with `clustersmith sandbox down --dir {}`",
+            dir.display(),
             dir.display()
         );
     }
+    if args.primaries == 0 {
+        anyhow::bail!("--primaries must be at least 1 (nothing was started)");
+    }
     let count = args.primaries * (1 + args.replicas);
+    // The shape is checked on the addresses the servers will have, before any is started: a
+    // refused `up` leaves nothing behind.
+    let planned: Vec<_> = (0..count)
+        .map(|i| {
+            parse_node(&format!(
+                "127.0.0.1:{}",
+                u32::from(args.base_port) + i as u32
+            ))
+        })
+        .collect::<Result<_, _>>()
+        .context("sandbox addresses")?;
+    ClusterSpec::new(planned, Some(args.primaries), Some(args.replicas))?;
     let bin = find_server_binary(args.server_bin.as_deref())?;
     errln!(
         "starting {} ({}) in `{}`",

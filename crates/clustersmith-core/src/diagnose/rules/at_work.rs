@@ -59,7 +59,10 @@ pub fn slot_moves_in_progress(inputs: &Inputs) -> Vec<Hit> {
         .map(|(_, view)| view.myself().open_slots().len())
         .sum();
     if open > 0 {
-        parts.push(format!("{} open (migrating or importing)", plural(open as u64, "slot", "slots")));
+        parts.push(format!(
+            "{} open (migrating or importing)",
+            plural(open as u64, "slot", "slots")
+        ));
         for (node, view) in inputs.live() {
             let slots = view.myself().open_slots();
             if !slots.is_empty() {
@@ -79,7 +82,11 @@ pub fn slot_moves_in_progress(inputs: &Inputs) -> Vec<Hit> {
     if !at_work.migrations.is_empty() {
         parts.push(format!(
             "{} (atomic slot migration)",
-            plural(at_work.migrations.len() as u64, "migration job active", "migration jobs active")
+            plural(
+                at_work.migrations.len() as u64,
+                "migration job active",
+                "migration jobs active"
+            )
         ));
         let labels = labels_by_id(inputs);
         for job in &at_work.migrations {

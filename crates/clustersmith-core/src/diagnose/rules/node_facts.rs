@@ -126,6 +126,8 @@ fn hits_for(
 /// `node_facts::explains_elsewhere`) on its peers: formation cannot complete without it,
 /// handshakes with it hang, and its replicas have no primary to sync from.
 static BROKEN_BY_A_NON_MEMBER: &[&Rule] = &[
+    // An expected node that is not there is missing from the replicas' count.
+    &super::formation::REPLICAS_ON_ONE_PRIMARY,
     &super::membership::NODE_KNOWS_ONLY_ITSELF,
     &super::membership::SLOTS_NOT_COVERED,
     &super::membership::BUS_HANDSHAKE_STUCK,
