@@ -7,9 +7,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use clustersmith_core::model::{SLOT_COUNT, SlotRange};
-use clustersmith_core::observation::{InventoryNode, NodeState, NodeView, Observation};
 use clustersmith_core::parse::{parse_cluster_info, parse_cluster_nodes, parse_info};
 use clustersmith_core::plan::plan;
+use clustersmith_core::snapshot::{NodeKey, NodeRecord, NodeState, NodeView, Snapshot};
 use clustersmith_core::spec::{ClusterSpec, parse_node};
 use clustersmith_core::verify::verify;
 use serde::Serialize;
@@ -129,19 +129,21 @@ pub fn run_point(n: usize, shape: Shape) -> Point {
         n >= 2 && n.is_multiple_of(2),
         "an even number of nodes, half primaries"
     );
-    let inventory: Vec<InventoryNode> = (0..n)
-        .map(|i| InventoryNode {
-            label: format!("127.0.0.1:{}", port(i)),
-            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: port(i),
-            zone: None,
-            leaving: false,
+    let mut records: Vec<NodeRecord> = (0..n)
+        .map(|i| {
+            NodeRecord::spec(
+                NodeKey::named(&format!("127.0.0.1:{}", port(i))),
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port(i),
+                None,
+                1,
+            )
         })
         .collect();
     let spec = ClusterSpec::new(
-        inventory
+        records
             .iter()
-            .map(|node| parse_node(&node.label).expect("a valid address"))
+            .map(|node| parse_node(node.label()).expect("a valid address"))
             .collect(),
         Some(n / 2),
         Some(1),
@@ -177,16 +179,18 @@ pub fn run_point(n: usize, shape: Shape) -> Point {
             state
         })
         .collect();
-    let obs = Observation { nodes };
+    for (record, state) in records.iter_mut().zip(nodes) {
+        record.set_state(state);
+    }
+    let snapshot = Snapshot::new(records);
     let parse_ms = parsing.as_secs_f64() * 1000.0;
 
-    let known_ids = vec![None; n];
     let started = Instant::now();
-    let planned = plan(&spec, &inventory, &obs, &known_ids);
+    let planned = plan(&spec, &snapshot);
     let plan_ms = started.elapsed().as_secs_f64() * 1000.0;
     let layout = planned.layout.expect("no blocker in a simulated cluster");
     let started = Instant::now();
-    let verdict = verify(&layout, &inventory, &obs, &known_ids);
+    let verdict = verify(&layout, &snapshot);
     let verify_ms = started.elapsed().as_secs_f64() * 1000.0;
     Point {
         nodes: n,

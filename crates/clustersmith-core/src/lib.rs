@@ -10,18 +10,23 @@
 //! - [`parse`]: `CLUSTER NODES`, `CLUSTER INFO` and `INFO` text into typed values, keeping
 //!   every anomaly with its line number.
 //! - [`spec`]: the desired cluster as the operator states it, validated.
-//! - [`observation`]: what every expected node reported in one round.
+//! - [`snapshot`]: every node of an operation under a stable key, with its latest answers,
+//!   and the questions plan, verify and diagnose all ask of them.
 //! - [`plan`]: the target layout (primaries, slot ranges, replicas) and the steps that move the
 //!   live state toward it.
 //! - [`verify`]: the criteria a formed cluster must meet, each evaluated honestly per node.
+//! - [`operation`]: what an operation is for the driver that runs it (a round at a time);
+//!   [`operations`] holds them, one file each.
 //!
 //! Architecture invariant: this crate depends on `std` and `thiserror` only.
 
 pub mod diagnose;
 pub mod model;
-pub mod observation;
+pub mod operation;
+pub mod operations;
 pub mod parse;
 pub mod plan;
+pub mod snapshot;
 pub mod spec;
 pub mod verify;
 

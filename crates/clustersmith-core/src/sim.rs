@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use crate::model::{NodeId, SLOT_COUNT, SlotSet};
-use crate::observation::{InventoryNode, NodeState, NodeView, Observation};
 use crate::parse::{parse_cluster_info, parse_cluster_nodes, parse_info};
 use crate::plan::{SlotMove, Step};
+use crate::snapshot::{NodeKey, NodeRecord, NodeState, NodeView, Snapshot};
 use crate::spec::{ClusterSpec, parse_node};
 
 /// One simulated node.
@@ -37,27 +37,43 @@ impl SimNode {
     }
 }
 
-/// The simulated cluster: its inventory (node `i` is `n{i}` at port 7000 + i) and its nodes.
+/// The simulated cluster: where its nodes are (node `i` is `n{i}` at port 7000 + i) and
+/// what each of them holds.
 pub struct Sim {
-    pub inventory: Vec<InventoryNode>,
+    pub records: Vec<NodeRecord>,
     pub nodes: Vec<SimNode>,
 }
 
 impl Sim {
     pub fn new(ips: &[&str], zones: Option<&[&str]>) -> Sim {
-        let inventory: Vec<InventoryNode> = ips
+        let records: Vec<NodeRecord> = ips
             .iter()
             .enumerate()
-            .map(|(i, ip)| InventoryNode {
-                label: format!("n{i}"),
-                ip: ip.parse::<IpAddr>().unwrap(),
-                port: 7000 + i as u16,
-                zone: zones.map(|z| z[i].to_owned()),
-                leaving: false,
+            .map(|(i, ip)| {
+                NodeRecord::spec(
+                    NodeKey::named(&format!("n{i}")),
+                    ip.parse::<IpAddr>().unwrap(),
+                    7000 + i as u16,
+                    zones.map(|z| z[i].to_owned()),
+                    1,
+                )
             })
             .collect();
         let nodes = (0..ips.len()).map(SimNode::fresh).collect();
-        Sim { inventory, nodes }
+        Sim { records, nodes }
+    }
+
+    /// The key of node `i`.
+    pub fn key(&self, i: usize) -> NodeKey {
+        self.records[i].key.clone()
+    }
+
+    /// The position of the node with this key.
+    pub fn position(&self, key: &NodeKey) -> usize {
+        self.records
+            .iter()
+            .position(|r| &r.key == key)
+            .unwrap_or_else(|| panic!("no simulated node {key}"))
     }
 
     /// The slot counts of the nodes that own slots, smallest first.
@@ -75,7 +91,7 @@ impl Sim {
     /// `subject`'s line in `viewer`'s `CLUSTER NODES`.
     pub fn line(&self, viewer: usize, subject: usize) -> String {
         let n = &self.nodes[subject];
-        let inv = &self.inventory[subject];
+        let inv = &self.records[subject];
         let mut flags = if viewer == subject {
             "myself,".to_owned()
         } else {
@@ -101,79 +117,85 @@ impl Sim {
         )
     }
 
-    pub fn observe(&self) -> Observation {
-        let nodes = (0..self.nodes.len())
-            .map(|i| {
-                let mut text = self.line(i, i) + "\n";
-                for k in &self.nodes[i].knows {
-                    text += &(self.line(i, *k) + "\n");
-                }
-                let nodes = parse_cluster_nodes(&text);
-                assert!(nodes.issues.is_empty(), "{:?}\n{text}", nodes.issues);
-                let mut covered = SlotSet::new();
-                for n in &self.nodes {
-                    covered.union_with(&n.slots);
-                }
-                let all_known = self.nodes[i].knows.len() + 1 == self.nodes.len();
-                let state = if covered.is_full() && all_known {
-                    "ok"
-                } else {
-                    "fail"
-                };
-                let info = format!(
-                    "cluster_state:{state}\ncluster_current_epoch:{}\ncluster_my_epoch:{}\n",
-                    self.nodes.iter().map(|n| n.epoch).max().unwrap(),
-                    self.nodes[i].epoch
-                );
-                let link = if self.nodes[i].primary.is_some() {
-                    "master_link_status:up\n"
-                } else {
-                    ""
-                };
-                let server = format!(
-                    "redis_version:7.0.15\ncluster_enabled:1\n{link}db0:keys={},expires=0\n",
-                    self.nodes[i].keys
-                );
-                NodeState::Seen(Box::new(NodeView {
-                    id: self.nodes[i].id,
-                    nodes: nodes.value,
-                    cluster_info: parse_cluster_info(&info).value,
-                    info: parse_info(&server).value,
-                }))
-            })
-            .collect();
-        Observation { nodes }
+    /// Every node's views, rendered and parsed as the shell would read them.
+    pub fn observe(&self) -> Snapshot {
+        let states = (0..self.nodes.len()).map(|i| {
+            let mut text = self.line(i, i) + "\n";
+            for k in &self.nodes[i].knows {
+                text += &(self.line(i, *k) + "\n");
+            }
+            let nodes = parse_cluster_nodes(&text);
+            assert!(nodes.issues.is_empty(), "{:?}\n{text}", nodes.issues);
+            let mut covered = SlotSet::new();
+            for n in &self.nodes {
+                covered.union_with(&n.slots);
+            }
+            let all_known = self.nodes[i].knows.len() + 1 == self.nodes.len();
+            let state = if covered.is_full() && all_known {
+                "ok"
+            } else {
+                "fail"
+            };
+            let info = format!(
+                "cluster_state:{state}\ncluster_current_epoch:{}\ncluster_my_epoch:{}\n",
+                self.nodes.iter().map(|n| n.epoch).max().unwrap(),
+                self.nodes[i].epoch
+            );
+            let link = if self.nodes[i].primary.is_some() {
+                "master_link_status:up\n"
+            } else {
+                ""
+            };
+            let server = format!(
+                "redis_version:7.0.15\ncluster_enabled:1\n{link}db0:keys={},expires=0\n",
+                self.nodes[i].keys
+            );
+            NodeState::Seen(Box::new(NodeView {
+                id: self.nodes[i].id,
+                nodes: nodes.value,
+                cluster_info: parse_cluster_info(&info).value,
+                info: parse_info(&server).value,
+            }))
+        });
+        let mut records = self.records.clone();
+        for (record, state) in records.iter_mut().zip(states) {
+            record.set_state(state);
+        }
+        Snapshot::new(records)
     }
 
     pub fn apply(&mut self, steps: &[Step]) {
         for step in steps {
+            let node = self.position(step.node());
             match step {
-                Step::SetConfigEpoch { node, epoch } => {
+                Step::SetConfigEpoch { epoch, .. } => {
                     assert!(
-                        self.nodes[*node].knows.is_empty(),
+                        self.nodes[node].knows.is_empty(),
                         "epoch on a node that knows others"
                     );
-                    self.nodes[*node].epoch = *epoch;
+                    self.nodes[node].epoch = *epoch;
                 }
-                Step::AddSlots { node, slots, .. } => {
+                Step::AddSlots { slots, .. } => {
                     for n in &self.nodes {
                         assert!(n.slots.intersection(slots).is_empty(), "slot already busy");
                     }
-                    self.nodes[*node].slots.union_with(slots);
+                    self.nodes[node].slots.union_with(slots);
                 }
-                Step::Meet { node, peer, .. } => {
-                    self.nodes[*node].knows.insert(*peer);
-                    self.nodes[*peer].knows.insert(*node);
+                Step::Meet { peer, .. } => {
+                    let peer = self.position(peer);
+                    self.nodes[node].knows.insert(peer);
+                    self.nodes[peer].knows.insert(node);
                 }
                 Step::Forget { .. } => unreachable!("the simulated nodes never depart"),
                 Step::StableSlot { .. } => unreachable!("the simulated moves never stop half-way"),
                 Step::ResetRemoved { .. } => unreachable!("the simulated nodes never leave"),
-                Step::Replicate { node, primary, .. } => {
+                Step::Replicate { primary, .. } => {
+                    let primary = self.position(primary);
                     assert!(
-                        self.nodes[*node].knows.contains(primary),
+                        self.nodes[node].knows.contains(&primary),
                         "ERR Unknown node"
                     );
-                    self.nodes[*node].primary = Some(*primary);
+                    self.nodes[node].primary = Some(primary);
                 }
             }
         }
@@ -182,13 +204,8 @@ impl Sim {
     /// What the migration engine leaves: every slot of a move owned by its target, with the
     /// keys, the target's config epoch bumped above all others (`SETSLOT NODE` on the importer).
     pub fn move_slots(&mut self, moves: &[SlotMove]) {
-        let position =
-            |nodes: &[SimNode], id: &NodeId| nodes.iter().position(|n| &n.id == id).unwrap();
         for m in moves {
-            let (source, target) = (
-                position(&self.nodes, &m.source),
-                position(&self.nodes, &m.target),
-            );
+            let (source, target) = (self.position(&m.source), self.position(&m.target));
             assert_eq!(
                 self.nodes[source].slots.intersection(&m.slots),
                 m.slots,
@@ -207,22 +224,22 @@ impl Sim {
         }
     }
 
-    /// A node added to the inventory, fresh.
+    /// A node added, fresh.
     pub fn add_node(&mut self, ip: &str) {
         let i = self.nodes.len();
-        self.inventory.push(InventoryNode {
-            label: format!("n{i}"),
-            ip: ip.parse::<IpAddr>().unwrap(),
-            port: 7000 + i as u16,
-            zone: None,
-            leaving: false,
-        });
+        self.records.push(NodeRecord::spec(
+            NodeKey::named(&format!("n{i}")),
+            ip.parse::<IpAddr>().unwrap(),
+            7000 + i as u16,
+            None,
+            1,
+        ));
         self.nodes.push(SimNode::fresh(i));
     }
 
     pub fn spec(&self, primaries: usize) -> ClusterSpec {
         let nodes = self
-            .inventory
+            .records
             .iter()
             .map(|n| {
                 let zone = n
@@ -234,5 +251,43 @@ impl Sim {
             })
             .collect();
         ClusterSpec::new(nodes, Some(primaries), None).unwrap()
+    }
+}
+
+impl Sim {
+    /// Runs an operation as the shell's driver does, with every step and move taking effect
+    /// at once and the clock moving `tick` a round: until it is done, at most `rounds`
+    /// rounds. Returns the rounds it took, or what it refused.
+    pub fn drive(
+        &mut self,
+        operation: &mut dyn crate::operation::Operation,
+        rounds: usize,
+        tick: std::time::Duration,
+    ) -> Result<usize, Vec<crate::plan::Blocker>> {
+        let mut now = std::time::Duration::ZERO;
+        for round in 1..=rounds {
+            let snapshot = self.observe();
+            let planned = operation.round(&snapshot, now);
+            if !planned.blockers.is_empty() {
+                return Err(planned.blockers);
+            }
+            if planned.done {
+                return Ok(round);
+            }
+            // Every read of the simulator is of every node: a confirming read is this loop's
+            // next turn.
+            if planned.confirm {
+                now += tick;
+                continue;
+            }
+            if planned.steps.is_empty() {
+                self.move_slots(&planned.moves);
+            } else {
+                self.apply(&planned.steps);
+                operation.sent(&planned.steps, &snapshot, now);
+            }
+            now += tick;
+        }
+        panic!("the operation was not done in {rounds} rounds");
     }
 }

@@ -1,31 +1,27 @@
 //! Test support shared by the core's unit tests: observations built from real captured text.
 
-use crate::observation::{InventoryNode, NodeState, NodeView, Observation};
 use crate::parse::{parse_cluster_info, parse_cluster_nodes, parse_info};
+use crate::snapshot::{NodeKey, NodeRecord, NodeState, NodeView, Snapshot};
 
 /// Views of real servers, one `CLUSTER NODES` text shared by all nodes with `myself` moved to
 /// each node's own line; `keys[i]` is node i's DBSIZE. Nodes listed in `fresh` answer with
-/// their own one-line view instead (a node back with an empty nodes.conf).
-pub fn captured(
-    shared: &str,
-    fresh: &[(usize, &str)],
-    addrs: &[&str],
-    keys: &[u64],
-) -> (Vec<InventoryNode>, Observation) {
-    let inventory: Vec<InventoryNode> = addrs
+/// their own one-line view instead (a node back with an empty nodes.conf). Each node is keyed
+/// by its address.
+pub fn captured(shared: &str, fresh: &[(usize, &str)], addrs: &[&str], keys: &[u64]) -> Snapshot {
+    let mut records: Vec<NodeRecord> = addrs
         .iter()
         .map(|addr| {
             let (ip, port) = addr.rsplit_once(':').unwrap();
-            InventoryNode {
-                label: (*addr).to_owned(),
-                ip: ip.parse().unwrap(),
-                port: port.parse().unwrap(),
-                zone: None,
-                leaving: false,
-            }
+            NodeRecord::spec(
+                NodeKey::named(addr),
+                ip.parse().unwrap(),
+                port.parse().unwrap(),
+                None,
+                1,
+            )
         })
         .collect();
-    let nodes = inventory
+    let states: Vec<NodeState> = records
         .iter()
         .enumerate()
         .map(|(i, node)| {
@@ -60,7 +56,36 @@ pub fn captured(
             }))
         })
         .collect();
-    (inventory, Observation { nodes })
+    for (record, state) in records.iter_mut().zip(states) {
+        record.set_state(state);
+    }
+    Snapshot::new(records)
+}
+
+/// A snapshot of nodes `n0`, `n1`, … at 127.0.0.1:7000 + i in these states.
+pub fn snapshot_of(states: Vec<NodeState>) -> Snapshot {
+    Snapshot::new(
+        states
+            .into_iter()
+            .enumerate()
+            .map(|(i, state)| {
+                let mut record = NodeRecord::spec(
+                    NodeKey::named(&format!("n{i}")),
+                    "127.0.0.1".parse().unwrap(),
+                    7000 + i as u16,
+                    None,
+                    1,
+                );
+                record.set_state(state);
+                record
+            })
+            .collect(),
+    )
+}
+
+/// The states of a snapshot's nodes, in order (to change one and build it again).
+pub fn states_of(snapshot: Snapshot) -> Vec<NodeState> {
+    snapshot.iter().map(|r| r.state.clone()).collect()
 }
 
 /// The six nodes of the lost-disk captures (`tests/fixtures/lost-disk/`).

@@ -17,11 +17,12 @@ use clustersmith_core::diagnose::{
     SourceFile,
 };
 use clustersmith_core::model::NodeId;
-use clustersmith_core::observation::{NodeState, Observation};
+use clustersmith_core::operation::Reads;
 use clustersmith_core::parse::{
     ClusterNodes, ParseIssue, RedisConf, ServerLog, ServerLogReader, parse_cluster_nodes,
     parse_info, parse_post_deploy_log, parse_redis_conf,
 };
+use clustersmith_core::snapshot::{NodeKey, NodeState};
 
 use crate::conn::value_text;
 use crate::error::{NodeError, NodeErrorKind, TlsProblem};
@@ -432,25 +433,19 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
     let mut known_ids: Vec<Option<NodeId>> = Vec::new();
     let mut at_work = AtWork::default();
     if let Some(session) = session {
-        let observed = session.observe().await;
-        at_work = session.at_work(&observed.observation).await;
-        let listed: Vec<Option<NodeId>> = session
-            .inventory
-            .iter()
-            .map(|inv| observed.observation.id_listed_at(inv.ip, inv.port))
-            .collect();
-        let Observation { nodes: states } = observed.observation;
-        for (idx, state) in states.into_iter().enumerate() {
-            let inv = &session.inventory[idx];
+        let read_errors = session.read_nodes(&Reads::All).await;
+        at_work = session.at_work().await;
+        let snapshot = session.snapshot();
+        for record in snapshot.iter() {
             let mut node = NodeEvidence {
-                label: inv.label.clone(),
-                ip: Some(inv.ip),
-                port: Some(inv.port),
-                zone: inv.zone.clone(),
+                key: record.key.clone(),
+                ip: Some(record.ip),
+                port: Some(record.port),
+                zone: record.zone.clone(),
                 ..Default::default()
             };
-            let err = observed.errors[idx].as_ref();
-            match state {
+            let err = read_errors.iter().find(|e| e.node == record.label());
+            match &record.state {
                 NodeState::Seen(view) => {
                     known_ids.push(Some(view.id));
                     node.facts = Some(NodeFacts {
@@ -458,20 +453,20 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
                         reply: "answered CLUSTER NODES, CLUSTER INFO and INFO".to_owned(),
                         version: view.version().map(|v| v.to_string()),
                     });
-                    node.live = Some(*view);
+                    node.live = Some((**view).clone());
                 }
                 NodeState::Unreachable(why) => {
-                    known_ids.push(listed[idx]);
-                    let mut facts = facts_of(err, &why);
+                    known_ids.push(snapshot.id_listed_at(record.ip, record.port));
+                    let mut facts = facts_of(err, why);
                     // A node that answers but not as a member still says what it is.
                     if matches!(
                         facts.answer,
                         Answer::ClusterDisabled | Answer::Loading | Answer::Refusing
                     ) {
-                        facts.version = server_version(session, idx).await;
+                        facts.version = server_version(session, &record.key).await;
                     }
                     node.facts = Some(facts);
-                    node.unreachable = Some(why);
+                    node.unreachable = Some(why.clone());
                 }
             }
             if let Some(err) = err {
@@ -663,7 +658,7 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
         owner[*g] = Some(*n);
         notes.push(format!(
             "{} attached to {} by elimination: it is the one node that did not answer and the one redis.conf that fits no other node",
-            groups[*g].first_path, nodes[*n].label
+            groups[*g].first_path, nodes[*n].key
         ));
     }
 
@@ -683,7 +678,7 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
                 };
                 let existing = nodes[expected_count..]
                     .iter()
-                    .position(|n| n.label == label);
+                    .position(|n| n.key.label() == label);
                 match existing {
                     Some(i) if fits(&nodes[expected_count + i]) => expected_count + i,
                     other => {
@@ -691,7 +686,7 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
                             label = format!("files of {}", group.first_path);
                         }
                         nodes.push(NodeEvidence {
-                            label,
+                            key: NodeKey::named(&label),
                             port: group.ports().first().copied(),
                             ..Default::default()
                         });
@@ -727,7 +722,7 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
         for path in extra {
             notes.push(format!(
                 "{path} describes {} too, which already has a file of that kind: left out",
-                node.label
+                node.key
             ));
         }
     }
@@ -755,10 +750,11 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
 }
 
 /// `Redis 7.0.15` / `Valkey 8.1.8` from a node that answers INFO but not as a member.
-async fn server_version(session: &Session, idx: usize) -> Option<String> {
+async fn server_version(session: &Session, key: &NodeKey) -> Option<String> {
     let mut cmd = redis::cmd("INFO");
     cmd.arg("server");
-    let value = session.handles[idx]
+    let value = session
+        .handle(key)?
         .query("read INFO server", &cmd)
         .await
         .ok()?;
@@ -1012,7 +1008,7 @@ mod tests {
         );
         let b = of(&b_conf);
         assert_eq!(b.log.as_ref().map(|f| f.path.clone()), Some(shown(&b_log)));
-        assert_ne!(a.label, b.label);
+        assert_ne!(a.key, b.key);
         assert!(gathered.notes.is_empty(), "{:?}", gathered.notes);
     }
 

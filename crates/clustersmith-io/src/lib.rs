@@ -8,16 +8,17 @@
 //! - [`error`]: the one place that classifies Redis errors and turns them into messages.
 //! - [`conn`]: connection options (auth, TLS, timeouts) and per-node handles.
 //! - [`resolve`]: spec names to IP addresses, on every run, through the system resolver.
-//! - [`session`]: a resolved, connected set of expected nodes, with observation.
-//! - [`apply`]: observe → plan → act → re-observe until converged or the deadline passes.
-//! - [`operations`]: what the CLI runs (plan once, verify once, apply).
+//! - [`session`]: a resolved, connected set of nodes: their snapshot, kept current by reads.
+//! - [`driver`]: runs an operation round by round (read → plan → act → read again) until
+//!   it is done or the deadline passes.
+//! - [`operations`]: what the CLI runs, one file each (plan, verify, apply, diagnose).
 //! - [`migrate`]: slot moves with their keys (SETSLOT, GETKEYSINSLOT, MIGRATE), batched.
 //! - [`evidence`]: files and live views gathered for `diagnose`, each attached to its node.
 //! - [`sandbox`]: real `redis-server` / `valkey-server` processes on loopback.
 //! - [`pki`]: a throwaway CA and certificates for TLS sandboxes and tests.
 
-pub mod apply;
 pub mod conn;
+pub mod driver;
 pub mod error;
 pub mod evidence;
 pub mod migrate;

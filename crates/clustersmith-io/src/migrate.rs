@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use clustersmith_core::model::{NodeId, SlotSet};
 use clustersmith_core::plan::{MoveEngine, SlotMove};
+use clustersmith_core::snapshot::NodeKey;
 use futures::StreamExt as _;
 use futures::future::join_all;
 
@@ -59,6 +60,7 @@ const MAX_KEY_ROUNDS: usize = 10_000;
 /// A node the engine talks to: its handle, its id, and where the others reach it.
 #[derive(Clone)]
 pub struct MoveNode {
+    pub key: NodeKey,
     pub id: NodeId,
     pub handle: Arc<NodeHandle>,
     /// The address `MIGRATE` on another node is given to reach this one.
@@ -103,7 +105,7 @@ pub enum MoveError {
         error: Box<NodeError>,
     },
     #[error("a node of a move is unknown to this run: {0}")]
-    UnknownNode(NodeId),
+    UnknownNode(String),
     /// An atomic slot migration job ended in another state than `success`; the slots stay
     /// with the source (the server hands them over only on success).
     #[error("the slot migration of {slots} from {source_label} to {target_label} ended {state}{}", if .message.is_empty() { String::new() } else { format!(": {}", .message) })]
@@ -132,8 +134,18 @@ impl<'a> ById<'a> {
 
     /// The node, or the error for a move that names a node this run does not know.
     fn get(&self, id: &NodeId) -> Result<&'a MoveNode, MoveError> {
-        self.0.get(id).copied().ok_or(MoveError::UnknownNode(*id))
+        self.0
+            .get(id)
+            .copied()
+            .ok_or_else(|| MoveError::UnknownNode(id.short().to_owned()))
     }
+}
+
+/// A move between two ids: what the commands name.
+struct IdMove {
+    source: NodeId,
+    target: NodeId,
+    slots: SlotSet,
 }
 
 /// Runs the moves to the end with the given engine, calling `progress` as slots move.
@@ -145,14 +157,32 @@ pub async fn run_moves(
     options: &MoveOptions,
     progress: &mut dyn FnMut(&MoveProgress),
 ) -> Result<MoveProgress, MoveError> {
+    let id_of = |key: &NodeKey| {
+        nodes
+            .iter()
+            .find(|n| &n.key == key)
+            .map(|n| n.id)
+            .or_else(|| key.member_id())
+            .ok_or_else(|| MoveError::UnknownNode(key.to_string()))
+    };
+    let moves = moves
+        .iter()
+        .map(|m| {
+            Ok(IdMove {
+                source: id_of(&m.source)?,
+                target: id_of(&m.target)?,
+                slots: m.slots.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, MoveError>>()?;
     match engine {
-        MoveEngine::Classic => run_classic(moves, nodes, primaries, options, progress).await,
-        MoveEngine::Atomic => run_atomic(moves, nodes, options, progress).await,
+        MoveEngine::Classic => run_classic(&moves, nodes, primaries, options, progress).await,
+        MoveEngine::Atomic => run_atomic(&moves, nodes, options, progress).await,
     }
 }
 
 async fn run_classic(
-    moves: &[SlotMove],
+    moves: &[IdMove],
     nodes: &[MoveNode],
     primaries: &[NodeId],
     options: &MoveOptions,
@@ -563,14 +593,14 @@ pub(crate) async fn jobs(handle: &NodeHandle) -> Result<Vec<Job>, NodeError> {
 /// server kept running after it was killed) are waited for first; the slots they move are then
 /// owned by their target, and the next plan starts from there.
 async fn run_atomic(
-    moves: &[SlotMove],
+    moves: &[IdMove],
     nodes: &[MoveNode],
     options: &MoveOptions,
     progress: &mut dyn FnMut(&MoveProgress),
 ) -> Result<MoveProgress, MoveError> {
     let started = Instant::now();
     let by_id = ById::new(nodes);
-    let mut per_source: BTreeMap<NodeId, Vec<&SlotMove>> = BTreeMap::new();
+    let mut per_source: BTreeMap<NodeId, Vec<&IdMove>> = BTreeMap::new();
     for m in moves {
         per_source.entry(m.source).or_default().push(m);
     }
@@ -667,7 +697,7 @@ type DoneCallback<'a> = &'a mut dyn FnMut(&[NodeId]);
 /// go on in the servers; the next run waits for them). With `ours`, reports the sources done
 /// and returns the first job of this run that did not succeed.
 async fn wait_for_jobs(
-    per_source: &BTreeMap<NodeId, Vec<&SlotMove>>,
+    per_source: &BTreeMap<NodeId, Vec<&IdMove>>,
     by_id: &ById<'_>,
     options: &MoveOptions,
     mut ours: Option<(u64, DoneCallback<'_>)>,
@@ -720,7 +750,7 @@ async fn wait_for_jobs(
 }
 
 fn by_target_label(
-    per_source: &BTreeMap<NodeId, Vec<&SlotMove>>,
+    per_source: &BTreeMap<NodeId, Vec<&IdMove>>,
     source: &NodeId,
     target: &str,
     by_id: &ById<'_>,

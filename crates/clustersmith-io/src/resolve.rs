@@ -8,14 +8,15 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use clustersmith_core::observation::InventoryNode;
+use clustersmith_core::snapshot::{NodeKey, NodeRecord};
 use clustersmith_core::spec::{ClusterSpec, Host};
 
 use crate::conn::Endpoint;
 
 #[derive(Clone, Debug)]
 pub struct Resolved {
-    pub inventory: Vec<InventoryNode>,
+    /// One record per spec node, keyed by its address as written, not read yet.
+    pub records: Vec<NodeRecord>,
     pub endpoints: Vec<Endpoint>,
     /// One line per name that resolved to several addresses, saying which one was taken.
     pub notes: Vec<String>,
@@ -36,7 +37,7 @@ pub async fn resolve(
 ) -> Result<Resolved, ResolveError> {
     let mut cache: BTreeMap<String, IpAddr> = BTreeMap::new();
     let mut notes = Vec::new();
-    let mut inventory = Vec::new();
+    let mut records: Vec<NodeRecord> = Vec::new();
     let mut endpoints = Vec::new();
     for node in &spec.nodes {
         let (ip, hostname) = match &node.host {
@@ -55,32 +56,29 @@ pub async fn resolve(
             }
         };
         let label = node.label();
-        if let Some(other) = inventory
-            .iter()
-            .find(|n: &&InventoryNode| n.ip == ip && n.port == node.port)
-        {
+        if let Some(other) = records.iter().find(|n| n.ip == ip && n.port == node.port) {
             return Err(ResolveError::SameNode {
-                a: other.label.clone(),
+                a: other.label().to_owned(),
                 b: label,
                 addr: format!("{ip}:{}", node.port),
             });
         }
+        records.push(NodeRecord::spec(
+            NodeKey::named(&label),
+            ip,
+            node.port,
+            node.zone.clone(),
+            node.weight.unwrap_or(1),
+        ));
         endpoints.push(Endpoint {
-            label: label.clone(),
+            label,
             hostname,
             ip,
             port: node.port,
         });
-        inventory.push(InventoryNode {
-            label,
-            ip,
-            port: node.port,
-            zone: node.zone.clone(),
-            leaving: false,
-        });
     }
     Ok(Resolved {
-        inventory,
+        records,
         endpoints,
         notes,
     })

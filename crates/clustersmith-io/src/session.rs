@@ -1,18 +1,21 @@
-//! A resolved and connected set of expected nodes: observing them and sending steps.
+//! A resolved and connected set of nodes: the snapshot of them, kept current by reads, and
+//! the verbs the driver uses on them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clustersmith_core::diagnose::{AtWork, SlotMigration};
-use clustersmith_core::model::{NodeId, ServerVersion};
-use clustersmith_core::observation::{InventoryNode, NodeState, NodeView, Observation};
+use clustersmith_core::model::NodeId;
+use clustersmith_core::operation::Reads;
 use clustersmith_core::parse::{parse_cluster_info, parse_cluster_nodes, parse_info};
 use clustersmith_core::plan::{MoveEngine, SlotMove, Step, Unlisted};
+use clustersmith_core::snapshot::{NodeKey, NodeState, NodeView, Snapshot};
 use clustersmith_core::spec::ClusterSpec;
 use futures::future::join_all;
 
-use crate::apply::Cluster;
 use crate::conn::{ConnOpts, Endpoint, NodeHandle, TlsMaterial, value_text};
+use crate::driver::Cluster;
 use crate::error::{NodeError, NodeErrorKind};
 use crate::migrate::{MigrateAuth, MoveError, MoveNode, MoveOptions, MoveProgress, run_moves};
 use crate::resolve::{ResolveError, resolve};
@@ -28,79 +31,12 @@ pub enum SessionError {
 }
 
 pub struct Session {
-    pub inventory: Vec<InventoryNode>,
-    pub handles: Vec<Arc<NodeHandle>>,
-    /// The id each node had when last seen; kept while a node is unreachable.
-    pub known_ids: Vec<Option<NodeId>>,
-    /// The server version each node reported when last seen.
-    pub versions: Vec<Option<ServerVersion>>,
+    snapshot: Snapshot,
+    handles: HashMap<NodeKey, Arc<NodeHandle>>,
     /// Resolution notes (names with several addresses).
     pub notes: Vec<String>,
-    /// How many inventory entries are spec nodes; leaving members follow them.
-    spec_len: usize,
     opts: ConnOpts,
     tls: Option<TlsMaterial>,
-}
-
-impl Session {
-    /// Work under way on the cluster, from the nodes that answered in `observation`: every
-    /// `clustersmith-apply:<pid>` connection (other than this session's), and, on servers
-    /// with atomic slot migration, the active export jobs. What a node refuses to show (an ACL
-    /// without CLIENT LIST) is left out.
-    pub async fn at_work(&self, observation: &Observation) -> AtWork {
-        let reads = self
-            .handles
-            .iter()
-            .enumerate()
-            .map(|(idx, handle)| async move {
-                let view = observation.view(idx)?;
-                let mut applies = Vec::new();
-                let mut cmd = redis::cmd("CLIENT");
-                cmd.arg("LIST").arg("TYPE").arg("normal");
-                if let Ok(list) = handle.query("list clients", &cmd).await {
-                    let text = value_text(&list).unwrap_or_default();
-                    for line in text.lines() {
-                        if let Some(name) = line
-                            .split(' ')
-                            .find_map(|f| f.strip_prefix("name="))
-                            .filter(|n| n.starts_with(crate::apply::APPLY_CLIENT_PREFIX))
-                        {
-                            applies.push((handle.label().to_owned(), name.to_owned()));
-                        }
-                    }
-                }
-                let mut migrations = Vec::new();
-                if view
-                    .version()
-                    .is_some_and(|v| v.has_atomic_slot_migration())
-                    && let Ok(jobs) = crate::migrate::jobs(handle).await
-                {
-                    migrations.extend(
-                        jobs.into_iter()
-                            .filter(|j| j.operation == "EXPORT" && j.is_active())
-                            .map(|j| SlotMigration {
-                                node: handle.label().to_owned(),
-                                slots: j.slot_ranges,
-                                target: j.target_node,
-                                state: j.state,
-                            }),
-                    );
-                }
-                Some((applies, migrations))
-            });
-        let mut at_work = AtWork::default();
-        for (applies, migrations) in join_all(reads).await.into_iter().flatten() {
-            at_work.applies.extend(applies);
-            at_work.migrations.extend(migrations);
-        }
-        at_work
-    }
-}
-
-/// One observation round: the core's view plus, per unreachable node, the error.
-pub struct Observed {
-    pub observation: Observation,
-    pub errors: Vec<Option<NodeError>>,
 }
 
 impl Session {
@@ -121,123 +57,130 @@ impl Session {
             .map(TlsMaterial::load)
             .transpose()
             .map_err(SessionError::Tls)?;
-        let handles = resolved
-            .endpoints
-            .into_iter()
-            .map(|endpoint| NodeHandle::new(endpoint, opts, tls.as_ref()).map(Arc::new))
-            .collect::<Result<Vec<_>, _>>()?;
-        let n = handles.len();
+        let mut handles = HashMap::new();
+        for (record, endpoint) in resolved.records.iter().zip(resolved.endpoints) {
+            let handle = NodeHandle::new(endpoint, opts, tls.as_ref())?;
+            handles.insert(record.key.clone(), Arc::new(handle));
+        }
         Ok(Session {
-            inventory: resolved.inventory,
+            snapshot: Snapshot::new(resolved.records),
             handles,
-            known_ids: vec![None; n],
-            versions: vec![None; n],
             notes: resolved.notes,
-            spec_len: n,
             opts: opts.clone(),
             tls,
         })
     }
 
-    /// Every observed node as the migration engine needs it.
-    fn move_nodes(&self, observation: &Observation) -> Vec<MoveNode> {
-        (0..self.handles.len())
-            .filter_map(|idx| {
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// The connection to a node.
+    pub fn handle(&self, key: &NodeKey) -> Option<&Arc<NodeHandle>> {
+        self.handles.get(key)
+    }
+
+    /// Every node with a view, as the migration engine needs it.
+    fn move_nodes(&self) -> Vec<MoveNode> {
+        self.snapshot
+            .views()
+            .filter_map(|(node, view)| {
                 Some(MoveNode {
-                    id: observation.view(idx)?.id,
-                    handle: Arc::clone(&self.handles[idx]),
-                    ip: self.inventory[idx].ip,
-                    port: self.inventory[idx].port,
+                    key: node.key.clone(),
+                    id: view.id,
+                    handle: Arc::clone(self.handles.get(&node.key)?),
+                    ip: node.ip,
+                    port: node.port,
                 })
             })
             .collect()
     }
 
-    pub fn labels(&self) -> Vec<String> {
-        self.inventory.iter().map(|n| n.label.clone()).collect()
-    }
-
-    /// Reads `CLUSTER NODES`, `CLUSTER INFO` and `INFO` from every node at once, in one
-    /// pipelined round trip per node.
-    pub async fn observe(&mut self) -> Observed {
-        let every = vec![true; self.handles.len()];
-        let (nodes, errors) = self.read(&every).await.into_iter().flatten().unzip();
-        Observed {
-            observation: Observation { nodes },
-            errors,
-        }
-    }
-
-    /// Re-reads only the nodes marked in `which`, keeping `previous` for the others: at large
-    /// N most views are settled long before the last ones, and reading them all every round
-    /// only loads the servers.
-    async fn observe_some(&mut self, previous: Observation, which: &[bool]) -> Observation {
-        let fresh = self.read(which).await;
-        let nodes = previous
-            .nodes
-            .into_iter()
-            .zip(fresh)
-            .map(|(old, new)| new.map_or(old, |(state, _)| state))
+    /// Reads `CLUSTER NODES`, `CLUSTER INFO` and `INFO` from the nodes `reads` names, at once,
+    /// in one pipelined round trip per node; the others keep their last views. Returns the
+    /// errors of the nodes that could not be read.
+    pub async fn read_nodes(&mut self, reads: &Reads) -> Vec<NodeError> {
+        let wanted: Vec<(NodeKey, Arc<NodeHandle>)> = self
+            .snapshot
+            .keys()
+            .filter(|key| reads.includes(key))
+            .filter_map(|key| Some((key.clone(), Arc::clone(self.handles.get(key)?))))
             .collect();
-        Observation { nodes }
-    }
-
-    async fn read(&mut self, which: &[bool]) -> Vec<Option<(NodeState, Option<NodeError>)>> {
-        let reads = self
-            .handles
-            .iter()
-            .zip(which)
-            .map(|(handle, read)| async move {
-                if *read {
-                    Some(observe_node(handle).await)
-                } else {
-                    None
-                }
-            });
-        let results = join_all(reads).await;
-        results
-            .into_iter()
-            .enumerate()
-            .map(|(idx, result)| {
-                Some(match result? {
-                    Ok(view) => {
-                        self.known_ids[idx] = Some(view.id);
-                        self.versions[idx] = view.version();
-                        (NodeState::Seen(Box::new(view)), None)
-                    }
-                    Err(err) => (NodeState::Unreachable(err.kind.to_string()), Some(err)),
-                })
-            })
-            .collect()
-    }
-}
-
-/// The real cluster the reconcile loop drives.
-impl Cluster for Session {
-    fn inventory(&self) -> &[InventoryNode] {
-        &self.inventory
-    }
-
-    fn known_ids(&self) -> &[Option<NodeId>] {
-        &self.known_ids
-    }
-
-    /// The spec nodes: the inventory without the leaving members.
-    fn spec_len(&self) -> usize {
-        self.spec_len
-    }
-
-    async fn observe(&mut self, previous: Option<Observation>, which: &[bool]) -> Observed {
-        match previous {
-            None => Session::observe(self).await,
-            Some(previous) => {
-                let errors = vec![None; self.handles.len()];
-                Observed {
-                    observation: self.observe_some(previous, which).await,
-                    errors,
+        let results = join_all(wanted.iter().map(|(_, handle)| observe_node(handle))).await;
+        let mut errors = Vec::new();
+        for ((key, _), result) in wanted.into_iter().zip(results) {
+            let Some(record) = self.snapshot.get_mut(&key) else {
+                continue;
+            };
+            match result {
+                Ok(view) => record.set_state(NodeState::Seen(Box::new(view))),
+                Err(err) => {
+                    record.set_state(NodeState::Unreachable(err.kind.to_string()));
+                    errors.push(err);
                 }
             }
         }
+        errors
+    }
+
+    /// Work under way on the cluster, from the nodes that answered at the last read: every
+    /// `clustersmith-apply:<pid>` connection (other than this session's), and, on servers with
+    /// atomic slot migration, the active export jobs. What a node refuses to show (an ACL
+    /// without CLIENT LIST) is left out.
+    pub async fn at_work(&self) -> AtWork {
+        let reads = self.snapshot.views().map(|(node, view)| async move {
+            let handle = self.handles.get(&node.key)?;
+            let mut applies = Vec::new();
+            let mut cmd = redis::cmd("CLIENT");
+            cmd.arg("LIST").arg("TYPE").arg("normal");
+            if let Ok(list) = handle.query("list clients", &cmd).await {
+                let text = value_text(&list).unwrap_or_default();
+                for line in text.lines() {
+                    if let Some(name) = line
+                        .split(' ')
+                        .find_map(|f| f.strip_prefix("name="))
+                        .filter(|n| n.starts_with(crate::driver::RUN_CLIENT_PREFIX))
+                    {
+                        applies.push((handle.label().to_owned(), name.to_owned()));
+                    }
+                }
+            }
+            let mut migrations = Vec::new();
+            if view
+                .version()
+                .is_some_and(|v| v.has_atomic_slot_migration())
+                && let Ok(jobs) = crate::migrate::jobs(handle).await
+            {
+                migrations.extend(
+                    jobs.into_iter()
+                        .filter(|j| j.operation == "EXPORT" && j.is_active())
+                        .map(|j| SlotMigration {
+                            node: handle.label().to_owned(),
+                            slots: j.slot_ranges,
+                            target: j.target_node,
+                            state: j.state,
+                        }),
+                );
+            }
+            Some((applies, migrations))
+        });
+        let mut at_work = AtWork::default();
+        for (applies, migrations) in join_all(reads).await.into_iter().flatten() {
+            at_work.applies.extend(applies);
+            at_work.migrations.extend(migrations);
+        }
+        at_work
+    }
+}
+
+/// The real cluster the driver drives.
+impl Cluster for Session {
+    fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    async fn read(&mut self, reads: &Reads) -> Vec<NodeError> {
+        self.read_nodes(reads).await
     }
 
     /// Sends steps: every phase-0 step (epochs, slots) on all nodes before any phase-1 step
@@ -250,49 +193,48 @@ impl Cluster for Session {
         let mut failed = Vec::new();
         let in_flight = tokio::sync::Semaphore::new(IN_FLIGHT);
         for phase in [0, 1] {
-            let mut per_node: Vec<Vec<usize>> = vec![Vec::new(); self.handles.len()];
+            let mut per_node: HashMap<&NodeKey, Vec<usize>> = HashMap::new();
             for (at, step) in steps.iter().enumerate().filter(|(_, s)| s.phase() == phase) {
-                per_node[step.node()].push(at);
+                per_node.entry(step.node()).or_default().push(at);
             }
             let in_flight = &in_flight;
-            let runs = per_node
-                .into_iter()
-                .enumerate()
-                .filter(|(_, at)| !at.is_empty())
-                .map(|(idx, at)| {
-                    let handle = &self.handles[idx];
-                    async move {
-                        let mut failed = Vec::new();
-                        let mut chunks = at.chunks(CHUNK);
-                        while let Some(chunk) = chunks.next() {
-                            let permits = u32::try_from(chunk.len()).expect("CHUNK fits in u32");
-                            let _permit = in_flight.acquire_many(permits).await;
-                            let mut pipe = redis::pipe();
-                            for step in chunk {
-                                pipe.add_command(command(&steps[*step]));
-                            }
-                            match handle.pipeline("send steps", &pipe).await {
-                                Ok(replies) => {
-                                    for (step, reply) in chunk.iter().zip(replies) {
-                                        if let Err(mut err) = reply {
-                                            err.op = steps[*step].operation();
-                                            failed.push((*step, err));
-                                        }
+            let runs = per_node.into_iter().map(|(key, at)| {
+                let handle = self.handles.get(key);
+                async move {
+                    let Some(handle) = handle else {
+                        return Vec::new();
+                    };
+                    let mut failed = Vec::new();
+                    let mut chunks = at.chunks(CHUNK);
+                    while let Some(chunk) = chunks.next() {
+                        let permits = u32::try_from(chunk.len()).expect("CHUNK fits in u32");
+                        let _permit = in_flight.acquire_many(permits).await;
+                        let mut pipe = redis::pipe();
+                        for step in chunk {
+                            pipe.add_command(command(&steps[*step]));
+                        }
+                        match handle.pipeline("send steps", &pipe).await {
+                            Ok(replies) => {
+                                for (step, reply) in chunk.iter().zip(replies) {
+                                    if let Err(mut err) = reply {
+                                        err.op = steps[*step].operation();
+                                        failed.push((*step, err));
                                     }
                                 }
-                                Err(err) => {
-                                    // The node did not answer at all: its other chunks fail
-                                    // the same way now, not after a connect timeout each.
-                                    let rest = chunks.by_ref().flatten();
-                                    failed.extend(
-                                        chunk.iter().chain(rest).map(|step| (*step, err.clone())),
-                                    );
-                                }
+                            }
+                            Err(err) => {
+                                // The node did not answer at all: its other chunks fail the
+                                // same way now, not after a connect timeout each.
+                                let rest = chunks.by_ref().flatten();
+                                failed.extend(
+                                    chunk.iter().chain(rest).map(|step| (*step, err.clone())),
+                                );
                             }
                         }
-                        failed
                     }
-                });
+                    failed
+                }
+            });
             for batch in join_all(runs).await {
                 failed.extend(batch);
             }
@@ -305,28 +247,31 @@ impl Cluster for Session {
         &self,
         engine: MoveEngine,
         moves: &[SlotMove],
-        observation: &Observation,
         options: &MoveOptions,
         progress: &mut dyn FnMut(&MoveProgress),
     ) -> Result<MoveProgress, MoveError> {
         // `SETSLOT NODE` goes to every primary of the spec, not to leaving ones.
-        let primaries: Vec<NodeId> = (0..self.spec_len)
-            .filter_map(|idx| observation.view(idx))
+        let primaries: Vec<NodeId> = self
+            .snapshot
+            .spec_nodes()
+            .filter_map(|n| n.view())
             .filter(|v| !v.myself().is_replica())
             .map(|v| v.id)
             .collect();
-        let nodes = self.move_nodes(observation);
+        let nodes = self.move_nodes();
         run_moves(engine, moves, &nodes, &primaries, options, progress).await
     }
 
     /// Names this run's connection on every spec node `name` (`CLIENT SETNAME`), then lists
     /// the clients of each (`CLIENT LIST TYPE normal`) and returns the other clients whose
-    /// name starts with `prefix`, as (node, client line): another apply at work on the same
+    /// name starts with `prefix`, as (node, client line): another run at work on the same
     /// cluster. A node that refuses either command (an ACL without `client`) is skipped, and
     /// said in the log: the guard is a courtesy, not a lock.
     async fn others_named(&self, name: &str, prefix: &str) -> Vec<(String, String)> {
-        let checks = self.handles[..self.spec_len]
-            .iter()
+        let checks = self
+            .snapshot
+            .spec_nodes()
+            .filter_map(|n| self.handles.get(&n.key))
             .map(|handle| async move {
                 let mut pipe = redis::pipe();
                 pipe.cmd("CLIENT").arg("SETNAME").arg(name);
@@ -368,24 +313,17 @@ impl Cluster for Session {
     /// Adds members to remove, reached at the address their peers list.
     fn add_leaving(&mut self, found: &[Unlisted]) -> Result<(), NodeError> {
         for member in found {
+            let record = member.record();
             let label = std::net::SocketAddr::new(member.ip, member.port).to_string();
             let endpoint = Endpoint {
-                label: label.clone(),
+                label,
                 hostname: None,
                 ip: member.ip,
                 port: member.port,
             };
             let handle = NodeHandle::new(endpoint, &self.opts, self.tls.as_ref())?;
-            self.handles.push(Arc::new(handle));
-            self.inventory.push(InventoryNode {
-                label,
-                ip: member.ip,
-                port: member.port,
-                zone: None,
-                leaving: true,
-            });
-            self.known_ids.push(Some(member.id));
-            self.versions.push(None);
+            self.handles.insert(record.key.clone(), Arc::new(handle));
+            self.snapshot.add(record);
         }
         Ok(())
     }

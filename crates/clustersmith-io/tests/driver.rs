@@ -5,21 +5,20 @@
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
-use clustersmith_core::model::NodeId;
-use clustersmith_core::observation::{InventoryNode, Observation};
+use clustersmith_core::operation::Reads;
 use clustersmith_core::plan::{MoveEngine, SlotMove, Step, Unlisted};
 use clustersmith_core::sim::Sim;
-use clustersmith_io::apply::{ApplyEvent, ApplyOptions, Cluster, apply};
+use clustersmith_core::snapshot::Snapshot;
+use clustersmith_io::driver::{Cluster, Event};
 use clustersmith_io::error::NodeError;
 use clustersmith_io::migrate::{MigrateAuth, MoveError, MoveOptions, MoveProgress};
-use clustersmith_io::session::Observed;
+use clustersmith_io::operations::{ApplyOptions, apply};
 
-/// The simulator behind the loop's interface, counting what the loop sent.
+/// The simulator behind the driver's interface, counting what the driver sent.
 struct Simulated {
     sim: RefCell<Sim>,
-    /// The simulator's inventory, which does not change while the loop runs.
-    inventory: Vec<InventoryNode>,
-    known_ids: Vec<Option<NodeId>>,
+    /// The simulator's nodes as last read.
+    snapshot: Snapshot,
     commands: Cell<usize>,
     slots_moved: Cell<usize>,
 }
@@ -27,8 +26,7 @@ struct Simulated {
 impl Simulated {
     fn new(sim: Sim) -> Simulated {
         Simulated {
-            inventory: sim.inventory.clone(),
-            known_ids: vec![None; sim.nodes.len()],
+            snapshot: sim.observe(),
             sim: RefCell::new(sim),
             commands: Cell::new(0),
             slots_moved: Cell::new(0),
@@ -37,25 +35,13 @@ impl Simulated {
 }
 
 impl Cluster for Simulated {
-    fn inventory(&self) -> &[InventoryNode] {
-        &self.inventory
+    fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
     }
 
-    fn known_ids(&self) -> &[Option<NodeId>] {
-        &self.known_ids
-    }
-
-    fn spec_len(&self) -> usize {
-        self.inventory.len()
-    }
-
-    async fn observe(&mut self, _previous: Option<Observation>, _which: &[bool]) -> Observed {
-        let observation = self.sim.borrow().observe();
-        let errors = vec![None; observation.nodes.len()];
-        Observed {
-            observation,
-            errors,
-        }
+    async fn read(&mut self, _reads: &Reads) -> Vec<NodeError> {
+        self.snapshot = self.sim.borrow().observe();
+        Vec::new()
     }
 
     async fn execute(&self, steps: &[Step]) -> Vec<(usize, NodeError)> {
@@ -68,7 +54,6 @@ impl Cluster for Simulated {
         &self,
         _engine: MoveEngine,
         moves: &[SlotMove],
-        _observation: &Observation,
         _options: &MoveOptions,
         progress: &mut dyn FnMut(&MoveProgress),
     ) -> Result<MoveProgress, MoveError> {
@@ -147,7 +132,7 @@ async fn the_loop_grows_three_primaries_to_four_by_moving_a_quarter_of_the_slots
     let mut cluster = Simulated::new(sim);
     let mut started = 0;
     let outcome = apply(&mut cluster, &grown, &options, &mut |event| {
-        if let ApplyEvent::MovesStarted { slots, .. } = event {
+        if let Event::MovesStarted { slots, .. } = event {
             started += slots;
         }
     })

@@ -7,13 +7,20 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clustersmith_core::plan::Step;
+use clustersmith_core::snapshot::NodeKey;
 use clustersmith_core::spec::{ClusterSpec, parse_node};
-use clustersmith_io::apply::Cluster;
 use clustersmith_io::conn::ConnOpts;
+use clustersmith_io::driver::Cluster;
 use clustersmith_io::session::Session;
+
+/// The two tests take ports from the kernel's ephemeral range: one drops its listener to get
+/// a refusing port, which the other may be handed for its listener at that moment, and then
+/// count the first test's connections as its own. They run one at a time.
+static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test]
 async fn every_step_to_a_silent_node_fails_in_order_across_pipelines() {
+    let _alone = PORTS.lock().await;
     // A loopback port that was free a moment ago and has no listener now: connections are
     // refused at once.
     let port = {
@@ -31,7 +38,10 @@ async fn every_step_to_a_silent_node_fails_in_order_across_pipelines() {
         .unwrap();
     // More steps than one pipeline carries.
     let steps: Vec<Step> = (0..300)
-        .map(|epoch| Step::SetConfigEpoch { node: 0, epoch })
+        .map(|epoch| Step::SetConfigEpoch {
+            node: NodeKey::named(&format!("127.0.0.1:{port}")),
+            epoch,
+        })
         .collect();
     let failed = session.execute(&steps).await;
     let positions: Vec<usize> = failed.iter().map(|(at, _)| *at).collect();
@@ -47,6 +57,7 @@ async fn every_step_to_a_silent_node_fails_in_order_across_pipelines() {
 /// node's other pipelines fail with it instead of connecting again and waiting again each.
 #[tokio::test]
 async fn a_node_that_never_answers_is_given_up_after_one_pipeline() {
+    let _alone = PORTS.lock().await;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();
@@ -82,7 +93,10 @@ async fn a_node_that_never_answers_is_given_up_after_one_pipeline() {
     };
     let session = Session::connect(&spec, &opts, false).await.unwrap();
     let steps: Vec<Step> = (0..300)
-        .map(|epoch| Step::SetConfigEpoch { node: 0, epoch })
+        .map(|epoch| Step::SetConfigEpoch {
+            node: NodeKey::named(&format!("127.0.0.1:{port}")),
+            epoch,
+        })
         .collect();
     let failed = session.execute(&steps).await;
     assert_eq!(failed.len(), 300);

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::commands::Run;
+
 /// Form, verify and diagnose Redis / Valkey clusters.
 #[derive(Debug, Parser)]
 #[command(name = "clustersmith", version, about, long_about = None)]
@@ -16,11 +18,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show what `apply` would change; changes nothing. Exit 4 when changes are pending.
-    Plan(TargetArgs),
+    Plan(PlanArgs),
     /// Form the cluster: reconcile live state toward the plan until it verifies.
     Apply(ApplyArgs),
     /// Check the cluster against the expected topology, criterion by criterion.
-    Verify(TargetArgs),
+    Verify(VerifyArgs),
     /// Find root causes from live nodes, redis.conf, nodes.conf and logs. Exit 1 when a
     /// finding reaches --fail-on.
     Diagnose(DiagnoseArgs),
@@ -32,22 +34,30 @@ pub enum Command {
 }
 
 impl Command {
-    /// The command's name when it was asked for JSON output: it then prints exactly one JSON
-    /// document on stdout, also when it stops with an error.
-    pub fn json_name(&self) -> Option<&'static str> {
-        let (name, format) = match self {
-            Command::Plan(args) => ("plan", args.format),
-            Command::Apply(args) => ("apply", args.target.format),
-            Command::Verify(args) => ("verify", args.format),
-            Command::Diagnose(args) => ("diagnose", args.format),
-            Command::Sandbox(SandboxCommand::Up(args)) => ("sandbox up", args.format),
-            Command::Explain(args) => {
-                return (args.format == ExplainFormat::Json).then_some("explain");
-            }
-            Command::Sandbox(SandboxCommand::Down(_)) => return None,
-        };
-        (format == Format::Json).then_some(name)
+    /// The subcommand to run: one arm per command.
+    pub fn runner(&self) -> &dyn Run {
+        match self {
+            Command::Plan(args) => args,
+            Command::Apply(args) => args,
+            Command::Verify(args) => args,
+            Command::Diagnose(args) => args,
+            Command::Explain(args) => args,
+            Command::Sandbox(SandboxCommand::Up(args)) => args,
+            Command::Sandbox(SandboxCommand::Down(args)) => args,
+        }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 #[derive(Debug, Args)]

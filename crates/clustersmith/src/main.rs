@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use crate::args::{Cli, Command, SandboxCommand};
+use crate::args::Cli;
 use crate::output::errln;
 
 fn main() -> ExitCode {
@@ -21,7 +21,8 @@ fn main() -> ExitCode {
     };
     // redis-rs builds rustls configs without naming a provider; exactly one is installed here.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let json = cli.command.json_name().is_some();
+    let command = cli.command.runner();
+    let json = command.json();
     if json {
         output::use_json_stderr();
     }
@@ -47,17 +48,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
-    let result = runtime.block_on(async {
-        match &cli.command {
-            Command::Plan(args) => commands::plan_cmd(args).await,
-            Command::Apply(args) => commands::apply_cmd(args).await,
-            Command::Verify(args) => commands::verify_cmd(args).await,
-            Command::Diagnose(args) => commands::diagnose_cmd(args).await,
-            Command::Explain(args) => commands::explain_cmd(args),
-            Command::Sandbox(SandboxCommand::Up(args)) => commands::sandbox_up(args).await,
-            Command::Sandbox(SandboxCommand::Down(args)) => commands::sandbox_down(args),
-        }
-    });
+    let result = runtime.block_on(command.run());
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
@@ -66,16 +57,11 @@ fn main() -> ExitCode {
             for cause in &causes {
                 errln!("  caused by: {cause}");
             }
-            if let Some(command) = cli.command.json_name() {
-                output::outln!(
-                    "{}",
-                    render::error_json(
-                        command,
-                        exit::ERROR,
-                        &err.to_string(),
-                        &serde_json::json!({ "causes": causes })
-                    )
-                );
+            if json {
+                let mut doc =
+                    render::json::ErrorDoc::new(command.name(), exit::ERROR, &err.to_string());
+                doc.causes = Some(causes);
+                output::outln!("{}", render::json::to_text(&doc));
             }
             ExitCode::from(exit::ERROR)
         }
@@ -113,15 +99,9 @@ fn argument_error(err: clap::Error) -> ExitCode {
         .iter()
         .find(|a| !a.starts_with('-'))
         .map_or("clustersmith", String::as_str);
-    output::outln!(
-        "{}",
-        render::error_json(
-            command,
-            exit::ERROR,
-            &headline,
-            &serde_json::json!({ "usage": rendered.trim_end() })
-        )
-    );
+    let mut doc = render::json::ErrorDoc::new(command, exit::ERROR, &headline);
+    doc.usage = Some(rendered.trim_end().to_owned());
+    output::outln!("{}", render::json::to_text(&doc));
     errln!("{}", rendered.trim_end());
     ExitCode::from(exit::ERROR)
 }

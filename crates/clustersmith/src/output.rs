@@ -58,16 +58,17 @@ fn write_stderr(line: &str) {
 pub fn message(args: fmt::Arguments<'_>) {
     let text = args.to_string();
     if json_stderr() {
-        write_stderr(&serde_json::json!({"event": "message", "text": text}).to_string());
+        let event = crate::render::json::Event::Message { text: &text };
+        write_stderr(&crate::render::json::to_text(&event));
     } else {
         write_stderr(&text);
     }
 }
 
-/// A progress event on stderr, in JSON mode only.
-pub fn event(value: &serde_json::Value) {
+/// A progress event (one JSON line) on stderr, in JSON mode only.
+pub fn event(line: &str) {
     if json_stderr() {
-        write_stderr(&value.to_string());
+        write_stderr(line);
     }
 }
 

@@ -660,14 +660,12 @@ pub fn attach(rule: &Rule, inputs: &Inputs, hits: &mut Vec<Hit>) {
         if proving.is_empty() && hinting.is_empty() {
             continue;
         }
-        let at = hits
-            .iter()
-            .position(|h| h.node.as_deref() == Some(node.label.as_str()));
+        let at = hits.iter().position(|h| h.node.as_ref() == Some(&node.key));
         let hit = match (at, summary) {
             (Some(at), _) => &mut hits[at],
             (None, Some(summary)) => {
                 hits.push(Hit {
-                    node: Some(node.label.clone()),
+                    node: Some(node.key.clone()),
                     summary: format!("the server's log says so: {summary}"),
                     evidence: Vec::new(),
                 });
@@ -706,7 +704,7 @@ pub fn uncorroborated(inputs: &Inputs) -> Vec<Hit> {
                 .or_insert_with(|| super::rule_hits(target, inputs))
                 .iter()
                 // A finding about the whole cluster covers this node too.
-                .any(|h| h.node.is_none() || h.node.as_deref() == Some(node.label.as_str()));
+                .any(|h| h.node.is_none() || h.node.as_ref() == Some(&node.key));
             if !raised {
                 notes.entry(id).or_insert(row.note);
                 by_rule
@@ -718,7 +716,7 @@ pub fn uncorroborated(inputs: &Inputs) -> Vec<Hit> {
         for (id, evidence) in by_rule {
             let target = rule(id).expect("looked up above");
             hits.push(Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: format!(
                     "server warning(s) that may point at {id} {} (no other evidence of it): {}",
                     target.name, notes[id]
@@ -742,7 +740,7 @@ pub fn unrecognised(inputs: &Inputs) -> Vec<Hit> {
                 .map(|g| group_evidence(file, g))
                 .collect();
             (!evidence.is_empty()).then(|| Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: format!(
                     "{} distinct server warning(s) that no rule recognises",
                     evidence.len()

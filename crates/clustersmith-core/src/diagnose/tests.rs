@@ -59,7 +59,7 @@ fn formed_from(nodes_text: &str) -> Inputs {
                 })
                 .collect();
             NodeEvidence {
-                label: format!("10.168.17.{}:6379", 8 - i),
+                key: format!("10.168.17.{}:6379", 8 - i).as_str().into(),
                 ip: Some(format!("10.168.17.{}", 8 - i).parse().unwrap()),
                 port: Some(6379),
                 live: Some(view(&text, FORMED_INFO, roles[i])),
@@ -80,7 +80,7 @@ fn formed_from(nodes_text: &str) -> Inputs {
 fn with_conf(text: &str) -> Inputs {
     Inputs {
         nodes: vec![NodeEvidence {
-            label: "node".into(),
+            key: "node".into(),
             redis_conf: Some(SourceFile {
                 path: "redis.conf".into(),
                 value: parse_redis_conf(text).value,
@@ -94,7 +94,7 @@ fn with_conf(text: &str) -> Inputs {
 fn with_log(text: &str) -> Inputs {
     Inputs {
         nodes: vec![NodeEvidence {
-            label: "node".into(),
+            key: "node".into(),
             log: Some(SourceFile {
                 path: "cluster-6.log".into(),
                 value: parse_server_log(text).value,
@@ -122,17 +122,16 @@ const LOST_DISK_HEALTHY_REPLICA_LOG: &str =
 /// one-line view) when given.
 fn six_live(shared: &str, fresh: Option<&str>) -> Inputs {
     let fresh: Vec<(usize, &str)> = fresh.into_iter().map(|f| (0, f)).collect();
-    let (inventory, obs) =
+    let snapshot =
         crate::testing::captured(shared, &fresh, &crate::testing::LOST_DISK_ADDRS, &[100; 6]);
     Inputs {
-        nodes: inventory
-            .into_iter()
-            .zip(obs.nodes)
-            .map(|(node, state)| NodeEvidence {
-                label: node.label,
+        nodes: snapshot
+            .iter()
+            .map(|node| NodeEvidence {
+                key: node.key.clone(),
                 ip: Some(node.ip),
                 port: Some(node.port),
-                live: state.view().cloned(),
+                live: node.view().cloned(),
                 ..Default::default()
             })
             .collect(),
@@ -290,12 +289,12 @@ fn seed_scenario_1_live() -> Inputs {
     let mut inputs = with_post_deploy(SEED_S1_POST_DEPLOY);
     inputs.nodes = vec![
         NodeEvidence {
-            label: "primary".into(),
+            key: "primary".into(),
             live: Some(view(S1_NODES, S1_INFO, "role:master\n")),
             ..Default::default()
         },
         NodeEvidence {
-            label: "replica".into(),
+            key: "replica".into(),
             live: Some(view(
                 "199e46373e4ad7d6f823dec5461d8f4a44e86248 :6379@16379 myself,master - 0 0 0 connected\n",
                 "cluster_state:fail\ncluster_slots_assigned:0\ncluster_known_nodes:1\n",
@@ -331,7 +330,7 @@ fn replace_view(inputs: &mut Inputs, idx: usize, nodes: &str, info: &str) {
 fn two_tls_nodes(foreign: bool) -> Inputs {
     let node = |n: usize, rejected: Option<CertRejection>| {
         NodeEvidence {
-        label: format!("127.0.0.1:700{n}"),
+        key: format!("127.0.0.1:700{n}").as_str().into(),
         redis_conf: Some(SourceFile {
             path: format!("{n}/redis.conf"),
             value: parse_redis_conf(&format!(
@@ -384,7 +383,7 @@ fn three_confs(common: &str, odd: &str) -> Inputs {
         .iter()
         .enumerate()
         .map(|(i, text)| NodeEvidence {
-            label: format!("127.0.0.1:700{i}"),
+            key: format!("127.0.0.1:700{i}").as_str().into(),
             redis_conf: Some(SourceFile {
                 path: format!("{i}/redis.conf"),
                 value: parse_redis_conf(text).value,
@@ -672,7 +671,7 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
     ];
     cases.extend(logged);
     // The node-fact rules' cases live beside them.
-    cases.extend(super::node_facts::tests::cases());
+    cases.extend(super::reach::tests::cases());
     cases
 }
 
@@ -781,7 +780,10 @@ fn noauth_from_config_log_and_live_is_one_finding_with_three_kinds_of_evidence()
         .iter()
         .find(|f| f.rule.id == "CS202")
         .expect("CS202");
-    assert_eq!(auth.node.as_deref(), Some("10.168.17.8:6379"));
+    assert_eq!(
+        auth.node.as_ref().map(|k| k.label()),
+        Some("10.168.17.8:6379")
+    );
     assert_eq!(auth.symptoms.len(), 1);
     assert_eq!(auth.symptoms[0].rule.id, "CS204");
     let sources: BTreeSet<&str> = auth
@@ -833,7 +835,10 @@ fn a_node_back_with_a_new_id_is_the_cause_not_a_foreign_member_or_a_broken_bus()
     );
     let findings = diagnose(&inputs);
     assert_eq!(findings[0].rule.id, "CS320", "{findings:#?}");
-    assert_eq!(findings[0].node.as_deref(), Some("127.0.0.1:22201"));
+    assert_eq!(
+        findings[0].node.as_ref().map(|k| k.label()),
+        Some("127.0.0.1:22201")
+    );
     assert!(findings[0].summary.contains("owns no slot"));
     let ids: Vec<&str> = findings.iter().map(|f| f.rule.id).collect();
     assert!(
@@ -845,7 +850,7 @@ fn a_node_back_with_a_new_id_is_the_cause_not_a_foreign_member_or_a_broken_bus()
 #[test]
 fn data_loss_is_named_first_in_valkey_9_wording_too() {
     let mut inputs = with_log(LOST_DISK_FLUSHED_REPLICA_LOG_VALKEY9);
-    inputs.nodes[0].label = "127.0.0.1:22204".into();
+    inputs.nodes[0].key = "127.0.0.1:22204".into();
     let findings = diagnose(&inputs);
     assert_eq!(findings[0].rule.id, "CS321", "{findings:#?}");
     let evidence: Vec<&str> = findings[0]
@@ -860,7 +865,7 @@ fn data_loss_is_named_first_in_valkey_9_wording_too() {
 #[test]
 fn data_loss_is_named_first() {
     let mut inputs = with_log(LOST_DISK_FLUSHED_REPLICA_LOG);
-    inputs.nodes[0].label = "127.0.0.1:22204".into();
+    inputs.nodes[0].key = "127.0.0.1:22204".into();
     let findings = diagnose(&inputs);
     assert_eq!(findings[0].rule.id, "CS321");
     assert_eq!(findings[0].rule.severity, Severity::Critical);

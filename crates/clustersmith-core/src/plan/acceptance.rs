@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::model::{NodeFlag, NodeId};
-use crate::observation::{NodeView, Observation};
+use crate::snapshot::{NodeKey, NodeView, Snapshot};
 
 /// How long a node refuses an id it was told to forget (`CLUSTER_BLACKLIST_TTL`, 60 s in every
 /// Redis and Valkey version), plus one second for the servers' whole-second clock.
@@ -63,8 +63,8 @@ pub enum Gate {
 impl Acceptance {
     /// Takes in one round's views. `forgotten` holds the ids this run itself sent `CLUSTER
     /// FORGET` for: their drops are expected.
-    pub fn observe(&mut self, now: Duration, obs: &Observation, forgotten: &BTreeSet<NodeId>) {
-        let views: Vec<&NodeView> = obs.nodes.iter().filter_map(|s| s.view()).collect();
+    pub fn observe(&mut self, now: Duration, snapshot: &Snapshot, forgotten: &BTreeSet<NodeId>) {
+        let views: Vec<&NodeView> = snapshot.views().map(|(_, v)| v).collect();
         for view in &views {
             let never_joined =
                 view.nodes.peers().next().is_none() && view.cluster_info.current_epoch == 0;
@@ -110,11 +110,11 @@ impl Acceptance {
         }
     }
 
-    /// Whether a view was seen dropping either of the nodes at these positions of `obs`.
-    pub fn was_dropped(&self, obs: &Observation, a: usize, b: usize) -> bool {
+    /// Whether a view was seen dropping either of these nodes.
+    pub fn was_dropped(&self, snapshot: &Snapshot, a: &NodeKey, b: &NodeKey) -> bool {
         [a, b]
-            .iter()
-            .filter_map(|idx| obs.view(*idx))
+            .into_iter()
+            .filter_map(|key| snapshot.view(key))
             .any(|v| self.dropped.contains_key(&v.id))
     }
 
@@ -166,7 +166,7 @@ fn is_healthy_member(entry: &crate::parse::NodeEntry) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::view_of;
+    use crate::testing::{snapshot_of, states_of, view_of};
 
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -181,7 +181,7 @@ mod tests {
     }
 
     /// A and B, each listing the others given; X listing both.
-    fn round(a_lists_x: bool, b_lists_x: bool, x_epoch: u64) -> Observation {
+    fn round(a_lists_x: bool, b_lists_x: bool, x_epoch: u64) -> Snapshot {
         let a = [line(A, 7001, true, ""), line(B, 7002, false, "")]
             .into_iter()
             .chain(a_lists_x.then(|| line(X, 7003, false, "")))
@@ -195,13 +195,11 @@ mod tests {
             line(A, 7001, false, ""),
             line(B, 7002, false, ""),
         ];
-        Observation {
-            nodes: vec![
-                view_of(&a.join("\n"), 1),
-                view_of(&b.join("\n"), 1),
-                view_of(&x.join("\n"), x_epoch),
-            ],
-        }
+        snapshot_of(vec![
+            view_of(&a.join("\n"), 1),
+            view_of(&b.join("\n"), 1),
+            view_of(&x.join("\n"), x_epoch),
+        ])
     }
 
     fn id(text: &str) -> NodeId {
@@ -222,26 +220,27 @@ mod tests {
     #[test]
     fn a_node_serving_slots_when_first_seen_needs_no_settle_time() {
         let mut acceptance = Acceptance::default();
-        let mut obs = round(true, true, 5);
+        let mut states = states_of(round(true, true, 5));
         let x = [
             format!("{} 0-99", line(X, 7003, true, "")),
             line(A, 7001, false, ""),
             line(B, 7002, false, ""),
         ];
-        obs.nodes[2] = view_of(&x.join("\n"), 5);
-        acceptance.observe(S(0), &obs, &BTreeSet::new());
+        states[2] = view_of(&x.join("\n"), 5);
+        acceptance.observe(S(0), &snapshot_of(states), &BTreeSet::new());
         assert_eq!(acceptance.gate(&id(X), S(0)), Gate::Open);
     }
 
     #[test]
     fn a_node_that_lists_nobody_does_not_count() {
         let mut acceptance = Acceptance::default();
-        let mut obs = round(true, true, 5);
+        let mut states = states_of(round(true, true, 5));
         // A removed member reset by the run: it knows only itself.
-        obs.nodes.push(view_of(
+        states.push(view_of(
             &line("dddddddddddddddddddddddddddddddddddddddd", 7004, true, ""),
             0,
         ));
+        let obs = snapshot_of(states);
         acceptance.observe(S(0), &obs, &BTreeSet::new());
         acceptance.observe(S(3), &obs, &BTreeSet::new());
         assert_eq!(acceptance.gate(&id(X), S(3)), Gate::Open);
@@ -250,9 +249,7 @@ mod tests {
     #[test]
     fn a_node_that_never_joined_needs_no_settle_time() {
         let mut acceptance = Acceptance::default();
-        let fresh = Observation {
-            nodes: vec![view_of(&line(X, 7003, true, ""), 0)],
-        };
+        let fresh = snapshot_of(vec![view_of(&line(X, 7003, true, ""), 0)]);
         acceptance.observe(S(0), &fresh, &BTreeSet::new());
         acceptance.observe(S(1), &round(true, true, 0), &BTreeSet::new());
         assert_eq!(acceptance.gate(&id(X), S(1)), Gate::Open);

@@ -1,6 +1,7 @@
 use std::fmt;
 
 use crate::model::{NodeId, SlotRange};
+use crate::snapshot::NodeKey;
 
 /// Something in the live state that `apply` must not or cannot change. Any blocker stops the
 /// run before a single command is sent.
@@ -8,12 +9,12 @@ use crate::model::{NodeId, SlotRange};
 pub enum Blocker {
     /// Two spec entries reach one server (the same node id answers at both), e.g. a name and
     /// an IP, or an address behind a port forward: planning would give it two roles.
-    SameNode { a: String, b: String, id: NodeId },
+    SameNode { a: NodeKey, b: NodeKey, id: NodeId },
     /// An expected address answers with a new id while its old id still owns slots (or is
     /// still followed by a replica): no replica has taken over, and forgetting the old id
     /// would drop its slots.
     ReplacedNodeOwnsSlots {
-        node: String,
+        node: NodeKey,
         new_id: NodeId,
         old_id: NodeId,
         flags: String,
@@ -23,14 +24,14 @@ pub enum Blocker {
     /// A replica that holds keys would be attached to a primary that owns slots but holds no
     /// key: the full resync would make it discard its data for an empty dataset.
     ReplicaOntoEmptyPrimary {
-        replica: String,
+        replica: NodeKey,
         keys: u64,
-        primary: String,
+        primary: NodeKey,
     },
     /// The node lists members that are not in the spec: it belongs to another cluster, or
     /// they are members to remove (`--remove-unlisted`).
     ForeignNodes {
-        node: String,
+        node: NodeKey,
         foreign: Vec<NodeId>,
         /// Each of them as the node lists it: address, role, slots.
         described: Vec<String>,
@@ -39,22 +40,25 @@ pub enum Blocker {
         members: bool,
     },
     /// The node holds keys and is not yet a member of this cluster.
-    HoldsKeys { node: String, keys: u64 },
+    HoldsKeys { node: NodeKey, keys: u64 },
     /// Two nodes each claim the same slots.
     SlotConflict {
-        node: String,
-        other: String,
+        node: NodeKey,
+        other: NodeKey,
         slots: Vec<SlotRange>,
     },
     /// A leaving member owns slots but does not answer: its slots can only move with it.
-    LeavingUnreachable { node: String, slots: Vec<SlotRange> },
+    LeavingUnreachable {
+        node: NodeKey,
+        slots: Vec<SlotRange>,
+    },
     /// A leaving primary owns no slot but still holds keys (in slots it no longer owns).
-    LeavingHoldsKeys { node: String, keys: u64 },
+    LeavingHoldsKeys { node: NodeKey, keys: u64 },
     /// A planned primary is currently a replica; promoting it needs a failover. `left_over`
     /// says what it still follows when it is a member removed earlier without
     /// `--reset-removed` (none of the slot owners lists it).
     PrimaryIsReplica {
-        node: String,
+        node: NodeKey,
         left_over: Option<String>,
     },
 }

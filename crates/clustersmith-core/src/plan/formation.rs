@@ -3,17 +3,16 @@
 //! refresh and readdress MEETs while views disagree, and the forgetting of departed members;
 //! plus the blockers that stop all of it before a single command is sent.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
-use super::departed::{Departed, departed_members};
 use super::layout::PlannedRole;
 use super::layout::{compute_layout, left_over_from_removal};
 use super::leaving::{outside_replica_notes, plan_leaving};
 use super::reshard::{SlotMove, open_moves};
 use super::{Blocker, Layout, MeetPurpose, Step};
 use crate::model::{NodeId, SlotSet};
-use crate::observation::{InventoryNode, NodeView, Observation};
-use crate::parse::OpenSlotKind;
+use crate::parse::{NodeEntry, OpenSlotKind};
+use crate::snapshot::{Departed, NodeKey, NodeRecord, NodeView, Snapshot};
 use crate::spec::ClusterSpec;
 
 /// The result of planning one round.
@@ -41,79 +40,65 @@ impl Plan {
     }
 }
 
-/// Plans the next round.
-///
-/// `known_ids` holds the id each inventory node had when last seen (also for nodes that are
-/// unreachable now), so that their entries in other nodes' views are not mistaken for
-/// foreign members.
-pub fn plan(
-    spec: &ClusterSpec,
-    inventory: &[InventoryNode],
-    obs: &Observation,
-    known_ids: &[Option<NodeId>],
-) -> Plan {
-    let mut blockers = same_node_blockers(inventory, obs);
-    let ours = our_ids(inventory, obs, known_ids);
-    let departed = departed_members(inventory, obs, &|id| ours.contains(id));
+/// Plans the next round from the spec and the snapshot. Nodes that do not answer keep the id
+/// they had when last seen (in their records), so that their entries in other nodes' views
+/// are not mistaken for foreign members.
+pub fn plan(spec: &ClusterSpec, snapshot: &Snapshot) -> Plan {
+    let mut blockers = same_node_blockers(snapshot);
+    let ours = snapshot.our_ids();
+    let departed = snapshot.departed_members(&|id| ours.contains(id));
     // Spec nodes left over from an earlier removal (none of the slot owners lists them) are
     // reset first when the spec allows resets, and then join as new nodes: what they still
     // know of the old cluster does not count against them.
-    let resetting: Vec<usize> = if spec.reset_removed {
-        (0..inventory.len())
-            .filter(|idx| left_over_from_removal(*idx, inventory, obs).is_some())
+    let resetting: Vec<NodeKey> = if spec.reset_removed {
+        snapshot
+            .iter()
+            .filter(|n| left_over_from_removal(n, snapshot).is_some())
+            .map(|n| n.key.clone())
             .collect()
     } else {
         Vec::new()
     };
     if blockers.is_empty() {
-        blockers = membership_blockers(inventory, obs, known_ids, &departed, &resetting);
+        blockers = membership_blockers(snapshot, &departed, &resetting);
     }
-    blockers.extend(departed_blockers(inventory, obs, &departed));
+    blockers.extend(departed_blockers(snapshot, &departed));
     if !blockers.is_empty() {
         return blocked(blockers);
     }
-    let weights: Vec<u32> = spec.nodes.iter().map(|n| n.weight.unwrap_or(1)).collect();
     let mut layout = match compute_layout(
         spec.primaries,
         spec.replicas_per_primary,
-        &weights,
-        inventory,
-        obs,
+        snapshot,
         &resetting,
     ) {
         Ok(layout) => layout,
         Err(blockers) => return blocked(blockers),
     };
-    layout.notes.extend(outside_replica_notes(inventory, obs));
+    layout.notes.extend(outside_replica_notes(snapshot));
     let mut steps: Vec<Step> = resetting
-        .iter()
-        .map(|node| Step::ResetRemoved { node: *node })
+        .into_iter()
+        .map(|node| Step::ResetRemoved { node })
         .collect();
     let mut waiting = Vec::new();
-    plan_forgets(&departed, &mut steps, &mut waiting, inventory);
-    if let Err(blockers) = plan_leaving(
-        spec.reset_removed,
-        inventory,
-        obs,
-        known_ids,
-        &mut steps,
-        &mut waiting,
-    ) {
+    plan_forgets(&departed, &mut steps, &mut waiting);
+    if let Err(blockers) = plan_leaving(spec.reset_removed, snapshot, &mut steps, &mut waiting) {
         return blocked(blockers);
     }
-    plan_epochs(inventory, obs, &mut steps);
-    plan_unstick_imports(inventory, obs, &mut steps);
-    plan_slots(&layout, obs, &mut steps);
-    plan_meets(&layout, inventory, obs, &mut steps, &mut waiting);
-    plan_replicas(&layout, inventory, obs, &mut steps, &mut waiting);
-    let moves = ready_moves(&layout, inventory, obs, &mut waiting);
-    let unsafe_moves = resync_loss_blockers(inventory, obs, &steps);
+    plan_epochs(snapshot, &mut steps);
+    plan_unstick_imports(snapshot, &mut steps);
+    plan_slots(&layout, snapshot, &mut steps);
+    plan_meets(&layout, snapshot, &mut steps, &mut waiting);
+    plan_replicas(&layout, snapshot, &mut steps, &mut waiting);
+    let moves = ready_moves(&layout, snapshot, &mut waiting);
+    let unsafe_moves = resync_loss_blockers(snapshot, &steps);
     if !unsafe_moves.is_empty() {
         return blocked(unsafe_moves);
     }
-    let changing: BTreeSet<usize> = steps.iter().map(Step::node).collect();
-    plan_refreshes(&layout, inventory, obs, &changing, &mut steps);
-    plan_readdresses(inventory, obs, &mut steps);
+    let changing: BTreeSet<&NodeKey> = steps.iter().map(Step::node).collect();
+    let mut refreshes = refreshes(&layout, snapshot, &changing);
+    steps.append(&mut refreshes);
+    plan_readdresses(snapshot, &mut steps);
     // Mostly in phase order already; a stable sort's scratch is as large as the steps (45 000
     // MEETs at 300 nodes).
     if !steps.is_sorted_by_key(Step::phase) {
@@ -140,52 +125,33 @@ fn blocked(blockers: Vec<Blocker>) -> Plan {
 
 /// Refuses two spec entries that reach one server, told apart by what answers (its node id),
 /// not by how the address was written.
-fn same_node_blockers(inventory: &[InventoryNode], obs: &Observation) -> Vec<Blocker> {
-    let mut first_at: std::collections::BTreeMap<&NodeId, usize> = Default::default();
+fn same_node_blockers(snapshot: &Snapshot) -> Vec<Blocker> {
+    let mut first_at: std::collections::BTreeMap<&NodeId, &NodeKey> = Default::default();
     let mut blockers = Vec::new();
-    for (idx, node) in inventory.iter().enumerate() {
-        let Some(view) = obs.view(idx) else { continue };
-        if let Some(&other) = first_at.get(&view.id) {
+    for (node, view) in snapshot.views() {
+        if let Some(other) = first_at.get(&view.id) {
             blockers.push(Blocker::SameNode {
-                a: inventory[other].label.clone(),
-                b: node.label.clone(),
+                a: (*other).clone(),
+                b: node.key.clone(),
                 id: view.id,
             });
         } else {
-            first_at.insert(&view.id, idx);
+            first_at.insert(&view.id, &node.key);
         }
     }
     blockers
 }
 
-/// Every id an expected node answers as, or answered as when last seen.
-fn our_ids(
-    inventory: &[InventoryNode],
-    obs: &Observation,
-    known_ids: &[Option<NodeId>],
-) -> BTreeSet<NodeId> {
-    known_ids
-        .iter()
-        .flatten()
-        .copied()
-        .chain((0..inventory.len()).filter_map(|i| obs.view(i).map(|v| v.id)))
-        .collect()
-}
-
 /// A departed member may only be forgotten once it owns nothing: while the views still give
 /// it slots, its replica has not taken over, and the data of those slots is nowhere else.
-fn departed_blockers(
-    inventory: &[InventoryNode],
-    obs: &Observation,
-    departed: &[Departed],
-) -> Vec<Blocker> {
+fn departed_blockers(snapshot: &Snapshot, departed: &[Departed]) -> Vec<Blocker> {
     departed
         .iter()
         .filter(|d| !d.slots.is_empty())
         .filter_map(|d| {
             Some(Blocker::ReplacedNodeOwnsSlots {
-                node: inventory[d.successor].label.clone(),
-                new_id: obs.view(d.successor)?.id,
+                node: d.successor.clone(),
+                new_id: snapshot.view(&d.successor)?.id,
                 old_id: d.id,
                 flags: d.flags.clone(),
                 slots: d.slots.ranges().to_vec(),
@@ -193,12 +159,8 @@ fn departed_blockers(
                     .replicas
                     .iter()
                     .map(|r| {
-                        let keys = obs.view(*r).map_or(0, |v| v.info.key_count());
-                        format!(
-                            "{} ({})",
-                            inventory[*r].label,
-                            crate::plural(keys, "key", "keys")
-                        )
+                        let keys = snapshot.view(r).map_or(0, |v| v.info.key_count());
+                        format!("{r} ({})", crate::plural(keys, "key", "keys"))
                     })
                     .collect(),
             })
@@ -209,19 +171,10 @@ fn departed_blockers(
 /// Forgets every departed member that owns no slot on every node that lists it, all in one
 /// round (the forget ban lasts 60 s); one still followed by a replica waits until the layout
 /// has moved that replica (a replica cannot forget its own primary).
-fn plan_forgets(
-    departed: &[Departed],
-    steps: &mut Vec<Step>,
-    waiting: &mut Vec<String>,
-    inventory: &[InventoryNode],
-) {
+fn plan_forgets(departed: &[Departed], steps: &mut Vec<Step>, waiting: &mut Vec<String>) {
     for d in departed.iter().filter(|d| d.slots.is_empty()) {
         if !d.replicas.is_empty() {
-            let followers: Vec<&str> = d
-                .replicas
-                .iter()
-                .map(|r| inventory[*r].label.as_str())
-                .collect();
+            let followers: Vec<&str> = d.replicas.iter().map(NodeKey::label).collect();
             waiting.push(format!(
                 "{} still replicate the departed {}; it is forgotten once they follow a live primary",
                 followers.join(", "),
@@ -231,7 +184,7 @@ fn plan_forgets(
         }
         for node in &d.listed_by {
             steps.push(Step::Forget {
-                node: *node,
+                node: node.clone(),
                 id: d.id,
                 leaving: false,
             });
@@ -242,50 +195,38 @@ fn plan_forgets(
 /// The slot moves to run now: those a previous run left open first (and only those while any
 /// is open), each once both ends are reachable and every primary of the spec knows the target
 /// (`SETSLOT NODE` names it to all of them).
-fn ready_moves(
-    layout: &Layout,
-    inventory: &[InventoryNode],
-    obs: &Observation,
-    waiting: &mut Vec<String>,
-) -> Vec<SlotMove> {
-    let open = open_moves(obs);
+fn ready_moves(layout: &Layout, snapshot: &Snapshot, waiting: &mut Vec<String>) -> Vec<SlotMove> {
+    let open = open_moves(snapshot);
     let candidates = if open.is_empty() {
         layout.moves.clone()
     } else {
         open
     };
-    let label = |id: &NodeId| obs.label_of(id, inventory);
-    let primaries: Vec<usize> = (0..inventory.len())
-        .filter(|idx| !inventory[*idx].leaving)
-        .filter(|idx| obs.view(*idx).is_some_and(|v| !v.myself().is_replica()))
+    let primaries: Vec<&NodeRecord> = snapshot
+        .spec_nodes()
+        .filter(|n| n.view().is_some_and(|v| !v.myself().is_replica()))
         .collect();
     let ready: Vec<SlotMove> = candidates
         .into_iter()
         .filter(|m| {
-            let (Some(source), Some(target)) = (obs.index_of(&m.source), obs.index_of(&m.target))
+            let (Some(source), Some(target)) = (snapshot.view(&m.source), snapshot.view(&m.target))
             else {
                 waiting.push(format!(
                     "moving {m}: `{}` and `{}` must both answer",
-                    label(&m.source),
-                    label(&m.target)
+                    m.source, m.target
                 ));
                 return false;
             };
-            let unaware: Vec<&str> = primaries
+            let unaware = primaries
                 .iter()
-                .copied()
+                .filter_map(|n| n.view())
                 .chain([source])
-                .filter(|idx| *idx != target)
-                .filter(|idx| obs.view(*idx).is_some_and(|v| v.knows(&m.target).is_none()))
-                .map(|idx| inventory[idx].label.as_str())
-                .collect();
-            let Some(target_view) = obs.view(target) else {
-                return false;
-            };
-            if !unaware.is_empty() || target_view.knows(&m.source).is_none() {
+                .filter(|v| v.id != target.id)
+                .any(|v| v.knows(&target.id).is_none());
+            if unaware || target.knows(&source.id).is_none() {
                 waiting.push(format!(
                     "slots move to `{}` once every primary knows it",
-                    label(&m.target)
+                    m.target
                 ));
                 return false;
             }
@@ -295,16 +236,15 @@ fn ready_moves(
             // about that slot's owner, so it must learn the owner before IMPORTING.
             // (A slot the target already took over, in a move cut short between the
             // SETSLOT NODE calls, only needs the hand-over finished.)
-            let mut seen = target_view
-                .knows(&m.source)
+            let mut seen = target
+                .knows(&source.id)
                 .map(|e| e.slots.clone())
                 .unwrap_or_default();
-            seen.union_with(&target_view.myself().slots);
-            if seen.intersection(&m.slots) != m.slots || !target_view.cluster_info.is_ok() {
+            seen.union_with(&target.myself().slots);
+            if seen.intersection(&m.slots) != m.slots || !target.cluster_info.is_ok() {
                 waiting.push(format!(
                     "slots move to `{}` once it sees their owner `{}` and its cluster_state is ok",
-                    label(&m.target),
-                    label(&m.source)
+                    m.target, m.source
                 ));
                 return false;
             }
@@ -320,9 +260,9 @@ fn ready_moves(
 /// learnt the owners): `SETSLOT STABLE` on it, so that gossip can teach it the owner (a node
 /// ignores updates about slots it imports); the move starts over once it knows. No key is
 /// touched: keys already imported stay where they are and the move carries on around them.
-fn plan_unstick_imports(inventory: &[InventoryNode], obs: &Observation, steps: &mut Vec<Step>) {
-    for (idx, _) in inventory.iter().enumerate().filter(|(_, n)| !n.leaving) {
-        let Some(view) = obs.view(idx) else { continue };
+fn plan_unstick_imports(snapshot: &Snapshot, steps: &mut Vec<Step>) {
+    for node in snapshot.spec_nodes() {
+        let Some(view) = node.view() else { continue };
         let stuck = view
             .myself()
             .open_slots()
@@ -333,7 +273,7 @@ fn plan_unstick_imports(inventory: &[InventoryNode], obs: &Observation, steps: &
                     .is_none_or(|source| !source.slots.contains(open.slot))
             });
         steps.extend(stuck.map(|open| Step::StableSlot {
-            node: idx,
+            node: node.key.clone(),
             slot: open.slot,
         }));
     }
@@ -342,72 +282,68 @@ fn plan_unstick_imports(inventory: &[InventoryNode], obs: &Observation, steps: &
 /// Refuses nodes that belong elsewhere: members outside the spec, or keys on a node that is
 /// not yet part of this cluster (adopting it could hide or orphan that data).
 fn membership_blockers(
-    inventory: &[InventoryNode],
-    obs: &Observation,
-    known_ids: &[Option<NodeId>],
+    snapshot: &Snapshot,
     departed: &[Departed],
-    resetting: &[usize],
+    resetting: &[NodeKey],
 ) -> Vec<Blocker> {
-    let ours: BTreeSet<&NodeId> = known_ids
-        .iter()
-        .flatten()
-        .chain(
-            (0..inventory.len())
-                .filter_map(|i| obs.view(i))
-                .map(|v| &v.id),
-        )
-        .chain(departed.iter().map(|d| &d.id))
-        .collect();
+    let mut ours = snapshot.our_ids();
+    ours.extend(departed.iter().map(|d| d.id));
     // A node that did not answer (and was never seen) is still ours: a peer's entry at its
     // address is not a stranger's.
-    let unobserved: Vec<(std::net::IpAddr, u16)> = inventory
+    let unobserved: Vec<(std::net::IpAddr, u16)> = snapshot
         .iter()
-        .enumerate()
-        .filter(|(i, _)| obs.view(*i).is_none() && known_ids.get(*i).is_none_or(Option::is_none))
-        .map(|(_, n)| (n.ip, n.port))
+        .filter(|n| n.id().is_none())
+        .map(|n| (n.ip, n.port))
         .collect();
-    let at_unobserved = |e: &crate::parse::NodeEntry| {
+    let at_unobserved = |e: &NodeEntry| {
         e.addr
             .ip
             .is_some_and(|ip| unobserved.contains(&(ip, e.addr.port)))
     };
     let mut blockers = Vec::new();
     // What a leaving member still knows is its own affair: it is on its way out.
-    for (idx, node) in inventory.iter().enumerate().filter(|(_, n)| !n.leaving) {
-        let Some(view) = obs.view(idx) else { continue };
-        if resetting.contains(&idx) {
+    let foreign = snapshot.foreign_members(&ours, true);
+    let mut foreign_of = foreign.iter().peekable();
+    for node in snapshot.spec_nodes() {
+        let Some(view) = node.view() else { continue };
+        let listed: Vec<&NodeEntry> = match foreign_of.peek() {
+            Some(f) if f.viewer == node.key => foreign_of
+                .next()
+                .expect("peeked")
+                .entries
+                .iter()
+                .copied()
+                .filter(|e| !at_unobserved(e))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if resetting.contains(&node.key) {
             continue;
         }
-        let foreign: Vec<&crate::parse::NodeEntry> = view
-            .nodes
-            .entries()
-            .iter()
-            .filter(|e| !e.is_handshake() && !ours.contains(&e.id) && !at_unobserved(e))
-            .collect();
-        if !foreign.is_empty() {
+        if !listed.is_empty() {
             let listed_by_all = |id: &NodeId| {
-                (0..inventory.len())
-                    .filter(|i| !inventory[*i].leaving)
-                    .filter_map(|i| obs.view(i))
+                snapshot
+                    .spec_nodes()
+                    .filter_map(NodeRecord::view)
                     .all(|v| v.knows(id).is_some())
             };
             blockers.push(Blocker::ForeignNodes {
-                node: node.label.clone(),
-                foreign: foreign.iter().map(|e| e.id).collect(),
-                described: foreign.iter().map(|e| describe_member(e, view)).collect(),
-                members: foreign.iter().all(|e| listed_by_all(&e.id)),
+                node: node.key.clone(),
+                foreign: listed.iter().map(|e| e.id).collect(),
+                described: listed.iter().map(|e| describe_member(e, view)).collect(),
+                members: listed.iter().all(|e| listed_by_all(&e.id)),
             });
             continue;
         }
         let keys = view.info.key_count();
-        let is_member = inventory.len() == 1
+        let is_member = snapshot.len() == 1
             || view
                 .nodes
                 .peers()
                 .any(|e| !e.is_handshake() && ours.contains(&e.id));
         if keys > 0 && !is_member {
             blockers.push(Blocker::HoldsKeys {
-                node: node.label.clone(),
+                node: node.key.clone(),
                 keys,
             });
         }
@@ -416,7 +352,7 @@ fn membership_blockers(
 }
 
 /// A member as a view lists it: `10.0.0.4:6379 (id 1a2b3c4d, a primary owning 4096 slots)`.
-fn describe_member(entry: &crate::parse::NodeEntry, view: &NodeView) -> String {
+fn describe_member(entry: &NodeEntry, view: &NodeView) -> String {
     let role = if entry.is_replica() {
         match entry.primary_id.as_ref().and_then(|p| view.nodes.get(p)) {
             Some(primary) => format!("a replica of {}", primary.addr),
@@ -434,35 +370,35 @@ fn describe_member(entry: &crate::parse::NodeEntry, view: &NodeView) -> String {
 }
 
 /// Distinct config epochs for fresh nodes, above every epoch the cluster has seen.
-fn plan_epochs(inventory: &[InventoryNode], obs: &Observation, steps: &mut Vec<Step>) {
-    let base = (0..inventory.len())
-        .filter_map(|i| obs.view(i))
-        .map(|v| v.cluster_info.current_epoch.max(v.myself().config_epoch))
+fn plan_epochs(snapshot: &Snapshot, steps: &mut Vec<Step>) {
+    let base = snapshot
+        .views()
+        .map(|(_, v)| v.cluster_info.current_epoch.max(v.myself().config_epoch))
         .max()
         .unwrap_or(0);
-    let fresh = (0..inventory.len()).filter(|i| obs.view(*i).is_some_and(NodeView::is_fresh));
-    for (rank, node) in fresh.enumerate() {
+    let fresh = snapshot.views().filter(|(_, v)| v.is_fresh());
+    for (rank, (node, _)) in fresh.enumerate() {
         steps.push(Step::SetConfigEpoch {
-            node,
+            node: node.key.clone(),
             epoch: base + rank as u64 + 1,
         });
     }
 }
 
 /// Adds the slots nobody owns; slots another node owns move with their keys (`moves`).
-fn plan_slots(layout: &Layout, obs: &Observation, steps: &mut Vec<Step>) {
+fn plan_slots(layout: &Layout, snapshot: &Snapshot, steps: &mut Vec<Step>) {
     let mut owned = SlotSet::new();
-    for view in obs.nodes.iter().filter_map(|s| s.view()) {
+    for (_, view) in snapshot.views() {
         owned.union_with(&view.myself().slots);
     }
     for shard in &layout.shards {
-        let Some(view) = obs.view(shard.primary) else {
+        let Some(view) = snapshot.view(&shard.primary) else {
             continue;
         };
         let missing: SlotSet = shard.slots.difference(&owned);
         if !missing.is_empty() {
             steps.push(Step::AddSlots {
-                node: shard.primary,
+                node: shard.primary.clone(),
                 slots: missing,
                 ranged: view.version().is_some_and(|v| v.has_addslotsrange()),
             });
@@ -470,60 +406,61 @@ fn plan_slots(layout: &Layout, obs: &Observation, steps: &mut Vec<Step>) {
     }
 }
 
-fn meet(
-    from: usize,
-    to: usize,
-    inventory: &[InventoryNode],
-    to_view: &NodeView,
-    purpose: MeetPurpose,
-) -> Step {
+fn meet(from: &NodeRecord, to: &NodeRecord, to_view: &NodeView, purpose: MeetPurpose) -> Step {
     Step::Meet {
-        node: from,
-        peer: to,
-        ip: inventory[to].ip,
-        port: inventory[to].port,
+        node: from.key.clone(),
+        peer: to.key.clone(),
+        ip: to.ip,
+        port: to.port,
         bus_port: to_view.myself().addr.bus_port,
         purpose,
     }
 }
 
 /// Introduces every pair of reachable nodes that do not know each other. When neither side
-/// knows the other, the lower index meets the higher (one handshake per pair); when only one
+/// knows the other, the earlier node meets the later (one handshake per pair); when only one
 /// side is missing, that side meets, since a node only adds an unknown sender from a MEET.
 fn plan_meets(
     layout: &Layout,
-    inventory: &[InventoryNode],
-    obs: &Observation,
+    snapshot: &Snapshot,
     steps: &mut Vec<Step>,
     waiting: &mut Vec<String>,
 ) {
+    let nodes = snapshot.records();
     // A leaving node is introduced only while it still owns slots (it must know every target
     // of its moves); once drained, a MEET would undo its forgetting.
-    let meetable = |idx: usize| {
-        !inventory[idx].leaving || obs.view(idx).is_some_and(|v| !v.myself().slots.is_empty())
+    let meetable = |at: usize| {
+        !nodes[at].leaving
+            || nodes[at]
+                .view()
+                .is_some_and(|v| !v.myself().slots.is_empty())
     };
     // Roles before the mesh, from ROLES_BEFORE_MESH_FROM nodes on: a replica-to-be meets only
     // its planned primary until it follows it, and everyone else after. Met while still an
     // empty primary, it must later be pushed to every node once its role changed; met as a
     // replica, about half as many pushes are left (each one a handshake on a server).
-    let staged = inventory.iter().filter(|n| !n.leaving).count() >= ROLES_BEFORE_MESH_FROM;
-    let planned_primary: Vec<Option<usize>> = (0..inventory.len())
-        .map(|idx| match layout.role_of(idx) {
+    let staged = snapshot.spec_nodes().count() >= ROLES_BEFORE_MESH_FROM;
+    let planned_primary: Vec<Option<NodeKey>> = nodes
+        .iter()
+        .map(|n| match layout.role_of(&n.key) {
             Some(PlannedRole::Replica { primary, .. }) => Some(primary),
             _ => None,
         })
         .collect();
-    let held_back: Vec<bool> = (0..inventory.len())
-        .map(|idx| staged && planned_primary[idx].is_some() && !is_settled(layout, obs, idx))
+    let held_back: Vec<bool> = nodes
+        .iter()
+        .zip(&planned_primary)
+        .map(|(n, primary)| staged && primary.is_some() && !is_settled(layout, snapshot, n))
         .collect();
     let mut deferred = 0usize;
-    let acquainted = Acquaintances::of(inventory.len(), obs);
-    for a in (0..inventory.len()).filter(|a| meetable(*a)) {
-        for b in (a + 1..inventory.len()).filter(|b| meetable(*b)) {
-            let (Some(va), Some(vb)) = (obs.view(a), obs.view(b)) else {
+    let acquainted = Acquaintances::of(snapshot);
+    for a in (0..nodes.len()).filter(|a| meetable(*a)) {
+        for b in (a + 1..nodes.len()).filter(|b| meetable(*b)) {
+            let (Some(va), Some(vb)) = (nodes[a].view(), nodes[b].view()) else {
                 continue;
             };
-            let own_primary = planned_primary[a] == Some(b) || planned_primary[b] == Some(a);
+            let own_primary = planned_primary[a].as_ref() == Some(&nodes[b].key)
+                || planned_primary[b].as_ref() == Some(&nodes[a].key);
             if (held_back[a] || held_back[b]) && !own_primary {
                 if !acquainted.knows(a, b) || !acquainted.knows(b, a) {
                     deferred += 1;
@@ -538,16 +475,21 @@ fn plan_meets(
                 (true, false) => (b, a, va),
             };
             // Scans of the views' handshake entries: only for pairs that still need a MEET.
-            let a_meeting = va.is_meeting(inventory[b].ip, inventory[b].port);
-            let b_meeting = vb.is_meeting(inventory[a].ip, inventory[a].port);
+            let a_meeting = va.is_meeting(nodes[b].ip, nodes[b].port);
+            let b_meeting = vb.is_meeting(nodes[a].ip, nodes[a].port);
             if a_meeting || b_meeting {
                 waiting.push(format!(
                     "handshake between `{}` and `{}` in progress",
-                    inventory[a].label, inventory[b].label
+                    nodes[a].key, nodes[b].key
                 ));
                 continue;
             }
-            steps.push(meet(from, to, inventory, to_view, MeetPurpose::Introduce));
+            steps.push(meet(
+                &nodes[from],
+                &nodes[to],
+                to_view,
+                MeetPurpose::Introduce,
+            ));
         }
     }
     if deferred > 0 {
@@ -564,25 +506,27 @@ fn plan_meets(
 /// below the extra round cost more than the pushes saved (0.56-0.74 s against 0.33-0.44 s).
 const ROLES_BEFORE_MESH_FROM: usize = 64;
 
-/// Who knows whom among the observed nodes, one bit a pair: `knows(viewer, subject)` when the
-/// viewer holds an entry for the subject's id that is not a handshake placeholder (what
-/// `NodeView::knows` says). Built by walking each view's entries in order: asking
-/// `NodeView::knows` per pair jumped between views and missed the cache on each, a fifth of
-/// planning a formed 1000-node cluster.
+/// Who knows whom among the observed nodes, one bit a pair of record positions:
+/// `knows(viewer, subject)` when the viewer holds an entry for the subject's id that is not a
+/// handshake placeholder (what `NodeView::knows` says). Built by walking each view's entries
+/// in order: asking `NodeView::knows` per pair jumped between views and missed the cache on
+/// each, a fifth of planning a formed 1000-node cluster.
 struct Acquaintances {
     nodes: usize,
     bits: Vec<u64>,
 }
 
 impl Acquaintances {
-    fn of(nodes: usize, obs: &Observation) -> Acquaintances {
-        let ids = obs.ids_in_order(nodes);
+    fn of(snapshot: &Snapshot) -> Acquaintances {
+        let records = snapshot.records();
+        let nodes = records.len();
+        let ids = snapshot.ids_in_order();
         let mut acquainted = Acquaintances {
             nodes,
             bits: vec![0; (nodes * nodes).div_ceil(64)],
         };
-        for viewer in 0..nodes {
-            let Some(view) = obs.view(viewer) else {
+        for (viewer, record) in records.iter().enumerate() {
+            let Some(view) = record.view() else {
                 continue;
             };
             let listed = view.nodes.get_each(ids.iter().map(|(id, _)| id));
@@ -604,17 +548,16 @@ impl Acquaintances {
 
 fn plan_replicas(
     layout: &Layout,
-    inventory: &[InventoryNode],
-    obs: &Observation,
+    snapshot: &Snapshot,
     steps: &mut Vec<Step>,
     waiting: &mut Vec<String>,
 ) {
     for shard in &layout.shards {
-        let Some(primary_view) = obs.view(shard.primary) else {
+        let Some(primary_view) = snapshot.view(&shard.primary) else {
             continue;
         };
         for replica in &shard.replicas {
-            let Some(view) = obs.view(*replica) else {
+            let Some(view) = snapshot.view(replica) else {
                 continue;
             };
             let me = view.myself();
@@ -625,24 +568,24 @@ fn plan_replicas(
             // keys move with its slots first.
             if !me.is_replica() && !me.slots.is_empty() {
                 waiting.push(format!(
-                    "`{}` follows `{}` once its slots and keys have moved",
-                    inventory[*replica].label, inventory[shard.primary].label
+                    "`{replica}` follows `{}` once its slots and keys have moved",
+                    shard.primary
                 ));
                 continue;
             }
             match view.knows(&primary_view.id) {
                 Some(entry) if !entry.is_replica() => steps.push(Step::Replicate {
-                    node: *replica,
-                    primary: shard.primary,
+                    node: replica.clone(),
+                    primary: shard.primary.clone(),
                     primary_id: primary_view.id,
                 }),
                 Some(_) => waiting.push(format!(
-                    "`{}` still sees `{}` as a replica",
-                    inventory[*replica].label, inventory[shard.primary].label
+                    "`{replica}` still sees `{}` as a replica",
+                    shard.primary
                 )),
                 None => waiting.push(format!(
-                    "`{}` does not know its primary `{}` yet",
-                    inventory[*replica].label, inventory[shard.primary].label
+                    "`{replica}` does not know its primary `{}` yet",
+                    shard.primary
                 )),
             }
         }
@@ -653,25 +596,21 @@ fn plan_replicas(
 /// harmless when the primary has the data: a replica holding keys is never attached to a
 /// primary that owns slots without a single key (a node back empty that took over slots, or
 /// a replica that already resynced from one).
-fn resync_loss_blockers(
-    inventory: &[InventoryNode],
-    obs: &Observation,
-    steps: &[Step],
-) -> Vec<Blocker> {
+fn resync_loss_blockers(snapshot: &Snapshot, steps: &[Step]) -> Vec<Blocker> {
     steps
         .iter()
         .filter_map(|step| {
             let Step::Replicate { node, primary, .. } = step else {
                 return None;
             };
-            let (replica_view, primary_view) = (obs.view(*node)?, obs.view(*primary)?);
+            let (replica_view, primary_view) = (snapshot.view(node)?, snapshot.view(primary)?);
             let keys = replica_view.info.key_count();
             let empty_owner =
                 primary_view.info.key_count() == 0 && !primary_view.myself().slots.is_empty();
             (keys > 0 && empty_owner).then(|| Blocker::ReplicaOntoEmptyPrimary {
-                replica: inventory[*node].label.clone(),
+                replica: node.clone(),
                 keys,
-                primary: inventory[*primary].label.clone(),
+                primary: primary.clone(),
             })
         })
         .collect()
@@ -679,98 +618,41 @@ fn resync_loss_blockers(
 
 /// Pushes a node's own header to every peer whose picture of it (role, primary, slots) is
 /// stale, unless a step this round already changes that node.
-///
-/// Walks each viewer's own entries in order and finds the subject through one small map of
-/// ids: at 1000 nodes that is a million entries read in sequence, where a lookup per
-/// (subject, viewer) pair jumped between views and missed the cache on each.
-fn plan_refreshes(
-    layout: &Layout,
-    inventory: &[InventoryNode],
-    obs: &Observation,
-    changing: &BTreeSet<usize>,
-    steps: &mut Vec<Step>,
-) {
-    // Only a node in its final role is worth pushing: a replica-to-be pushed as a primary
-    // would have to be pushed to everyone again after its REPLICATE (N² wasted pushes).
-    let pushable: Vec<bool> = (0..inventory.len())
-        .map(|idx| !changing.contains(&idx) && is_settled(layout, obs, idx))
-        .collect();
-    let truths = obs.own_lines(inventory.len());
-    let found = pairs_where(
-        inventory,
-        obs,
-        |viewer_view, seen, subject, subject_view| {
-            let Some(truth) = &truths[subject] else {
-                return false;
-            };
-            let stale = seen.is_replica() != truth.is_replica()
-                || seen.primary_id != truth.primary_id
-                || seen.slots != truth.slots;
-            stale && subject_view.knows(&viewer_view.id).is_some()
-        },
-    );
-    let found = found.into_iter().filter(|(subject, _)| pushable[*subject]);
-    for (subject, viewer) in found {
-        let viewer_view = obs.view(viewer).expect("observed above");
-        steps.push(meet(
-            subject,
-            viewer,
-            inventory,
-            viewer_view,
-            MeetPurpose::Refresh,
-        ));
-    }
-}
-
-/// The (subject, viewer) pairs of observed nodes where the viewer's entry for the subject
-/// satisfies `wanted(viewer's view, that entry, subject, subject's view)`, ordered by subject then
-/// viewer. Walks each view's entries in order and finds subjects through one id map: a
-/// lookup per pair jumps between views and misses the cache on each (1000 nodes: a million).
-/// Not `ClusterNodes::get_each`, as `Acquaintances` uses: that walk visits the entries in id
-/// order, scattered through the view, and `wanted` reads every one of them (tried: planning
-/// the formed 1000-node simulation took 40-55 ms more).
-fn pairs_where(
-    inventory: &[InventoryNode],
-    obs: &Observation,
-    wanted: impl Fn(&NodeView, &crate::parse::NodeEntry, usize, &NodeView) -> bool,
-) -> Vec<(usize, usize)> {
-    // Leaving nodes are neither pushed nor readdressed: once forgotten, a MEET would bring
-    // them back.
-    let positions: HashMap<NodeId, usize> = (0..inventory.len())
-        .filter(|idx| !inventory[*idx].leaving)
-        .filter_map(|idx| obs.view(idx).map(|v| (v.id, idx)))
-        .collect();
-    let mut found = Vec::new();
-    for viewer in (0..inventory.len()).filter(|idx| !inventory[*idx].leaving) {
-        let Some(viewer_view) = obs.view(viewer) else {
+fn refreshes(layout: &Layout, snapshot: &Snapshot, changing: &BTreeSet<&NodeKey>) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for stale in snapshot.stale_peer_views(true) {
+        // Only a node in its final role is worth pushing: a replica-to-be pushed as a
+        // primary would have to be pushed to everyone again after its REPLICATE (N² wasted
+        // pushes).
+        if changing.contains(&stale.subject) {
+            continue;
+        }
+        let (Some(subject), Some(viewer)) =
+            (snapshot.get(&stale.subject), snapshot.get(&stale.viewer))
+        else {
             continue;
         };
-        for entry in viewer_view.nodes.peers().filter(|e| !e.is_handshake()) {
-            let Some(&subject) = positions.get(&entry.id) else {
-                continue;
-            };
-            let subject_view = obs.view(subject).expect("positions holds observed nodes");
-            if subject != viewer && wanted(viewer_view, entry, subject, subject_view) {
-                found.push((subject, viewer));
-            }
+        if !is_settled(layout, snapshot, subject) {
+            continue;
         }
+        let viewer_view = viewer.view().expect("stale views are of observed nodes");
+        steps.push(meet(subject, viewer, viewer_view, MeetPurpose::Refresh));
     }
-    found.sort_unstable();
-    found
+    steps
 }
 
 /// The node holds its planned role: a primary owning its planned slots, or a replica of its
 /// planned primary.
-fn is_settled(layout: &Layout, obs: &Observation, idx: usize) -> bool {
-    let Some(me) = obs.view(idx).map(NodeView::myself) else {
+fn is_settled(layout: &Layout, snapshot: &Snapshot, node: &NodeRecord) -> bool {
+    let Some(me) = node.view().map(NodeView::myself) else {
         return false;
     };
-    match layout.role_of(idx) {
+    match layout.role_of(&node.key) {
         Some(PlannedRole::Primary { shard }) => {
             !me.is_replica() && me.slots == layout.shards[shard].slots
         }
         Some(PlannedRole::Replica { primary, .. }) => {
-            me.is_replica() && me.primary_id.as_ref() == obs.view(primary).map(|v| &v.id)
+            me.is_replica() && me.primary_id.as_ref() == snapshot.view(&primary).map(|v| &v.id)
         }
         None => true,
     }
@@ -780,18 +662,18 @@ fn is_settled(layout: &Layout, obs: &Observation, idx: usize) -> bool {
 /// a new address, and nodes.conf everywhere holds the old one) MEETs the peer's current
 /// address: the peer answers under its known id and the listing is corrected. The peer's own
 /// stale idea of its IP is corrected by the MEET it receives.
-fn plan_readdresses(inventory: &[InventoryNode], obs: &Observation, steps: &mut Vec<Step>) {
-    let found = pairs_where(inventory, obs, |_, entry, subject, _| {
-        entry.addr.ip.is_some_and(|ip| ip != inventory[subject].ip)
-    });
-    for (subject, viewer) in found {
-        let subject_view = obs.view(subject).expect("observed above");
-        steps.push(meet(
-            viewer,
-            subject,
-            inventory,
-            subject_view,
-            MeetPurpose::Readdress,
-        ));
+fn plan_readdresses(snapshot: &Snapshot, steps: &mut Vec<Step>) {
+    let mut stale = snapshot.stale_addresses(true);
+    stale.retain(|s| s.viewer != s.subject);
+    stale.sort_by(|a, b| (&a.subject, &a.viewer).cmp(&(&b.subject, &b.viewer)));
+    for s in stale {
+        let (Some(viewer), Some(subject)) = (snapshot.get(&s.viewer), snapshot.get(&s.subject))
+        else {
+            continue;
+        };
+        let subject_view = subject
+            .view()
+            .expect("stale addresses are of observed nodes");
+        steps.push(meet(viewer, subject, subject_view, MeetPurpose::Readdress));
     }
 }

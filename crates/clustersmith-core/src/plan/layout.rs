@@ -18,14 +18,14 @@ use std::collections::BTreeMap;
 use super::Blocker;
 use super::reshard::{Holding, SlotMove, balance};
 use crate::model::{NodeId, SlotRange, SlotSet};
-use crate::observation::{Domain, InventoryNode, Observation};
+use crate::snapshot::{Domain, NodeKey, NodeRecord, Snapshot};
 
 /// One primary with its slots and replicas.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shard {
-    pub primary: usize,
+    pub primary: NodeKey,
     pub slots: SlotSet,
-    pub replicas: Vec<usize>,
+    pub replicas: Vec<NodeKey>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,30 +40,43 @@ pub struct Layout {
     pub weighted: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlannedRole {
     Primary { shard: usize },
-    Replica { shard: usize, primary: usize },
+    Replica { shard: usize, primary: NodeKey },
 }
 
 impl Layout {
-    pub fn role_of(&self, idx: usize) -> Option<PlannedRole> {
+    pub fn role_of(&self, key: &NodeKey) -> Option<PlannedRole> {
         self.shards
             .iter()
             .enumerate()
             .find_map(|(shard_idx, shard)| {
-                if shard.primary == idx {
+                if &shard.primary == key {
                     Some(PlannedRole::Primary { shard: shard_idx })
-                } else if shard.replicas.contains(&idx) {
+                } else if shard.replicas.contains(key) {
                     Some(PlannedRole::Replica {
                         shard: shard_idx,
-                        primary: shard.primary,
+                        primary: shard.primary.clone(),
                     })
                 } else {
                     None
                 }
             })
     }
+
+    /// The planned primaries.
+    pub fn primaries(&self) -> impl Iterator<Item = &NodeKey> {
+        self.shards.iter().map(|s| &s.primary)
+    }
+}
+
+/// A shard while the layout is computed: nodes by their position in the snapshot's records
+/// (the matching below works on positions; the layout it returns names nodes by key).
+struct Draft {
+    primary: usize,
+    slots: SlotSet,
+    replicas: Vec<usize>,
 }
 
 /// `resetting` are nodes this round resets (`--reset-removed`): their current role does not
@@ -71,27 +84,27 @@ impl Layout {
 pub(super) fn compute_layout(
     primaries: usize,
     replicas_per_primary: usize,
-    weights: &[u32],
-    inventory: &[InventoryNode],
-    obs: &Observation,
-    resetting: &[usize],
+    snapshot: &Snapshot,
+    resetting: &[NodeKey],
 ) -> Result<Layout, Vec<Blocker>> {
-    let self_slots: Vec<SlotSet> = (0..inventory.len())
-        .map(|idx| {
-            obs.view(idx)
+    let nodes = snapshot.records();
+    let self_slots: Vec<SlotSet> = nodes
+        .iter()
+        .map(|n| {
+            n.view()
                 .map(|v| v.myself().slots.clone())
                 .unwrap_or_default()
         })
         .collect();
-    let is_replica: Vec<bool> = (0..inventory.len())
-        .map(|idx| {
-            !resetting.contains(&idx) && obs.view(idx).is_some_and(|v| v.myself().is_replica())
-        })
+    let is_replica: Vec<bool> = nodes
+        .iter()
+        .map(|n| !resetting.contains(&n.key) && n.view().is_some_and(|v| v.myself().is_replica()))
         .collect();
-    let spec_nodes = inventory.iter().filter(|n| !n.leaving).count();
+    let weights: Vec<u32> = nodes.iter().map(|n| n.weight).collect();
+    let spec_nodes = nodes.iter().filter(|n| !n.leaving).count();
 
     let mut blockers = Vec::new();
-    let all_owners: Vec<usize> = (0..inventory.len())
+    let all_owners: Vec<usize> = (0..nodes.len())
         .filter(|idx| !self_slots[*idx].is_empty())
         .collect();
     for (pos, a) in all_owners.iter().enumerate() {
@@ -99,8 +112,8 @@ pub(super) fn compute_layout(
             let both = self_slots[*a].intersection(&self_slots[*b]);
             if !both.is_empty() {
                 blockers.push(Blocker::SlotConflict {
-                    node: inventory[*a].label.clone(),
-                    other: inventory[*b].label.clone(),
+                    node: nodes[*a].key.clone(),
+                    other: nodes[*b].key.clone(),
                     slots: both.ranges().to_vec(),
                 });
             }
@@ -139,10 +152,10 @@ pub(super) fn compute_layout(
     }
 
     // Choose the missing primaries, spreading over domains.
-    let order = interleave(&inventory[..spec_nodes]);
+    let order = interleave(&nodes[..spec_nodes]);
     let mut chosen: Vec<usize> = range_owner.iter().flatten().copied().collect();
     while chosen.len() < primaries {
-        let used: Vec<Domain> = chosen.iter().map(|i| inventory[*i].domain()).collect();
+        let used: Vec<Domain> = chosen.iter().map(|i| nodes[*i].domain()).collect();
         let next = order
             .iter()
             .copied()
@@ -151,9 +164,9 @@ pub(super) fn compute_layout(
                 (
                     // A node left over from a removal (its primary forgot it) before a
                     // replica its primary counts on: it holds only a stale copy.
-                    is_replica[*idx] && left_over_from_removal(*idx, inventory, obs).is_none(),
+                    is_replica[*idx] && left_over_from_removal(&nodes[*idx], snapshot).is_none(),
                     is_replica[*idx],
-                    used.contains(&inventory[*idx].domain()),
+                    used.contains(&nodes[*idx].domain()),
                     order.iter().position(|o| o == idx),
                 )
             })
@@ -171,14 +184,14 @@ pub(super) fn compute_layout(
         owned.union_with(slots);
     }
     let unowned = owned.complement();
-    let mut shards: Vec<Shard> = range_owner
+    let mut shards: Vec<Draft> = range_owner
         .iter()
         .zip(&targets)
         .map(|(primary, target)| {
             let primary = primary.expect("every range has a primary");
             let mut slots = self_slots[primary].clone();
             slots.union_with(&unowned.intersection(&SlotSet::from_ranges([target])));
-            Shard {
+            Draft {
                 primary,
                 slots,
                 replicas: Vec::new(),
@@ -188,8 +201,8 @@ pub(super) fn compute_layout(
     for shard in &shards {
         if is_replica[shard.primary] {
             blockers.push(Blocker::PrimaryIsReplica {
-                node: inventory[shard.primary].label.clone(),
-                left_over: left_over_from_removal(shard.primary, inventory, obs),
+                node: nodes[shard.primary].key.clone(),
+                left_over: left_over_from_removal(&nodes[shard.primary], snapshot),
             });
         }
     }
@@ -209,17 +222,10 @@ pub(super) fn compute_layout(
         .chain(leaving_owners.copied())
         .collect();
     let moves = if unowned.is_empty() || !donors.is_empty() {
-        let ids: Vec<Option<NodeId>> = (0..inventory.len())
-            .map(|idx| obs.view(idx).map(|v| v.id))
-            .collect();
+        let ids: Vec<Option<NodeId>> = nodes.iter().map(|n| n.view().map(|v| v.id)).collect();
         let holdings: Vec<Holding> = shards
             .iter()
-            .map(|s| {
-                (
-                    s.primary,
-                    Some(weights.get(s.primary).copied().unwrap_or(1)),
-                )
-            })
+            .map(|s| (s.primary, Some(weights[s.primary])))
             .chain(donors.iter().map(|d| (*d, None)))
             .filter_map(|(idx, weight)| {
                 Some(Holding {
@@ -229,16 +235,28 @@ pub(super) fn compute_layout(
                 })
             })
             .collect();
-        let moves = balance(&holdings);
+        let key_of = |id: &NodeId| {
+            let at = ids.iter().position(|i| i.as_ref() == Some(id));
+            nodes[at.expect("a holding is an observed node")]
+                .key
+                .clone()
+        };
+        let moves: Vec<SlotMove> = balance(&holdings)
+            .into_iter()
+            .map(|t| SlotMove {
+                source: key_of(&t.source),
+                target: key_of(&t.target),
+                slots: t.slots,
+                resumed: false,
+            })
+            .collect();
         for shard in &mut shards {
-            let Some(id) = ids[shard.primary] else {
-                continue;
-            };
+            let key = &nodes[shard.primary].key;
             for m in &moves {
-                if m.source == id {
+                if &m.source == key {
                     shard.slots = shard.slots.difference(&m.slots);
                 }
-                if m.target == id {
+                if &m.target == key {
                     shard.slots.union_with(&m.slots);
                 }
             }
@@ -248,24 +266,25 @@ pub(super) fn compute_layout(
         Vec::new()
     };
 
-    let mut notes = assign_replicas(
-        &mut shards,
-        replicas_per_primary,
-        &inventory[..spec_nodes],
-        obs,
-    );
+    let mut notes = assign_replicas(&mut shards, replicas_per_primary, snapshot, spec_nodes);
     for (idx, weight) in weights.iter().enumerate().take(spec_nodes) {
         if *weight != 1 && !shards.iter().any(|s| s.primary == idx) {
             notes.push(format!(
                 "weight={weight} on `{}` has no effect: it is a replica in this layout (a weight sets a primary's share of the slots)",
-                inventory[idx].label
+                nodes[idx].key
             ));
         }
     }
     shards.sort_by_key(|s| s.slots.iter().next());
-    let weighted = shards
-        .iter()
-        .any(|s| weights.get(s.primary).is_some_and(|w| *w != 1));
+    let weighted = shards.iter().any(|s| weights[s.primary] != 1);
+    let shards = shards
+        .into_iter()
+        .map(|d| Shard {
+            primary: nodes[d.primary].key.clone(),
+            slots: d.slots,
+            replicas: d.replicas.iter().map(|r| nodes[*r].key.clone()).collect(),
+        })
+        .collect();
     Ok(Layout {
         shards,
         notes,
@@ -276,21 +295,16 @@ pub(super) fn compute_layout(
 
 /// A node of the spec left over from an earlier removal: it owns no slot and lists the
 /// cluster's slot owners, but none of them lists it (they were told to forget it, and it was
-/// never reset). Returns what it still follows, in words: the label of the primary it
-/// replicates when that one is observed, else "a node no longer in the cluster" (or "no
-/// primary").
-pub(super) fn left_over_from_removal(
-    idx: usize,
-    inventory: &[InventoryNode],
-    obs: &Observation,
-) -> Option<String> {
-    let view = obs.view(idx)?;
-    if inventory[idx].leaving || !view.myself().slots.is_empty() {
+/// never reset). Returns what it still follows, in words.
+pub(super) fn left_over_from_removal(node: &NodeRecord, snapshot: &Snapshot) -> Option<String> {
+    let view = node.view()?;
+    if node.leaving || !view.myself().slots.is_empty() {
         return None;
     }
-    let owners: Vec<&crate::observation::NodeView> = (0..inventory.len())
-        .filter(|i| *i != idx && !inventory[*i].leaving)
-        .filter_map(|i| obs.view(i))
+    let owners: Vec<&crate::snapshot::NodeView> = snapshot
+        .spec_nodes()
+        .filter(|r| r.key != node.key)
+        .filter_map(NodeRecord::view)
         .filter(|v| !v.myself().slots.is_empty())
         .collect();
     let lists_owners = owners.iter().any(|o| view.knows(&o.id).is_some());
@@ -299,11 +313,8 @@ pub(super) fn left_over_from_removal(
         return None;
     }
     Some(match view.myself().primary_id.as_ref() {
-        Some(primary) => match obs.index_of(primary) {
-            Some(p) => format!(
-                "still replicates `{}`, which no longer lists it",
-                inventory[p].label
-            ),
+        Some(primary) => match snapshot.answering_as(primary) {
+            Some(p) => format!("still replicates `{}`, which no longer lists it", p.key),
             None => "still replicates a node that is no longer in the cluster".to_owned(),
         },
         None => "still lists the cluster's nodes, none of which lists it".to_owned(),
@@ -311,16 +322,16 @@ pub(super) fn left_over_from_removal(
 }
 
 /// Round-robin over placement domains, in order of first appearance.
-fn interleave(inventory: &[InventoryNode]) -> Vec<usize> {
+fn interleave(nodes: &[NodeRecord]) -> Vec<usize> {
     let mut groups: Vec<(Domain, Vec<usize>)> = Vec::new();
-    for (idx, node) in inventory.iter().enumerate() {
+    for (idx, node) in nodes.iter().enumerate() {
         let domain = node.domain();
         match groups.iter_mut().find(|(d, _)| *d == domain) {
             Some((_, members)) => members.push(idx),
             None => groups.push((domain, vec![idx])),
         }
     }
-    let mut order = Vec::with_capacity(inventory.len());
+    let mut order = Vec::with_capacity(nodes.len());
     let longest = groups.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
     for round in 0..longest {
         for (_, members) in &groups {
@@ -336,27 +347,28 @@ fn interleave(inventory: &[InventoryNode]) -> Vec<usize> {
 /// shares a domain with its primary when any assignment allows it, and current attachments
 /// are kept where they fit. Returns notes for the compromises that could not be avoided.
 fn assign_replicas(
-    shards: &mut [Shard],
+    shards: &mut [Draft],
     per_primary: usize,
-    inventory: &[InventoryNode],
-    obs: &Observation,
+    snapshot: &Snapshot,
+    spec_nodes: usize,
 ) -> Vec<String> {
+    let nodes = &snapshot.records()[..spec_nodes];
     let primaries: Vec<usize> = shards.iter().map(|s| s.primary).collect();
-    let pool: Vec<usize> = (0..inventory.len())
+    let pool: Vec<usize> = (0..nodes.len())
         .filter(|idx| !primaries.contains(idx))
         .collect();
     // The shard each pool node currently replicates, if it is one of ours.
     let current: BTreeMap<usize, usize> = pool
         .iter()
         .filter_map(|r| {
-            let primary_id = obs.view(*r)?.myself().primary_id?;
-            let primary = obs.index_of(&primary_id)?;
-            let shard = primaries.iter().position(|p| *p == primary)?;
+            let primary_id = nodes[*r].view()?.myself().primary_id?;
+            let shard = primaries
+                .iter()
+                .position(|p| nodes[*p].view().is_some_and(|v| v.id == primary_id))?;
             Some((*r, shard))
         })
         .collect();
-    let allowed =
-        |r: usize, shard: usize| inventory[r].domain() != inventory[primaries[shard]].domain();
+    let allowed = |r: usize, shard: usize| nodes[r].domain() != nodes[primaries[shard]].domain();
 
     let mut matched: BTreeMap<usize, usize> = BTreeMap::new(); // replica -> shard
     let load = |matched: &BTreeMap<usize, usize>, shard: usize| {
@@ -400,14 +412,14 @@ fn assign_replicas(
                 .expect("pool size equals primaries x replicas")
         });
         matched.insert(*r, shard);
-        let what = match inventory[*r].domain() {
+        let what = match nodes[*r].domain() {
             Domain::Zone(zone) => format!("zone `{zone}`"),
             Domain::Host(ip) => format!("host {ip}"),
         };
         notes.push(format!(
             "replica `{}` shares {what} with its primary `{}`: the inventory allows no other placement",
-            inventory[*r].label,
-            inventory[primaries[shard]].label
+            nodes[*r].key,
+            nodes[primaries[shard]].key
         ));
     }
     for (r, shard) in matched {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::{Blocker, Step};
 use crate::model::{NodeFlag, NodeId, SlotSet};
-use crate::observation::{InventoryNode, Observation};
+use crate::snapshot::{NodeKey, NodeRecord, Snapshot};
 
 /// A member the spec nodes list that is not in the spec, where they list it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,32 +16,29 @@ pub struct Unlisted {
     pub port: u16,
 }
 
+impl Unlisted {
+    /// Its record in the snapshot: keyed by its id, reached where its peers list it.
+    pub fn record(&self) -> NodeRecord {
+        NodeRecord::leaving(self.id, self.ip, self.port)
+    }
+}
+
 /// Members of the spec nodes' cluster that the spec does not name: entries of a spec node
 /// that knows at least one other spec node (a member, not a fresh node), past the handshake,
 /// with an address, and neither a spec node's id nor at a spec node's address (a node back
 /// with a new id is a departed member, handled apart).
-pub fn unlisted_members(
-    inventory: &[InventoryNode],
-    obs: &Observation,
-    known_ids: &[Option<NodeId>],
-) -> Vec<Unlisted> {
-    let ours: BTreeSet<NodeId> = (0..inventory.len())
-        .filter_map(|i| {
-            obs.view(i)
-                .map(|v| v.id)
-                .or(known_ids.get(i).copied().flatten())
-        })
-        .collect();
+pub fn unlisted_members(snapshot: &Snapshot) -> Vec<Unlisted> {
+    let ours: BTreeSet<NodeId> = snapshot.spec_nodes().filter_map(NodeRecord::id).collect();
     let mut found: Vec<Unlisted> = Vec::new();
-    for idx in (0..inventory.len()).filter(|i| !inventory[*i].leaving) {
-        let Some(view) = obs.view(idx) else { continue };
+    for node in snapshot.spec_nodes() {
+        let Some(view) = node.view() else { continue };
         let member = view.nodes.peers().any(|e| ours.contains(&e.id));
         if !member {
             continue;
         }
         for entry in view.nodes.peers() {
             let Some(ip) = entry.addr.ip else { continue };
-            let at_spec_address = inventory
+            let at_spec_address = snapshot
                 .iter()
                 .any(|n| n.ip == ip && n.port == entry.addr.port);
             if entry.is_handshake()
@@ -68,28 +65,27 @@ pub fn unlisted_members(
 /// everything: its slots can only move with it.
 pub(super) fn plan_leaving(
     reset: bool,
-    inventory: &[InventoryNode],
-    obs: &Observation,
-    known_ids: &[Option<NodeId>],
+    snapshot: &Snapshot,
     steps: &mut Vec<Step>,
     waiting: &mut Vec<String>,
 ) -> Result<(), Vec<Blocker>> {
-    let spec_nodes = inventory.iter().filter(|n| !n.leaving).count();
     let mut blockers = Vec::new();
-    for idx in spec_nodes..inventory.len() {
-        let label = &inventory[idx].label;
-        let Some(id) = obs.view(idx).map(|v| v.id).or(known_ids[idx]) else {
+    for node in snapshot.leaving_nodes() {
+        let label = &node.key;
+        let Some(id) = node.id() else {
             continue;
         };
-        let listed_by: Vec<usize> = (0..spec_nodes)
-            .filter(|s| obs.view(*s).is_some_and(|v| v.knows(&id).is_some()))
+        let listed_by: Vec<&NodeKey> = snapshot
+            .spec_nodes()
+            .filter(|s| s.view().is_some_and(|v| v.knows(&id).is_some()))
+            .map(|s| &s.key)
             .collect();
-        let slots = match obs.view(idx) {
+        let slots = match node.view() {
             Some(view) => view.myself().slots.clone(),
             None => {
                 let mut slots = SlotSet::new();
-                for s in &listed_by {
-                    if let Some(entry) = obs.view(*s).and_then(|v| v.knows(&id)) {
+                for key in &listed_by {
+                    if let Some(entry) = snapshot.view(key).and_then(|v| v.knows(&id)) {
                         slots.union_with(&entry.slots);
                     }
                 }
@@ -97,7 +93,7 @@ pub(super) fn plan_leaving(
             }
         };
         if !slots.is_empty() {
-            if obs.view(idx).is_none() {
+            if node.view().is_none() {
                 blockers.push(Blocker::LeavingUnreachable {
                     node: label.clone(),
                     slots: slots.ranges().to_vec(),
@@ -105,7 +101,7 @@ pub(super) fn plan_leaving(
             }
             continue;
         }
-        if let Some(view) = obs.view(idx).filter(|v| !v.myself().is_replica()) {
+        if let Some(view) = node.view().filter(|v| !v.myself().is_replica()) {
             let keys = view.info.key_count();
             if keys > 0 {
                 blockers.push(Blocker::LeavingHoldsKeys {
@@ -115,12 +111,10 @@ pub(super) fn plan_leaving(
                 continue;
             }
         }
-        let followers: Vec<&str> = (0..spec_nodes)
-            .filter(|s| {
-                obs.view(*s)
-                    .is_some_and(|v| v.myself().primary_id == Some(id))
-            })
-            .map(|s| inventory[s].label.as_str())
+        let followers: Vec<&str> = snapshot
+            .spec_nodes()
+            .filter(|s| s.view().is_some_and(|v| v.myself().primary_id == Some(id)))
+            .map(NodeRecord::label)
             .collect();
         if !followers.is_empty() {
             waiting.push(format!(
@@ -132,16 +126,18 @@ pub(super) fn plan_leaving(
         if listed_by.is_empty() {
             // Forgotten by every spec node: reset it too when asked, unless it already knows
             // nobody and follows no one.
-            let still_joined = obs
-                .view(idx)
+            let still_joined = node
+                .view()
                 .is_some_and(|v| v.nodes.peers().next().is_some() || v.myself().is_replica());
             if reset && still_joined {
-                steps.push(Step::ResetRemoved { node: idx });
+                steps.push(Step::ResetRemoved {
+                    node: label.clone(),
+                });
             }
             continue;
         }
         steps.extend(listed_by.into_iter().map(|node| Step::Forget {
-            node,
+            node: node.clone(),
             id,
             leaving: true,
         }));
@@ -157,20 +153,20 @@ pub(super) fn plan_leaving(
 /// usually members removed without `--reset-removed`, which keep a full copy of the data and
 /// keep following their last primary until they are reset or stopped. Read from the primaries'
 /// own `INFO replication`, since the cluster's views no longer list them.
-pub(super) fn outside_replica_notes(inventory: &[InventoryNode], obs: &Observation) -> Vec<String> {
+pub(super) fn outside_replica_notes(snapshot: &Snapshot) -> Vec<String> {
     let in_spec = |ip: &str, port: u16| {
-        inventory
-            .iter()
-            .any(|n| !n.leaving && n.port == port && n.ip.to_string() == ip)
+        snapshot
+            .spec_nodes()
+            .any(|n| n.port == port && n.ip.to_string() == ip)
     };
     let mut notes = Vec::new();
-    for (idx, node) in inventory.iter().enumerate().filter(|(_, n)| !n.leaving) {
-        let Some(view) = obs.view(idx) else { continue };
+    for node in snapshot.spec_nodes() {
+        let Some(view) = node.view() else { continue };
         for (ip, port) in view.info.connected_replicas() {
             if !in_spec(&ip, port) {
                 notes.push(format!(
                     "`{ip}:{port}` replicates `{}` (its INFO replication lists it) but is not a node of the spec: a member removed from the cluster keeps a full copy of the data and follows its last primary until it is reset (`--reset-removed` does it when removing) or stopped",
-                    node.label
+                    node.key
                 ));
             }
         }

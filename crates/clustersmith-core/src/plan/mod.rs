@@ -5,7 +5,6 @@
 
 mod acceptance;
 mod blocker;
-mod departed;
 mod formation;
 mod layout;
 mod leaving;
@@ -14,11 +13,10 @@ mod step;
 
 pub use acceptance::{Acceptance, Gate, ban_text};
 pub use blocker::Blocker;
-pub use departed::{Departed, departed_members};
 pub use formation::{Plan, plan};
 pub use layout::{Layout, PlannedRole, Shard};
 pub use leaving::{Unlisted, unlisted_members};
-pub use reshard::{Holding, MoveEngine, SlotMove, balance, open_moves};
+pub use reshard::{Holding, MoveEngine, SlotMove, Transfer, balance, open_moves};
 pub use step::{MeetPurpose, Step};
 
 #[cfg(test)]

@@ -4,24 +4,32 @@
 //! finds a new owner. Also reads the moves a previous run left half-done (open slots), which
 //! are finished before anything new is started.
 //!
-//! Moves name nodes by id, not by inventory position: a leaving node keeps its id while the
-//! spec around it changes.
+//! Moves name nodes by key, as every plan does; the balancing itself works on ids (its order
+//! is the ids' order, so that two runs over the same cluster move the same slots).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::model::{NodeId, SlotRange, SlotSet};
-use crate::observation::Observation;
 use crate::parse::OpenSlotKind;
+use crate::snapshot::{NodeKey, Snapshot};
 
 /// Slots to move, keys and all, from one primary to another.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotMove {
-    pub source: NodeId,
-    pub target: NodeId,
+    pub source: NodeKey,
+    pub target: NodeKey,
     pub slots: SlotSet,
     /// A move a previous run began and did not finish (the slot is open on either side).
     pub resumed: bool,
+}
+
+/// Slots that `balance` moves from one id to another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub source: NodeId,
+    pub target: NodeId,
+    pub slots: SlotSet,
 }
 
 /// How slots move between primaries.
@@ -37,12 +45,8 @@ pub enum MoveEngine {
 
 impl MoveEngine {
     /// Atomic when every node that answered supports it (detected, not configured).
-    pub fn for_nodes(obs: &Observation) -> MoveEngine {
-        let mut versions = obs
-            .nodes
-            .iter()
-            .filter_map(|s| s.view())
-            .map(|v| v.version());
+    pub fn for_nodes(snapshot: &Snapshot) -> MoveEngine {
+        let mut versions = snapshot.views().map(|(_, v)| v.version());
         if versions.all(|v| v.is_some_and(|v| v.has_atomic_slot_migration())) {
             MoveEngine::Atomic
         } else {
@@ -101,7 +105,7 @@ fn target_counts(holdings: &[Holding], total: usize) -> BTreeMap<NodeId, usize> 
 /// The fewest moves that bring every holding to its target count. Donors give from the high
 /// end of what they own, so that what they keep stays one range where it was one; receivers
 /// take donors in order (drained nodes first), so that each pair is one move.
-pub fn balance(holdings: &[Holding]) -> Vec<SlotMove> {
+pub fn balance(holdings: &[Holding]) -> Vec<Transfer> {
     let total: usize = holdings.iter().map(|h| h.owned.len()).sum();
     let targets = target_counts(holdings, total);
     if targets.is_empty() {
@@ -142,11 +146,10 @@ pub fn balance(holdings: &[Holding]) -> Vec<SlotMove> {
     }
     moves
         .into_iter()
-        .map(|((source, target), slots)| SlotMove {
+        .map(|((source, target), slots)| Transfer {
             source,
             target,
             slots,
-            resumed: false,
         })
         .collect()
 }
@@ -154,9 +157,9 @@ pub fn balance(holdings: &[Holding]) -> Vec<SlotMove> {
 /// Moves a previous run left open: a slot `MIGRATING` on its owner or `IMPORTING` on its
 /// target. Either side alone is enough to know the pair; the move is always finished toward
 /// the target (rolling forward never needs a key deleted, and keys may already be on both).
-pub fn open_moves(obs: &Observation) -> Vec<SlotMove> {
+pub fn open_moves(snapshot: &Snapshot) -> Vec<SlotMove> {
     let mut pairs: BTreeMap<(NodeId, NodeId), SlotSet> = BTreeMap::new();
-    for view in obs.nodes.iter().filter_map(|s| s.view()) {
+    for (_, view) in snapshot.views() {
         for open in view.myself().open_slots() {
             let pair = match open.kind {
                 OpenSlotKind::Migrating => (view.id, open.peer),
@@ -168,8 +171,8 @@ pub fn open_moves(obs: &Observation) -> Vec<SlotMove> {
     pairs
         .into_iter()
         .map(|((source, target), slots)| SlotMove {
-            source,
-            target,
+            source: snapshot.key_for(&source),
+            target: snapshot.key_for(&target),
             slots,
             resumed: true,
         })
@@ -190,8 +193,8 @@ impl fmt::Display for SlotMove {
             self.slots.len(),
             if self.slots.len() == 1 { "" } else { "s" },
             ranges.join(","),
-            self.source.short(),
-            self.target.short()
+            self.source,
+            self.target
         )
     }
 }
@@ -218,7 +221,7 @@ mod tests {
     }
 
     /// Applies the moves and returns the final count per node.
-    fn after(holdings: &[Holding], moves: &[SlotMove]) -> BTreeMap<NodeId, SlotSet> {
+    fn after(holdings: &[Holding], moves: &[Transfer]) -> BTreeMap<NodeId, SlotSet> {
         let mut owned: BTreeMap<NodeId, SlotSet> =
             holdings.iter().map(|h| (h.id, h.owned.clone())).collect();
         for m in moves {

@@ -2,6 +2,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::model::{NodeId, SlotSet};
+use crate::snapshot::NodeKey;
 
 /// Why a `CLUSTER MEET` is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,7 +18,7 @@ pub enum MeetPurpose {
     Readdress,
 }
 
-/// One command to one node. Indices are inventory positions.
+/// One command to one node, named by its key.
 ///
 /// # Guarantees
 /// Every step is safe to repeat: `MEET` of a known or handshaking address is a no-op,
@@ -30,19 +31,19 @@ pub enum MeetPurpose {
 pub enum Step {
     /// `CLUSTER SET-CONFIG-EPOCH`: distinct epochs before the first MEET, so that no collision
     /// has to be resolved by the server one bump at a time.
-    SetConfigEpoch { node: usize, epoch: u64 },
+    SetConfigEpoch { node: NodeKey, epoch: u64 },
     /// `CLUSTER ADDSLOTSRANGE` (7.0+, `ranged`) or `CLUSTER ADDSLOTS` (6.2): before MEET, so
     /// owners are known at first contact. The planner chooses from the node's version, so that
     /// `plan` prints the command the node will receive.
     AddSlots {
-        node: usize,
+        node: NodeKey,
         slots: SlotSet,
         ranged: bool,
     },
     /// `CLUSTER MEET ip port bus-port` on `node`, always with an IP literal and the real bus port.
     Meet {
-        node: usize,
-        peer: usize,
+        node: NodeKey,
+        peer: NodeKey,
         ip: IpAddr,
         port: u16,
         bus_port: u16,
@@ -52,30 +53,30 @@ pub enum Step {
     /// lists it in one round, inside the 60 s during which a forgotten id is not re-learnt
     /// from gossip; only once it owns no slot and no replica follows it.
     Forget {
-        node: usize,
+        node: NodeKey,
         id: NodeId,
         /// A member leaving the cluster (`--remove-unlisted`), not a departed one.
         leaving: bool,
     },
     /// `CLUSTER SETSLOT <slot> STABLE`: only on a node importing a slot whose owner it does
     /// not see (see `formation::plan_unstick_imports`).
-    StableSlot { node: usize, slot: u16 },
+    StableSlot { node: NodeKey, slot: u16 },
     /// `CLUSTER RESET HARD` on a member removed from the cluster (`--reset-removed`): only
     /// once no spec node lists it any more and it owns no slot. HARD, not SOFT: the node takes
     /// a new id (and config epoch 0), so a run that adds it back right away does not meet the
     /// 60 s during which every peer refuses the id it was told to forget.
-    ResetRemoved { node: usize },
+    ResetRemoved { node: NodeKey },
     /// `CLUSTER REPLICATE`: only planned once the replica lists its primary.
     Replicate {
-        node: usize,
-        primary: usize,
+        node: NodeKey,
+        primary: NodeKey,
         primary_id: NodeId,
     },
 }
 
 impl Step {
     /// The node the command is sent to.
-    pub fn node(&self) -> usize {
+    pub fn node(&self) -> &NodeKey {
         match self {
             Step::SetConfigEpoch { node, .. }
             | Step::AddSlots { node, .. }
@@ -83,7 +84,17 @@ impl Step {
             | Step::Forget { node, .. }
             | Step::StableSlot { node, .. }
             | Step::ResetRemoved { node }
-            | Step::Replicate { node, .. } => *node,
+            | Step::Replicate { node, .. } => node,
+        }
+    }
+
+    /// The other node the step is about, when there is one: the peer met, the primary
+    /// replicated. Worth reading again after the step, as the node it is sent to is.
+    pub fn counterpart(&self) -> Option<&NodeKey> {
+        match self {
+            Step::Meet { peer, .. } => Some(peer),
+            Step::Replicate { primary, .. } => Some(primary),
+            _ => None,
         }
     }
 
@@ -207,9 +218,8 @@ impl Step {
         }
     }
 
-    /// A one-line description; `labels` maps inventory positions to node labels.
-    pub fn describe(&self, labels: &[String]) -> String {
-        let label = |idx: usize| labels.get(idx).map_or("?", String::as_str);
+    /// A one-line description, with the node it is sent to.
+    pub fn describe(&self) -> String {
         let command = match self {
             // Every slot is an argument: summarised, not printed one by one.
             Step::AddSlots {
@@ -234,7 +244,7 @@ impl Step {
                     MeetPurpose::Refresh => "refresh its view of this node",
                     MeetPurpose::Readdress => "teach it the current address of",
                 };
-                format!("   ({why}: {})", label(*peer))
+                format!("   ({why}: {peer})")
             }
             Step::Forget { leaving: false, .. } => {
                 "   (a departed member: its address answers with a new id)".to_owned()
@@ -246,10 +256,10 @@ impl Step {
             Step::ResetRemoved { .. } => {
                 "   (removed from the cluster and forgotten by every node of the spec)".to_owned()
             }
-            Step::Replicate { primary, .. } => format!("   (primary {})", label(*primary)),
+            Step::Replicate { primary, .. } => format!("   (primary {primary})"),
             Step::SetConfigEpoch { .. } | Step::AddSlots { .. } => String::new(),
         };
-        format!("{}: {command}{why}", label(self.node()))
+        format!("{}: {command}{why}", self.node())
     }
 }
 

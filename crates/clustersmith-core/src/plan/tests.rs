@@ -7,11 +7,11 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::model::{SLOT_COUNT, SlotRange, SlotSet};
-use crate::observation::NodeState;
 use crate::parse::parse_cluster_nodes;
 use crate::sim::{Sim, SimNode};
+use crate::snapshot::{NodeKey, NodeState};
 use crate::spec::{ClusterSpec, parse_node};
-use crate::testing::{LOST_DISK_ADDRS, captured};
+use crate::testing::{LOST_DISK_ADDRS, captured, snapshot_of, states_of};
 use crate::verify::verify;
 
 /// Plans and applies on the simulator until the plan is empty.
@@ -23,13 +23,12 @@ trait Converge {
 impl Converge for Sim {
     fn converge(&mut self, primaries: usize) -> usize {
         let spec = self.spec(primaries);
-        let ids = vec![None; self.nodes.len()];
         for round in 0..6 {
-            let plan = plan(&spec, &self.inventory, &self.observe(), &ids);
+            let plan = plan(&spec, &self.observe());
             assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
             if plan.steps.is_empty() && plan.moves.is_empty() {
                 let layout = plan.layout.unwrap();
-                let verdict = verify(&layout, &self.inventory, &self.observe(), &ids);
+                let verdict = verify(&layout, &self.observe());
                 assert!(
                     verdict.passed(),
                     "{:?}",
@@ -57,12 +56,7 @@ fn fresh_three_plus_three_plans_epochs_slots_and_all_meets() {
     let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
     let sim = Sim::new(&refs, None);
     let spec = sim.spec(3);
-    let plan = plan(
-        &spec,
-        &sim.inventory,
-        &sim.observe(),
-        &[None, None, None, None, None, None],
-    );
+    let plan = plan(&spec, &sim.observe());
     let kinds: Vec<&str> = plan.steps.iter().map(Step::kind).collect();
     assert_eq!(
         kinds.iter().filter(|k| **k == "set-config-epoch").count(),
@@ -72,8 +66,8 @@ fn fresh_three_plus_three_plans_epochs_slots_and_all_meets() {
     assert_eq!(kinds.iter().filter(|k| **k == "meet").count(), 15);
     assert_eq!(plan.waiting.len(), 3, "replicas wait for their primaries");
     let layout = plan.layout.unwrap();
-    let primaries: Vec<usize> = layout.shards.iter().map(|s| s.primary).collect();
-    assert_eq!(primaries, [0, 1, 2]);
+    let primaries: Vec<NodeKey> = layout.shards.iter().map(|s| s.primary.clone()).collect();
+    assert_eq!(primaries, [sim.key(0), sim.key(1), sim.key(2)]);
     let sizes: Vec<usize> = layout.shards.iter().map(|s| s.slots.len()).collect();
     assert_eq!(sizes, [5462, 5461, 5461]);
     // Phase order: every epoch and slot step comes before any meet.
@@ -87,26 +81,25 @@ fn from_64_nodes_replicas_meet_their_primary_before_the_rest() {
     let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
     let mut sim = Sim::new(&refs, None);
     let spec = sim.spec(32);
-    let ids = vec![None; 64];
-    let first = plan(&spec, &sim.inventory, &sim.observe(), &ids);
+    let first = plan(&spec, &sim.observe());
     let layout = first.layout.clone().unwrap();
-    let primary_of = |idx: usize| match layout.role_of(idx) {
+    let primary_of = |key: &NodeKey| match layout.role_of(key) {
         Some(PlannedRole::Replica { primary, .. }) => Some(primary),
         _ => None,
     };
-    let meets: Vec<(usize, usize)> = first
+    let meets: Vec<(NodeKey, NodeKey)> = first
         .steps
         .iter()
         .filter_map(|s| match s {
-            Step::Meet { node, peer, .. } => Some((*node, *peer)),
+            Step::Meet { node, peer, .. } => Some((node.clone(), peer.clone())),
             _ => None,
         })
         .collect();
     // All primary pairs, and each replica-to-be with its own primary: nothing else yet.
     assert_eq!(meets.len(), 32 * 31 / 2 + 32);
     for (a, b) in &meets {
-        let both_primaries = primary_of(*a).is_none() && primary_of(*b).is_none();
-        let own = primary_of(*a) == Some(*b) || primary_of(*b) == Some(*a);
+        let both_primaries = primary_of(a).is_none() && primary_of(b).is_none();
+        let own = primary_of(a).as_ref() == Some(b) || primary_of(b).as_ref() == Some(a);
         assert!(
             both_primaries || own,
             "MEET {a} -> {b} before the replica follows"
@@ -159,11 +152,11 @@ fn a_node_back_with_a_new_ip_is_readdressed_by_every_peer() {
     let mut sim = Sim::new(&refs, None);
     sim.converge(2);
     // Every view still lists node 2 at 10.0.0.3; it now answers at 10.0.0.33.
-    let obs = sim.observe();
-    sim.inventory[2].ip = "10.0.0.33".parse().unwrap();
-    let ids = vec![None; 4];
-    let planned = plan(&sim.spec(2), &sim.inventory, &obs, &ids);
-    let readdress: Vec<(usize, usize, String)> = planned
+    let mut observed = sim.observe();
+    observed.get_mut(&sim.key(2)).unwrap().ip = "10.0.0.33".parse().unwrap();
+    let obs = observed;
+    let planned = plan(&sim.spec(2), &obs);
+    let readdress: Vec<(NodeKey, NodeKey, String)> = planned
         .steps
         .iter()
         .filter_map(|s| match s {
@@ -173,22 +166,18 @@ fn a_node_back_with_a_new_ip_is_readdressed_by_every_peer() {
                 ip,
                 purpose: MeetPurpose::Readdress,
                 ..
-            } => Some((*node, *peer, ip.to_string())),
+            } => Some((node.clone(), peer.clone(), ip.to_string())),
             _ => None,
         })
         .collect();
     assert_eq!(
         readdress,
-        [0, 1, 3].map(|n| (n, 2, "10.0.0.33".to_owned())),
+        [0, 1, 3].map(|n| (sim.key(n), sim.key(2), "10.0.0.33".to_owned())),
         "{:?}",
         planned.steps
     );
-    let verdict = verify(&planned.layout.unwrap(), &sim.inventory, &obs, &ids);
-    let membership = verdict
-        .criteria
-        .iter()
-        .find(|c| c.id == "membership")
-        .unwrap();
+    let verdict = verify(&planned.layout.unwrap(), &obs);
+    let membership = verdict.of(&crate::verify::MEMBERSHIP).unwrap();
     // Each peer lists it at the old address, and so does the node itself (nodes.conf).
     let details: Vec<&str> = membership
         .failures
@@ -218,12 +207,7 @@ fn a_replica_on_the_wrong_primary_is_moved() {
     // Like the seed's broken template: both replicas on the first primary.
     sim.nodes[3].primary = Some(0);
     let spec = sim.spec(2);
-    let plan = plan(
-        &spec,
-        &sim.inventory,
-        &sim.observe(),
-        &[None, None, None, None],
-    );
+    let plan = plan(&spec, &sim.observe());
     let moves: Vec<&Step> = plan
         .steps
         .iter()
@@ -244,7 +228,7 @@ fn replicas_avoid_their_primary_host_and_zone() {
     for r in [0, 1, 2, 3] {
         if let Some(p) = sim.nodes[r].primary {
             assert_ne!(
-                sim.inventory[r].ip, sim.inventory[p].ip,
+                sim.records[r].ip, sim.records[p].ip,
                 "replica {r} on its primary's host"
             );
         }
@@ -265,7 +249,7 @@ fn replicas_avoid_their_primary_host_and_zone() {
 fn one_host_gets_a_note_instead_of_a_silent_compromise() {
     let mut sim = Sim::new(&["127.0.0.1", "127.0.0.1"], None);
     let spec = sim.spec(1);
-    let plan = plan(&spec, &sim.inventory, &sim.observe(), &[None, None]);
+    let plan = plan(&spec, &sim.observe());
     let notes = &plan.layout.as_ref().unwrap().notes;
     assert_eq!(notes.len(), 1);
     assert!(notes[0].contains("shares host 127.0.0.1"), "{notes:?}");
@@ -279,12 +263,12 @@ fn refusals_name_the_node() {
     let mut sim = Sim::new(&refs, None);
     sim.nodes[1].keys = 5;
     let spec = sim.spec(1);
-    let refused = plan(&spec, &sim.inventory, &sim.observe(), &[None, None]);
+    let refused = plan(&spec, &sim.observe());
     assert!(refused.steps.is_empty());
     assert_eq!(
         refused.blockers,
         [Blocker::HoldsKeys {
-            node: "n1".into(),
+            node: sim.key(1),
             keys: 5
         }]
     );
@@ -292,7 +276,7 @@ fn refusals_name_the_node() {
     let mut sim = Sim::new(&refs, None);
     sim.nodes[0].slots = SlotSet::full();
     sim.nodes[1].slots = SlotSet::from_ranges(&[SlotRange::new(5, 9).unwrap()]);
-    let conflicted = plan(&spec, &sim.inventory, &sim.observe(), &[None, None]);
+    let conflicted = plan(&spec, &sim.observe());
     assert!(conflicted.steps.is_empty());
     assert!(
         matches!(conflicted.blockers[0], Blocker::SlotConflict { .. }),
@@ -306,8 +290,8 @@ fn a_foreign_member_is_refused() {
     let ips = distinct_ips(2);
     let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
     let sim = Sim::new(&refs, None);
-    let mut obs = sim.observe();
-    let NodeState::Seen(view) = &mut obs.nodes[0] else {
+    let mut states = states_of(sim.observe());
+    let NodeState::Seen(view) = &mut states[0] else {
         unreachable!()
     };
     let foreign = "f".repeat(40);
@@ -316,10 +300,11 @@ fn a_foreign_member_is_refused() {
         sim.line(0, 0)
     );
     view.nodes = parse_cluster_nodes(&text).value;
-    let plan = plan(&sim.spec(1), &sim.inventory, &obs, &[None, None]);
+    let obs = snapshot_of(states);
+    let plan = plan(&sim.spec(1), &obs);
     assert!(plan.steps.is_empty());
     assert!(
-        matches!(&plan.blockers[0], Blocker::ForeignNodes { node, foreign: ids, members: false, .. } if node == "n0" && ids[0].as_str() == foreign),
+        matches!(&plan.blockers[0], Blocker::ForeignNodes { node, foreign: ids, members: false, .. } if node.label() == "n0" && ids[0].as_str() == foreign),
         "{:?}",
         plan.blockers
     );
@@ -350,12 +335,12 @@ proptest! {
         // hosts (where Hall's condition reduces to a per-host count) there is none whenever
         // the replicas outside each host suffice for the primaries on it.
         let spec = sim.spec(primaries);
-        let plan = plan(&spec, &sim.inventory, &sim.observe(), &vec![None; n]);
+        let plan = plan(&spec, &sim.observe());
         let notes = plan.layout.unwrap().notes.len();
-        let same_host = |r: usize, node: &SimNode| node.primary.is_some_and(|p| sim.inventory[r].ip == sim.inventory[p].ip);
+        let same_host = |r: usize, node: &SimNode| node.primary.is_some_and(|p| sim.records[r].ip == sim.records[p].ip);
         let violations = sim.nodes.iter().enumerate().filter(|(r, node)| same_host(*r, node)).count();
         prop_assert_eq!(violations, notes);
-        let ip_of = |i: usize| sim.inventory[i].ip;
+        let ip_of = |i: usize| sim.records[i].ip;
         let primaries_idx: Vec<usize> = (0..n).filter(|i| !sim.nodes[*i].slots.is_empty()).collect();
         let feasible = primaries_idx.iter().all(|p| {
             let on_host = primaries_idx.iter().filter(|q| ip_of(**q) == ip_of(*p)).count();
@@ -389,39 +374,36 @@ fn six_spec() -> ClusterSpec {
 #[test]
 fn a_node_back_with_a_new_id_after_the_failover_is_readopted() {
     let fresh = "6118e6395770fcc9f1f64e9c02226278a3f91e06 127.0.0.1:22201@32201 myself,master - 0 0 0 connected";
-    let (inventory, obs) = captured(
+    let obs = captured(
         AFTER_FAILOVER,
         &[(0, fresh)],
         &LOST_DISK_ADDRS,
         &[0, 100, 99, 101, 100, 99],
     );
-    let planned = plan(&six_spec(), &inventory, &obs, &vec![None; 6]);
+    let key = |i: usize| NodeKey::named(LOST_DISK_ADDRS[i]);
+    let planned = plan(&six_spec(), &obs);
     assert!(planned.blockers.is_empty(), "{:?}", planned.blockers);
-    let forgets: Vec<usize> = planned
+    let forgets: Vec<NodeKey> = planned
         .steps
         .iter()
         .filter_map(|s| match s {
             Step::Forget { node, id, .. } => {
                 assert_eq!(id.as_str(), "90966ed5ff870c1321d0e0a1813b0058eea38b84");
-                Some(*node)
+                Some(node.clone())
             }
             _ => None,
         })
         .collect();
-    assert_eq!(forgets, vec![1, 2, 3, 4, 5]);
+    assert_eq!(forgets, [1, 2, 3, 4, 5].map(key));
     // The newcomer becomes the replica of the promoted 22204 (which has none), met first.
     let layout = planned.layout.unwrap();
-    let shard = layout.shards.iter().find(|s| s.primary == 3).unwrap();
-    assert_eq!(shard.replicas, vec![0]);
+    let shard = layout.shards.iter().find(|s| s.primary == key(3)).unwrap();
+    assert_eq!(shard.replicas, vec![key(0)]);
     // verify says it in one line, on the node that came back.
-    let verdict = verify(&layout, &inventory, &obs, &vec![None; 6]);
-    let membership = verdict
-        .criteria
-        .iter()
-        .find(|c| c.id == "membership")
-        .unwrap();
+    let verdict = verify(&layout, &obs);
+    let membership = verdict.of(&crate::verify::MEMBERSHIP).unwrap();
     assert_eq!(membership.failures.len(), 1, "{:?}", membership.failures);
-    assert_eq!(membership.failures[0].node, 0);
+    assert_eq!(membership.failures[0].node, key(0));
     assert!(
         membership.failures[0]
             .detail
@@ -437,13 +419,13 @@ fn a_node_back_with_a_new_id_after_the_failover_is_readopted() {
 #[test]
 fn a_node_back_empty_before_the_failover_stops_apply_and_says_what_to_do() {
     let fresh = "4be7f9222d4fde816824d5b6f25524e9e41617d5 127.0.0.1:22201@32201 myself,master - 0 0 0 connected";
-    let (inventory, obs) = captured(
+    let obs = captured(
         BEFORE_FAILOVER,
         &[(0, fresh)],
         &LOST_DISK_ADDRS,
         &[0, 101, 99, 0, 101, 99],
     );
-    let planned = plan(&six_spec(), &inventory, &obs, &vec![None; 6]);
+    let planned = plan(&six_spec(), &obs);
     assert!(planned.steps.is_empty());
     let [
         Blocker::ReplacedNodeOwnsSlots {
@@ -456,7 +438,7 @@ fn a_node_back_empty_before_the_failover_stops_apply_and_says_what_to_do() {
     else {
         panic!("{:?}", planned.blockers);
     };
-    assert_eq!(node, "127.0.0.1:22201");
+    assert_eq!(node.label(), "127.0.0.1:22201");
     assert_eq!(replicas, &vec!["127.0.0.1:22204 (0 keys)".to_owned()]);
     assert_eq!(slots, &vec![SlotRange::new(0, 5461).unwrap()]);
     let text = planned.blockers[0].to_string();
@@ -473,17 +455,17 @@ fn a_replica_holding_keys_is_never_attached_to_an_empty_slot_owner() {
 aaaa000000000000000000000000000000000001 127.0.0.1:22201@32201 master - 0 0 1 connected 0-16383
 aaaa000000000000000000000000000000000002 127.0.0.1:22202@32202 master - 0 0 2 connected";
     let addrs = ["127.0.0.1:22201", "127.0.0.1:22202"];
-    let (inventory, obs) = captured(shared, &[], &addrs, &[0, 50]);
+    let obs = captured(shared, &[], &addrs, &[0, 50]);
     let spec = ClusterSpec::new(
         addrs.iter().map(|a| parse_node(a).unwrap()).collect(),
         Some(1),
         Some(1),
     )
     .unwrap();
-    let planned = plan(&spec, &inventory, &obs, &[None, None]);
+    let planned = plan(&spec, &obs);
     assert!(planned.steps.is_empty());
     assert!(
-        matches!(&planned.blockers[..], [Blocker::ReplicaOntoEmptyPrimary { replica, keys: 50, .. }] if replica == "127.0.0.1:22202"),
+        matches!(&planned.blockers[..], [Blocker::ReplicaOntoEmptyPrimary { replica, keys: 50, .. }] if replica.label() == "127.0.0.1:22202"),
         "{:?}",
         planned.blockers
     );
@@ -501,8 +483,7 @@ fn a_fourth_primary_gets_a_quarter_of_the_slots_by_moves_and_nobody_else_changes
     sim.add_node("10.0.0.200");
     sim.add_node("10.0.0.201");
     let spec = sim.spec(4);
-    let ids = vec![None; sim.nodes.len()];
-    let planned = plan(&spec, &sim.inventory, &sim.observe(), &ids);
+    let planned = plan(&spec, &sim.observe());
     assert!(planned.blockers.is_empty(), "{:?}", planned.blockers);
     let layout = planned.layout.as_ref().unwrap();
     let moved: usize = layout.moves.iter().map(|m| m.slots.len()).sum();
@@ -511,7 +492,7 @@ fn a_fourth_primary_gets_a_quarter_of_the_slots_by_moves_and_nobody_else_changes
         layout
             .moves
             .iter()
-            .all(|m| m.target == sim.nodes[6].id || m.target == sim.nodes[7].id)
+            .all(|m| m.target == sim.key(6) || m.target == sim.key(7))
     );
     // The newcomers are not known yet: no move is ready, and the plan says why.
     assert!(planned.moves.is_empty());
@@ -537,4 +518,30 @@ fn fewer_primaries_drains_the_smallest_owner_into_a_replica() {
     assert_eq!(sim.slot_counts(), [8192, 8192]);
     // 2 primaries x 3 replicas: each former primary now follows one.
     assert_eq!(sim.nodes.iter().filter(|n| n.primary.is_some()).count(), 6);
+}
+
+/// The simulator drives the formation operation as the shell's driver does: a fresh cluster
+/// is formed, then grown by a primary with a quarter of the slots moved to it.
+#[test]
+fn the_simulator_drives_formation_and_a_resize_as_an_operation() {
+    use crate::operations::Formation;
+    let ips = distinct_ips(8);
+    let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let mut sim = Sim::new(&ips[..6], None);
+    // Half a second a round: the newcomers of the resize were met by the first operation's
+    // cluster view (the simulator gives every node the cluster's epoch), so their
+    // acceptance is waited out for its settle time before slots move to them.
+    let tick = std::time::Duration::from_millis(500);
+    let rounds = sim
+        .drive(&mut Formation::new(sim.spec(3)), 20, tick)
+        .unwrap();
+    assert!(rounds <= 6, "{rounds} rounds");
+    assert_eq!(sim.slot_counts(), [5461, 5461, 5462]);
+    sim.add_node(ips[6]);
+    sim.add_node(ips[7]);
+    sim.drive(&mut Formation::new(sim.spec(4)), 20, tick)
+        .unwrap();
+    assert_eq!(sim.slot_counts(), [4096, 4096, 4096, 4096]);
+    // Formed: the next operation is done at once.
+    assert_eq!(sim.drive(&mut Formation::new(sim.spec(4)), 20, tick), Ok(1));
 }

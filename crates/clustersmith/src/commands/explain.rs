@@ -1,16 +1,32 @@
 //! `clustersmith explain`: the diagnosis rules, as text, JSON or the Markdown of docs/rules.md.
 
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
 
 use clustersmith_core::diagnose::{RULES, Rule, rule};
-use serde_json::{Value, json};
 
+use super::Run;
 use crate::args::{ExplainArgs, ExplainFormat};
 use crate::exit;
 use crate::output::{out, outln};
-use crate::render::SCHEMA_VERSION;
+use crate::render::json::{self, ExplainDoc, RuleJson, SCHEMA_VERSION};
 
-pub fn explain_cmd(args: &ExplainArgs) -> anyhow::Result<u8> {
+impl Run for ExplainArgs {
+    fn name(&self) -> &'static str {
+        "explain"
+    }
+
+    fn json(&self) -> bool {
+        self.format == ExplainFormat::Json
+    }
+
+    fn run(&self) -> Pin<Box<dyn Future<Output = anyhow::Result<u8>> + '_>> {
+        Box::pin(async move { explain(self) })
+    }
+}
+
+fn explain(args: &ExplainArgs) -> anyhow::Result<u8> {
     let rules: Vec<&Rule> = match &args.rule {
         Some(key) => vec![rule(key).ok_or_else(|| {
             anyhow::anyhow!("no rule `{key}`; `clustersmith explain` lists them all")
@@ -18,13 +34,13 @@ pub fn explain_cmd(args: &ExplainArgs) -> anyhow::Result<u8> {
         None => RULES.to_vec(),
     };
     match args.format {
-        ExplainFormat::Json => outln!(
-            "{}",
-            json!({
-                "schema_version": SCHEMA_VERSION,
-                "rules": rules.iter().map(|r| rule_json(r)).collect::<Vec<_>>(),
-            })
-        ),
+        ExplainFormat::Json => {
+            let doc = ExplainDoc {
+                schema_version: SCHEMA_VERSION,
+                rules: rules.iter().map(|r| RuleJson::new(r)).collect(),
+            };
+            outln!("{}", json::to_text(&doc));
+        }
         ExplainFormat::Markdown => out!("{}", rules_markdown(&rules)),
         ExplainFormat::Human if args.rule.is_none() => {
             for r in &rules {
@@ -64,20 +80,6 @@ fn rule_text(r: &Rule) -> String {
         let _ = writeln!(out, "explains: {}", explained_ids(r).join(", "));
     }
     out
-}
-
-fn rule_json(r: &Rule) -> Value {
-    json!({
-        "id": r.id,
-        "name": r.name,
-        "severity": r.severity.as_str(),
-        "detects": r.detects,
-        "why": r.why,
-        "fix": r.fix,
-        "false_positives": r.false_positives,
-        "evidence": r.evidence.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
-        "explains": explained_ids(r),
-    })
 }
 
 /// The rule reference; `docs/rules.md` is exactly this (a test keeps them equal).

@@ -1,18 +1,50 @@
 //! `clustersmith sandbox up|down`: local clusters of real servers.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 
 use anyhow::Context as _;
 use clustersmith_core::spec::{ClusterSpec, parse_node};
-use clustersmith_io::apply::ApplyOptions;
 use clustersmith_io::conn::{ConnOpts, TlsOpts};
+use clustersmith_io::operations::{ApplyOptions, apply};
 use clustersmith_io::sandbox::{Sandbox, SandboxSpec, find_server_binary, generate_password};
 
-use super::apply::run_apply;
-use super::{open, plural};
+use super::{Run, open, plural};
 use crate::args::{Format, SandboxDirArgs, SandboxUpArgs};
 use crate::exit;
 use crate::output::{errln, outln};
+use crate::render::errors::report_run_error;
+use crate::render::outcome::print_outcome;
+use crate::render::progress::with_progress;
+
+impl Run for SandboxUpArgs {
+    fn name(&self) -> &'static str {
+        "sandbox up"
+    }
+
+    fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    fn run(&self) -> Pin<Box<dyn Future<Output = anyhow::Result<u8>> + '_>> {
+        Box::pin(sandbox_up(self))
+    }
+}
+
+impl Run for SandboxDirArgs {
+    fn name(&self) -> &'static str {
+        "sandbox down"
+    }
+
+    fn json(&self) -> bool {
+        false
+    }
+
+    fn run(&self) -> Pin<Box<dyn Future<Output = anyhow::Result<u8>> + '_>> {
+        Box::pin(async move { sandbox_down(self) })
+    }
+}
 
 fn sandbox_dir(args: &SandboxDirArgs) -> PathBuf {
     args.dir.clone().unwrap_or_else(|| {
@@ -24,7 +56,7 @@ fn sandbox_dir(args: &SandboxDirArgs) -> PathBuf {
     })
 }
 
-pub async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
+async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
     let dir = sandbox_dir(&args.dir);
     if dir.join("sandbox.state").exists() {
         anyhow::bail!(
@@ -86,14 +118,15 @@ pub async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
         .context("sandbox addresses")?;
     let spec = ClusterSpec::new(nodes, Some(args.primaries), Some(args.replicas))?;
     let mut session = open(&spec, &conn, false).await?;
-    let code = run_apply(
-        &spec,
-        &mut session,
-        &ApplyOptions::new(args.timeout),
-        args.format,
-        "sandbox up",
-    )
+    let options = ApplyOptions::new(args.timeout);
+    let result = with_progress(args.format == Format::Json, async |on_event| {
+        apply(&mut session, &spec, &options, on_event).await
+    })
     .await;
+    let code = match result {
+        Ok(outcome) => print_outcome(&outcome, args.format, "sandbox up"),
+        Err(err) => report_run_error(&err, args.format, "sandbox up"),
+    };
     if args.format == Format::Human {
         let first = sandbox.servers[0].port;
         let auth = sandbox.password_file().map_or(String::new(), |f| {
@@ -141,7 +174,7 @@ fn shell_word(text: &str) -> String {
     }
 }
 
-pub fn sandbox_down(args: &SandboxDirArgs) -> anyhow::Result<u8> {
+fn sandbox_down(args: &SandboxDirArgs) -> anyhow::Result<u8> {
     let dir = sandbox_dir(args);
     let sandbox = Sandbox::load(&dir)?;
     let count = sandbox.servers.len();

@@ -344,7 +344,7 @@ fn format_strings_become_patterns_with_wildcards() {
 fn node_with_log(text: &str) -> Inputs {
     Inputs {
         nodes: vec![NodeEvidence {
-            label: "node-1".into(),
+            key: "node-1".into(),
             log: Some(SourceFile {
                 path: "redis.log".into(),
                 value: parse_server_log(text).value,
@@ -392,7 +392,7 @@ fn repeated_lines_are_counted_and_shown_once_with_first_and_last_time() {
     assert_eq!(ids, ["CS598", "CS599"], "{findings:#?}");
     assert_eq!(worst(&findings), Some(Severity::Info));
     let noted = &findings[0];
-    assert_eq!(noted.node.as_deref(), Some("node-1"));
+    assert_eq!(noted.node.as_ref().map(|k| k.label()), Some("node-1"));
     assert!(noted.summary.contains("CS204"), "{}", noted.summary);
     assert_eq!(noted.evidence.len(), 1);
     assert_eq!(noted.evidence[0].source.to_string(), "redis.log:1");
@@ -489,7 +489,10 @@ fn a_proving_line_raises_its_rule_on_its_node_with_the_line() {
     let findings = diagnose(&node_with_log(text));
     assert_eq!(findings.len(), 1, "{findings:#?}");
     let f = &findings[0];
-    assert_eq!((f.rule.id, f.node.as_deref()), ("CS502", Some("node-1")));
+    assert_eq!(
+        (f.rule.id, f.node.as_ref().map(|k| k.label())),
+        ("CS502", Some("node-1"))
+    );
     let cited: Vec<String> = f.evidence.iter().map(|e| e.source.to_string()).collect();
     // The fatal line proves it; the bind error that preceded it joins as a hint.
     assert_eq!(cited, ["redis.log:5", "redis.log:4"]);

@@ -22,6 +22,7 @@ pub static SLOT_MOVES_IN_PROGRESS: Rule = Rule {
     false_positives: "A `clustersmith apply` that only reads (its first observation) is counted too; it moves nothing.",
     evidence: &[Live],
     explains: &[&OPEN_SLOTS],
+    reach: crate::diagnose::Reach::OwnNode,
     check: slot_moves_in_progress,
 };
 
@@ -135,6 +136,6 @@ pub fn slot_moves_in_progress(inputs: &Inputs) -> Vec<Hit> {
 fn labels_by_id(inputs: &Inputs) -> BTreeMap<NodeId, String> {
     inputs
         .live()
-        .map(|(node, view)| (view.id, node.label.clone()))
+        .map(|(node, view)| (view.id, node.key.to_string()))
         .collect()
 }

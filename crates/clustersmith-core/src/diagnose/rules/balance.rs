@@ -15,6 +15,7 @@ pub static SLOTS_UNBALANCED: Rule = Rule {
     false_positives: "A deliberately weighted layout (bigger primaries on bigger machines).",
     evidence: &[Live],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: slots_unbalanced,
 };
 
@@ -23,7 +24,7 @@ pub fn slots_unbalanced(inputs: &Inputs) -> Vec<Hit> {
     let owned: Vec<(&str, usize)> = inputs
         .live()
         .filter(|(_, view)| !view.myself().is_replica() && !view.myself().slots.is_empty())
-        .map(|(node, view)| (node.label.as_str(), view.myself().slots.len()))
+        .map(|(node, view)| (node.key.label(), view.myself().slots.len()))
         .collect();
     let (Some(min), Some(max)) = (
         owned.iter().map(|(_, n)| *n).min(),

@@ -22,6 +22,7 @@ pub static CONFIG_FILE_REJECTED: Rule = Rule {
     false_positives: "An old block in a stderr file that is never truncated: the evidence is limited to the server's last run when the file also holds its start banner.",
     evidence: &[ServerLog],
     explains: &[&super::node_facts::NODE_NOT_RUNNING],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -35,6 +36,7 @@ pub static CANNOT_LISTEN: Rule = Rule {
     false_positives: "A bind failure on an optional address (`bind * -::*`) is logged without the fatal line and only joins this finding when the fatal line is there too.",
     evidence: &[ServerLog],
     explains: &[&super::node_facts::NODE_NOT_RUNNING],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -48,6 +50,7 @@ pub static CLUSTER_CONFIG_FILE_IN_USE: Rule = Rule {
     false_positives: "None known: the server only says it when the lock is held by another process.",
     evidence: &[ServerLog],
     explains: &[&super::node_facts::NODE_NOT_RUNNING],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -62,6 +65,7 @@ pub static CLUSTER_CONFIG_FILE_CORRUPT: Rule = Rule {
     evidence: &[ServerLog, NodesConf],
     // The server panics on a corrupt file (Valkey 9 prints a crash report after it).
     explains: &[&super::node_facts::NODE_NOT_RUNNING, &FATAL_SERVER_ERROR],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -75,6 +79,7 @@ pub static CLUSTER_CONFIG_FILE_UNWRITABLE: Rule = Rule {
     false_positives: "None known: the server exits right after the line.",
     evidence: &[ServerLog],
     explains: &[&super::node_facts::NODE_NOT_RUNNING],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -92,6 +97,7 @@ pub static DATA_DIR_UNUSABLE: Rule = Rule {
         &PERSISTENCE_WRITE_FAILING,
         &super::node_facts::NODE_NOT_RUNNING,
     ],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -105,6 +111,7 @@ pub static DATA_LOAD_FAILED: Rule = Rule {
     false_positives: "None known: every such line is followed by the server exiting.",
     evidence: &[ServerLog],
     explains: &[&super::node_facts::NODE_NOT_RUNNING],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -118,6 +125,7 @@ pub static KEYS_OUTSIDE_DB0: Rule = Rule {
     false_positives: "None known.",
     evidence: &[ServerLog],
     explains: &[&super::node_facts::NODE_NOT_RUNNING],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -131,6 +139,7 @@ pub static TLS_SETUP_FAILED: Rule = Rule {
     false_positives: "None known: the server does not start, or (CONFIG SET) keeps its previous TLS settings.",
     evidence: &[ServerLog, RedisConf, Certificate],
     explains: &[&CANNOT_LISTEN, &super::node_facts::NODE_NOT_RUNNING],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -144,6 +153,7 @@ pub static ACL_LOAD_FAILED: Rule = Rule {
     false_positives: "None known.",
     evidence: &[ServerLog, RedisConf],
     explains: &[&super::node_facts::NODE_NOT_RUNNING],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -157,6 +167,7 @@ pub static REPLICATION_CREDENTIALS_REJECTED: Rule = Rule {
     false_positives: "A password rotation in progress, while the nodes disagree for a moment.",
     evidence: &[ServerLog, RedisConf],
     explains: &[&super::replication::REPLICA_LINK_DOWN],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -170,6 +181,7 @@ pub static REPLICATION_USER_LACKS_PERMISSION: Rule = Rule {
     false_positives: "None known.",
     evidence: &[ServerLog],
     explains: &[&super::replication::REPLICA_LINK_DOWN],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -183,6 +195,7 @@ pub static FULL_SYNC_FAILING: Rule = Rule {
     false_positives: "A single failed attempt that a later one completed: check the replica's live link status.",
     evidence: &[ServerLog, Live],
     explains: &[&super::replication::REPLICA_LINK_DOWN],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -196,6 +209,7 @@ pub static PERSISTENCE_WRITE_FAILING: Rule = Rule {
     false_positives: "A save killed on purpose (a SHUTDOWN NOSAVE during a save).",
     evidence: &[ServerLog],
     explains: &[&FULL_SYNC_FAILING],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -209,6 +223,7 @@ pub static OPEN_FILES_LIMIT_TOO_LOW: Rule = Rule {
     false_positives: "None known.",
     evidence: &[ServerLog],
     explains: &[&super::node_facts::NODE_NOT_RUNNING],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -222,6 +237,7 @@ pub static FATAL_SERVER_ERROR: Rule = Rule {
     false_positives: "None known.",
     evidence: &[ServerLog],
     explains: &[&super::node_facts::NODE_NOT_RUNNING],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -235,6 +251,7 @@ pub static FAILOVER_BLOCKED: Rule = Rule {
     false_positives: "A failover in its first seconds; the server only logs the reason once it persists.",
     evidence: &[ServerLog],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -251,6 +268,7 @@ pub static STARTED_WITHOUT_CONFIG: Rule = Rule {
         &super::node_facts::NODE_NOT_RUNNING,
         &super::node_facts::CLUSTER_SUPPORT_DISABLED,
     ],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -264,6 +282,7 @@ pub static REPLICATION_STREAM_REJECTED: Rule = Rule {
     false_positives: "None known: a primary's stream never fails on a replica that matches it.",
     evidence: &[ServerLog],
     explains: &[&super::replication::REPLICA_LINK_DOWN],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -280,6 +299,7 @@ pub static TLS_HANDSHAKE_REJECTED: Rule = Rule {
         &super::replication::REPLICA_LINK_DOWN,
         &super::membership::BUS_HANDSHAKE_STUCK,
     ],
+    reach: crate::diagnose::Reach::OwnNode,
     check: server_log_only,
 };
 
@@ -293,6 +313,7 @@ pub static SERVER_WARNING_UNCORROBORATED: Rule = Rule {
     false_positives: "Transient errors from a restart or a failover that has since completed.",
     evidence: &[ServerLog],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: log_catalog::uncorroborated,
 };
 
@@ -306,5 +327,6 @@ pub static UNRECOGNISED_SERVER_WARNING: Rule = Rule {
     false_positives: "Warnings of modules and of server versions newer than the catalog.",
     evidence: &[ServerLog],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: log_catalog::unrecognised,
 };

@@ -2,7 +2,7 @@
 //! a certificate their CA files accept, an announced address they can reach, a server
 //! version its replicas can load data from, the cluster settings they share, an ACL that
 //! lets their replication logins in. Each finding names the nodes it compared, sits on the
-//! node to fix, and explains what it breaks on the others (see `node_facts::PEER_FACING`).
+//! node to fix, and explains what it breaks on the others (their reach is `Reach::PeerFacing`).
 
 use std::net::IpAddr;
 
@@ -30,6 +30,7 @@ pub static CERTIFICATE_REJECTED_BY_PEERS: Rule = Rule {
         &REPLICA_LINK_DOWN,
         &TLS_HANDSHAKE_REJECTED,
     ],
+    reach: crate::diagnose::Reach::PeerFacing,
     check: certificate_rejected_by_peers,
 };
 
@@ -118,14 +119,14 @@ pub fn certificate_rejected_by_peers(inputs: &Inputs) -> Vec<Hit> {
                         cert.line,
                         format!(
                             "{} {} ({} side of its links): {} trusts {ca}: {reason}",
-                            cert.directive, cert.path, side, peer.label
+                            cert.directive, cert.path, side, peer.key
                         ),
                     ));
                 }
             }
             let reason = rejecting[0].2[0].2.to_string();
             hits.push(Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: format!(
                     "{} of {} peer(s) reject its certificate ({reason}): its bus and replication links to them fail at the TLS handshake",
                     rejecting.len(),
@@ -149,7 +150,7 @@ pub fn certificate_rejected_by_peers(inputs: &Inputs) -> Vec<Hit> {
                 .as_ref()
                 .expect("a TLS node has a redis.conf");
             hits.push(Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: format!(
                     "its tls-ca-cert-file {own_ca} accepts none of its {} peers' certificates: every TLS link with them fails",
                     peers.len()
@@ -158,7 +159,7 @@ pub fn certificate_rejected_by_peers(inputs: &Inputs) -> Vec<Hit> {
                     line,
                     format!(
                         "tls-ca-cert-file {own_ca}: rejects the certificates of {}",
-                        refused.iter().map(|p| p.label.as_str()).collect::<Vec<_>>().join(", ")
+                        refused.iter().map(|p| p.key.label()).collect::<Vec<_>>().join(", ")
                     ),
                 )],
             });
@@ -182,6 +183,7 @@ pub static ANNOUNCED_ADDRESS_UNREACHABLE: Rule = Rule {
         &BUS_HANDSHAKE_STUCK,
         &REPLICA_LINK_DOWN,
     ],
+    reach: crate::diagnose::Reach::PeerFacing,
     check: announced_address_unreachable,
 };
 
@@ -278,7 +280,7 @@ pub fn announced_address_unreachable(inputs: &Inputs) -> Vec<Hit> {
             continue;
         }
         hits.push(Hit {
-            node: Some(node.label.clone()),
+            node: Some(node.key.clone()),
             summary: format!(
                 "{}: its peers connect where it announces and cannot reach it",
                 wrong.join("; ")
@@ -299,6 +301,7 @@ pub static REPLICA_OLDER_THAN_PRIMARY: Rule = Rule {
     false_positives: "A replica that synced before the primary was upgraded (a partial resync can work until the next full sync).",
     evidence: &[Live, ServerLog],
     explains: &[&REPLICA_LINK_DOWN, &FULL_SYNC_FAILING, &DATA_LOAD_FAILED],
+    reach: crate::diagnose::Reach::PeerFacing,
     check: replica_older_than_primary,
 };
 
@@ -348,10 +351,10 @@ pub fn replica_older_than_primary(inputs: &Inputs) -> Vec<Hit> {
         ];
         evidence.extend(proof);
         hits.push(Hit {
-            node: Some(node.label.clone()),
+            node: Some(node.key.clone()),
             summary: format!(
                 "replica runs {mine}, older than its primary {} ({theirs}): it cannot load the primary's RDB",
-                primary.label
+                primary.key
             ),
             evidence,
         });
@@ -369,6 +372,7 @@ pub static CLUSTER_SETTINGS_DISAGREE: Rule = Rule {
     false_positives: "A deliberate per-node difference during a rolling change of the setting.",
     evidence: &[RedisConf],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: cluster_settings_disagree,
 };
 
@@ -431,16 +435,13 @@ pub fn cluster_settings_disagree(inputs: &Inputs) -> Vec<Hit> {
                 None => conf.whole(format!("{} not set (default {default})", names[0])),
             };
             let text = format!("{} {value} (the other nodes: {common})", names[0]);
-            match hits
-                .iter_mut()
-                .find(|h| h.node.as_deref() == Some(node.label.as_str()))
-            {
+            match hits.iter_mut().find(|h| h.node.as_ref() == Some(&node.key)) {
                 Some(hit) => {
                     hit.summary.push_str(&format!("; {text}"));
                     hit.evidence.push(evidence);
                 }
                 None => hits.push(Hit {
-                    node: Some(node.label.clone()),
+                    node: Some(node.key.clone()),
                     summary: format!("its cluster settings differ from the other nodes': {text}"),
                     evidence: vec![evidence],
                 }),
@@ -464,6 +465,7 @@ pub static REPLICATION_CREDENTIALS_UNFIT: Rule = Rule {
         &super::catalog::REPLICATION_CREDENTIALS_REJECTED,
         &super::catalog::REPLICATION_USER_LACKS_PERMISSION,
     ],
+    reach: crate::diagnose::Reach::PeerFacing,
     check: replication_credentials_unfit,
 };
 
@@ -617,7 +619,7 @@ pub fn replication_credentials_unfit(inputs: &Inputs) -> Vec<Hit> {
                 user.line,
                 format!(
                     "{}: {} {name} (with its masterauth; not shown)",
-                    replica.label, user.name
+                    replica.key, user.name
                 ),
             ));
             let line = conf
@@ -638,7 +640,7 @@ pub fn replication_credentials_unfit(inputs: &Inputs) -> Vec<Hit> {
         }
         if !evidence.is_empty() {
             hits.push(Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: format!(
                     "its ACL refuses the replication login `{}` of {} other node(s): they cannot replicate from it",
                     users.join("`, `"),

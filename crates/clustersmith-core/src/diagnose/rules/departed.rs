@@ -6,43 +6,26 @@ use crate::diagnose::EvidenceKind::{Live, ServerLog};
 use crate::diagnose::Severity::{Critical, Error};
 use crate::diagnose::{Hit, Inputs, NodeEvidence, Rule, live};
 use crate::model::NodeId;
-use crate::observation::{InventoryNode, NodeState, Observation};
 use crate::parse::LogLine;
-use crate::plan::{Departed, departed_members};
-
-/// The live nodes as the planner sees them: only nodes with an address and a view.
-fn live_observation(inputs: &Inputs) -> (Vec<&NodeEvidence>, Vec<InventoryNode>, Observation) {
-    let given: Vec<&NodeEvidence> = inputs
-        .nodes
-        .iter()
-        .filter(|n| n.live.is_some() && n.ip.is_some() && n.port.is_some())
-        .collect();
-    let inventory = given
-        .iter()
-        .map(|n| InventoryNode {
-            label: n.label.clone(),
-            ip: n.ip.expect("filtered"),
-            port: n.port.expect("filtered"),
-            zone: n.zone.clone(),
-            leaving: false,
-        })
-        .collect();
-    let nodes = given
-        .iter()
-        .map(|n| NodeState::Seen(Box::new(n.live.clone().expect("filtered"))))
-        .collect();
-    (given, inventory, Observation { nodes })
-}
+use crate::snapshot::Departed;
 
 fn departed(inputs: &Inputs) -> (Vec<&NodeEvidence>, Vec<Departed>) {
-    let (given, inventory, obs) = live_observation(inputs);
+    let (given, snapshot) = inputs.live_snapshot();
     let ours: Vec<&NodeId> = given
         .iter()
         .filter_map(|n| n.live.as_ref())
         .map(|v| &v.id)
         .collect();
-    let found = departed_members(&inventory, &obs, &|id| ours.contains(&id));
+    let found = snapshot.departed_members(&|id| ours.contains(&id));
     (given, found)
+}
+
+/// The given node a departed member's successor key names.
+fn given<'a>(given: &[&'a NodeEvidence], key: &crate::snapshot::NodeKey) -> &'a NodeEvidence {
+    given
+        .iter()
+        .find(|n| &n.key == key)
+        .expect("every key of the live snapshot is a given node's label")
 }
 
 /// Ids of departed members: other checks leave them to CS320 instead of calling them
@@ -66,15 +49,16 @@ pub static NODE_REPLACED_WITH_NEW_ID: Rule = Rule {
         &super::membership::BUS_HANDSHAKE_STUCK,
         &super::replication::REPLICA_LINK_DOWN,
     ],
+    reach: crate::diagnose::Reach::PeerFacing,
     check: node_replaced_with_new_id,
 };
 
 pub fn node_replaced_with_new_id(inputs: &Inputs) -> Vec<Hit> {
-    let (given, found) = departed(inputs);
+    let (given_nodes, found) = departed(inputs);
     found
         .into_iter()
         .map(|d| {
-            let successor = given[d.successor];
+            let successor = given(&given_nodes, &d.successor);
             let new_id = successor.live.as_ref().map_or("?", |v| v.id.short());
             let mut evidence = vec![live(
                 successor,
@@ -87,7 +71,7 @@ pub fn node_replaced_with_new_id(inputs: &Inputs) -> Vec<Hit> {
             )];
             for viewer in d.listed_by.iter().take(3) {
                 evidence.push(live(
-                    given[*viewer],
+                    given(&given_nodes, viewer),
                     "CLUSTER NODES",
                     format!("{} {} slots {}", d.id, d.flags, d.slots),
                 ));
@@ -101,7 +85,7 @@ pub fn node_replaced_with_new_id(inputs: &Inputs) -> Vec<Hit> {
                 )
             };
             Hit {
-                node: Some(successor.label.clone()),
+                node: Some(successor.key.clone()),
                 summary: format!(
                     "came back empty with a new id {new_id} (lost disk or nodes.conf) while {} peer(s) still list its old id {} ({}); {next}",
                     d.listed_by.len(),
@@ -124,6 +108,7 @@ pub static REPLICA_FLUSHED_BY_EMPTY_PRIMARY: Rule = Rule {
     false_positives: "A shard that really held no keys (nothing was lost); the live key count is shown.",
     evidence: &[ServerLog, Live],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: replica_flushed_by_empty_primary,
 };
 
@@ -187,7 +172,7 @@ pub fn replica_flushed_by_empty_primary(inputs: &Inputs) -> Vec<Hit> {
             .filter(|e| e.text.contains("Full resync"))
             .count();
         hits.push(Hit {
-            node: Some(node.label.clone()),
+            node: Some(node.key.clone()),
             summary: format!(
                 "DATA LOSS: held data, then discarded it in {} from a primary with no data and no replication history (offset 0), loading 0 keys: what it held is gone unless another copy exists",
                 crate::plural(syncs as u64, "full resync", "full resyncs")

@@ -9,7 +9,7 @@ use crate::diagnose::EvidenceKind::{Live, PostDeployLog, Spec};
 use crate::diagnose::Severity::Error;
 use crate::diagnose::{Hit, Inputs, NodeEvidence, Rule, live};
 use crate::model::NodeId;
-use crate::observation::NodeView;
+use crate::snapshot::NodeView;
 
 fn host_part(addr: &str) -> &str {
     match addr.rsplit_once(':') {
@@ -34,6 +34,7 @@ pub static MEET_WITH_HOSTNAME: Rule = Rule {
         &REPLICATE_BEFORE_MEET,
         &SUCCESS_CLAIMED_OVER_BROKEN_CLUSTER,
     ],
+    reach: crate::diagnose::Reach::OwnNode,
     check: meet_with_hostname,
 };
 
@@ -83,6 +84,7 @@ pub static REPLICATE_BEFORE_MEET: Rule = Rule {
         &REPLICAS_ON_ONE_PRIMARY,
         &SUCCESS_CLAIMED_OVER_BROKEN_CLUSTER,
     ],
+    reach: crate::diagnose::Reach::OwnNode,
     check: replicate_before_meet,
 };
 
@@ -124,6 +126,7 @@ pub static SUCCESS_CLAIMED_OVER_BROKEN_CLUSTER: Rule = Rule {
     false_positives: "Error replies the script retried successfully, when no live evidence was given.",
     evidence: &[PostDeployLog, Live],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: success_claimed_over_broken_cluster,
 };
 
@@ -195,6 +198,7 @@ pub static REPLICAS_ON_ONE_PRIMARY: Rule = Rule {
     false_positives: "A deliberate uneven layout without an expected topology given.",
     evidence: &[Live, Spec],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: replicas_on_one_primary,
 };
 
@@ -237,7 +241,7 @@ pub fn replicas_on_one_primary(inputs: &Inputs) -> Vec<Hit> {
         .map(|((node, view), count)| {
             let names: Vec<&str> = replicas
                 .get(&view.id)
-                .map(|r| r.iter().map(|(n, _)| n.label.as_str()).collect())
+                .map(|r| r.iter().map(|(n, _)| n.key.label()).collect())
                 .unwrap_or_default();
             live(
                 node,

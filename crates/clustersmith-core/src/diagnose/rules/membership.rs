@@ -2,7 +2,7 @@
 //! bus that does not connect, config epochs, open slots, where replicas sit, stale addresses
 //! and members of another cluster.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use super::common::{capped, entry_text};
@@ -10,7 +10,7 @@ use crate::diagnose::EvidenceKind::{Certificate, Live, NodesConf, RedisConf, Ser
 use crate::diagnose::Severity::{Error, Warning};
 use crate::diagnose::{Evidence, Hit, Inputs, NodeEvidence, Rule, Source, live};
 use crate::model::{NodeId, SLOT_COUNT};
-use crate::observation::NodeView;
+use crate::snapshot::NodeView;
 
 pub static NODE_KNOWS_ONLY_ITSELF: Rule = Rule {
     id: "CS301",
@@ -22,6 +22,7 @@ pub static NODE_KNOWS_ONLY_ITSELF: Rule = Rule {
     false_positives: "A node just started, before formation ran.",
     evidence: &[Live, NodesConf],
     explains: &[&SLOTS_NOT_COVERED],
+    reach: crate::diagnose::Reach::OwnNode,
     check: knows_only_itself,
 };
 
@@ -50,7 +51,7 @@ pub fn knows_only_itself(inputs: &Inputs) -> Vec<Hit> {
         }
         if !evidence.is_empty() {
             hits.push(Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: format!(
                     "knows only itself in a cluster of {}: it was never introduced (CLUSTER MEET)",
                     inputs.expected_size()
@@ -72,6 +73,7 @@ pub static SLOTS_NOT_COVERED: Rule = Rule {
     false_positives: "None once formation is meant to be done.",
     evidence: &[Live, RedisConf],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: slots_not_covered,
 };
 
@@ -104,7 +106,7 @@ pub fn slots_not_covered(inputs: &Inputs) -> Vec<Hit> {
                 )),
                 None => evidence.push(Evidence {
                     source: Source::Live {
-                        node: node.label.clone(),
+                        node: node.key.to_string(),
                         reply: "default",
                     },
                     text:
@@ -113,7 +115,7 @@ pub fn slots_not_covered(inputs: &Inputs) -> Vec<Hit> {
                 }),
             }
             Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: format!(
                     "sees {} of {SLOT_COUNT} slots assigned; queries to the others fail",
                     view.cluster_info.slots_assigned
@@ -134,6 +136,7 @@ pub static BUS_HANDSHAKE_STUCK: Rule = Rule {
     false_positives: "A snapshot taken during formation, before handshakes finished.",
     evidence: &[Live, ServerLog],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: bus_handshake_stuck,
 };
 
@@ -162,7 +165,7 @@ pub fn bus_handshake_stuck(inputs: &Inputs) -> Vec<Hit> {
             evidence.extend(capped(lines, "bus errors"));
         }
         hits.push(Hit {
-            node: Some(node.label.clone()),
+            node: Some(node.key.clone()),
             summary: "peers stay in handshake or disconnected: the cluster bus between them does not connect".to_owned(),
             evidence,
         });
@@ -185,6 +188,7 @@ pub static TLS_CLUSTER_MISMATCH: Rule = Rule {
         &SLOTS_NOT_COVERED,
         &super::replication::REPLICA_LINK_DOWN,
     ],
+    reach: crate::diagnose::Reach::PeerFacing,
     check: tls_cluster_mismatch,
 };
 
@@ -219,7 +223,7 @@ pub fn tls_cluster_mismatch(inputs: &Inputs) -> Vec<Hit> {
             .iter()
             .filter(|s| s.1 == value)
             .map(|(node, _, evidence)| Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: format!(
                     "tls-cluster is {} here but {} on {} of the other {} nodes: its bus cannot talk to theirs",
                     if value { "yes" } else { "no" },
@@ -256,6 +260,7 @@ pub static BUS_CERT_WITHOUT_CLIENT_AUTH: Rule = Rule {
         &SLOTS_NOT_COVERED,
         &super::replication::REPLICA_LINK_DOWN,
     ],
+    reach: crate::diagnose::Reach::PeerFacing,
     check: bus_cert_without_client_auth,
 };
 
@@ -277,7 +282,7 @@ pub fn bus_cert_without_client_auth(inputs: &Inputs) -> Vec<Hit> {
                 .find(|c| c.directive == "tls-client-cert-file")
                 .or_else(|| node.certs.iter().find(|c| c.directive == "tls-cert-file"))?;
             (!client.client_auth).then(|| Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: "the certificate this node presents to its peers lacks clientAuth: peers reject it on the cluster bus and replication links".to_owned(),
                 evidence: vec![conf.at(
                     client.line,
@@ -301,6 +306,7 @@ pub static CONFIG_EPOCH_COLLISION: Rule = Rule {
     false_positives: "A snapshot taken in the seconds before the servers resolve it.",
     evidence: &[Live],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: config_epoch_collision,
 };
 
@@ -342,6 +348,7 @@ pub static OPEN_SLOTS: Rule = Rule {
     false_positives: "A resharding in progress by a tool diagnose cannot see (a clustersmith apply at work is seen, CS311).",
     evidence: &[Live],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: open_slots,
 };
 
@@ -361,7 +368,7 @@ pub fn open_slots(inputs: &Inputs) -> Vec<Hit> {
                 .map(|o| format!("{} {:?} {}", o.slot, o.kind, o.peer))
                 .collect();
             Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: format!("{} slot(s) stuck migrating or importing", slots.len()),
                 evidence: vec![live(node, "CLUSTER NODES", slots.join(", "))],
             }
@@ -379,6 +386,7 @@ pub static REPLICA_SHARES_HOST_OR_ZONE: Rule = Rule {
     false_positives: "Never raised for a single-host cluster (a sandbox), where there is no other place.",
     evidence: &[Live, Spec],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: replica_shares_host_or_zone,
 };
 
@@ -416,10 +424,10 @@ pub fn replica_shares_host_or_zone(inputs: &Inputs) -> Vec<Hit> {
                 )
             };
             hits.push(Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: format!(
                     "replicates `{}` from the same {domain}: one failure takes both",
-                    primary.label
+                    primary.key
                 ),
                 evidence: vec![live(node, "CLUSTER NODES", entry_text(view.myself()))],
             });
@@ -438,25 +446,36 @@ pub static STALE_NODE_ADDRESS: Rule = Rule {
     false_positives: "NAT or multi-homed hosts where the announced address differs from the one used to reach the node.",
     evidence: &[Live, NodesConf],
     explains: &[&BUS_HANDSHAKE_STUCK],
+    reach: crate::diagnose::Reach::OwnNode,
     check: stale_node_address,
 };
 
 pub fn stale_node_address(inputs: &Inputs) -> Vec<Hit> {
+    let (given, snapshot) = inputs.live_snapshot();
+    let stale = snapshot.stale_addresses(false);
     let mut hits = Vec::new();
-    for (subject, view) in inputs.live() {
+    for subject in &given {
         let Some(ip) = subject.ip else { continue };
         let mut evidence = Vec::new();
-        for (viewer, other) in inputs.live() {
-            if std::ptr::eq(viewer, subject) {
-                continue;
-            }
-            if let Some(entry) = other.knows(&view.id)
-                && entry.addr.ip.is_some_and(|seen| seen != ip)
-            {
+        for s in stale
+            .iter()
+            .filter(|s| s.subject == subject.key && s.viewer != s.subject)
+        {
+            let viewer = given
+                .iter()
+                .find(|n| n.key == s.viewer)
+                .expect("the snapshot's keys are the given nodes'");
+            let id = snapshot.view(&s.subject).map(|v| v.id);
+            let listed = viewer
+                .live
+                .as_ref()
+                .zip(id)
+                .and_then(|(v, id)| v.knows(&id));
+            if let Some(entry) = listed {
                 evidence.push(live(
                     viewer,
                     "CLUSTER NODES",
-                    format!("lists it at {} ({})", entry.addr, entry_text(entry)),
+                    format!("lists it at {} ({})", s.listed, entry_text(entry)),
                 ));
             }
         }
@@ -470,7 +489,7 @@ pub fn stale_node_address(inputs: &Inputs) -> Vec<Hit> {
             continue;
         }
         hits.push(Hit {
-            node: Some(subject.label.clone()),
+            node: Some(subject.key.clone()),
             summary: format!("reached at {ip}, but known under another address: it changed IP and the cluster still holds the old one"),
             evidence: capped(evidence, "views"),
         });
@@ -493,6 +512,7 @@ pub static FOREIGN_CLUSTER_MEMBER: Rule = Rule {
         &BUS_HANDSHAKE_STUCK,
         &super::formation::REPLICAS_ON_ONE_PRIMARY,
     ],
+    reach: crate::diagnose::Reach::PeerFacing,
     check: foreign_cluster_member,
 };
 
@@ -524,11 +544,11 @@ fn owner_of_another_cluster(inputs: &Inputs) -> Vec<Hit> {
             continue;
         };
         hits.push(Hit {
-            node: Some(node.label.clone()),
+            node: Some(node.key.clone()),
             summary: format!(
                 "owns slots {mine} as a cluster of its own (epoch {}), while {} and its peers see them owned by {}: it was formed apart from them",
                 view.myself().config_epoch,
-                other.label,
+                other.key,
                 entry.id.short()
             ),
             evidence: vec![
@@ -546,35 +566,38 @@ pub fn foreign_cluster_member(inputs: &Inputs) -> Vec<Hit> {
         // Without the full expected set, an unknown id may be a member that was not given.
         return hits;
     }
-    let mut ours: Vec<&NodeId> = inputs.live().map(|(_, v)| &v.id).collect();
+    let (given, snapshot) = inputs.live_snapshot();
+    let mut ours: BTreeSet<NodeId> = snapshot.our_ids();
     // While a move is under way, a member every given node lists is one joining or being
     // drained (CS311 shows it), not a stranger.
     if inputs.at_work.is_active() {
-        let views: Vec<&NodeView> = inputs.live().map(|(_, v)| v).collect();
+        let views: Vec<&NodeView> = snapshot.views().map(|(_, v)| v).collect();
         for entry in views.first().map(|v| v.nodes.peers()).into_iter().flatten() {
             if views.iter().all(|v| v.knows(&entry.id).is_some()) {
-                ours.push(&entry.id);
+                ours.insert(entry.id);
             }
         }
     }
     // An old id of an expected address is a departed member (CS320), not a stranger.
-    let departed = super::departed::departed_ids(inputs);
-    hits.extend(inputs.live().filter_map(|(node, view)| {
-            let foreign: Vec<Evidence> = view
-                .nodes
-                .entries()
-                .iter()
-                .filter(|e| !e.is_handshake() && !ours.contains(&&e.id) && !departed.contains(&e.id))
-                .map(|e| live(node, "CLUSTER NODES", entry_text(e)))
-                .collect();
-            (!foreign.is_empty()).then(|| Hit {
-                node: Some(node.label.clone()),
-                summary: format!(
-                    "knows {} node(s) outside the expected set: it belongs to (or was met by) another cluster",
-                    foreign.len()
-                ),
-                evidence: capped(foreign, "nodes"),
-            })
-        }));
+    ours.extend(super::departed::departed_ids(inputs));
+    for found in snapshot.foreign_members(&ours, false) {
+        let node = given
+            .iter()
+            .find(|n| n.key == found.viewer)
+            .expect("the snapshot's keys are the given nodes'");
+        let foreign: Vec<Evidence> = found
+            .entries
+            .iter()
+            .map(|e| live(node, "CLUSTER NODES", entry_text(e)))
+            .collect();
+        hits.push(Hit {
+            node: Some(node.key.clone()),
+            summary: format!(
+                "knows {} node(s) outside the expected set: it belongs to (or was met by) another cluster",
+                foreign.len()
+            ),
+            evidence: capped(foreign, "nodes"),
+        });
+    }
     hits
 }

@@ -8,7 +8,6 @@ use std::net::IpAddr;
 
 use crate::diagnose::EvidenceKind::{Live, RedisConf, ServerLog};
 use crate::diagnose::Severity::Error;
-use crate::diagnose::node_facts::not_member;
 use crate::diagnose::{
     Answer, Evidence, Hit, Inputs, NodeEvidence, NodeFacts, Rule, SourceFile, live,
 };
@@ -110,11 +109,11 @@ fn hits_for(
         .nodes
         .iter()
         .filter_map(|node| {
-            let facts = not_member(node).filter(|f| answers(&f.answer))?;
+            let facts = node.not_member().filter(|f| answers(&f.answer))?;
             let mut evidence = common_evidence(node, facts, reply);
             evidence.extend(extra(node));
             Some(Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: summary(node, facts),
                 evidence,
             })
@@ -144,6 +143,7 @@ pub static NODE_NOT_RUNNING: Rule = Rule {
     false_positives: "A node stopped on purpose (maintenance) but given to diagnose.",
     evidence: &[Live, ServerLog, RedisConf],
     explains: BROKEN_BY_A_NON_MEMBER,
+    reach: crate::diagnose::Reach::NodeDown,
     check: node_not_running,
 };
 
@@ -155,7 +155,7 @@ pub fn node_not_running(inputs: &Inputs) -> Vec<Hit> {
         |node, _| {
             format!(
                 "nothing listens at {} (connection refused): the server is not running there{}",
-                node.label,
+                node.key,
                 reason(node)
             )
         },
@@ -173,6 +173,7 @@ pub static NODE_NOT_ANSWERING: Rule = Rule {
     false_positives: "A node under very heavy load that answers after the timeout.",
     evidence: &[Live, ServerLog],
     explains: BROKEN_BY_A_NON_MEMBER,
+    reach: crate::diagnose::Reach::NodeDown,
     check: node_not_answering,
 };
 
@@ -184,7 +185,7 @@ pub fn node_not_answering(inputs: &Inputs) -> Vec<Hit> {
         |node, facts| {
             format!(
                 "{} does not answer ({}): the server is stopped or hung, or the network drops the connection{}",
-                node.label,
+                node.key,
                 facts.reply,
                 reason(node)
             )
@@ -203,6 +204,7 @@ pub static CLUSTER_SUPPORT_DISABLED: Rule = Rule {
     false_positives: "A standalone server given by mistake among the cluster's nodes.",
     evidence: &[Live, RedisConf],
     explains: BROKEN_BY_A_NON_MEMBER,
+    reach: crate::diagnose::Reach::NodeDown,
     check: cluster_support_disabled,
 };
 
@@ -214,7 +216,7 @@ pub fn cluster_support_disabled(inputs: &Inputs) -> Vec<Hit> {
         |node, _| {
             format!(
                 "{} answers, but with cluster support disabled (cluster-enabled no): it cannot join any cluster",
-                node.label
+                node.key
             )
         },
         |node| {
@@ -240,6 +242,7 @@ pub static PROTECTED_MODE_REFUSAL: Rule = Rule {
     false_positives: "None: the reply is only sent in protected mode.",
     evidence: &[Live, RedisConf],
     explains: BROKEN_BY_A_NON_MEMBER,
+    reach: crate::diagnose::Reach::NodeDown,
     check: protected_mode,
 };
 
@@ -251,7 +254,7 @@ pub fn protected_mode(inputs: &Inputs) -> Vec<Hit> {
         |node, _| {
             format!(
                 "{} refuses clients from other addresses: protected mode is on and it has no password",
-                node.label
+                node.key
             )
         },
         |node| {
@@ -276,6 +279,7 @@ pub static NODE_LOADING: Rule = Rule {
     false_positives: "Any node right after a restart with a large dataset: the state passes on its own.",
     evidence: &[Live],
     explains: BROKEN_BY_A_NON_MEMBER,
+    reach: crate::diagnose::Reach::NodeDown,
     check: node_loading,
 };
 
@@ -287,7 +291,7 @@ pub fn node_loading(inputs: &Inputs) -> Vec<Hit> {
         |node, _| {
             format!(
                 "{} is loading its dataset and answers only LOADING until it is done",
-                node.label
+                node.key
             )
         },
         |_| Vec::new(),
@@ -304,6 +308,7 @@ pub static TLS_PLAINTEXT_MISMATCH: Rule = Rule {
     false_positives: "A node listed by its TLS port among nodes listed by their plaintext ports (a mistake in the list, not in the cluster).",
     evidence: &[Live, RedisConf],
     explains: BROKEN_BY_A_NON_MEMBER,
+    reach: crate::diagnose::Reach::NodeDown,
     check: tls_mode_mismatch,
 };
 
@@ -315,11 +320,11 @@ pub fn tls_mode_mismatch(inputs: &Inputs) -> Vec<Hit> {
         |node, facts| match facts.answer {
             Answer::OtherProtocol { wants_tls: true } => format!(
                 "{} speaks only TLS at this port while the other nodes were reached in plaintext",
-                node.label
+                node.key
             ),
             _ => format!(
                 "{} speaks plaintext at this port while the other nodes were reached over TLS",
-                node.label
+                node.key
             ),
         },
         |node| {
@@ -344,6 +349,7 @@ pub static CLUSTER_COMMANDS_REFUSED: Rule = Rule {
     false_positives: "None known.",
     evidence: &[Live, RedisConf],
     explains: BROKEN_BY_A_NON_MEMBER,
+    reach: crate::diagnose::Reach::NodeDown,
     check: cluster_commands_refused,
 };
 
@@ -355,7 +361,7 @@ pub fn cluster_commands_refused(inputs: &Inputs) -> Vec<Hit> {
         |node, facts| {
             format!(
                 "{} answers but refuses the cluster commands ({}): it is not a usable cluster member",
-                node.label, facts.reply
+                node.key, facts.reply
             )
         },
         |node| {
@@ -443,6 +449,7 @@ pub static SHARED_PORT_OR_FILE: Rule = Rule {
         &super::catalog::CANNOT_LISTEN,
         &super::catalog::CLUSTER_CONFIG_FILE_IN_USE,
     ],
+    reach: crate::diagnose::Reach::OwnNode,
     check: shared_between_nodes,
 };
 
@@ -486,16 +493,16 @@ pub fn shared_between_nodes(inputs: &Inputs) -> Vec<Hit> {
             }
             // The finding belongs to the node that lost (the one not working), so that its
             // not-running finding hangs under this cause.
-            let (loser, other) = match (not_member(a).is_some(), not_member(b).is_some()) {
+            let (loser, other) = match (a.not_member().is_some(), b.not_member().is_some()) {
                 (true, false) => (a, b),
                 _ => (b, a),
             };
             hits.push(Hit {
-                node: Some(loser.label.clone()),
+                node: Some(loser.key.clone()),
                 summary: format!(
                     "{} and {} on host {a_ip} share their {}: only one server can hold each",
-                    loser.label,
-                    other.label,
+                    loser.key,
+                    other.key,
                     shared.join(", ")
                 ),
                 evidence,
@@ -523,6 +530,7 @@ pub static NODE_REFUSES_AUTH: Rule = Rule {
         // part of the same difference.
         &super::replication::REPLICATION_AUTH_MISSING,
     ],
+    reach: crate::diagnose::Reach::NodeDown,
     check: auth_differs,
 };
 
@@ -534,7 +542,7 @@ pub fn auth_differs(inputs: &Inputs) -> Vec<Hit> {
         |node, facts| {
             format!(
                 "{} refuses the credentials the other nodes accept ({}): its requirepass or ACL users differ from theirs",
-                node.label, facts.reply
+                node.key, facts.reply
             )
         },
         |node| {

@@ -16,6 +16,7 @@ pub static REPLICATION_PLAINTEXT_TO_TLS_PORT: Rule = Rule {
     false_positives: "A node that will never be a replica; but any primary can become one after a failover.",
     evidence: &[RedisConf, ServerLog, Live],
     explains: &[&REPLICA_LINK_DOWN, &PLAINTEXT_ON_TLS_PORT],
+    reach: crate::diagnose::Reach::OwnNode,
     check: replication_tls_mismatch,
 };
 
@@ -60,7 +61,7 @@ pub fn replication_tls_mismatch(inputs: &Inputs) -> Vec<Hit> {
         });
         evidence.extend(capped(wrong_version.clone(), "TLS errors"));
         hits.push(Hit {
-            node: Some(node.label.clone()),
+            node: Some(node.key.clone()),
             summary: "as a replica this node speaks plaintext to its primary's TLS port (tls-replication is off)".to_owned(),
             evidence,
         });
@@ -86,6 +87,7 @@ pub static REPLICATION_AUTH_MISSING: Rule = Rule {
     false_positives: "A node that is never a replica; any primary can become one after a failover.",
     evidence: &[RedisConf, ServerLog, Live],
     explains: &[&REPLICA_LINK_DOWN],
+    reach: crate::diagnose::Reach::OwnNode,
     check: replication_auth_missing,
 };
 
@@ -109,7 +111,7 @@ pub fn replication_auth_missing(inputs: &Inputs) -> Vec<Hit> {
         }
         if !evidence.is_empty() {
             hits.push(Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: "replication is refused with NOAUTH: the replica has no masterauth (primaryauth on Valkey) for its primary's requirepass".to_owned(),
                 evidence,
             });
@@ -146,6 +148,7 @@ pub static REPLICATION_COMMANDS_RENAMED: Rule = Rule {
     false_positives: "A node that is never a primary; any replica can become one after a failover.",
     evidence: &[RedisConf],
     explains: &[&REPLICA_LINK_DOWN],
+    reach: crate::diagnose::Reach::OwnNode,
     check: replication_commands_renamed,
 };
 
@@ -154,7 +157,7 @@ pub fn replication_commands_renamed(inputs: &Inputs) -> Vec<Hit> {
         .into_iter()
         .filter(|(_, _, count)| *count == 2)
         .map(|(node, evidence, _)| Hit {
-            node: Some(node.label.clone()),
+            node: Some(node.key.clone()),
             summary: "PSYNC and SYNC are both renamed away: no replica of this node can sync"
                 .to_owned(),
             evidence,
@@ -172,6 +175,7 @@ pub static SYNC_OR_PSYNC_RENAMED: Rule = Rule {
     false_positives: "A deliberate hardening choice.",
     evidence: &[RedisConf],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: one_sync_command_renamed,
 };
 
@@ -180,7 +184,7 @@ pub fn one_sync_command_renamed(inputs: &Inputs) -> Vec<Hit> {
         .into_iter()
         .filter(|(_, _, count)| *count == 1)
         .map(|(node, evidence, _)| Hit {
-            node: Some(node.label.clone()),
+            node: Some(node.key.clone()),
             summary: format!(
                 "{}: replication still works through the other command",
                 evidence[0].text
@@ -200,6 +204,7 @@ pub static REPLICA_LINK_DOWN: Rule = Rule {
     false_positives: "A replica in its first sync, or just after a restart.",
     evidence: &[Live, ServerLog],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: replica_link_down,
 };
 
@@ -232,7 +237,7 @@ pub fn replica_link_down(inputs: &Inputs) -> Vec<Hit> {
                 evidence.extend(capped(lines, "replication errors"));
             }
             Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: "the replica's link to its primary is down".to_owned(),
                 evidence,
             }
@@ -250,6 +255,7 @@ pub static PLAINTEXT_ON_TLS_PORT: Rule = Rule {
     false_positives: "Port scanners and load balancer probes.",
     evidence: &[ServerLog],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: plaintext_on_tls_port,
 };
 
@@ -261,7 +267,7 @@ pub fn plaintext_on_tls_port(inputs: &Inputs) -> Vec<Hit> {
             let log = node.log.as_ref()?;
             let lines: Vec<Evidence> = log.lines_with(&["wrong version number"]);
             (!lines.is_empty()).then(|| Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: "plaintext connections reached this node's TLS port".to_owned(),
                 evidence: capped(lines, "TLS errors"),
             })

@@ -4,7 +4,7 @@
 use crate::diagnose::EvidenceKind::{Live, RedisConf, ServerLog};
 use crate::diagnose::Severity::{Error, Info};
 use crate::diagnose::{Evidence, Hit, Inputs, NodeEvidence, Rule};
-use crate::observation::NodeView;
+use crate::snapshot::NodeView;
 
 pub static IPV6_BIND_ERRNO_97: Rule = Rule {
     id: "CS401",
@@ -16,6 +16,7 @@ pub static IPV6_BIND_ERRNO_97: Rule = Rule {
     false_positives: "None: it is reported as information, never as a problem.",
     evidence: &[ServerLog],
     explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
     check: ipv6_bind_warning,
 };
 
@@ -37,7 +38,7 @@ pub fn ipv6_bind_warning(inputs: &Inputs) -> Vec<Hit> {
                 .map(|l| log.at(l.line, l.message.clone()))
                 .collect();
             (!lines.is_empty()).then(|| Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary:
                     "harmless: the host has no IPv6, so the optional IPv6 listener was skipped"
                         .to_owned(),
@@ -76,6 +77,7 @@ pub static DIRECTIVE_UNKNOWN_TO_VERSION: Rule = Rule {
     false_positives: "A file written for the next version, not yet loaded.",
     evidence: &[RedisConf, Live, ServerLog],
     explains: &[&super::catalog::CONFIG_FILE_REJECTED],
+    reach: crate::diagnose::Reach::OwnNode,
     check: directive_unknown_to_version,
 };
 
@@ -130,7 +132,7 @@ pub fn directive_unknown_to_version(inputs: &Inputs) -> Vec<Hit> {
             .collect();
         if !unknown.is_empty() {
             hits.push(Hit {
-                node: Some(node.label.clone()),
+                node: Some(node.key.clone()),
                 summary: format!(
                     "{} directive(s) unknown to the running {name}: the server refuses to start with this file",
                     unknown.len()
@@ -168,7 +170,7 @@ fn refused_newer_directive(node: &NodeEvidence) -> Option<Hit> {
         )
     };
     Some(Hit {
-        node: Some(node.label.clone()),
+        node: Some(node.key.clone()),
         summary: format!("{origin}; it refused the line and exited"),
         evidence: vec![log.at(
             error.line,

@@ -2,7 +2,7 @@
 //! and how the symptoms they cause on peers hang under them.
 
 use super::super::*;
-use crate::parse::{parse_redis_conf, parse_server_log};
+use crate::parse::{RedisConf, parse_redis_conf, parse_server_log};
 
 const A_ID: &str = "5be3d949f56e77d5848af97f1d8825e1c29f3270";
 const B_ID: &str = "5d75611c1b16e9424a79b40c5b624c87e6152166";
@@ -34,7 +34,7 @@ fn log(path: &str, text: &str) -> Option<SourceFile<crate::parse::ServerLog>> {
 /// A member at 127.0.0.1:20991 with every slot that knows only itself (fresh, never met).
 fn lone_member() -> NodeEvidence {
     NodeEvidence {
-        label: "127.0.0.1:20991".into(),
+        key: "127.0.0.1:20991".into(),
         ip: Some("127.0.0.1".parse().unwrap()),
         port: Some(20991),
         live: Some(view(
@@ -58,7 +58,7 @@ fn lone_member() -> NodeEvidence {
 /// The second expected node, at 127.0.0.1:20992, answering as `answer`.
 fn second(answer: Answer, reply: &str) -> NodeEvidence {
     NodeEvidence {
-        label: "127.0.0.1:20992".into(),
+        key: "127.0.0.1:20992".into(),
         ip: Some("127.0.0.1".parse().unwrap()),
         port: Some(20992),
         unreachable: Some(reply.into()),
@@ -190,14 +190,17 @@ pub(in crate::diagnose) fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
 }
 
 fn top(findings: &[Finding]) -> (&str, Option<&str>) {
-    (findings[0].rule.id, findings[0].node.as_deref())
+    (
+        findings[0].rule.id,
+        findings[0].node.as_ref().map(|k| k.label()),
+    )
 }
 
 fn symptoms(finding: &Finding) -> Vec<(&str, Option<&str>)> {
     finding
         .symptoms
         .iter()
-        .map(|s| (s.rule.id, s.node.as_deref()))
+        .map(|s| (s.rule.id, s.node.as_ref().map(|k| k.label())))
         .collect()
 }
 
@@ -390,7 +393,7 @@ fn nodes_on_different_hosts_may_use_the_same_port_and_paths() {
     // The BOSH layout: every VM has port 6379 and /var/vcap/store/<job>/nodes.conf.
     let text = "port 6379\ndir /var/vcap/store/cluster-6\nlogfile /var/vcap/sys/log/cluster-6/cluster-6.log\n";
     let node = |ip: &str| NodeEvidence {
-        label: format!("{ip}:6379"),
+        key: format!("{ip}:6379").as_str().into(),
         ip: Some(ip.parse().unwrap()),
         port: Some(6379),
         redis_conf: conf("/var/vcap/jobs/cluster-6/config/redis.conf", text),

@@ -1,0 +1,65 @@
+//! What an operation on a live cluster is, for the driver that runs it (the I/O shell's, or
+//! the simulator's): from the snapshot it was just given, an operation plans one round — the
+//! commands to send, the slots to move, the nodes to read next — and says what it waits for
+//! and whether it is done. It keeps its own state between rounds (what it watches, what it has
+//! done), so that the driver holds none of an operation's logic.
+//!
+//! Time comes in as a [`Duration`] since the operation began: the core reads no clock.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::plan::{Blocker, Layout, SlotMove, Step};
+use crate::snapshot::{NodeKey, Snapshot};
+use crate::verify::Verdict;
+
+/// Which nodes to read before the next round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// Every node: what the next round decides must rest on what every node says now.
+    All,
+    /// Only these: the others' views were right and nothing touched them.
+    Some(BTreeSet<NodeKey>),
+}
+
+impl Reads {
+    pub fn includes(&self, key: &NodeKey) -> bool {
+        match self {
+            Reads::All => true,
+            Reads::Some(keys) => keys.contains(key),
+        }
+    }
+}
+
+/// One round of an operation.
+#[derive(Clone, Debug)]
+pub struct Round {
+    /// Commands to send now; every phase-0 step before any phase-1 step.
+    pub steps: Vec<Step>,
+    /// Slot moves to run now (only when there are no steps).
+    pub moves: Vec<SlotMove>,
+    /// What the operation refuses to change; the driver stops, and says whether earlier
+    /// rounds changed anything.
+    pub blockers: Vec<Blocker>,
+    /// What the next steps wait for, in the operator's words.
+    pub waiting: Vec<String>,
+    /// The criteria the operation is judged by, as they stand.
+    pub verdict: Verdict,
+    /// The layout it works toward, when it has one (formation and reshaping).
+    pub layout: Option<Layout>,
+    /// Nothing is left to send or wait for, and the verdict passes.
+    pub done: bool,
+    /// Read every node at once and plan again, sending nothing: what this round would decide
+    /// (that it is done, or to move slots) must rest on what every node says now.
+    pub confirm: bool,
+    pub reads: Reads,
+}
+
+/// An operation the driver runs round after round, until it is done or the deadline passes.
+pub trait Operation {
+    /// Plans the next round from the snapshot (read just before) at time `now`.
+    fn round(&mut self, snapshot: &Snapshot, now: Duration) -> Round;
+
+    /// Takes note of what the driver sent this round (the steps that were not refused).
+    fn sent(&mut self, _steps: &[Step], _snapshot: &Snapshot, _now: Duration) {}
+}

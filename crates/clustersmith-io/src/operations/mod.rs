@@ -1,0 +1,20 @@
+//! The operations the CLI runs, each over a connected [`Session`], from arguments to a
+//! result: the CLI parses and renders, and never calls the core's planner, verifier or
+//! diagnosis itself. One file per operation:
+//!
+//! - [`plan`]: one read, one plan (what `apply` would do first), with the keys each move
+//!   carries.
+//! - [`verify`]: one read, checked against the layout the spec asks for.
+//! - [`apply`]: formation and reshaping, run by the driver until it converges.
+//! - [`diagnose`]: evidence gathered and judged by the rule registry.
+//!
+//! [`Session`]: crate::session::Session
+
+pub mod apply;
+pub mod diagnose;
+pub mod plan;
+pub mod verify;
+
+pub use apply::{ApplyOptions, apply, preflight};
+pub use plan::{Planned, plan};
+pub use verify::{Checked, verify};
