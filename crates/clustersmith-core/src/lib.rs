@@ -15,12 +15,14 @@
 //! - [`plan`]: the target layout (primaries, slot ranges, replicas) and the steps that move the
 //!   live state toward it.
 //! - [`verify`]: the criteria a formed cluster must meet, each evaluated honestly per node.
+//! - [`health`]: how fit each replica is to take its primary's role over.
 //! - [`operation`]: what an operation is for the driver that runs it (a round at a time);
 //!   [`operations`] holds them, one file each.
 //!
 //! Architecture invariant: this crate depends on `std` and `thiserror` only.
 
 pub mod diagnose;
+pub mod health;
 pub mod model;
 pub mod operation;
 pub mod operations;

@@ -31,6 +31,57 @@ impl Reads {
     }
 }
 
+/// What an operation asks of the cluster besides its commands and slot moves: each one is a
+/// verb of the driver's `Cluster`, sent after the round's steps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `CLUSTER FAILOVER` on a replica: it takes its primary's role over.
+    Failover {
+        replica: NodeKey,
+        mode: FailoverMode,
+    },
+    /// Restarts a node's server (the operator's command, or the sandbox's own); returns once
+    /// the command did.
+    Restart { node: NodeKey },
+}
+
+/// How a replica takes its primary's role over (`CLUSTER FAILOVER [FORCE|TAKEOVER]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailoverMode {
+    /// The default: the primary stops its writers until the replica has every write, then
+    /// the replica takes over. Nothing acknowledged is lost.
+    Coordinated,
+    /// Without the primary's agreement (it may be down): writes it acknowledged that the
+    /// replica had not received yet are lost.
+    Force,
+    /// Without the primary's nor the other primaries' agreement: as `Force`, and two nodes
+    /// may claim the shard's slots until the epochs settle.
+    Takeover,
+}
+
+impl FailoverMode {
+    /// The words after `CLUSTER FAILOVER`.
+    pub fn argument(self) -> Option<&'static str> {
+        match self {
+            FailoverMode::Coordinated => None,
+            FailoverMode::Force => Some("FORCE"),
+            FailoverMode::Takeover => Some("TAKEOVER"),
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Failover { replica, mode } => {
+                let words = mode.argument().map_or(String::new(), |a| format!(" {a}"));
+                write!(f, "{replica}: CLUSTER FAILOVER{words}")
+            }
+            Action::Restart { node } => write!(f, "{node}: restart"),
+        }
+    }
+}
+
 /// One round of an operation.
 #[derive(Clone, Debug)]
 pub struct Round {
@@ -38,6 +89,11 @@ pub struct Round {
     pub steps: Vec<Step>,
     /// Slot moves to run now (only when there are no steps).
     pub moves: Vec<SlotMove>,
+    /// Verbs to use now, after the steps, in order.
+    pub actions: Vec<Action>,
+    /// Where the operation stands, in a line (`roll 3/6: 10.0.0.3:6379 …`), when it has
+    /// phases to tell.
+    pub status: Option<String>,
     /// What the operation refuses to change; the driver stops, and says whether earlier
     /// rounds changed anything.
     pub blockers: Vec<Blocker>,

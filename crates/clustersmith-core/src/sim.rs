@@ -21,6 +21,8 @@ pub struct SimNode {
     pub primary: Option<usize>,
     pub knows: BTreeSet<usize>,
     pub keys: u64,
+    /// When its server last started, on the simulator's clock (ms).
+    pub started_ms: u64,
 }
 
 impl SimNode {
@@ -33,6 +35,7 @@ impl SimNode {
             primary: None,
             knows: BTreeSet::new(),
             keys: 0,
+            started_ms: 0,
         }
     }
 }
@@ -42,6 +45,9 @@ impl SimNode {
 pub struct Sim {
     pub records: Vec<NodeRecord>,
     pub nodes: Vec<SimNode>,
+    /// The simulator's wall clock (ms since the Unix epoch): what `uptime_in_seconds` is
+    /// counted against.
+    pub clock_ms: u64,
 }
 
 impl Sim {
@@ -60,7 +66,12 @@ impl Sim {
             })
             .collect();
         let nodes = (0..ips.len()).map(SimNode::fresh).collect();
-        Sim { records, nodes }
+        Sim {
+            records,
+            nodes,
+            // Whatever the servers' clock: they have been up a while when a test begins.
+            clock_ms: 100_000,
+        }
     }
 
     /// The key of node `i`.
@@ -147,7 +158,8 @@ impl Sim {
                 ""
             };
             let server = format!(
-                "redis_version:7.0.15\ncluster_enabled:1\n{link}db0:keys={},expires=0\n",
+                "redis_version:7.0.15\nuptime_in_seconds:{}\ncluster_enabled:1\n{link}master_repl_offset:0\nslave_repl_offset:0\ndb0:keys={},expires=0\n",
+                self.clock_ms.saturating_sub(self.nodes[i].started_ms) / 1000,
                 self.nodes[i].keys
             );
             NodeState::Seen(Box::new(NodeView {
@@ -224,6 +236,32 @@ impl Sim {
         }
     }
 
+    /// A coordinated failover, taking effect at once: the replica becomes the primary of its
+    /// primary's slots (with a bumped epoch), the old primary and its other replicas follow it.
+    pub fn failover(&mut self, replica: &NodeKey) {
+        let r = self.position(replica);
+        let Some(old) = self.nodes[r].primary else {
+            return;
+        };
+        let slots = std::mem::take(&mut self.nodes[old].slots);
+        self.nodes[r].slots = slots;
+        self.nodes[r].primary = None;
+        self.nodes[r].epoch = self.nodes.iter().map(|n| n.epoch).max().unwrap_or(0) + 1;
+        for n in 0..self.nodes.len() {
+            if n == old || self.nodes[n].primary == Some(old) {
+                self.nodes[n].primary = Some(r);
+            }
+        }
+        self.nodes[r].primary = None;
+    }
+
+    /// A restart of a node's server, taking effect at once: it keeps its data and nodes.conf,
+    /// and its uptime starts again.
+    pub fn restart(&mut self, node: &NodeKey) {
+        let n = self.position(node);
+        self.nodes[n].started_ms = self.clock_ms;
+    }
+
     /// A node added, fresh.
     pub fn add_node(&mut self, ip: &str) {
         let i = self.nodes.len();
@@ -278,6 +316,7 @@ impl Sim {
             // next turn.
             if planned.confirm {
                 now += tick;
+                self.clock_ms += tick.as_millis() as u64;
                 continue;
             }
             if planned.steps.is_empty() {
@@ -286,7 +325,14 @@ impl Sim {
                 self.apply(&planned.steps);
                 operation.sent(&planned.steps, &snapshot, now);
             }
+            for action in &planned.actions {
+                match action {
+                    crate::operation::Action::Failover { replica, .. } => self.failover(replica),
+                    crate::operation::Action::Restart { node } => self.restart(node),
+                }
+            }
             now += tick;
+            self.clock_ms += tick.as_millis() as u64;
         }
         panic!("the operation was not done in {rounds} rounds");
     }

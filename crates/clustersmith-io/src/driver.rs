@@ -12,8 +12,9 @@
 
 use std::time::{Duration, Instant};
 
-use clustersmith_core::operation::{Operation, Reads};
+use clustersmith_core::operation::{Action, FailoverMode, Operation, Reads};
 use clustersmith_core::plan::{Blocker, Layout, MoveEngine, SlotMove, Step, Unlisted};
+use clustersmith_core::snapshot::NodeKey;
 use clustersmith_core::snapshot::Snapshot;
 use clustersmith_core::verify::{Criterion, Verdict};
 
@@ -44,6 +45,11 @@ pub trait Cluster {
         options: &MoveOptions,
         progress: &mut dyn FnMut(&MoveProgress),
     ) -> Result<MoveProgress, MoveError>;
+    /// `CLUSTER FAILOVER [FORCE|TAKEOVER]` on a replica.
+    async fn failover(&self, replica: &NodeKey, mode: FailoverMode) -> Result<(), NodeError>;
+    /// Restarts a node's server; returns once the restart command did. Only for operations
+    /// given a way to restart nodes (a roll).
+    async fn restart(&self, node: &NodeKey) -> Result<(), String>;
     /// Other clients named with `prefix` (another run at work), after naming our own `name`.
     async fn others_named(&self, name: &str, prefix: &str) -> Vec<(String, String)>;
     /// Adds members to remove, reached where their peers list them.
@@ -68,6 +74,10 @@ pub enum Event {
     },
     /// A step failed in a way that a later round may fix.
     StepDeferred { description: String, error: String },
+    /// Where the operation stands changed (`roll 3/6: …`).
+    Status(String),
+    /// A verb is used (`10.0.0.3:6379: CLUSTER FAILOVER`).
+    Acting(String),
     /// Slot moves start: how many slots, over how many (source, target) pairs.
     MovesStarted {
         slots: usize,
@@ -113,6 +123,10 @@ pub enum RunError {
     /// A slot move stopped; the slot is left as the error says, and a new run continues it.
     #[error(transparent)]
     Move(#[from] MoveError),
+    /// A verb the operation used failed: a restart command that did not succeed, a failover
+    /// the replica refused.
+    #[error("{action} failed: {error}")]
+    Action { action: String, error: String },
     /// Another changing run is at work on the same cluster (its named connection is listed
     /// by a node): two runs with different specs would move slots against each other.
     #[error("another clustersmith apply is at work on this cluster; nothing was changed")]
@@ -179,6 +193,7 @@ pub async fn run<C: Cluster, O: Operation>(
     let mut steps_sent = 0usize;
     let mut slots_moved = 0usize;
     let mut round_no = 0usize;
+    let mut last_status: Option<String> = None;
     loop {
         round_no += 1;
         let planning = Instant::now();
@@ -198,6 +213,10 @@ pub async fn run<C: Cluster, O: Operation>(
             read_at = started.elapsed();
             cluster.read(&Reads::All).await;
             continue;
+        }
+        if round.status.is_some() && round.status != last_status {
+            last_status.clone_from(&round.status);
+            on_event(Event::Status(round.status.clone().unwrap_or_default()));
         }
         let failing: Vec<&'static Criterion> =
             round.verdict.failed().map(|c| c.criterion).collect();
@@ -263,6 +282,10 @@ pub async fn run<C: Cluster, O: Operation>(
             }
         }
         operation.sent(&round.steps, cluster.snapshot(), started.elapsed());
+        for action in &round.actions {
+            on_event(Event::Acting(action.to_string()));
+            act(cluster, action).await?;
+        }
         // A short, bounded pause: the servers act on MEET and REPLICATE at their next
         // cluster-cron tick (every 100 ms), and reading sooner only reads the same views.
         let pause = poll_interval(nodes).min(deadline.saturating_duration_since(Instant::now()));
@@ -275,6 +298,21 @@ pub async fn run<C: Cluster, O: Operation>(
             ms = reading.elapsed().as_millis() as u64,
             "read"
         );
+    }
+}
+
+/// Uses one verb of the cluster.
+async fn act<C: Cluster>(cluster: &C, action: &Action) -> Result<(), RunError> {
+    let failed = |error: String| RunError::Action {
+        action: action.to_string(),
+        error,
+    };
+    match action {
+        Action::Failover { replica, mode } => cluster
+            .failover(replica, *mode)
+            .await
+            .map_err(|e| failed(e.to_string())),
+        Action::Restart { node } => cluster.restart(node).await.map_err(failed),
     }
 }
 

@@ -407,41 +407,47 @@ pub fn start_server(cfg: &ServerConfig) -> Result<LocalServer, SandboxError> {
     std::fs::create_dir_all(&cfg.dir).map_err(io_err(format!("create `{}`", cfg.dir.display())))?;
     let conf = cfg.dir.join("redis.conf");
     write_private(&conf, &render_config(cfg, is_valkey_binary(&cfg.bin)))?;
-    let status = std::process::Command::new(&cfg.bin)
+    launch(&cfg.bin, &cfg.dir, cfg.port)
+}
+
+/// Starts a server from the redis.conf in `dir` (it daemonizes) and waits (bounded) until its
+/// pidfile names a running process and its port accepts.
+fn launch(bin: &Path, dir: &Path, port: u16) -> Result<LocalServer, SandboxError> {
+    let conf = dir.join("redis.conf");
+    // A pidfile left by the previous process would be taken for the new one's.
+    let pidfile = dir.join("server.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    let status = std::process::Command::new(bin)
         .arg(&conf)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .output()
-        .map_err(io_err(format!("run `{}`", cfg.bin.display())))?;
-    let fail = |reason: String| SandboxError::StartFailed {
-        port: cfg.port,
-        reason,
-    };
+        .map_err(io_err(format!("run `{}`", bin.display())))?;
+    let fail = |reason: String| SandboxError::StartFailed { port, reason };
     if !status.status.success() {
-        let log = std::fs::read_to_string(cfg.dir.join("server.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
         let stderr = String::from_utf8_lossy(&status.stderr);
         return Err(fail(format!("{}{}", stderr.trim(), last_lines(&log, 5))));
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    let pidfile = cfg.dir.join("server.pid");
     loop {
         let pid = std::fs::read_to_string(&pidfile)
             .ok()
             .and_then(|t| t.trim().parse::<u32>().ok());
         if let Some(pid) = pid
             && let Some(start_time) = process_start_time(pid)
-            && std::net::TcpStream::connect(("127.0.0.1", cfg.port)).is_ok()
+            && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         {
             return Ok(LocalServer {
-                port: cfg.port,
+                port,
                 pid,
                 start_time: Some(start_time),
-                dir: cfg.dir.clone(),
+                dir: dir.to_owned(),
             });
         }
         if Instant::now() >= deadline {
-            let log = std::fs::read_to_string(cfg.dir.join("server.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
             return Err(fail(format!(
                 "not ready within 10 s{}",
                 last_lines(&log, 5)
@@ -516,6 +522,9 @@ pub struct Sandbox {
     /// Whether the nodes are TLS-only: recorded in the state, never inferred from files that
     /// may be left over in the directory.
     pub tls: bool,
+    /// The server binary the nodes run (recorded from this version on; a restart without one
+    /// needs it given).
+    pub bin: Option<PathBuf>,
 }
 
 pub struct SandboxSpec {
@@ -605,6 +614,7 @@ impl Sandbox {
             dir: spec.dir.clone(),
             servers: Vec::new(),
             tls: spec.tls,
+            bin: Some(spec.bin.clone()),
         };
         match sandbox.start_all(spec) {
             Ok(()) => Ok(sandbox),
@@ -647,6 +657,11 @@ impl Sandbox {
             let port = spec.base_port + idx as u16;
             let node_dir = spec.dir.join(format!("node-{port}"));
             let mut directives = spec.directives.clone();
+            // An RDB written when a server is stopped (SIGTERM), and read when it starts: a
+            // restarted node keeps its data, and a replica can catch up by partial resync.
+            if !directives.iter().any(|(k, _)| k == "save") {
+                directives.push(("save".into(), "3600 1".into()));
+            }
             if let Some(ca) = &ca {
                 directives.extend(tls_directives(ca, &node_dir, port).map_err(tls_err)?);
             }
@@ -670,9 +685,12 @@ impl Sandbox {
 
     fn save(&self) -> Result<(), SandboxError> {
         let mut text = format!(
-            "# clustersmith sandbox: mode, then `port pid start-time` per server\ntls {}\n",
+            "# clustersmith sandbox: mode, binary, then `port pid start-time` per server\ntls {}\n",
             if self.tls { "yes" } else { "no" }
         );
+        if let Some(bin) = &self.bin {
+            let _ = writeln!(text, "bin {}", bin.display());
+        }
         for s in &self.servers {
             let start = s.start_time.map_or("-".to_owned(), |t| t.to_string());
             let _ = writeln!(text, "{} {} {start}", s.port, s.pid);
@@ -684,8 +702,13 @@ impl Sandbox {
         let text = std::fs::read_to_string(Sandbox::state_path(dir))
             .map_err(|_| SandboxError::NoSandbox(dir.to_owned()))?;
         let mut tls = false;
+        let mut bin = None;
         let mut servers = Vec::new();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
+            if let Some(path) = line.strip_prefix("bin ") {
+                bin = Some(PathBuf::from(path));
+                continue;
+            }
             let fields: Vec<&str> = line.split_whitespace().collect();
             match fields.as_slice() {
                 ["tls", value] => tls = *value == "yes",
@@ -711,7 +734,39 @@ impl Sandbox {
             dir: dir.to_owned(),
             servers,
             tls,
+            bin,
         })
+    }
+
+    /// Restarts the server on `port`: SIGTERM, wait until it is gone (bounded: SIGKILL after
+    /// 30 s, as a service manager would), then start it again from its own redis.conf, with
+    /// `bin` when given (an upgrade) or the binary it ran. The state keeps its new PID and
+    /// the binary.
+    pub fn restart(&mut self, port: u16, bin: Option<&Path>) -> Result<(), SandboxError> {
+        let bin = match bin {
+            Some(bin) => {
+                check_server_binary(bin)?;
+                bin.to_owned()
+            }
+            None => self.bin.clone().ok_or(SandboxError::NoServerBinary)?,
+        };
+        let at = self
+            .servers
+            .iter()
+            .position(|s| s.port == port)
+            .ok_or_else(|| SandboxError::NoSandbox(self.dir.join(format!("node-{port}"))))?;
+        let server = self.servers[at].clone();
+        if let Some(running) = server.running_process() {
+            signal(running.pid, libc::SIGTERM);
+            if !wait_gone(&running, Duration::from_secs(30)) {
+                signal(running.pid, libc::SIGKILL);
+                wait_gone(&running, Duration::from_secs(5));
+            }
+        }
+        let started = launch(&bin, &server.dir, port)?;
+        self.servers[at] = started;
+        self.bin = Some(bin);
+        self.save()
     }
 
     /// Stops every server of the sandbox (also one restarted by hand from its node's

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use clustersmith_core::diagnose::{AtWork, SlotMigration};
 use clustersmith_core::model::NodeId;
-use clustersmith_core::operation::Reads;
+use clustersmith_core::operation::{FailoverMode, Reads};
 use clustersmith_core::parse::{parse_cluster_info, parse_cluster_nodes, parse_info};
 use clustersmith_core::plan::{MoveEngine, SlotMove, Step, Unlisted};
-use clustersmith_core::snapshot::{NodeKey, NodeState, NodeView, Snapshot};
+use clustersmith_core::snapshot::{NodeKey, NodeRecord, NodeState, NodeView, Snapshot};
 use clustersmith_core::spec::ClusterSpec;
 use futures::future::join_all;
 
@@ -30,9 +30,19 @@ pub enum SessionError {
     Node(#[from] NodeError),
 }
 
+/// How a run restarts a node's server (a roll): the operator's command, or the sandbox's own.
+pub trait Restarter {
+    /// Restarts the server of `node`; returns once it was (re)started, or why it failed.
+    fn restart<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + 'a>>;
+}
+
 pub struct Session {
     snapshot: Snapshot,
     handles: HashMap<NodeKey, Arc<NodeHandle>>,
+    restarter: Option<Box<dyn Restarter>>,
     /// Resolution notes (names with several addresses).
     pub notes: Vec<String>,
     opts: ConnOpts,
@@ -65,6 +75,7 @@ impl Session {
         Ok(Session {
             snapshot: Snapshot::new(resolved.records),
             handles,
+            restarter: None,
             notes: resolved.notes,
             opts: opts.clone(),
             tls,
@@ -73,6 +84,11 @@ impl Session {
 
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
+    }
+
+    /// Gives the run a way to restart nodes (a roll).
+    pub fn set_restarter(&mut self, restarter: Box<dyn Restarter>) {
+        self.restarter = Some(restarter);
     }
 
     /// The connection to a node.
@@ -94,6 +110,42 @@ impl Session {
                 })
             })
             .collect()
+    }
+
+    /// Adds every member the given nodes list (past the handshake, with an address) that is
+    /// not one of them, keyed by the address they are listed at, and reads them all: for the
+    /// operations that take one node and find its cluster (a handoff, a drain).
+    pub async fn discover_members(&mut self) -> Result<(), NodeError> {
+        self.read_nodes(&Reads::All).await;
+        let mut found: Vec<(std::net::IpAddr, u16)> = Vec::new();
+        for (_, view) in self.snapshot.views() {
+            for entry in view.nodes.peers() {
+                let Some(ip) = entry.addr.ip else { continue };
+                let known = self
+                    .snapshot
+                    .iter()
+                    .any(|r| r.ip == ip && r.port == entry.addr.port);
+                if entry.is_handshake() || known || found.contains(&(ip, entry.addr.port)) {
+                    continue;
+                }
+                found.push((ip, entry.addr.port));
+            }
+        }
+        for (ip, port) in found {
+            let label = std::net::SocketAddr::new(ip, port).to_string();
+            let key = NodeKey::named(&label);
+            let endpoint = Endpoint {
+                label,
+                hostname: None,
+                ip,
+                port,
+            };
+            let handle = NodeHandle::new(endpoint, &self.opts, self.tls.as_ref())?;
+            self.handles.insert(key.clone(), Arc::new(handle));
+            self.snapshot.add(NodeRecord::spec(key, ip, port, None, 1));
+        }
+        self.read_nodes(&Reads::All).await;
+        Ok(())
     }
 
     /// Reads `CLUSTER NODES`, `CLUSTER INFO` and `INFO` from the nodes `reads` names, at once,
@@ -260,6 +312,31 @@ impl Cluster for Session {
             .collect();
         let nodes = self.move_nodes();
         run_moves(engine, moves, &nodes, &primaries, options, progress).await
+    }
+
+    async fn failover(&self, replica: &NodeKey, mode: FailoverMode) -> Result<(), NodeError> {
+        let handle = self.handles.get(replica).ok_or_else(|| NodeError {
+            node: replica.to_string(),
+            op: "fail over",
+            kind: NodeErrorKind::Other("not a node of this run".to_owned()),
+        })?;
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("FAILOVER");
+        if let Some(word) = mode.argument() {
+            cmd.arg(word);
+        }
+        handle.query("fail over", &cmd).await.map(|_| ())
+    }
+
+    async fn restart(&self, node: &NodeKey) -> Result<(), String> {
+        let record = self
+            .snapshot
+            .get(node)
+            .ok_or_else(|| format!("`{node}` is not a node of this run"))?;
+        match &self.restarter {
+            Some(restarter) => restarter.restart(record).await,
+            None => Err("this run was given no way to restart nodes".to_owned()),
+        }
     }
 
     /// Names this run's connection on every spec node `name` (`CLIENT SETNAME`), then lists

@@ -5,9 +5,10 @@
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
-use clustersmith_core::operation::Reads;
+use clustersmith_core::operation::{FailoverMode, Reads};
 use clustersmith_core::plan::{MoveEngine, SlotMove, Step, Unlisted};
 use clustersmith_core::sim::Sim;
+use clustersmith_core::snapshot::NodeKey;
 use clustersmith_core::snapshot::Snapshot;
 use clustersmith_io::driver::{Cluster, Event};
 use clustersmith_io::error::NodeError;
@@ -68,6 +69,15 @@ impl Cluster for Simulated {
         };
         progress(&done);
         Ok(done)
+    }
+
+    async fn failover(&self, replica: &NodeKey, _mode: FailoverMode) -> Result<(), NodeError> {
+        self.sim.borrow_mut().failover(replica);
+        Ok(())
+    }
+
+    async fn restart(&self, _node: &NodeKey) -> Result<(), String> {
+        Err("the simulator restarts no node".to_owned())
     }
 
     async fn others_named(&self, _name: &str, _prefix: &str) -> Vec<(String, String)> {

@@ -26,6 +26,9 @@ pub enum Command {
     /// Find root causes from live nodes, redis.conf, nodes.conf and logs. Exit 1 when a
     /// finding reaches --fail-on.
     Diagnose(DiagnoseArgs),
+    /// Hand a primary's role to its fittest replica (a coordinated CLUSTER FAILOVER) and wait
+    /// until every node agrees; a replica is left as it is. Exit 2 when no replica is fit.
+    Handoff(HandoffArgs),
     /// Explain a diagnosis rule (or list them all), from the rule registry.
     Explain(ExplainArgs),
     /// Local clusters of real server processes on loopback.
@@ -41,11 +44,46 @@ impl Command {
             Command::Apply(args) => args,
             Command::Verify(args) => args,
             Command::Diagnose(args) => args,
+            Command::Handoff(args) => args,
             Command::Explain(args) => args,
             Command::Sandbox(SandboxCommand::Up(args)) => args,
             Command::Sandbox(SandboxCommand::Down(args)) => args,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct HandoffArgs {
+    /// The node to hand over, as HOST:PORT; its cluster is found from its own view.
+    #[arg(value_name = "HOST:PORT")]
+    pub node: String,
+    /// The replica to take over (HOST:PORT as the cluster lists it); default: the fittest
+    /// (link up, flagged by no node, least behind, outside the primary's zone or host).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub to: Option<String>,
+    /// The most a replica may lag behind its primary's replication stream to take over, in
+    /// bytes; also how close the old primary must follow the new one at the end.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub max_lag: u64,
+    /// Give up after this many seconds (exit 3); fractions allowed, at most a week.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_seconds)]
+    pub timeout: Duration,
+    /// `CLUSTER FAILOVER FORCE`: take over without the primary's agreement (for a primary
+    /// that is down). Writes it acknowledged that the replica had not received are lost.
+    #[arg(long, conflicts_with = "takeover_without_agreement")]
+    pub force_may_lose_writes: bool,
+    /// `CLUSTER FAILOVER TAKEOVER`: without the primary's nor the other primaries'
+    /// agreement. Unreplicated writes are lost, and two nodes may claim the slots until the
+    /// config epochs settle.
+    #[arg(long)]
+    pub takeover_without_agreement: bool,
+    /// Pick the IPv6 address when a name resolves to both families.
+    #[arg(long)]
+    pub prefer_ipv6: bool,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

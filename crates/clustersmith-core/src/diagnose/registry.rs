@@ -4,7 +4,7 @@
 
 use super::Rule;
 use super::rules::{
-    at_work, balance, catalog, cross_node, departed, formation, membership, node_facts,
+    at_work, balance, catalog, cross_node, departed, failover, formation, membership, node_facts,
     replication, server_config,
 };
 
@@ -30,6 +30,7 @@ pub static RULES: &[&Rule] = &[
     &membership::STALE_NODE_ADDRESS,
     &membership::FOREIGN_CLUSTER_MEMBER,
     &at_work::SLOT_MOVES_IN_PROGRESS,
+    &failover::NO_FIT_REPLICA,
     &server_config::IPV6_BIND_ERRNO_97,
     &server_config::DIRECTIVE_UNKNOWN_TO_VERSION,
     &departed::NODE_REPLACED_WITH_NEW_ID,

@@ -36,10 +36,10 @@ fn formed() -> Inputs {
 fn formed_from(nodes_text: &str) -> Inputs {
     let lines: Vec<&str> = nodes_text.lines().collect();
     let roles = [
-        "role:slave\nmaster_link_status:up\n",
-        "role:slave\nmaster_link_status:up\n",
-        "role:master\n",
-        "role:master\n",
+        "role:slave\nmaster_link_status:up\nslave_repl_offset:9000\n",
+        "role:slave\nmaster_link_status:up\nslave_repl_offset:9000\n",
+        "role:master\nmaster_repl_offset:9000\n",
+        "role:master\nmaster_repl_offset:9000\n",
     ];
     let nodes = (0..4)
         .map(|i| {
@@ -554,6 +554,21 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
                 replace_view(i, 3, &text, "role:master\n");
                 i.at_work.applies = vec![("10.168.17.5:6379".into(), "clustersmith-apply:4242".into())];
             }),
+        ),
+        (
+            "CS360",
+            formed_with(|i| {
+                // A replica 3 MB behind its primary: the primaries' offsets jump ahead.
+                for node in &mut i.nodes {
+                    let view = node.live.as_mut().unwrap();
+                    if !view.myself().is_replica() {
+                        view.info
+                            .fields
+                            .insert("master_repl_offset".into(), "3000000".into());
+                    }
+                }
+            }),
+            formed(),
         ),
         (
             "CS311",

@@ -36,6 +36,23 @@ impl ServerVersion {
         self.flavour == ServerFlavour::Valkey && self.major >= 9
     }
 
+    /// Whether a replica running `self` cannot follow a primary running `primary`: it is
+    /// older in the line RDB formats follow, where Redis up to 7.2 and Valkey share it (Valkey
+    /// forked at 7.2) and Redis 7.4 and later left it. Across the fork only a Valkey replica
+    /// of Redis 7.4 or later breaks for certain.
+    pub fn cannot_follow(&self, primary: &ServerVersion) -> bool {
+        let lineage = |v: &ServerVersion| {
+            let forked = v.flavour == ServerFlavour::Redis && (v.major, v.minor) >= (7, 4);
+            (v.major, v.minor, forked)
+        };
+        let (mine, theirs) = (lineage(self), lineage(primary));
+        if mine.2 != theirs.2 {
+            theirs.2 && !mine.2
+        } else {
+            (mine.0, mine.1) < (theirs.0, theirs.1)
+        }
+    }
+
     /// `CLUSTER ADDSLOTSRANGE` exists from Redis 7.0, and in every Valkey.
     pub fn has_addslotsrange(&self) -> bool {
         self.flavour == ServerFlavour::Valkey || self.major >= 7

@@ -119,6 +119,8 @@ impl Operation for Formation {
         Round {
             steps,
             moves,
+            actions: Vec::new(),
+            status: None,
             blockers: Vec::new(),
             waiting,
             verdict,
@@ -165,6 +167,8 @@ impl Formation {
         Round {
             steps: Vec::new(),
             moves: Vec::new(),
+            actions: Vec::new(),
+            status: None,
             waiting: if settling {
                 blockers.iter().map(|b| format!("settling: {b}")).collect()
             } else {

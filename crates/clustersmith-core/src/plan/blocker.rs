@@ -54,6 +54,14 @@ pub enum Blocker {
     },
     /// A leaving primary owns no slot but still holds keys (in slots it no longer owns).
     LeavingHoldsKeys { node: NodeKey, keys: u64 },
+    /// An operation refuses to go on, for a reason a diagnosis rule describes (`clustersmith
+    /// explain <rule>`): a primary with no replica healthy enough to take over, a node that
+    /// does not answer.
+    Refused {
+        rule: &'static str,
+        node: NodeKey,
+        reason: String,
+    },
     /// A planned primary is currently a replica; promoting it needs a failover. `left_over`
     /// says what it still follows when it is a member removed earlier without
     /// `--reset-removed` (none of the slot owners lists it).
@@ -155,6 +163,12 @@ impl fmt::Display for Blocker {
                 "`{node}` is to leave the cluster and owns no slot but still holds {}; clustersmith never forgets a node holding keys",
                 crate::plural(*keys, "key", "keys")
             ),
+            Blocker::Refused { rule, node, reason } => {
+                write!(
+                    f,
+                    "`{node}`: {reason} ({rule}: `clustersmith explain {rule}`)"
+                )
+            }
             Blocker::PrimaryIsReplica {
                 node,
                 left_over: None,

@@ -545,3 +545,76 @@ fn the_simulator_drives_formation_and_a_resize_as_an_operation() {
     // Formed: the next operation is done at once.
     assert_eq!(sim.drive(&mut Formation::new(sim.spec(4)), 20, tick), Ok(1));
 }
+
+/// A roll on the simulator: every node restarted exactly once, replicas before their
+/// primaries, each primary handing its role over first; with failback, the primaries of the
+/// start hold their role again at the end. A second roll started at the same moment finds
+/// nothing to do (every node came up after it began).
+#[test]
+fn a_roll_restarts_every_node_once_and_fails_back() {
+    use crate::operations::{Formation, Roll, RollPlan};
+    let ips = distinct_ips(6);
+    let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let mut sim = Sim::new(&ips, None);
+    let tick = std::time::Duration::from_millis(500);
+    sim.drive(&mut Formation::new(sim.spec(3)), 20, tick)
+        .unwrap();
+    let before: Vec<Option<usize>> = sim.nodes.iter().map(|n| n.primary).collect();
+    let began = sim.clock_ms;
+    let plan = RollPlan {
+        roll_started_ms: began,
+        run_started_ms: began,
+        primaries: crate::operations::roll::primaries(&sim.observe()),
+        failback: true,
+        allow_downtime: false,
+        max_lag: 1 << 20,
+        target: None,
+    };
+    sim.drive(&mut Roll::new(plan.clone()), 80, tick).unwrap();
+    assert!(
+        sim.nodes.iter().all(|n| n.started_ms >= began),
+        "every node restarted"
+    );
+    let after: Vec<Option<usize>> = sim.nodes.iter().map(|n| n.primary).collect();
+    assert_eq!(before, after, "failed back to the primaries of the start");
+    // Run again as a resumed roll: every node is rolled already.
+    let restarts: Vec<u64> = sim.nodes.iter().map(|n| n.started_ms).collect();
+    let resumed = RollPlan {
+        run_started_ms: sim.clock_ms,
+        ..plan
+    };
+    assert_eq!(sim.drive(&mut Roll::new(resumed), 5, tick), Ok(1));
+    let again: Vec<u64> = sim.nodes.iter().map(|n| n.started_ms).collect();
+    assert_eq!(restarts, again, "no node restarted twice");
+}
+
+#[test]
+fn a_roll_towards_an_older_version_does_not_start() {
+    use crate::model::{ServerFlavour, ServerVersion};
+    use crate::operations::{Formation, Roll, RollPlan};
+    let ips = distinct_ips(6);
+    let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let mut sim = Sim::new(&ips, None);
+    let tick = std::time::Duration::from_millis(500);
+    sim.drive(&mut Formation::new(sim.spec(3)), 20, tick)
+        .unwrap();
+    let began = sim.clock_ms;
+    let restarts: Vec<u64> = sim.nodes.iter().map(|n| n.started_ms).collect();
+    let plan = RollPlan {
+        roll_started_ms: began,
+        run_started_ms: began,
+        primaries: crate::operations::roll::primaries(&sim.observe()),
+        failback: false,
+        allow_downtime: false,
+        max_lag: 1 << 20,
+        // The simulator runs Redis 7.0.15.
+        target: ServerVersion::parse(ServerFlavour::Redis, "6.2.14"),
+    };
+    let refused = sim.drive(&mut Roll::new(plan), 5, tick).unwrap_err();
+    assert!(
+        refused.iter().any(|b| b.to_string().contains("CS352")),
+        "{refused:?}"
+    );
+    let again: Vec<u64> = sim.nodes.iter().map(|n| n.started_ms).collect();
+    assert_eq!(restarts, again, "no node restarted");
+}

@@ -7,11 +7,13 @@
 //! - [`verify`]: one read, checked against the layout the spec asks for.
 //! - [`apply`]: formation and reshaping, run by the driver until it converges.
 //! - [`diagnose`]: evidence gathered and judged by the rule registry.
+//! - [`handoff`]: a primary hands its role to a fit replica.
 //!
 //! [`Session`]: crate::session::Session
 
 pub mod apply;
 pub mod diagnose;
+pub mod handoff;
 pub mod plan;
 pub mod verify;
 

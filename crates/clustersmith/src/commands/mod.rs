@@ -5,6 +5,7 @@
 mod apply;
 mod diagnose;
 mod explain;
+mod handoff;
 mod plan;
 mod sandbox;
 mod verify;

@@ -116,6 +116,13 @@ pub fn report_run_error(err: &RunError, format: Format, command: &str) -> u8 {
             node_err.to_string()
         }
         RunError::Move(move_err) => return report_move_error(move_err, format, command),
+        RunError::Action { .. } => {
+            errln!("error: {err}");
+            errln!(
+                "  hint: the node is left as the failed step left it; run the same command again once the cause is fixed: it picks up from what the servers show"
+            );
+            err.to_string()
+        }
         RunError::Concurrent(others) => {
             errln!("error: {err}");
             for (node, client) in others {

@@ -225,6 +225,19 @@ pub struct ApplyDoc {
 }
 
 #[derive(Serialize)]
+pub struct HandoffDoc {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub node: String,
+    /// The replica that took over; `null` when the node was a replica already.
+    pub successor: Option<String>,
+    pub done: bool,
+    pub elapsed_ms: u64,
+    pub criteria: Vec<CriterionJson>,
+    pub waiting: Vec<String>,
+}
+
+#[derive(Serialize)]
 pub struct NodeErrorJson {
     pub node: String,
     pub error: String,
@@ -474,6 +487,12 @@ pub enum Event<'a> {
     },
     Message {
         text: &'a str,
+    },
+    Status {
+        text: &'a str,
+    },
+    Acting {
+        action: &'a str,
     },
 }
 

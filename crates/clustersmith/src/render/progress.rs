@@ -133,6 +133,23 @@ impl Progress {
             Event::StepDeferred { description, error } => {
                 tracing::debug!(%description, %error, "step deferred");
             }
+            Event::Status(text) => {
+                if let Some(bar) = &self.bar {
+                    bar.println(&text);
+                } else {
+                    self.say(json::Event::Status { text: &text }, format_args!("{text}"));
+                }
+            }
+            Event::Acting(action) => {
+                if let Some(bar) = &self.bar {
+                    bar.println(format!("> {action}"));
+                } else {
+                    self.say(
+                        json::Event::Acting { action: &action },
+                        format_args!("> {action}"),
+                    );
+                }
+            }
             Event::MovesStarted {
                 slots,
                 pairs,

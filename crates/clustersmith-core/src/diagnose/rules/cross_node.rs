@@ -12,7 +12,7 @@ use super::replication::REPLICA_LINK_DOWN;
 use crate::diagnose::EvidenceKind::{Certificate, Live, RedisConf, ServerLog};
 use crate::diagnose::Severity::{Error, Warning};
 use crate::diagnose::{CertFacts, CertRejection, Evidence, Hit, Inputs, NodeEvidence, Rule, live};
-use crate::model::{LinkState, NodeFlag, ServerFlavour, ServerVersion};
+use crate::model::{LinkState, NodeFlag};
 
 pub static CERTIFICATE_REJECTED_BY_PEERS: Rule = Rule {
     id: "CS350",
@@ -305,13 +305,6 @@ pub static REPLICA_OLDER_THAN_PRIMARY: Rule = Rule {
     check: replica_older_than_primary,
 };
 
-/// Where a version sits in the line RDB formats follow: Redis up to 7.2 and Valkey share it
-/// (Valkey forked at 7.2); Redis 7.4 and later left it.
-fn lineage(v: &ServerVersion) -> (u32, u32, bool) {
-    let forked = v.flavour == ServerFlavour::Redis && (v.major, v.minor) >= (7, 4);
-    (v.major, v.minor, forked)
-}
-
 pub fn replica_older_than_primary(inputs: &Inputs) -> Vec<Hit> {
     let mut hits = Vec::new();
     for (node, view) in inputs.live() {
@@ -327,14 +320,7 @@ pub fn replica_older_than_primary(inputs: &Inputs) -> Vec<Hit> {
         let (Some(mine), Some(theirs)) = (view.version(), primary_view.version()) else {
             continue;
         };
-        let (a, b) = (lineage(&mine), lineage(&theirs));
-        let older = if a.2 != b.2 {
-            // Across the fork only a Valkey replica of Redis ≥ 7.4 breaks for certain.
-            b.2 && !a.2
-        } else {
-            (a.0, a.1) < (b.0, b.1)
-        };
-        if !older {
+        if !mine.cannot_follow(&theirs) {
             continue;
         }
         let proof = node

@@ -14,6 +14,7 @@ pub(super) mod balance;
 pub(super) mod catalog;
 pub(super) mod cross_node;
 pub(super) mod departed;
+pub(super) mod failover;
 pub(super) mod formation;
 pub(super) mod membership;
 pub(super) mod node_facts;
