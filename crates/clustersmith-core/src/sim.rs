@@ -158,7 +158,9 @@ impl Sim {
                 ""
             };
             let server = format!(
-                "redis_version:7.0.15\nuptime_in_seconds:{}\ncluster_enabled:1\n{link}master_repl_offset:0\nslave_repl_offset:0\ndb0:keys={},expires=0\n",
+                "redis_version:7.0.15\nrun_id:{:040x}\nuptime_in_seconds:{}\ncluster_enabled:1\n{link}master_repl_offset:0\nslave_repl_offset:0\ndb0:keys={},expires=0\n",
+                // A new run id at every start, as a server draws one.
+                (i as u64) << 48 | self.nodes[i].started_ms,
                 self.clock_ms.saturating_sub(self.nodes[i].started_ms) / 1000,
                 self.nodes[i].keys
             );

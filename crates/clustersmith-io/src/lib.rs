@@ -25,5 +25,6 @@ pub mod migrate;
 pub mod operations;
 pub mod pki;
 pub mod resolve;
+pub mod restart;
 pub mod sandbox;
 pub mod session;

@@ -10,6 +10,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use clustersmith_core::model::{ServerFlavour, ServerVersion};
+
 use crate::conn::Secret;
 
 /// Ports and their bus ports (+10000) stay below the kernel's ephemeral range (32768 by
@@ -250,6 +252,12 @@ fn runs_in(pid: u32, dir: &Path) -> bool {
 
 /// Checks that `bin` is a Redis or Valkey server before anything is started with it.
 pub fn check_server_binary(bin: &Path) -> Result<(), SandboxError> {
+    binary_version(bin).map(|_| ())
+}
+
+/// The server and version a binary says it is (`Redis server v=7.0.15 sha=…`); an error for
+/// anything that is not a Redis or Valkey server.
+pub fn binary_version(bin: &Path) -> Result<ServerVersion, SandboxError> {
     let out = std::process::Command::new(bin)
         .arg("--version")
         .stdin(std::process::Stdio::null())
@@ -257,12 +265,20 @@ pub fn check_server_binary(bin: &Path) -> Result<(), SandboxError> {
         .output()
         .map_err(io_err(format!("run `{} --version`", bin.display())))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    if text.starts_with("Redis server v=") || text.starts_with("Valkey server v=") {
-        Ok(())
+    let version = |flavour, rest: &str| {
+        ServerVersion::parse(flavour, rest.split_whitespace().next().unwrap_or_default())
+    };
+    let parsed = if let Some(rest) = text.strip_prefix("Redis server v=") {
+        version(ServerFlavour::Redis, rest)
+    } else if let Some(rest) = text.strip_prefix("Valkey server v=") {
+        version(ServerFlavour::Valkey, rest)
     } else {
+        None
+    };
+    parsed.ok_or_else(|| {
         let said = text.lines().next().unwrap_or("nothing").trim().to_owned();
-        Err(SandboxError::NotAServer(bin.to_owned(), said))
-    }
+        SandboxError::NotAServer(bin.to_owned(), said)
+    })
 }
 
 /// Whether the binary can serve TLS: a server started in the foreground on no TCP port with

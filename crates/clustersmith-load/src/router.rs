@@ -1,5 +1,7 @@
 //! Sends a command to the owner of a slot, as a cluster client does: the slot map comes from
-//! `CLUSTER SLOTS`, `MOVED` updates it, `ASK` is followed once with `ASKING`, and every other
+//! `CLUSTER SLOTS`, `MOVED` updates it (and, as Jedis and Lettuce do, has the whole map read
+//! again, at most every `MAP_REFRESH_AFTER_MOVED`: a failover moves every slot of a shard at
+//! once), `ASK` is followed once with `ASKING`, and every other
 //! error (or a connection that fails) is counted by kind and retried after a short pause until
 //! the caller's deadline.
 
@@ -48,8 +50,13 @@ pub struct Router {
     /// Owner address of each slot (`None`: not served when last asked).
     owners: Vec<Option<String>>,
     conns: HashMap<String, redis::Connection>,
+    /// When the map was last read after a `MOVED`.
+    refreshed_after_moved: Option<Instant>,
     pub counters: Counters,
 }
+
+/// The least time between two reads of the whole slot map prompted by `MOVED`.
+const MAP_REFRESH_AFTER_MOVED: Duration = Duration::from_millis(100);
 
 /// Pause after an error before the next attempt: long enough not to spin on a node that is
 /// down, short enough that the write gap measures the cluster, not this client.
@@ -63,6 +70,7 @@ impl Router {
             seeds: seeds.to_vec(),
             owners: vec![None; SLOTS],
             conns: HashMap::new(),
+            refreshed_after_moved: None,
             counters: Counters::default(),
         };
         if !router.refresh() {
@@ -100,6 +108,12 @@ impl Router {
                 Ok(value) => {
                     if let Some(owners) = parse_slots(&value) {
                         self.owners = owners;
+                        // Connections only to the primaries of the map, as a client pools
+                        // them: one kept to a node that lost its slots would be found closed
+                        // when the node, restarted meanwhile, gets slots back.
+                        let owners = &self.owners;
+                        self.conns
+                            .retain(|addr, _| owners.iter().flatten().any(|o| o == addr));
                         return true;
                     }
                 }
@@ -140,6 +154,13 @@ impl Router {
                 Ok(Reply::Value(value)) => return Some(value),
                 Ok(Reply::Moved(owner)) => {
                     self.counters.moved += 1;
+                    if self
+                        .refreshed_after_moved
+                        .is_none_or(|at| at.elapsed() >= MAP_REFRESH_AFTER_MOVED)
+                    {
+                        self.refreshed_after_moved = Some(Instant::now());
+                        self.refresh();
+                    }
                     self.owners[usize::from(slot)] = Some(owner);
                     continue;
                 }

@@ -29,6 +29,10 @@ pub enum Command {
     /// Hand a primary's role to its fittest replica (a coordinated CLUSTER FAILOVER) and wait
     /// until every node agrees; a replica is left as it is. Exit 2 when no replica is fit.
     Handoff(HandoffArgs),
+    /// Restart (or upgrade) every node once, without a writer noticing: replicas first, then
+    /// each primary after handing its role to a fit replica. Resumable: a re-run finishes a
+    /// roll that was interrupted, restarting no node twice.
+    Roll(RollArgs),
     /// Explain a diagnosis rule (or list them all), from the rule registry.
     Explain(ExplainArgs),
     /// Local clusters of real server processes on loopback.
@@ -45,8 +49,10 @@ impl Command {
             Command::Verify(args) => args,
             Command::Diagnose(args) => args,
             Command::Handoff(args) => args,
+            Command::Roll(args) => args,
             Command::Explain(args) => args,
             Command::Sandbox(SandboxCommand::Up(args)) => args,
+            Command::Sandbox(SandboxCommand::Roll(args)) => args,
             Command::Sandbox(SandboxCommand::Down(args)) => args,
         }
     }
@@ -84,6 +90,61 @@ pub struct HandoffArgs {
     pub conn: ConnArgs,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RollArgs {
+    /// Nodes of the cluster as HOST:PORT (one is enough): the other members are found from
+    /// their views.
+    #[arg(value_name = "HOST:PORT", required = true)]
+    pub nodes: Vec<String>,
+    /// How to restart one node's server: a command with {host}, {ip} and {port} filled in,
+    /// run without a shell (e.g. `ssh {host} sudo systemctl restart redis@{port}`). It must
+    /// return once the server was restarted.
+    #[arg(long, value_name = "COMMAND")]
+    pub restart_cmd: String,
+    /// Run --restart-cmd with `sh -c` (pipes, `&&`): {host} is quoted for the shell.
+    #[arg(long)]
+    pub restart_shell: bool,
+    /// Kill a restart command still running after this many seconds, and stop the roll.
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_seconds)]
+    pub restart_timeout: Duration,
+    #[command(flatten)]
+    pub roll: RollFlags,
+    /// Pick the IPv6 address when a name resolves to both families.
+    #[arg(long)]
+    pub prefer_ipv6: bool,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// What `roll` and `sandbox roll` share.
+#[derive(Debug, Args)]
+pub struct RollFlags {
+    /// At the end, hand the primary role back to the nodes that held it when the roll began.
+    #[arg(long)]
+    pub failback: bool,
+    /// Restart a primary that has no fit replica anyway: its slots refuse writes until it is
+    /// back (the roll names them). Without it the roll stops before that shard (CS360).
+    #[arg(long)]
+    pub allow_downtime: bool,
+    /// The most a replica may lag behind its primary's replication stream to take over, in
+    /// bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub max_lag: u64,
+    /// Give up after this many seconds (exit 3; a re-run resumes); fractions allowed, at most
+    /// a week.
+    #[arg(long, value_name = "SECS", default_value = "3600", value_parser = parse_seconds)]
+    pub timeout: Duration,
+    /// Where the roll keeps its start while it is not done [default: a file named after the
+    /// cluster under $XDG_STATE_HOME/clustersmith; the sandbox's directory for sandbox roll].
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Start a new roll, ignoring an unfinished one's state (its nodes are restarted again).
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 #[derive(Debug, Args)]
@@ -272,6 +333,21 @@ pub enum SandboxCommand {
     Up(SandboxUpArgs),
     /// Stop the sandbox's servers (by recorded PID) and remove its directory.
     Down(SandboxDirArgs),
+    /// Restart every sandbox server through `roll` (with --server-bin: upgrade them).
+    Roll(SandboxRollArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxRollArgs {
+    #[command(flatten)]
+    pub dir: SandboxDirArgs,
+    /// Restart the servers with this binary (an upgrade); default: the one they run.
+    #[arg(long, value_name = "PATH")]
+    pub server_bin: Option<PathBuf>,
+    #[command(flatten)]
+    pub roll: RollFlags,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

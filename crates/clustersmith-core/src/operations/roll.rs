@@ -6,10 +6,13 @@
 //! get their role back at the end, through the same handoff.
 //!
 //! # Deciding from the servers
-//! A node counts as rolled when it came up after the roll began (`uptime_in_seconds` against
-//! the roll's start, kept by the caller across runs): a roll killed half-way and run again
-//! restarts no node twice, and picks up whatever the killed run left (a handoff done, a
-//! restart under way) from what the servers show.
+//! A node counts as rolled when its `run_id` differs from the one it had when the roll began
+//! (kept by the caller across runs): every start of a server draws a new one. A roll killed
+//! half-way and run again restarts no node twice, and picks up whatever the killed run left
+//! (a handoff done, a node down in the middle of its restart) from what the servers show. A
+//! member the roll did not know at its start joined since, and counts as rolled. (Uptimes
+//! would not do: `uptime_in_seconds` counts whole seconds of the server's clock, so a node
+//! restarted within a second of the roll's start reads as started before it.)
 //!
 //! # Gates
 //! Before each node: every slot covered and none open, and, for a primary, a fit replica to
@@ -52,11 +55,9 @@ pub static FAILED_BACK: Criterion = Criterion {
 /// What the roll is given.
 #[derive(Clone, Debug)]
 pub struct RollPlan {
-    /// When the roll began (first run), in ms since the Unix epoch: a node that came up after
-    /// it has been rolled.
-    pub roll_started_ms: u64,
-    /// When this run began, in the same ms: the operation's own clock starts there.
-    pub run_started_ms: u64,
+    /// Each node's `run_id` when the roll began (its first run): a node with another one now
+    /// has been restarted since.
+    pub run_ids: BTreeMap<NodeKey, String>,
     /// The primaries when the roll began, for `failback`.
     pub primaries: Vec<NodeKey>,
     pub failback: bool,
@@ -84,7 +85,13 @@ pub struct Roll {
     /// How long each node took, for the ETA.
     took: Vec<Duration>,
     turn_began: Duration,
+    /// The primary whose replicas were last found unfit, and since when.
+    unfit_since: Option<(NodeKey, Duration)>,
 }
+
+/// How long a primary's replicas may stay unfit (catching up after their own restart, a
+/// link coming back) before the roll stops at its shard (CS360).
+const FIT_GRACE: Duration = Duration::from_secs(10);
 
 impl Roll {
     pub fn new(plan: RollPlan) -> Roll {
@@ -93,21 +100,19 @@ impl Roll {
             turn: None,
             took: Vec::new(),
             turn_began: Duration::ZERO,
+            unfit_since: None,
         }
     }
 
-    /// Whether the node came up after the roll began. Its start, worked out from a whole
-    /// number of seconds of uptime, lies within the second after the real one: a node started
-    /// after the roll began always counts, one started a second or more before never does.
-    fn rolled(&self, node: &NodeRecord, now: Duration) -> bool {
-        let Some(uptime) = node
-            .view()
-            .and_then(|v| v.info.get("uptime_in_seconds")?.parse::<u64>().ok())
-        else {
-            return false;
-        };
-        let current = self.plan.run_started_ms + now.as_millis() as u64;
-        current.saturating_sub(uptime * 1000) >= self.plan.roll_started_ms
+    /// Whether the node was restarted since the roll began (or joined since).
+    fn rolled(&self, node: &NodeRecord) -> bool {
+        match self.plan.run_ids.get(&node.key) {
+            None => true,
+            Some(then) => node
+                .view()
+                .and_then(|v| v.info.get("run_id"))
+                .is_some_and(|now| now != then),
+        }
     }
 }
 
@@ -129,20 +134,20 @@ fn round_of(verdict: Verdict, status: String) -> Round {
 
 impl Operation for Roll {
     fn round(&mut self, snapshot: &Snapshot, now: Duration) -> Round {
-        let verdict = self.judge(snapshot, now);
+        let verdict = self.judge(snapshot);
         match self.turn.take() {
             Some(Turn::HandingOver(node, mut handoff)) => {
                 let mut round = handoff.round(snapshot, now);
                 if !round.blockers.is_empty() || !round.done {
-                    round.status = Some(self.status(snapshot, now, &node, "handing over"));
+                    round.status = Some(self.status(snapshot, &node, "handing over"));
                     round.verdict = verdict;
                     self.turn = Some(Turn::HandingOver(node, handoff));
                     return round;
                 }
-                self.restart(snapshot, now, node, verdict)
+                self.restart(snapshot, node, verdict)
             }
             Some(Turn::Restarting(node)) => {
-                let restarted = snapshot.get(&node).is_some_and(|n| self.rolled(n, now));
+                let restarted = snapshot.get(&node).is_some_and(|n| self.rolled(n));
                 if restarted {
                     // Only once it runs what it was restarted with.
                     if let Some(refused) = self.older_than_primary(snapshot, &node) {
@@ -156,7 +161,7 @@ impl Operation for Roll {
                         return self.next(snapshot, now, verdict);
                     }
                 }
-                let mut round = round_of(verdict, self.status(snapshot, now, &node, "coming back"));
+                let mut round = round_of(verdict, self.status(snapshot, &node, "coming back"));
                 if let Some(why) = snapshot.get(&node).and_then(|n| self.back(snapshot, n)) {
                     round.waiting.push(format!("`{node}` {why}"));
                 }
@@ -168,7 +173,7 @@ impl Operation for Roll {
                 if round.done {
                     return self.next(snapshot, now, verdict);
                 }
-                round.status = Some(self.status(snapshot, now, &node, "failing back"));
+                round.status = Some(self.status(snapshot, &node, "failing back"));
                 round.verdict = verdict;
                 self.turn = Some(Turn::FailingBack(node, handoff));
                 round
@@ -182,14 +187,11 @@ impl Roll {
     /// Picks the next node (a pending replica first, then a pending primary), or the next
     /// failback, or says the roll is done.
     fn next(&mut self, snapshot: &Snapshot, now: Duration, verdict: Verdict) -> Round {
-        self.turn_began = now;
         if let Some(refused) = self.gate(snapshot) {
             return refused;
         }
-        let pending: Vec<&NodeRecord> = snapshot
-            .spec_nodes()
-            .filter(|n| !self.rolled(n, now))
-            .collect();
+        self.turn_began = now;
+        let pending: Vec<&NodeRecord> = snapshot.spec_nodes().filter(|n| !self.rolled(n)).collect();
         // A node that is down (a run killed while it restarted it, a crash) serves nothing
         // now that the gate found every slot served by another: restarting it first loses
         // nothing. One still loading its data is left to finish.
@@ -197,17 +199,27 @@ impl Roll {
             if let NodeState::Unreachable(why) = &down.state
                 && why.contains("LOADING")
             {
-                let mut round = round_of(verdict, self.status(snapshot, now, &down.key, "loading"));
+                let mut round = round_of(verdict, self.status(snapshot, &down.key, "loading"));
                 round
                     .waiting
                     .push(format!("`{}` is loading its data", down.key));
                 return round;
             }
-            return self.restart(snapshot, now, down.key.clone(), verdict);
+            return self.restart(snapshot, down.key.clone(), verdict);
+        }
+        // One node at a time: the next one goes only once every node is back, whoever
+        // restarted it (a node started by hand between two runs is still syncing).
+        if let Some((node, why)) = snapshot
+            .spec_nodes()
+            .find_map(|n| Some((n.key.clone(), self.back(snapshot, n)?)))
+        {
+            let mut round = round_of(verdict, self.status(snapshot, &node, "waiting for it"));
+            round.waiting.push(format!("`{node}` {why}"));
+            return round;
         }
         let is_replica = |n: &&&NodeRecord| n.view().is_some_and(|v| v.myself().is_replica());
         if let Some(replica) = pending.iter().find(is_replica) {
-            return self.restart(snapshot, now, replica.key.clone(), verdict);
+            return self.restart(snapshot, replica.key.clone(), verdict);
         }
         if let Some(primary) = pending.first() {
             return self.hand_over(snapshot, now, primary.key.clone(), verdict);
@@ -222,7 +234,7 @@ impl Roll {
                 FailoverMode::Coordinated,
             ));
             let mut round = handoff.round(snapshot, now);
-            round.status = Some(self.status(snapshot, now, &node, "failing back"));
+            round.status = Some(self.status(snapshot, &node, "failing back"));
             round.verdict = verdict;
             self.turn = Some(Turn::FailingBack(node, handoff));
             return round;
@@ -243,7 +255,38 @@ impl Roll {
         verdict: Verdict,
     ) -> Round {
         let replicas = replicas_of(snapshot, &node);
-        match fittest(&replicas, self.plan.max_lag) {
+        let fit = fittest(&replicas, self.plan.max_lag);
+        if fit.is_ok() {
+            self.unfit_since = None;
+        }
+        match fit {
+            Err(reason) if !replicas.is_empty() && !self.plan.allow_downtime => {
+                let since = match &self.unfit_since {
+                    Some((key, since)) if *key == node => *since,
+                    _ => {
+                        self.unfit_since = Some((node.clone(), now));
+                        now
+                    }
+                };
+                if now.saturating_sub(since) < FIT_GRACE {
+                    let mut round = round_of(
+                        verdict,
+                        self.status(snapshot, &node, "waiting for a fit replica"),
+                    );
+                    round
+                        .waiting
+                        .push(format!("a replica of `{node}` to be fit: {reason}"));
+                    return round;
+                }
+                refusal(
+                    "CS360",
+                    &node,
+                    format!(
+                        "{reason} for {} s; the roll stops before this shard (--allow-downtime takes it anyway)",
+                        FIT_GRACE.as_secs()
+                    ),
+                )
+            }
             Ok(chosen) => {
                 if let Some(refused) = self.newer_than(snapshot, &node, &chosen.key) {
                     return refused;
@@ -255,7 +298,7 @@ impl Roll {
                     FailoverMode::Coordinated,
                 ));
                 let mut round = handoff.round(snapshot, now);
-                round.status = Some(self.status(snapshot, now, &node, "handing over"));
+                round.status = Some(self.status(snapshot, &node, "handing over"));
                 round.verdict = verdict;
                 self.turn = Some(Turn::HandingOver(node, handoff));
                 round
@@ -265,7 +308,7 @@ impl Roll {
                     .view(&node)
                     .map(|v| v.myself().slots.clone())
                     .unwrap_or_default();
-                let mut round = self.restart(snapshot, now, node.clone(), verdict);
+                let mut round = self.restart(snapshot, node.clone(), verdict);
                 round.waiting.push(format!(
                     "`{node}` restarts as a primary ({reason}): writes to slots {slots} fail until it is back (--allow-downtime)"
                 ));
@@ -281,14 +324,8 @@ impl Roll {
         }
     }
 
-    fn restart(
-        &mut self,
-        snapshot: &Snapshot,
-        now: Duration,
-        node: NodeKey,
-        verdict: Verdict,
-    ) -> Round {
-        let mut round = round_of(verdict, self.status(snapshot, now, &node, "restarting"));
+    fn restart(&mut self, snapshot: &Snapshot, node: NodeKey, verdict: Verdict) -> Round {
+        let mut round = round_of(verdict, self.status(snapshot, &node, "restarting"));
         round.actions.push(Action::Restart { node: node.clone() });
         self.turn = Some(Turn::Restarting(node));
         round
@@ -411,12 +448,9 @@ impl Roll {
     }
 
     /// `roll 3/6: \`10.0.0.3:6379\` (a primary): handing over, about 12 s left`.
-    fn status(&self, snapshot: &Snapshot, now: Duration, node: &NodeKey, phase: &str) -> String {
+    fn status(&self, snapshot: &Snapshot, node: &NodeKey, phase: &str) -> String {
         let total = snapshot.spec_nodes().count();
-        let rolled = snapshot
-            .spec_nodes()
-            .filter(|n| self.rolled(n, now))
-            .count();
+        let rolled = snapshot.spec_nodes().filter(|n| self.rolled(n)).count();
         let role = match snapshot.view(node) {
             Some(v) if v.myself().is_replica() => "a replica",
             Some(_) => "a primary",
@@ -435,7 +469,7 @@ impl Roll {
         )
     }
 
-    fn judge(&self, snapshot: &Snapshot, now: Duration) -> Verdict {
+    fn judge(&self, snapshot: &Snapshot) -> Verdict {
         let fail = |node: &NodeKey, detail: String| Failure {
             node: node.clone(),
             detail,
@@ -443,7 +477,7 @@ impl Roll {
         let mut rolled = Vec::new();
         let mut serving = Vec::new();
         for node in snapshot.spec_nodes() {
-            if !self.rolled(node, now) {
+            if !self.rolled(node) {
                 rolled.push(fail(&node.key, "not restarted yet".to_owned()));
             }
             if let Some(why) = self.back(snapshot, node) {
@@ -454,7 +488,7 @@ impl Roll {
                     .view()
                     .and_then(NodeView::version)
                     .is_some_and(|v| v != *target)
-                && self.rolled(node, now)
+                && self.rolled(node)
             {
                 rolled.push(fail(&node.key, format!("does not run {target}")));
             }
@@ -498,4 +532,12 @@ pub fn primaries(snapshot: &Snapshot) -> Vec<NodeKey> {
         }
     }
     found.into_keys().cloned().collect()
+}
+
+/// Each answering node's `run_id` now, to be kept as the roll's start.
+pub fn run_ids(snapshot: &Snapshot) -> BTreeMap<NodeKey, String> {
+    snapshot
+        .views()
+        .filter_map(|(node, view)| Some((node.key.clone(), view.info.get("run_id")?.to_owned())))
+        .collect()
 }

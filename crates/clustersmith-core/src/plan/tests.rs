@@ -562,8 +562,7 @@ fn a_roll_restarts_every_node_once_and_fails_back() {
     let before: Vec<Option<usize>> = sim.nodes.iter().map(|n| n.primary).collect();
     let began = sim.clock_ms;
     let plan = RollPlan {
-        roll_started_ms: began,
-        run_started_ms: began,
+        run_ids: crate::operations::roll::run_ids(&sim.observe()),
         primaries: crate::operations::roll::primaries(&sim.observe()),
         failback: true,
         allow_downtime: false,
@@ -579,10 +578,7 @@ fn a_roll_restarts_every_node_once_and_fails_back() {
     assert_eq!(before, after, "failed back to the primaries of the start");
     // Run again as a resumed roll: every node is rolled already.
     let restarts: Vec<u64> = sim.nodes.iter().map(|n| n.started_ms).collect();
-    let resumed = RollPlan {
-        run_started_ms: sim.clock_ms,
-        ..plan
-    };
+    let resumed = plan;
     assert_eq!(sim.drive(&mut Roll::new(resumed), 5, tick), Ok(1));
     let again: Vec<u64> = sim.nodes.iter().map(|n| n.started_ms).collect();
     assert_eq!(restarts, again, "no node restarted twice");
@@ -598,11 +594,9 @@ fn a_roll_towards_an_older_version_does_not_start() {
     let tick = std::time::Duration::from_millis(500);
     sim.drive(&mut Formation::new(sim.spec(3)), 20, tick)
         .unwrap();
-    let began = sim.clock_ms;
     let restarts: Vec<u64> = sim.nodes.iter().map(|n| n.started_ms).collect();
     let plan = RollPlan {
-        roll_started_ms: began,
-        run_started_ms: began,
+        run_ids: crate::operations::roll::run_ids(&sim.observe()),
         primaries: crate::operations::roll::primaries(&sim.observe()),
         failback: false,
         allow_downtime: false,

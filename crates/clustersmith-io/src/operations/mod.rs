@@ -8,6 +8,7 @@
 //! - [`apply`]: formation and reshaping, run by the driver until it converges.
 //! - [`diagnose`]: evidence gathered and judged by the rule registry.
 //! - [`handoff`]: a primary hands its role to a fit replica.
+//! - [`roll`]: a rolling restart or upgrade, resumable.
 //!
 //! [`Session`]: crate::session::Session
 
@@ -15,6 +16,7 @@ pub mod apply;
 pub mod diagnose;
 pub mod handoff;
 pub mod plan;
+pub mod roll;
 pub mod verify;
 
 pub use apply::{ApplyOptions, apply, preflight};

@@ -7,6 +7,7 @@ mod diagnose;
 mod explain;
 mod handoff;
 mod plan;
+mod roll;
 mod sandbox;
 mod verify;
 

@@ -1,17 +1,21 @@
-//! `clustersmith sandbox up|down`: local clusters of real servers.
+//! `clustersmith sandbox up|roll|down`: local clusters of real servers.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
 use anyhow::Context as _;
-use clustersmith_core::spec::{ClusterSpec, parse_node};
-use clustersmith_io::conn::{ConnOpts, TlsOpts};
+use clustersmith_core::spec::{ClusterSpec, NodeSpec, parse_node};
+use clustersmith_io::conn::{ConnOpts, Secret, TlsOpts};
 use clustersmith_io::operations::{ApplyOptions, apply};
-use clustersmith_io::sandbox::{Sandbox, SandboxSpec, find_server_binary, generate_password};
+use clustersmith_io::restart::SandboxRestarter;
+use clustersmith_io::sandbox::{
+    Sandbox, SandboxSpec, binary_version, find_server_binary, generate_password,
+};
 
+use super::roll::run_roll;
 use super::{Run, open, plural};
-use crate::args::{Format, SandboxDirArgs, SandboxUpArgs};
+use crate::args::{Format, SandboxDirArgs, SandboxRollArgs, SandboxUpArgs};
 use crate::exit;
 use crate::output::{errln, outln};
 use crate::render::errors::report_run_error;
@@ -99,24 +103,12 @@ async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
         tls: args.tls,
     })?;
     let tls = sandbox.tls();
-    let conn = ConnOpts {
-        password,
-        tls: tls.as_ref().map(|t| TlsOpts {
-            cacert: Some(t.ca_cert.clone()),
-            cert: Some(t.client.cert.clone()),
-            key: Some(t.client.key.clone()),
-            insecure: false,
-            skip_hostname_check: false,
-        }),
-        ..ConnOpts::default()
-    };
-    let nodes = sandbox
-        .addrs()
-        .iter()
-        .map(|a| parse_node(a))
-        .collect::<Result<Vec<_>, _>>()
-        .context("sandbox addresses")?;
-    let spec = ClusterSpec::new(nodes, Some(args.primaries), Some(args.replicas))?;
+    let conn = sandbox_conn(&sandbox, password);
+    let spec = ClusterSpec::new(
+        sandbox_nodes(&sandbox)?,
+        Some(args.primaries),
+        Some(args.replicas),
+    )?;
     let mut session = open(&spec, &conn, false).await?;
     let options = ApplyOptions::new(args.timeout);
     let result = with_progress(args.format == Format::Json, async |on_event| {
@@ -159,6 +151,83 @@ async fn sandbox_up(args: &SandboxUpArgs) -> anyhow::Result<u8> {
         );
     }
     Ok(code)
+}
+
+/// How clustersmith reaches the sandbox's servers: its password and client certificate.
+fn sandbox_conn(sandbox: &Sandbox, password: Option<Secret>) -> ConnOpts {
+    ConnOpts {
+        password,
+        tls: sandbox.tls().map(|t| TlsOpts {
+            cacert: Some(t.ca_cert),
+            cert: Some(t.client.cert),
+            key: Some(t.client.key),
+            insecure: false,
+            skip_hostname_check: false,
+        }),
+        ..ConnOpts::default()
+    }
+}
+
+fn sandbox_nodes(sandbox: &Sandbox) -> anyhow::Result<Vec<NodeSpec>> {
+    sandbox
+        .addrs()
+        .iter()
+        .map(|a| parse_node(a))
+        .collect::<Result<Vec<_>, _>>()
+        .context("sandbox addresses")
+}
+
+impl Run for SandboxRollArgs {
+    fn name(&self) -> &'static str {
+        "sandbox roll"
+    }
+
+    fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    fn run(&self) -> Pin<Box<dyn Future<Output = anyhow::Result<u8>> + '_>> {
+        Box::pin(sandbox_roll(self))
+    }
+}
+
+/// Restarts every sandbox server through the roll (with `--server-bin`, upgrades them). The
+/// roll's state is kept in the sandbox's directory.
+async fn sandbox_roll(args: &SandboxRollArgs) -> anyhow::Result<u8> {
+    let dir = sandbox_dir(&args.dir);
+    let sandbox = Sandbox::load(&dir)?;
+    // The version the nodes must end with: the new binary's, checked before anything.
+    let target = args.server_bin.as_deref().map(binary_version).transpose()?;
+    let password = match sandbox.password_file() {
+        Some(file) => Some(Secret::new(
+            std::fs::read_to_string(&file)
+                .with_context(|| format!("read `{}`", file.display()))?
+                .trim_end_matches('\n')
+                .to_owned(),
+        )),
+        None => None,
+    };
+    let conn = sandbox_conn(&sandbox, password);
+    let nodes = sandbox_nodes(&sandbox)?;
+    let count = nodes.len();
+    let spec = ClusterSpec::new(nodes, Some(count), Some(0))?;
+    let mut session = open(&spec, &conn, false).await?;
+    let state = args
+        .roll
+        .state
+        .clone()
+        .unwrap_or_else(|| dir.join("roll.state"));
+    let restarter = SandboxRestarter::new(sandbox, args.server_bin.clone());
+    run_roll(
+        &mut session,
+        Box::new(restarter),
+        &args.roll,
+        target,
+        Some(state),
+        args.format,
+        "sandbox roll",
+    )
+    .await
 }
 
 /// A word the shell reads back as itself: quoted only when it needs to be.

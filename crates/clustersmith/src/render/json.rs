@@ -238,6 +238,21 @@ pub struct HandoffDoc {
 }
 
 #[derive(Serialize)]
+pub struct RollDoc {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub done: bool,
+    pub elapsed_ms: u64,
+    pub nodes: usize,
+    /// When the roll this run finished began, if it resumed one (ms since the epoch).
+    pub resumed_from_ms: Option<u64>,
+    /// The state file a re-run resumes from; `null` once the roll is done (it is removed).
+    pub state: Option<String>,
+    pub criteria: Vec<CriterionJson>,
+    pub waiting: Vec<String>,
+}
+
+#[derive(Serialize)]
 pub struct NodeErrorJson {
     pub node: String,
     pub error: String,
