@@ -10,6 +10,7 @@ mod nodes;
 mod poller;
 mod rebalance;
 mod report;
+mod roll;
 mod run;
 mod simulate;
 
@@ -98,6 +99,34 @@ enum Command {
         bins: BinArgs,
         /// Result file (JSON).
         #[arg(long, default_value = "bench/diagnose.json")]
+        out: PathBuf,
+    },
+    /// A rolling restart under a write load: `clustersmith sandbox roll` against a naive
+    /// restart loop (SIGTERM, start, wait for cluster_state:ok; no handoff) on identical
+    /// fresh sandboxes: per shard the longest write gap, failed writes, client errors, lost
+    /// writes, total time.
+    Roll {
+        /// Cluster sizes (half primaries, one replica each).
+        #[arg(long, value_delimiter = ',', default_value = "6,30")]
+        sizes: Vec<usize>,
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "planned,naive"
+        )]
+        modes: Vec<roll::Mode>,
+        #[arg(long, default_value_t = 1)]
+        reps: usize,
+        /// Writes per second of the load, over all slots.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        #[arg(long, default_value_t = 21001)]
+        base_port: u16,
+        #[command(flatten)]
+        bins: BinArgs,
+        /// Result file (JSON).
+        #[arg(long, default_value = "bench/roll.json")]
         out: PathBuf,
     },
     /// Copy a result file's tables into a Markdown file, between `<!-- bench:begin -->` and
@@ -244,6 +273,30 @@ fn main() -> anyhow::Result<()> {
             )?;
             rebalance::write(&samples, &out)?;
             print!("{}", rebalance::table(&samples));
+            Ok(())
+        }
+        Some(Command::Roll {
+            sizes,
+            modes,
+            reps,
+            rate,
+            base_port,
+            bins,
+            out,
+        }) => {
+            let bins = bins.resolve()?;
+            let samples = roll::run_all(
+                &bins,
+                &roll::Options {
+                    sizes,
+                    modes,
+                    reps,
+                    rate,
+                    base_port,
+                },
+            )?;
+            roll::write(&samples, &bins, &out)?;
+            print!("{}", roll::table(&samples));
             Ok(())
         }
         Some(Command::Simulate {

@@ -11,7 +11,9 @@
 //! - [`session`]: a resolved, connected set of nodes: their snapshot, kept current by reads.
 //! - [`driver`]: runs an operation round by round (read → plan → act → read again) until
 //!   it is done or the deadline passes.
-//! - [`operations`]: what the CLI runs, one file each (plan, verify, apply, diagnose).
+//! - [`operations`]: what the CLI runs, one file each (plan, verify, apply, diagnose,
+//!   handoff, roll).
+//! - [`restart`]: how a roll restarts a node: the operator's command, or the sandbox's.
 //! - [`migrate`]: slot moves with their keys (SETSLOT, GETKEYSINSLOT, MIGRATE), batched.
 //! - [`evidence`]: files and live views gathered for `diagnose`, each attached to its node.
 //! - [`sandbox`]: real `redis-server` / `valkey-server` processes on loopback.

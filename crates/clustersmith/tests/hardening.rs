@@ -689,7 +689,8 @@ fn a_lopsided_slot_layout_is_reported_then_evened_out_by_apply() {
     assert_eq!(
         diag.status.code(),
         Some(0),
-        "a warning is below --fail-on error"
+        "a warning is below --fail-on error:\n{}",
+        stdout(&diag)
     );
     let doc = json(&diag);
     let unbalanced: Vec<&serde_json::Value> = doc["findings"]

@@ -117,18 +117,11 @@ impl Job {
             .spawn()
             .unwrap();
         // Bounded: apply's own timeout, diagnose's connection timeouts, and slack.
-        let deadline = started + Duration::from_secs(u64::from(timeout_secs) + 60);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("post-deploy still running after {:?}", started.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = wait_bounded(
+            &mut child,
+            Duration::from_secs(u64::from(timeout_secs) + 60),
+            "post-deploy",
+        );
         let mut stdout = String::new();
         std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
         let text = std::fs::read_to_string(self.log_path()).unwrap();
@@ -183,6 +176,26 @@ impl Job {
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{key}:")).map(str::to_owned))
             .unwrap_or_else(|| panic!("no {key} in {command:?} of server {idx}"))
+    }
+}
+
+/// Waits for a script the test started; kills it and fails the test after `limit`.
+fn wait_bounded(
+    child: &mut std::process::Child,
+    limit: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still running after {:?}", started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -687,7 +700,7 @@ fn post_deploy_names_what_it_misses_and_passes_shellcheck() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("clustersmith not found"));
 
-    match Command::new("shellcheck").arg(SCRIPT).output() {
+    match Command::new("shellcheck").arg(SCRIPT).arg(DRAIN).output() {
         Ok(out) => assert!(
             out.status.success(),
             "shellcheck:\n{}",
@@ -698,4 +711,218 @@ fn post_deploy_names_what_it_misses_and_passes_shellcheck() {
             println!("SKIPPED: shellcheck is not installed");
         }
     }
+}
+
+const DRAIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib/bosh/drain");
+/// The variables drain reads beyond post-deploy's.
+const DRAIN_VARS: &[&str] = &[
+    "CLUSTERSMITH_NODE",
+    "CLUSTERSMITH_DRAIN_TIMEOUT",
+    "CLUSTERSMITH_ALLOW_DOWNTIME",
+    "CLUSTERSMITH_LOG_DIR",
+];
+
+/// One server's job on its own host, as BOSH lays it out, with the drain script installed and
+/// `config/node` rendered (this instance's address as the cluster lists it).
+struct DrainJob {
+    root: tempfile::TempDir,
+    name: String,
+    idx: usize,
+}
+
+impl DrainJob {
+    fn install(bed: &TestBed, idx: usize) -> DrainJob {
+        let root = tempfile::tempdir().unwrap();
+        let name = format!("redis-{}", bed.servers[idx].port);
+        let dir = bed.write_bosh_job(root.path(), &name, idx);
+        let script = dir.join("bin/drain");
+        std::fs::copy(DRAIN, &script).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let s = &bed.servers[idx];
+        std::fs::write(
+            dir.join("config/node"),
+            format!("{}:{}\n", bed.hosts[s.host].ip, s.port),
+        )
+        .unwrap();
+        DrainJob { root, name, idx }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.path().join("var/vcap/jobs").join(&self.name)
+    }
+
+    /// Runs `bin/drain` on the server's host as BOSH does (static drain, job state "running");
+    /// returns its exit code, its stdout and the drain log.
+    fn drain(&self, bed: &TestBed) -> (Option<i32>, String, String) {
+        let host = &bed.hosts[bed.servers[self.idx].host];
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &host.ns])
+            .arg(self.dir().join("bin/drain"));
+        for var in SCRIPT_VARS.iter().chain(DRAIN_VARS) {
+            cmd.env_remove(var);
+        }
+        let started = Instant::now();
+        let mut child = cmd
+            .env("CLUSTERSMITH_ROOT", self.root.path())
+            .env("CLUSTERSMITH_BIN", env!("CARGO_BIN_EXE_clustersmith"))
+            .env("CLUSTERSMITH_DRAIN_TIMEOUT", "30")
+            .env("BOSH_JOB_STATE", "{\"persistent_disk\":0}")
+            .env("BOSH_JOB_NEXT_STATE", "{\"persistent_disk\":0}")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_bounded(&mut child, Duration::from_secs(90), "drain");
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(
+            stderr.is_empty(),
+            "drain wrote to stderr, not to its log:\n{stderr}"
+        );
+        let log = std::fs::read_to_string(
+            self.root
+                .path()
+                .join("var/vcap/sys/log")
+                .join(&self.name)
+                .join("drain.log"),
+        )
+        .unwrap_or_default();
+        eprintln!(
+            "--- drain of server {} -> {:?} in {:.1}s, stdout {stdout:?}\n{log}---",
+            self.idx,
+            status.code(),
+            started.elapsed().as_secs_f64()
+        );
+        (status.code(), stdout, log)
+    }
+}
+
+/// A simulated BOSH rolling update over the bed's three hosts, under 1000 writes/s from the
+/// independent client: for each host in turn, every job's drain (stdout exactly `0`), the
+/// host's servers stopped and started again, post-deploy. No acknowledged write is lost, none
+/// fails, and each shard's longest write gap stays far below the node timeout (5 s) that an
+/// unplanned stop of a primary costs. Then: a second drain of a drained node prints 0 and
+/// sends nothing; a primary whose replica is down makes drain fail (exit 1, nothing on
+/// stdout), unless the job allows downtime.
+#[test]
+fn a_bosh_rolling_update_with_drain_is_not_noticed_by_writers() {
+    let Some(mut bed) = TestBed::new(3, false) else {
+        return;
+    };
+    let mut servers = Vec::new();
+    for host in 0..3 {
+        for port in [6379, 6380] {
+            servers.push(bed.start_server(host, port, &[]));
+        }
+    }
+    let job = Job::install(&bed, &servers, 3, 1, None);
+    let (code, log) = job.deploy(&bed, 60);
+    assert_eq!(code, Some(0), "{log}");
+    assert_formed(&bed, &job, 3, 1);
+    let seeds: Vec<String> = servers
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}",
+                bed.hosts[bed.servers[*i].host].ip, bed.servers[*i].port
+            )
+        })
+        .collect();
+    let load = bed.start_load(seeds, 1000);
+    let drains: Vec<DrainJob> = servers
+        .iter()
+        .map(|i| DrainJob::install(&bed, *i))
+        .collect();
+    let role = |bed: &TestBed, idx: usize| job.field(bed, idx, &["INFO", "replication"], "role");
+    let mut handed_over = 0;
+    for host in 0..3 {
+        let on_host: Vec<&DrainJob> = drains
+            .iter()
+            .filter(|d| bed.servers[d.idx].host == host)
+            .collect();
+        for drain in &on_host {
+            let was_primary = role(&bed, drain.idx) == "master";
+            let (code, stdout, log) = drain.drain(&bed);
+            assert_eq!(code, Some(0), "{log}");
+            assert_eq!(stdout, "0\n", "BOSH reads exactly one integer");
+            // The premise: a primary was handed over, not just stopped.
+            if was_primary {
+                handed_over += 1;
+                assert!(log.contains("done in "), "{log}");
+            }
+            assert_eq!(role(&bed, drain.idx), "slave", "drained to a replica");
+        }
+        for drain in &on_host {
+            bed.restart_server(drain.idx);
+        }
+        let (code, log) = job.deploy(&bed, 60);
+        assert_eq!(code, Some(0), "post-deploy after host {host}:\n{log}");
+    }
+    assert!(handed_over >= 3, "{handed_over} primaries handed over");
+    let report = load.finish();
+    eprintln!("load: {}", report.summary());
+    assert_eq!(report.lost, 0, "{:?}", report.lost_keys);
+    assert_eq!(report.failed, 0, "{}", report.summary());
+    assert_eq!(report.errors_total(), 0, "{}", report.summary());
+    assert!(report.longest_gap_ms() < 1000.0, "{}", report.summary());
+    assert_formed(&bed, &job, 3, 1);
+
+    // Safe twice: a drained node (a replica now) prints 0 and sends no failover.
+    let replica = drains
+        .iter()
+        .find(|d| role(&bed, d.idx) == "slave")
+        .unwrap();
+    let before = calls(&bed, &job, "cluster|failover");
+    let (code, stdout, _) = replica.drain(&bed);
+    assert_eq!((code, stdout.as_str()), (Some(0), "0\n"));
+    assert_eq!(calls(&bed, &job, "cluster|failover"), before);
+
+    // No safe handoff: a primary whose only replica is down.
+    let primary = drains
+        .iter()
+        .find(|d| role(&bed, d.idx) == "master")
+        .unwrap();
+    let primary_id = job
+        .cli(&bed, primary.idx, &["CLUSTER", "MYID"])
+        .trim()
+        .to_owned();
+    let its_replica = servers
+        .iter()
+        .copied()
+        .find(|i| {
+            job.cli(&bed, *i, &["CLUSTER", "NODES"])
+                .lines()
+                .any(|l| l.contains("myself,slave") && l.contains(&primary_id))
+        })
+        .unwrap();
+    bed.stop_server(its_replica);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while job.field(
+        &bed,
+        primary.idx,
+        &["INFO", "replication"],
+        "connected_slaves",
+    ) != "0"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the primary still sees its replica"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, stdout, log) = primary.drain(&bed);
+    assert_eq!(code, Some(1), "{log}");
+    assert_eq!(
+        stdout, "",
+        "nothing on stdout when the server must not stop"
+    );
+    assert!(log.contains("CS360"), "{log}");
+    assert_eq!(role(&bed, primary.idx), "master");
+    std::fs::write(primary.dir().join("config/drain_allow_downtime"), "true\n").unwrap();
+    let (code, stdout, log) = primary.drain(&bed);
+    assert_eq!((code, stdout.as_str()), (Some(0), "0\n"), "{log}");
+    assert!(log.contains("allow-downtime is set"), "{log}");
 }

@@ -132,6 +132,17 @@ fn assert_unnoticed(report: &clustersmith_load::LoadReport) {
     assert!(report.longest_gap_ms() < 1000.0, "{}", report.summary());
 }
 
+/// The run exited with `code`; its output otherwise.
+fn assert_exit(out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}\n{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
 fn roll_under_load(sandbox: &Sandbox, extra: &[&str]) -> std::process::Output {
     let before = sandbox.run_ids();
     assert!(
@@ -150,13 +161,7 @@ fn roll_under_load(sandbox: &Sandbox, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["sandbox", "roll", "--dir", &state];
     args.extend_from_slice(extra);
     let out = clustersmith(&args, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     // Writes go on a little after the roll, through the new primaries.
     assert!(load.wait_for_writes(200, Duration::from_secs(10)));
     let report = load.finish().unwrap();
@@ -324,13 +329,7 @@ fn a_roll_killed_mid_way_finishes_on_a_rerun_without_restarting_a_node_twice() {
     );
     assert!(sandbox.dir.path().join("sb/roll.state").exists());
     let out = clustersmith(&["sandbox", "roll", "--dir", &state], &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     assert!(
         stderr(&out).contains("resuming the roll"),
         "{}",
@@ -411,13 +410,7 @@ cd "$dir" && exec "$4" "$dir/redis.conf"
         )
     };
     let out = roll("15");
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 3);
     assert!(
         stdout(&out).contains(&format!("127.0.0.1:{broken}` does not answer")),
         "{}",
@@ -441,13 +434,7 @@ cd "$dir" && exec "$4" "$dir/redis.conf"
         .unwrap();
     assert!(started.success());
     let out = roll("120");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     assert_eq!(sandbox.starts(), vec![2; 6], "each node restarted once");
     let report = load.finish().unwrap();
     eprintln!("load: {}", report.summary());

@@ -546,29 +546,41 @@ fn the_simulator_drives_formation_and_a_resize_as_an_operation() {
     assert_eq!(sim.drive(&mut Formation::new(sim.spec(4)), 20, tick), Ok(1));
 }
 
-/// A roll on the simulator: every node restarted exactly once, replicas before their
-/// primaries, each primary handing its role over first; with failback, the primaries of the
-/// start hold their role again at the end. A second roll started at the same moment finds
-/// nothing to do (every node came up after it began).
-#[test]
-fn a_roll_restarts_every_node_once_and_fails_back() {
-    use crate::operations::{Formation, Roll, RollPlan};
+/// A formed 3+3 simulated cluster, and a roll plan from its state now.
+fn formed_for_a_roll() -> (Sim, crate::operations::RollPlan, std::time::Duration) {
+    use crate::operations::{Formation, RollPlan};
     let ips = distinct_ips(6);
     let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
     let mut sim = Sim::new(&ips, None);
     let tick = std::time::Duration::from_millis(500);
     sim.drive(&mut Formation::new(sim.spec(3)), 20, tick)
         .unwrap();
-    let before: Vec<Option<usize>> = sim.nodes.iter().map(|n| n.primary).collect();
-    let began = sim.clock_ms;
+    let snapshot = sim.observe();
     let plan = RollPlan {
-        run_ids: crate::operations::roll::run_ids(&sim.observe()),
-        primaries: crate::operations::roll::primaries(&sim.observe()),
-        failback: true,
+        run_ids: crate::operations::roll::run_ids(&snapshot),
+        primaries: crate::operations::roll::primaries(&snapshot),
+        failback: false,
         allow_downtime: false,
         max_lag: 1 << 20,
         target: None,
     };
+    (sim, plan, tick)
+}
+
+/// A roll on the simulator: every node restarted exactly once, replicas before their
+/// primaries, each primary handing its role over first; with failback, the primaries of the
+/// start hold their role again at the end. The same roll run again (resumed) finds nothing to
+/// do: every node has a new run id.
+#[test]
+fn a_roll_restarts_every_node_once_and_fails_back() {
+    use crate::operations::{Roll, RollPlan};
+    let (mut sim, plan, tick) = formed_for_a_roll();
+    let plan = RollPlan {
+        failback: true,
+        ..plan
+    };
+    let before: Vec<Option<usize>> = sim.nodes.iter().map(|n| n.primary).collect();
+    let began = sim.clock_ms;
     sim.drive(&mut Roll::new(plan.clone()), 80, tick).unwrap();
     assert!(
         sim.nodes.iter().all(|n| n.started_ms >= began),
@@ -587,22 +599,13 @@ fn a_roll_restarts_every_node_once_and_fails_back() {
 #[test]
 fn a_roll_towards_an_older_version_does_not_start() {
     use crate::model::{ServerFlavour, ServerVersion};
-    use crate::operations::{Formation, Roll, RollPlan};
-    let ips = distinct_ips(6);
-    let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
-    let mut sim = Sim::new(&ips, None);
-    let tick = std::time::Duration::from_millis(500);
-    sim.drive(&mut Formation::new(sim.spec(3)), 20, tick)
-        .unwrap();
+    use crate::operations::{Roll, RollPlan};
+    let (mut sim, plan, tick) = formed_for_a_roll();
     let restarts: Vec<u64> = sim.nodes.iter().map(|n| n.started_ms).collect();
     let plan = RollPlan {
-        run_ids: crate::operations::roll::run_ids(&sim.observe()),
-        primaries: crate::operations::roll::primaries(&sim.observe()),
-        failback: false,
-        allow_downtime: false,
-        max_lag: 1 << 20,
         // The simulator runs Redis 7.0.15.
         target: ServerVersion::parse(ServerFlavour::Redis, "6.2.14"),
+        ..plan
     };
     let refused = sim.drive(&mut Roll::new(plan), 5, tick).unwrap_err();
     assert!(

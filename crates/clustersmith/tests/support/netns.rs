@@ -573,3 +573,64 @@ impl TestBed {
         job_dir
     }
 }
+
+/// An independent write load (`clustersmith-load`) in the bed's client namespace: started
+/// from a thread that entered that namespace, whose writer threads inherit it, and read back
+/// there by `finish`.
+pub struct NsLoad {
+    stop: std::sync::mpsc::Sender<()>,
+    done: std::thread::JoinHandle<clustersmith_load::LoadReport>,
+}
+
+impl NsLoad {
+    /// Stops the writers and reads every acknowledged write back.
+    pub fn finish(self) -> clustersmith_load::LoadReport {
+        let _ = self.stop.send(());
+        self.done.join().expect("the load's thread panicked")
+    }
+}
+
+impl TestBed {
+    /// Starts `rate` writes/s through `seeds` (`IP:PORT`), proven to run (100 writes
+    /// acknowledged) before this returns.
+    pub fn start_load(&self, seeds: Vec<String>, rate: u32) -> NsLoad {
+        let ns = self.client.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let done = std::thread::spawn(move || {
+            enter_netns(&ns);
+            let load =
+                clustersmith_load::Load::start(clustersmith_load::LoadOptions::new(seeds, rate))
+                    .expect("the load starts");
+            let running = load.wait_for_writes(100, Duration::from_secs(10));
+            ready_tx.send(running).unwrap();
+            // Bounded by the test, which always finishes (or drops) its load.
+            let _ = stop_rx.recv();
+            load.finish().expect("the load reads back")
+        });
+        assert!(
+            ready_rx.recv().unwrap_or(false),
+            "the load did not get going"
+        );
+        NsLoad {
+            stop: stop_tx,
+            done,
+        }
+    }
+}
+
+/// Moves the calling thread (only it) into the network namespace `ns`.
+fn enter_netns(ns: &str) {
+    use std::os::fd::AsRawFd as _;
+    let file = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
+    #[allow(unsafe_code)]
+    // SAFETY: setns(2) with an open namespace file descriptor; it changes the network
+    // namespace of this thread alone and touches no memory of ours.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(
+        rc,
+        0,
+        "setns into {ns}: {}",
+        std::io::Error::last_os_error()
+    );
+}
