@@ -449,6 +449,8 @@ impl Snapshot {
         ours: &BTreeSet<NodeId>,
         spec_only: bool,
     ) -> Vec<ForeignMembers<'a>> {
+        // Probed once per entry of every view: a hash set, not the caller's tree.
+        let ours: std::collections::HashSet<&NodeId> = ours.iter().collect();
         self.records
             .iter()
             .filter(|r| !spec_only || !r.leaving)

@@ -9,9 +9,11 @@ use std::net::IpAddr;
 pub struct NodeId([u8; 40]);
 
 impl std::hash::Hash for NodeId {
-    // Over the same bytes `Eq` compares, so the two agree.
+    // The first 8 characters only (32 random bits): equal ids hash alike, as `Eq` needs, and
+    // the hash of 8 bytes costs a third of 40. Maps keyed by id are probed once per entry of
+    // every view, a million times a round at 1000 nodes.
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
+        state.write_u64(self.head());
     }
 }
 

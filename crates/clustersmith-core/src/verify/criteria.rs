@@ -66,47 +66,52 @@ fn membership(cx: &Context) -> Vec<Failure> {
         .map(|f| (f.viewer, f.entries))
         .collect();
     let mut stale = stale_addresses(cx);
+    // Probed once per entry of every view.
+    let expected_set: std::collections::HashSet<&NodeId> = expected.iter().collect();
     for node in cx.snapshot.spec_nodes() {
         let Some(view) = node.view() else { continue };
-        let listed = view.nodes.get_each(expected.iter());
-        let missing: Vec<String> = expected
-            .iter()
-            .zip(listed)
-            .filter(|(id, entry)| {
-                entry.is_none() && !cx.key_of.get(id).is_some_and(|k| successors.contains(k))
-            })
-            .map(|(id, _)| cx.label_of(id))
-            .collect();
-        if !missing.is_empty() && !successors.contains(&node.key) {
-            failures.push(fail(
-                &node.key,
-                format!("does not know {}", missing.join(", ")),
-            ));
+        let mut stale_here = stale.remove(&node.key).unwrap_or_default();
+        let mut unhealthy = Vec::new();
+        let mut listed = 0;
+        for entry in view.nodes.entries() {
+            listed += usize::from(expected_set.contains(&entry.id));
+            if departed_ids.contains(&entry.id) {
+                continue;
+            }
+            let detail = stale_here
+                .remove(&entry.id)
+                .or_else(|| unhealthy_entry(cx, entry));
+            unhealthy.extend(detail);
+        }
+        // Who is missing is only worked out when someone is.
+        if listed < expected.len() && !successors.contains(&node.key) {
+            let missing: Vec<String> = expected
+                .iter()
+                .zip(view.nodes.get_each(expected.iter()))
+                .filter(|(id, entry)| {
+                    entry.is_none() && !cx.key_of.get(id).is_some_and(|k| successors.contains(k))
+                })
+                .map(|(id, _)| cx.label_of(id))
+                .collect();
+            if !missing.is_empty() {
+                failures.push(fail(
+                    &node.key,
+                    format!("does not know {}", missing.join(", ")),
+                ));
+            }
         }
         for entry in foreign.get(&node.key).into_iter().flatten() {
             failures.push(fail(&node.key, format!("knows extra node {}", entry.id)));
         }
-        for entry in view
-            .nodes
-            .entries()
-            .iter()
-            .filter(|e| !departed_ids.contains(&e.id))
-        {
-            let detail = stale
-                .remove(&(node.key.clone(), entry.id))
-                .or_else(|| unhealthy_entry(cx, entry));
-            if let Some(detail) = detail {
-                failures.push(fail(&node.key, detail));
-            }
-        }
+        failures.extend(unhealthy.into_iter().map(|detail| fail(&node.key, detail)));
     }
     failures
 }
 
 /// What each view that lists a spec node at an address it no longer answers at says, by
-/// (viewer, the node's id).
-fn stale_addresses(cx: &Context) -> BTreeMap<(NodeKey, NodeId), String> {
-    let mut stale = BTreeMap::new();
+/// viewer, then the node's id.
+fn stale_addresses(cx: &Context) -> BTreeMap<NodeKey, BTreeMap<NodeId, String>> {
+    let mut stale: BTreeMap<NodeKey, BTreeMap<NodeId, String>> = BTreeMap::new();
     for s in cx.snapshot.stale_addresses(true) {
         let Some(id) = cx.expected_ids.get(&s.subject) else {
             continue;
@@ -122,7 +127,7 @@ fn stale_addresses(cx: &Context) -> BTreeMap<(NodeKey, NodeId), String> {
                 s.subject, s.listed, s.answers_at
             )
         };
-        stale.insert((s.viewer, *id), detail);
+        stale.entry(s.viewer).or_default().insert(*id, detail);
     }
     stale
 }
