@@ -963,7 +963,13 @@ static CASES: &[Case] = &[
             // 100000 keys loaded at 100 µs each: the node loads for about 10 s after its
             // restart, answering (LOADING) between small chunks of the file.
             servers.cmd(0, &["DEBUG", "POPULATE", "100000"]);
-            servers.cmd(0, &["SAVE"]);
+            // The replica's first sync may still hold the fork (a diskless transfer), and
+            // SAVE is refused meanwhile ("Background save already in progress").
+            assert!(
+                eventually(Duration::from_secs(30), || try_cmd(&servers, 0, &["SAVE"])
+                    .is_ok()),
+                "SAVE did not succeed within 30 s"
+            );
             restart(&mut servers, bin, 0, |dir| {
                 append(
                     &dir.join("redis.conf"),
