@@ -216,7 +216,8 @@ impl Sim {
     }
 
     /// What the migration engine leaves: every slot of a move owned by its target, with the
-    /// keys, the target's config epoch bumped above all others (`SETSLOT NODE` on the importer).
+    /// keys, the target's config epoch bumped above all others (`SETSLOT NODE` on the importer);
+    /// a source left without slots becomes a replica of the target, with its replicas.
     pub fn move_slots(&mut self, moves: &[SlotMove]) {
         for m in moves {
             let (source, target) = (self.position(&m.source), self.position(&m.target));
@@ -235,6 +236,15 @@ impl Sim {
             self.nodes[source].keys -= moved;
             self.nodes[target].keys += moved;
             self.nodes[target].epoch = self.nodes.iter().map(|n| n.epoch).max().unwrap() + 1;
+            // A primary that handed its last slot over follows the node that took it, and so
+            // do its replicas (`cluster-allow-replica-migration`, on by default).
+            if self.nodes[source].slots.is_empty() {
+                for n in 0..self.nodes.len() {
+                    if n == source || self.nodes[n].primary == Some(source) {
+                        self.nodes[n].primary = Some(target);
+                    }
+                }
+            }
         }
     }
 

@@ -103,6 +103,8 @@ pub struct LoadReport {
     pub errors: BTreeMap<String, u64>,
     /// Errors seen while reading back (not counted above).
     pub read_errors: BTreeMap<String, u64>,
+    /// The first few errors: kind, node, slot and when (see [`Counters::first_errors`]).
+    pub first_errors: Vec<String>,
     pub shards: Vec<ShardReport>,
 }
 
@@ -142,7 +144,11 @@ impl LoadReport {
                 .map(|s| format!("{:.0} ms", s.longest_gap_ms))
                 .collect::<Vec<_>>()
                 .join(", ")
-        )
+        ) + &if self.first_errors.is_empty() {
+            String::new()
+        } else {
+            format!("; first errors: {}", self.first_errors.join("; "))
+        }
     }
 }
 
@@ -225,6 +231,7 @@ impl Load {
             ask: 0,
             errors: BTreeMap::new(),
             read_errors: BTreeMap::new(),
+            first_errors: Vec::new(),
             shards: Vec::new(),
         };
         let mut counters = Counters::default();
@@ -265,6 +272,7 @@ impl Load {
         report.moved = counters.moved;
         report.ask = counters.ask;
         report.errors = counters.errors;
+        report.first_errors = counters.first_errors;
         report.read_errors = reader.counters.errors;
         Ok(report)
     }

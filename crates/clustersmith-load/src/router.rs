@@ -18,7 +18,13 @@ pub struct Counters {
     /// Error replies and connection failures, by kind (`CLUSTERDOWN`, `TRYAGAIN`,
     /// `connection refused`, ...). Each one was retried.
     pub errors: BTreeMap<String, u64>,
+    /// The first few errors, each with the node that gave it and when (seconds since the Unix
+    /// epoch, to line up with a run's timestamped log): where to look when errors appear.
+    pub first_errors: Vec<String>,
 }
+
+/// How many errors [`Counters::first_errors`] keeps.
+const ERRORS_KEPT: usize = 5;
 
 impl Counters {
     pub fn add(&mut self, other: &Counters) {
@@ -27,9 +33,24 @@ impl Counters {
         for (kind, count) in &other.errors {
             *self.errors.entry(kind.clone()).or_default() += count;
         }
+        for error in &other.first_errors {
+            if self.first_errors.len() < ERRORS_KEPT {
+                self.first_errors.push(error.clone());
+            }
+        }
     }
 
-    fn error(&mut self, kind: String) {
+    fn error(&mut self, kind: String, addr: Option<&str>, slot: u16) {
+        if self.first_errors.len() < ERRORS_KEPT {
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            self.first_errors.push(format!(
+                "{kind} from {} for slot {slot} at {:.3}",
+                addr.unwrap_or("no owner"),
+                at.as_secs_f64()
+            ));
+        }
         *self.errors.entry(kind).or_default() += 1;
     }
 }
@@ -170,7 +191,8 @@ impl Router {
                     continue;
                 }
                 Err(kind) => {
-                    self.counters.error(kind);
+                    self.counters
+                        .error(kind, addr.as_ref().map(|(a, _)| a.as_str()), slot);
                     if Instant::now() >= deadline {
                         return None;
                     }

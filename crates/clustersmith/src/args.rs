@@ -29,6 +29,10 @@ pub enum Command {
     /// Hand a primary's role to its fittest replica (a coordinated CLUSTER FAILOVER) and wait
     /// until every node agrees; a replica is left as it is. Exit 2 when no replica is fit.
     Handoff(HandoffArgs),
+    /// Move a node's slots, keys and all, to the other primaries that serve slots, and re-home
+    /// its replicas onto them, before its machine goes away (a scale-in). The node stays a
+    /// member owning nothing; `apply --remove-unlisted` forgets it once it is gone.
+    Evacuate(EvacuateArgs),
     /// Restart (or upgrade) every node once, without a writer noticing: replicas first, then
     /// each primary after handing its role to a fit replica. Resumable: a re-run finishes a
     /// roll that was interrupted, restarting no node twice.
@@ -49,6 +53,7 @@ impl Command {
             Command::Verify(args) => args,
             Command::Diagnose(args) => args,
             Command::Handoff(args) => args,
+            Command::Evacuate(args) => args,
             Command::Roll(args) => args,
             Command::Explain(args) => args,
             Command::Sandbox(SandboxCommand::Up(args)) => args,
@@ -83,6 +88,24 @@ pub struct HandoffArgs {
     /// config epochs settle.
     #[arg(long)]
     pub takeover_without_agreement: bool,
+    /// Pick the IPv6 address when a name resolves to both families.
+    #[arg(long)]
+    pub prefer_ipv6: bool,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct EvacuateArgs {
+    /// The node to evacuate, as HOST:PORT; its cluster is found from its own view.
+    #[arg(value_name = "HOST:PORT")]
+    pub node: String,
+    /// Give up after this many seconds (exit 3; a slot move under way is left open and the
+    /// next run finishes it); fractions allowed, at most a week.
+    #[arg(long, value_name = "SECS", default_value = "600", value_parser = parse_seconds)]
+    pub timeout: Duration,
     /// Pick the IPv6 address when a name resolves to both families.
     #[arg(long)]
     pub prefer_ipv6: bool,
@@ -151,12 +174,26 @@ pub struct RollFlags {
 pub struct PlanArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[arg(long, value_enum, default_value_t = VerifyFormat::Human)]
+    pub format: VerifyFormat,
+}
+
+/// `verify`'s output: as every command's, or as Prometheus gauges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VerifyFormat {
+    Human,
+    Json,
+    /// Gauges in the text exposition format, for node_exporter's textfile collector
+    /// (docs/prometheus.md); errors still go to stderr, and the exit code is verify's.
+    Prometheus,
 }
 
 #[derive(Debug, Args)]
@@ -260,14 +297,14 @@ pub struct TargetArgs {
     pub reset_removed: bool,
     #[command(flatten)]
     pub conn: ConnArgs,
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
 }
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
     /// Give up after this many seconds (exit 3); fractions allowed, at most a week.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds)]
     pub timeout: Duration,

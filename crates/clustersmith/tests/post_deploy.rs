@@ -700,7 +700,10 @@ fn post_deploy_names_what_it_misses_and_passes_shellcheck() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("clustersmith not found"));
 
-    match Command::new("shellcheck").arg(SCRIPT).arg(DRAIN).output() {
+    match Command::new("shellcheck")
+        .args([SCRIPT, DRAIN, PRE_STOP])
+        .output()
+    {
         Ok(out) => assert!(
             out.status.success(),
             "shellcheck:\n{}",
@@ -714,16 +717,20 @@ fn post_deploy_names_what_it_misses_and_passes_shellcheck() {
 }
 
 const DRAIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib/bosh/drain");
-/// The variables drain reads beyond post-deploy's.
+const PRE_STOP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib/bosh/pre-stop");
+/// The variables drain and pre-stop read beyond post-deploy's.
 const DRAIN_VARS: &[&str] = &[
     "CLUSTERSMITH_NODE",
     "CLUSTERSMITH_DRAIN_TIMEOUT",
+    "CLUSTERSMITH_EVACUATE_TIMEOUT",
     "CLUSTERSMITH_ALLOW_DOWNTIME",
     "CLUSTERSMITH_LOG_DIR",
+    "CLUSTERSMITH_REMOVE_UNLISTED",
+    "BOSH_INSTANCE_NEXT_STATE",
 ];
 
-/// One server's job on its own host, as BOSH lays it out, with the drain script installed and
-/// `config/node` rendered (this instance's address as the cluster lists it).
+/// One server's job on its own host, as BOSH lays it out, with the drain and pre-stop scripts
+/// installed and `config/node` rendered (this instance's address as the cluster lists it).
 struct DrainJob {
     root: tempfile::TempDir,
     name: String,
@@ -735,9 +742,11 @@ impl DrainJob {
         let root = tempfile::tempdir().unwrap();
         let name = format!("redis-{}", bed.servers[idx].port);
         let dir = bed.write_bosh_job(root.path(), &name, idx);
-        let script = dir.join("bin/drain");
-        std::fs::copy(DRAIN, &script).unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for (source, hook) in [(DRAIN, "drain"), (PRE_STOP, "pre-stop")] {
+            let script = dir.join("bin").join(hook);
+            std::fs::copy(source, &script).unwrap();
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let s = &bed.servers[idx];
         std::fs::write(
             dir.join("config/node"),
@@ -751,52 +760,79 @@ impl DrainJob {
         self.root.path().join("var/vcap/jobs").join(&self.name)
     }
 
-    /// Runs `bin/drain` on the server's host as BOSH does (static drain, job state "running");
-    /// returns its exit code, its stdout and the drain log.
-    fn drain(&self, bed: &TestBed) -> (Option<i32>, String, String) {
+    /// Starts `bin/HOOK` on the server's host as BOSH does (job state "running"), with
+    /// `env` on top.
+    fn spawn(&self, bed: &TestBed, hook: &str, env: &[(&str, &str)]) -> std::process::Child {
         let host = &bed.hosts[bed.servers[self.idx].host];
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &host.ns])
-            .arg(self.dir().join("bin/drain"));
+            .arg(self.dir().join("bin").join(hook));
         for var in SCRIPT_VARS.iter().chain(DRAIN_VARS) {
             cmd.env_remove(var);
         }
-        let started = Instant::now();
-        let mut child = cmd
-            .env("CLUSTERSMITH_ROOT", self.root.path())
+        cmd.env("CLUSTERSMITH_ROOT", self.root.path())
             .env("CLUSTERSMITH_BIN", env!("CARGO_BIN_EXE_clustersmith"))
-            .env("CLUSTERSMITH_DRAIN_TIMEOUT", "30")
             .env("BOSH_JOB_STATE", "{\"persistent_disk\":0}")
             .env("BOSH_JOB_NEXT_STATE", "{\"persistent_disk\":0}")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
-        let status = wait_bounded(&mut child, Duration::from_secs(90), "drain");
+            .unwrap()
+    }
+
+    /// Waits for a hook `spawn` started (bounded); returns its exit code, its stdout and its
+    /// log. Nothing may reach stderr: BOSH's hooks log to the job's log directory.
+    fn wait(
+        &self,
+        mut child: std::process::Child,
+        hook: &str,
+        limit: Duration,
+    ) -> (Option<i32>, String, String) {
+        let started = Instant::now();
+        let status = wait_bounded(&mut child, limit, hook);
         let mut stdout = String::new();
         std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
         let mut stderr = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
         assert!(
             stderr.is_empty(),
-            "drain wrote to stderr, not to its log:\n{stderr}"
+            "{hook} wrote to stderr, not to its log:\n{stderr}"
         );
         let log = std::fs::read_to_string(
             self.root
                 .path()
                 .join("var/vcap/sys/log")
                 .join(&self.name)
-                .join("drain.log"),
+                .join(format!("{hook}.log")),
         )
         .unwrap_or_default();
         eprintln!(
-            "--- drain of server {} -> {:?} in {:.1}s, stdout {stdout:?}\n{log}---",
+            "--- {hook} of server {} -> {:?} after {:.1}s more, stdout {stdout:?}\n{log}---",
             self.idx,
             status.code(),
             started.elapsed().as_secs_f64()
         );
         (status.code(), stdout, log)
+    }
+
+    /// Runs `bin/drain` (static drain); returns its exit code, its stdout and the drain log.
+    fn drain(&self, bed: &TestBed) -> (Option<i32>, String, String) {
+        let child = self.spawn(bed, "drain", &[("CLUSTERSMITH_DRAIN_TIMEOUT", "30")]);
+        self.wait(child, "drain", Duration::from_secs(90))
+    }
+
+    /// Starts `bin/pre-stop` with `BOSH_INSTANCE_NEXT_STATE` set to `next`.
+    fn pre_stop(&self, bed: &TestBed, next: &str) -> std::process::Child {
+        self.spawn(
+            bed,
+            "pre-stop",
+            &[
+                ("BOSH_INSTANCE_NEXT_STATE", next),
+                ("CLUSTERSMITH_EVACUATE_TIMEOUT", "120"),
+            ],
+        )
     }
 }
 
@@ -864,6 +900,12 @@ fn a_bosh_rolling_update_with_drain_is_not_noticed_by_writers() {
     assert!(handed_over >= 3, "{handed_over} primaries handed over");
     let report = load.finish();
     eprintln!("load: {}", report.summary());
+    if report.errors_total() > 0 {
+        // What the servers said, to tell where the errors came from.
+        for line in bed.log_lines("") {
+            eprintln!("{line}");
+        }
+    }
     assert_eq!(report.lost, 0, "{:?}", report.lost_keys);
     assert_eq!(report.failed, 0, "{}", report.summary());
     assert_eq!(report.errors_total(), 0, "{}", report.summary());
@@ -925,4 +967,133 @@ fn a_bosh_rolling_update_with_drain_is_not_noticed_by_writers() {
     let (code, stdout, log) = primary.drain(&bed);
     assert_eq!((code, stdout.as_str()), (Some(0), "0\n"), "{log}");
     assert!(log.contains("allow-downtime is set"), "{log}");
+}
+
+/// `CLUSTER NODES` as the server at `idx` sees it.
+fn nodes_seen_by(bed: &TestBed, job: &Job, idx: usize) -> Vec<Entry> {
+    cluster_nodes(&job.cli(bed, idx, &["CLUSTER", "NODES"]))
+}
+
+/// A BOSH scale-in from 3+3 to 2+2 under 1000 writes/s from the independent client: the third
+/// host's two instances are deleted. Their pre-stop runs (both at once, as BOSH does with
+/// max_in_flight 2: one evacuation waits for the other) moves the primary's slots and keys to
+/// the primaries that stay and re-homes its replica; their drain then finds replicas and prints
+/// 0; the servers stop and the VM goes; the next post-deploy, with the job's new spec, forgets
+/// them once `remove_unlisted` is set (and refuses without it). At the end: 16384 slots
+/// covered, none on the deleted host, every acknowledged write read back. A pre-stop on an
+/// instance that is kept (an update) sends nothing.
+#[test]
+fn a_bosh_scale_in_through_pre_stop_moves_every_slot_off_the_deleted_host_and_loses_no_key() {
+    let Some(mut bed) = TestBed::new(3, false) else {
+        return;
+    };
+    let mut servers = Vec::new();
+    for host in 0..3 {
+        for port in [6379, 6380] {
+            servers.push(bed.start_server(host, port, &[]));
+        }
+    }
+    let job = Job::install(&bed, &servers, 3, 1, None);
+    let (code, log) = job.deploy(&bed, 60);
+    assert_eq!(code, Some(0), "{log}");
+    assert_formed(&bed, &job, 3, 1);
+    let seeds: Vec<String> = servers
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}",
+                bed.hosts[bed.servers[*i].host].ip, bed.servers[*i].port
+            )
+        })
+        .collect();
+    let load = bed.start_load(seeds, 1000);
+    let hooks: Vec<DrainJob> = servers
+        .iter()
+        .map(|i| DrainJob::install(&bed, *i))
+        .collect();
+    let (staying, deleted): (Vec<usize>, Vec<usize>) = servers
+        .iter()
+        .copied()
+        .partition(|i| bed.servers[*i].host != 2);
+    let id_of = |idx: usize| job.cli(&bed, idx, &["CLUSTER", "MYID"]).trim().to_owned();
+    let deleted_ids: Vec<String> = deleted.iter().map(|i| id_of(*i)).collect();
+    let slots_of = |viewer: usize, id: &str| -> usize {
+        nodes_seen_by(&bed, &job, viewer)
+            .iter()
+            .find(|e| e.id == id)
+            .map_or(0, |e| slot_count(&e.slots))
+    };
+
+    // The premise: the deleted host serves slots, with keys in them.
+    let doomed_primary = *deleted
+        .iter()
+        .find(|i| job.field(&bed, **i, &["INFO", "replication"], "role") == "master")
+        .expect("the third host runs a primary (one per host, as post-deploy spreads them)");
+    assert!(slots_of(staying[0], &id_of(doomed_primary)) > 5000);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while job.cli(&bed, doomed_primary, &["DBSIZE"]).trim() == "0" {
+        assert!(Instant::now() < deadline, "no key reached the third host");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // An update (the instance is kept): pre-stop leaves it to drain and sends nothing.
+    let moves_before = calls(&bed, &job, "cluster|setslot");
+    let kept = hooks.iter().find(|h| h.idx == staying[0]).unwrap();
+    let (code, stdout, log) = kept.wait(
+        kept.pre_stop(&bed, "keep"),
+        "pre-stop",
+        Duration::from_secs(30),
+    );
+    assert_eq!((code, stdout.as_str()), (Some(0), ""), "{log}");
+    assert!(log.contains("not being deleted"), "{log}");
+    assert_eq!(calls(&bed, &job, "cluster|setslot"), moves_before);
+
+    // The scale-in: both deleted instances' pre-stop at once, then their drain.
+    let doomed: Vec<&DrainJob> = hooks.iter().filter(|h| deleted.contains(&h.idx)).collect();
+    let running: Vec<std::process::Child> =
+        doomed.iter().map(|h| h.pre_stop(&bed, "delete")).collect();
+    for (hook, child) in doomed.iter().zip(running) {
+        let (code, _, log) = hook.wait(child, "pre-stop", Duration::from_secs(180));
+        assert_eq!(code, Some(0), "{log}");
+    }
+    for viewer in &staying {
+        for id in &deleted_ids {
+            assert_eq!(slots_of(*viewer, id), 0, "server {viewer} gives {id} slots");
+        }
+        let followers_of_deleted = nodes_seen_by(&bed, &job, *viewer)
+            .iter()
+            .filter(|e| !deleted_ids.contains(&e.id))
+            .filter(|e| deleted_ids.contains(&e.primary))
+            .count();
+        assert_eq!(
+            followers_of_deleted, 0,
+            "a replica still follows the deleted host"
+        );
+    }
+    for hook in &doomed {
+        let (code, stdout, log) = hook.drain(&bed);
+        assert_eq!((code, stdout.as_str()), (Some(0), "0\n"), "{log}");
+    }
+    for idx in &deleted {
+        bed.stop_server(*idx);
+    }
+
+    // The next deploy: the job's spec lists the four instances that stay.
+    let smaller = Job::install(&bed, &staying, 2, 1, None);
+    let (code, log) = smaller.deploy(&bed, 60);
+    assert_eq!(
+        code,
+        Some(2),
+        "members left out of the spec are refused:\n{log}"
+    );
+    assert!(log.contains("--remove-unlisted"), "{log}");
+    std::fs::write(smaller.dir().join("config/remove_unlisted"), "true\n").unwrap();
+    let (code, log) = smaller.deploy(&bed, 90);
+    assert_eq!(code, Some(0), "{log}");
+    assert_formed(&bed, &smaller, 2, 1);
+
+    let report = load.finish();
+    eprintln!("load: {}", report.summary());
+    assert_eq!(report.lost, 0, "{:?}", report.lost_keys);
+    assert_eq!(report.failed, 0, "{}", report.summary());
 }

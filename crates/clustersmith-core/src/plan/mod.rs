@@ -16,7 +16,7 @@ pub use blocker::Blocker;
 pub use formation::{Plan, plan};
 pub use layout::{Layout, PlannedRole, Shard};
 pub use leaving::{Unlisted, unlisted_members};
-pub use reshard::{Holding, MoveEngine, SlotMove, Transfer, balance, open_moves};
+pub use reshard::{Holding, MoveEngine, SlotMove, Transfer, balance, open_moves, spread};
 pub use step::{MeetPurpose, Step};
 
 #[cfg(test)]

@@ -154,6 +154,42 @@ pub fn balance(holdings: &[Holding]) -> Vec<Transfer> {
         .collect()
 }
 
+/// Where the slots of one primary go when nothing else may move (an evacuation): the receivers
+/// (each with the number of slots it owns now) are filled from the least loaded up, so that
+/// their counts end as even as they can without a slot moving between them. Each receiver
+/// takes one run of consecutive slots, in id order, so that each pair is one move.
+pub fn spread(source: NodeId, slots: &SlotSet, receivers: &[(NodeId, usize)]) -> Vec<Transfer> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut quota: BTreeMap<NodeId, usize> = BTreeMap::new();
+    let mut least: BinaryHeap<Reverse<(usize, NodeId)>> = receivers
+        .iter()
+        .map(|(id, owned)| Reverse((*owned, *id)))
+        .collect();
+    for _ in 0..slots.len() {
+        let Some(Reverse((owned, id))) = least.pop() else {
+            return Vec::new();
+        };
+        *quota.entry(id).or_default() += 1;
+        least.push(Reverse((owned + 1, id)));
+    }
+    let mut given = slots.iter();
+    quota
+        .into_iter()
+        .map(|(target, count)| Transfer {
+            source,
+            target,
+            slots: {
+                let mut set = SlotSet::new();
+                for slot in given.by_ref().take(count) {
+                    set.insert(slot);
+                }
+                set
+            },
+        })
+        .collect()
+}
+
 /// Moves a previous run left open: a slot `MIGRATING` on its owner or `IMPORTING` on its
 /// target. Either side alone is enough to know the pair; the move is always finished toward
 /// the target (rolling forward never needs a key deleted, and keys may already be on both).
@@ -302,6 +338,27 @@ mod tests {
         let owned = after(&holdings, &balance(&holdings));
         assert_eq!(owned[&id(1)].len(), 8192);
         assert_eq!(owned[&id(2)].len() + owned[&id(3)].len(), 8192);
+    }
+
+    #[test]
+    fn spreading_fills_the_least_loaded_first_and_moves_nothing_else() {
+        let slots = SlotSet::from_ranges(&[SlotRange::new(10923, 16383).unwrap()]);
+        // One receiver holds 1000 more than the other: it gets 1000 fewer, and both end
+        // within one (the odd slot to the lower id).
+        let moves = spread(id(3), &slots, &[(id(1), 6461), (id(2), 5461)]);
+        assert!(moves.iter().all(|m| m.source == id(3)));
+        let by_target: BTreeMap<NodeId, usize> =
+            moves.iter().map(|m| (m.target, m.slots.len())).collect();
+        assert_eq!(by_target[&id(1)], 2231);
+        assert_eq!(by_target[&id(2)], 3230);
+        // One run each, together exactly the slots given.
+        assert!(moves.iter().all(|m| m.slots.ranges().len() == 1));
+        let mut all = SlotSet::new();
+        for m in &moves {
+            all.union_with(&m.slots);
+        }
+        assert_eq!(all, slots);
+        assert!(spread(id(3), &slots, &[]).is_empty());
     }
 
     proptest::proptest! {

@@ -615,3 +615,57 @@ fn a_roll_towards_an_older_version_does_not_start() {
     let again: Vec<u64> = sim.nodes.iter().map(|n| n.started_ms).collect();
     assert_eq!(restarts, again, "no node restarted");
 }
+
+/// An evacuation on the simulator: the primary's slots go to the two others (even counts,
+/// nothing moved between them), its replica follows one of them, outside its own host, and a
+/// second run finds nothing to do. A replica has nothing to evacuate; the last primary that
+/// serves slots cannot be evacuated (CS302).
+#[test]
+fn an_evacuation_moves_only_the_nodes_slots_and_rehomes_its_replica() {
+    use crate::operations::Evacuate;
+    let (mut sim, _, tick) = formed_for_a_roll();
+    let keys_before: u64 = sim.nodes.iter().map(|n| n.keys).sum();
+    let primary = (0..6).find(|i| sim.nodes[*i].primary.is_none()).unwrap();
+    let replica = (0..6)
+        .find(|i| sim.nodes[*i].primary == Some(primary))
+        .unwrap();
+    let others: Vec<usize> = (0..6)
+        .filter(|i| *i != primary && sim.nodes[*i].primary.is_none())
+        .collect();
+    let before: Vec<usize> = others.iter().map(|i| sim.nodes[*i].slots.len()).collect();
+    sim.drive(&mut Evacuate::new(sim.key(primary)), 20, tick)
+        .unwrap();
+    assert!(sim.nodes[primary].slots.is_empty());
+    let after: Vec<usize> = others.iter().map(|i| sim.nodes[*i].slots.len()).collect();
+    assert_eq!(after.iter().sum::<usize>(), 16384);
+    assert!(
+        after.iter().zip(&before).all(|(a, b)| a >= b),
+        "{before:?} -> {after:?}"
+    );
+    assert!(after[0].abs_diff(after[1]) <= 1, "{after:?}");
+    assert_eq!(sim.nodes.iter().map(|n| n.keys).sum::<u64>(), keys_before);
+    let home = sim.nodes[replica].primary.expect("still a replica");
+    assert!(others.contains(&home), "re-homed onto a primary that stays");
+    assert_ne!(sim.records[home].ip, sim.records[replica].ip);
+    // Again: nothing left to do.
+    assert_eq!(
+        sim.drive(&mut Evacuate::new(sim.key(primary)), 5, tick),
+        Ok(1)
+    );
+    // A replica: done at once.
+    assert_eq!(
+        sim.drive(&mut Evacuate::new(sim.key(replica)), 5, tick),
+        Ok(1)
+    );
+    // Down to one serving primary, which cannot go.
+    sim.drive(&mut Evacuate::new(sim.key(others[0])), 20, tick)
+        .unwrap();
+    let refused = sim
+        .drive(&mut Evacuate::new(sim.key(others[1])), 5, tick)
+        .unwrap_err();
+    assert!(
+        refused.iter().any(|b| b.to_string().contains("CS302")),
+        "{refused:?}"
+    );
+    assert_eq!(sim.nodes[others[1]].slots.len(), 16384);
+}

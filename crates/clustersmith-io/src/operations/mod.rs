@@ -7,6 +7,7 @@
 //! - [`verify`]: one read, checked against the layout the spec asks for.
 //! - [`apply`]: formation and reshaping, run by the driver until it converges.
 //! - [`diagnose`]: evidence gathered and judged by the rule registry.
+//! - [`evacuate`]: a node's slots and replicas moved to the primaries that stay.
 //! - [`handoff`]: a primary hands its role to a fit replica.
 //! - [`roll`]: a rolling restart or upgrade, resumable.
 //!
@@ -14,6 +15,7 @@
 
 pub mod apply;
 pub mod diagnose;
+pub mod evacuate;
 pub mod handoff;
 pub mod plan;
 pub mod roll;

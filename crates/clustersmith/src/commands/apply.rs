@@ -19,7 +19,7 @@ impl Run for ApplyArgs {
     }
 
     fn json(&self) -> bool {
-        self.target.format == Format::Json
+        self.format == Format::Json
     }
 
     fn run(&self) -> Pin<Box<dyn Future<Output = anyhow::Result<u8>> + '_>> {
@@ -42,8 +42,8 @@ impl Run for ApplyArgs {
             })
             .await;
             Ok(match result {
-                Ok(outcome) => print_outcome(&outcome, self.target.format, self.name()),
-                Err(err) => report_run_error(&err, self.target.format, self.name()),
+                Ok(outcome) => print_outcome(&outcome, self.format, self.name()),
+                Err(err) => report_run_error(&err, self.format, self.name()),
             })
         })
     }

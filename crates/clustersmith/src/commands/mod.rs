@@ -4,6 +4,7 @@
 
 mod apply;
 mod diagnose;
+mod evacuate;
 mod explain;
 mod handoff;
 mod plan;

@@ -20,7 +20,7 @@ impl Run for PlanArgs {
     }
 
     fn json(&self) -> bool {
-        self.target.format == Format::Json
+        self.format == Format::Json
     }
 
     fn run(&self) -> Pin<Box<dyn Future<Output = anyhow::Result<u8>> + '_>> {
@@ -31,9 +31,9 @@ impl Run for PlanArgs {
             let mut session = open(&spec, &conn, args.prefer_ipv6).await?;
             let planned = match plan(&mut session, &spec, args.remove_unlisted).await {
                 Ok(planned) => planned,
-                Err(err) => return Ok(report_run_error(&err, args.format, self.name())),
+                Err(err) => return Ok(report_run_error(&err, self.format, self.name())),
             };
-            match args.format {
+            match self.format {
                 Format::Json => {
                     let doc = PlanDoc::new(
                         &planned.plan,

@@ -6,11 +6,12 @@ use std::pin::Pin;
 use clustersmith_io::operations::verify;
 
 use super::{Run, open};
-use crate::args::{Format, VerifyArgs};
+use crate::args::{Format, VerifyArgs, VerifyFormat};
 use crate::exit;
-use crate::output::{out, outln};
+use crate::output::{errln, out, outln};
 use crate::render::errors::{hints_by_node, refused_settings};
 use crate::render::json::{self, SCHEMA_VERSION, VerifyDoc};
+use crate::render::prometheus::exposition;
 use crate::render::{topology_table, verdict_text};
 use crate::target::{cluster_spec, conn_opts};
 
@@ -20,7 +21,7 @@ impl Run for VerifyArgs {
     }
 
     fn json(&self) -> bool {
-        self.target.format == Format::Json
+        self.format == VerifyFormat::Json
     }
 
     fn run(&self) -> Pin<Box<dyn Future<Output = anyhow::Result<u8>> + '_>> {
@@ -30,15 +31,27 @@ impl Run for VerifyArgs {
             let conn = conn_opts(&args.conn)?;
             let mut session = open(&spec, &conn, args.prefer_ipv6).await?;
             let checked = verify(&mut session, &spec).await;
-            if refused_settings(self.name(), args.format, checked.errors.iter()) {
+            // Refusals go to stderr in every format but JSON, whose one document says it.
+            let errors_format = if self.json() {
+                Format::Json
+            } else {
+                Format::Human
+            };
+            if refused_settings(self.name(), errors_format, checked.errors.iter()) {
                 return Ok(exit::ERROR);
             }
             let snapshot = &checked.snapshot;
             let (layout, verdict) = match checked.outcome {
                 Ok(found) => found,
                 Err(blockers) => {
-                    match args.format {
-                        Format::Json => {
+                    match self.format {
+                        VerifyFormat::Prometheus => {
+                            out!("{}", exposition(None, snapshot, unix_now()));
+                            for blocker in &blockers {
+                                errln!("FAIL: {blocker}");
+                            }
+                        }
+                        VerifyFormat::Json => {
                             let doc = VerifyDoc {
                                 schema_version: SCHEMA_VERSION,
                                 command: "verify",
@@ -54,7 +67,7 @@ impl Run for VerifyArgs {
                             };
                             outln!("{}", json::to_text(&doc));
                         }
-                        Format::Human => {
+                        VerifyFormat::Human => {
                             outln!("FAIL: the live cluster cannot match the spec:");
                             for blocker in &blockers {
                                 outln!("  {blocker}");
@@ -64,8 +77,11 @@ impl Run for VerifyArgs {
                     return Ok(exit::VERIFY_FAILED);
                 }
             };
-            match args.format {
-                Format::Json => {
+            match self.format {
+                VerifyFormat::Prometheus => {
+                    out!("{}", exposition(Some(&verdict), snapshot, unix_now()));
+                }
+                VerifyFormat::Json => {
                     let doc = VerifyDoc {
                         schema_version: SCHEMA_VERSION,
                         command: "verify",
@@ -77,7 +93,7 @@ impl Run for VerifyArgs {
                     };
                     outln!("{}", json::to_text(&doc));
                 }
-                Format::Human => {
+                VerifyFormat::Human => {
                     out!("{}", topology_table(&layout, snapshot));
                     out!("{}", verdict_text(&verdict));
                     for note in &layout.notes {
@@ -96,4 +112,10 @@ impl Run for VerifyArgs {
             })
         })
     }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }

@@ -238,6 +238,27 @@ pub struct HandoffDoc {
 }
 
 #[derive(Serialize)]
+pub struct EvacuateDoc {
+    pub schema_version: u32,
+    pub command: &'static str,
+    pub node: String,
+    pub done: bool,
+    pub elapsed_ms: u64,
+    /// Slots this run moved off the node (with their keys).
+    pub slots_moved: usize,
+    /// Each re-homed replica and the primary it follows now.
+    pub rehomed: Vec<RehomedJson>,
+    pub criteria: Vec<CriterionJson>,
+    pub waiting: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct RehomedJson {
+    pub replica: String,
+    pub primary: String,
+}
+
+#[derive(Serialize)]
 pub struct RollDoc {
     pub schema_version: u32,
     pub command: &'static str,

@@ -6,6 +6,7 @@
 //! - [`findings`]: `diagnose`'s causes, symptoms and fixes as text.
 //! - [`json`]: every JSON document and progress event.
 //! - [`progress`]: a run's progress on stderr.
+//! - [`prometheus`]: verify's verdict and the live cluster as Prometheus gauges.
 //! - [`outcome`]: what a run that changes the cluster ended with.
 //! - [`errors`]: refusals and failures, on stderr and as the JSON document.
 
@@ -14,6 +15,7 @@ pub mod findings;
 pub mod json;
 pub mod outcome;
 pub mod progress;
+pub mod prometheus;
 pub mod tables;
 
 pub use tables::{timestamp, topology_table, verdict_text};

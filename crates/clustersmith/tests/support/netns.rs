@@ -278,6 +278,24 @@ impl TestBed {
         self.servers[idx] = server;
     }
 
+    /// Every server's log lines (this start's and the one before) that contain `pattern`,
+    /// prefixed by the server's address: what the servers said when a test's numbers are off.
+    pub fn log_lines(&self, pattern: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for server in &self.servers {
+            let addr = format!("{}:{}", self.hosts[server.host].ip, server.port);
+            for name in ["server.log.old", "server.log"] {
+                let text = std::fs::read_to_string(server.dir.join(name)).unwrap_or_default();
+                found.extend(
+                    text.lines()
+                        .filter(|l| l.contains(pattern))
+                        .map(|l| format!("{addr} {l}")),
+                );
+            }
+        }
+        found
+    }
+
     pub fn stop_server(&self, idx: usize) {
         stop_server(self.servers[idx].pid);
     }
