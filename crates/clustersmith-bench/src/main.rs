@@ -6,6 +6,7 @@
 
 mod chart;
 mod diagnose;
+mod html_report;
 mod nodes;
 mod poller;
 mod rebalance;
@@ -99,6 +100,20 @@ enum Command {
         bins: BinArgs,
         /// Result file (JSON).
         #[arg(long, default_value = "bench/diagnose.json")]
+        out: PathBuf,
+    },
+    /// `clustersmith report` of N live nodes: the HTML file's size and the run's wall time.
+    HtmlReport {
+        #[arg(long, default_value_t = 100)]
+        nodes: usize,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        #[arg(long, default_value_t = 21001)]
+        base_port: u16,
+        #[command(flatten)]
+        bins: BinArgs,
+        /// Result file (JSON).
+        #[arg(long, default_value = "bench/report.json")]
         out: PathBuf,
     },
     /// A rolling restart under a write load: `clustersmith sandbox roll` against a naive
@@ -243,6 +258,19 @@ fn main() -> anyhow::Result<()> {
             )?;
             diagnose::write(&samples, &bins, &out)?;
             print!("{}", diagnose::table(&samples));
+            Ok(())
+        }
+        Some(Command::HtmlReport {
+            nodes,
+            reps,
+            base_port,
+            bins,
+            out,
+        }) => {
+            let bins = bins.resolve()?;
+            let samples = html_report::run_all(&bins, nodes, reps, base_port)?;
+            html_report::write(&samples, &bins, &out)?;
+            print!("{}", html_report::table(&samples));
             Ok(())
         }
         Some(Command::Rebalance {

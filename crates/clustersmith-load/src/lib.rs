@@ -31,3 +31,4 @@ pub mod router;
 pub mod slot;
 
 pub use load::{Load, LoadOptions, LoadReport, ShardReport};
+pub use router::ErrorSample;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::router::{ConnSettings, Counters, Router};
+use crate::router::{ConnSettings, Counters, ErrorSample, Router};
 use crate::slot::{SLOTS, key_slot};
 
 #[derive(Clone, Debug)]
@@ -104,7 +104,7 @@ pub struct LoadReport {
     /// Errors seen while reading back (not counted above).
     pub read_errors: BTreeMap<String, u64>,
     /// The first few errors: kind, node, slot and when (see [`Counters::first_errors`]).
-    pub first_errors: Vec<String>,
+    pub first_errors: Vec<ErrorSample>,
     pub shards: Vec<ShardReport>,
 }
 
@@ -147,7 +147,8 @@ impl LoadReport {
         ) + &if self.first_errors.is_empty() {
             String::new()
         } else {
-            format!("; first errors: {}", self.first_errors.join("; "))
+            let errors: Vec<String> = self.first_errors.iter().map(ToString::to_string).collect();
+            format!("; first errors: {}", errors.join("; "))
         }
     }
 }

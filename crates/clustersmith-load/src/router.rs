@@ -18,9 +18,33 @@ pub struct Counters {
     /// Error replies and connection failures, by kind (`CLUSTERDOWN`, `TRYAGAIN`,
     /// `connection refused`, ...). Each one was retried.
     pub errors: BTreeMap<String, u64>,
-    /// The first few errors, each with the node that gave it and when (seconds since the Unix
-    /// epoch, to line up with a run's timestamped log): where to look when errors appear.
-    pub first_errors: Vec<String>,
+    /// The first few errors, each with the node that gave it and when: where to look when
+    /// errors appear.
+    pub first_errors: Vec<ErrorSample>,
+}
+
+/// One error as it happened.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ErrorSample {
+    pub kind: String,
+    /// The node that gave it (`None`: the slot had no owner in the map).
+    pub node: Option<String>,
+    pub slot: u16,
+    /// When (seconds since the Unix epoch, to line up with the servers' logs).
+    pub at_unix_s: f64,
+}
+
+impl std::fmt::Display for ErrorSample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} from {} for slot {} at {:.3}",
+            self.kind,
+            self.node.as_deref().unwrap_or("no owner"),
+            self.slot,
+            self.at_unix_s
+        )
+    }
 }
 
 /// How many errors [`Counters::first_errors`] keeps.
@@ -45,11 +69,12 @@ impl Counters {
             let at = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default();
-            self.first_errors.push(format!(
-                "{kind} from {} for slot {slot} at {:.3}",
-                addr.unwrap_or("no owner"),
-                at.as_secs_f64()
-            ));
+            self.first_errors.push(ErrorSample {
+                kind: kind.clone(),
+                node: addr.map(str::to_owned),
+                slot,
+                at_unix_s: at.as_secs_f64(),
+            });
         }
         *self.errors.entry(kind).or_default() += 1;
     }

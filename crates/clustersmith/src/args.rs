@@ -33,6 +33,10 @@ pub enum Command {
     /// its replicas onto them, before its machine goes away (a scale-in). The node stays a
     /// member owning nothing; `apply --remove-unlisted` forgets it once it is gone.
     Evacuate(EvacuateArgs),
+    /// Write one self-contained HTML file showing the cluster: verdict, shards, the slot map,
+    /// who sees whom and diagnose's findings, with the data embedded as JSON (`--from`
+    /// renders a saved one again). Changes nothing.
+    Report(ReportArgs),
     /// Restart (or upgrade) every node once, without a writer noticing: replicas first, then
     /// each primary after handing its role to a fit replica. Resumable: a re-run finishes a
     /// roll that was interrupted, restarting no node twice.
@@ -54,6 +58,7 @@ impl Command {
             Command::Diagnose(args) => args,
             Command::Handoff(args) => args,
             Command::Evacuate(args) => args,
+            Command::Report(args) => args,
             Command::Roll(args) => args,
             Command::Explain(args) => args,
             Command::Sandbox(SandboxCommand::Up(args)) => args,
@@ -210,6 +215,20 @@ pub struct DiagnoseArgs {
     /// Pick the IPv6 address when a name resolves to both families.
     #[arg(long)]
     pub prefer_ipv6: bool,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
+    /// Exit 1 when a finding has at least this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub fail_on: FailOn,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// Evidence files, as `diagnose` and `report` read them.
+#[derive(Debug, Args)]
+pub struct EvidenceArgs {
     /// A node's redis.conf (repeatable); attached to its node by the ids in the files it
     /// names (logfile, dir + cluster-config-file), else by port and bind.
     #[arg(long, value_name = "FILE")]
@@ -233,13 +252,47 @@ pub struct DiagnoseArgs {
     /// Read files under this directory instead of / (a copy of a VM's files).
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
-    /// Exit 1 when a finding has at least this severity.
-    #[arg(long, value_enum, default_value_t = FailOn::Error)]
-    pub fail_on: FailOn,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Live nodes as HOST:PORT; the cluster's other members are found from their views.
+    #[arg(value_name = "HOST:PORT")]
+    pub nodes: Vec<String>,
+    /// Expected number of primaries: the report then shows every verify criterion.
+    #[arg(long, short = 'm', value_name = "M")]
+    pub primaries: Option<usize>,
+    /// Expected replicas per primary.
+    #[arg(long, short = 'r', value_name = "R")]
+    pub replicas: Option<usize>,
+    /// Pick the IPv6 address when a name resolves to both families.
+    #[arg(long)]
+    pub prefer_ipv6: bool,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
+    /// Render the report from a document saved with `--format json` (or taken out of a
+    /// report's `clustersmith-snapshot` script), reading no server.
+    #[arg(long, value_name = "FILE", conflicts_with = "nodes")]
+    pub from: Option<PathBuf>,
+    /// Where to write the HTML report.
+    #[arg(
+        long,
+        short = 'o',
+        value_name = "FILE",
+        default_value = "cluster-report.html"
+    )]
+    pub out: PathBuf,
     #[command(flatten)]
     pub conn: ConnArgs,
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    /// `html` writes --out; `json` prints the report's document on stdout instead.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

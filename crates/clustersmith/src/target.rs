@@ -8,7 +8,9 @@ use clustersmith_core::spec::{ClusterSpec, NodeSpec, check_weight, check_zone, p
 use clustersmith_io::conn::{ConnOpts, Secret, TlsOpts};
 use serde::Deserialize;
 
-use crate::args::{ConnArgs, TargetArgs};
+use clustersmith_io::evidence::EvidenceFiles;
+
+use crate::args::{ConnArgs, EvidenceArgs, TargetArgs};
 
 /// The TOML spec: the same content as the flags.
 ///
@@ -91,6 +93,49 @@ pub fn cluster_spec(args: &TargetArgs) -> anyhow::Result<ClusterSpec> {
     )?;
     spec.reset_removed = args.reset_removed;
     Ok(spec)
+}
+
+/// The evidence files the arguments name (a BOSH job's, and each one given), with notes on
+/// what the job's layout lacks.
+pub fn evidence_files(args: &EvidenceArgs, notes: &mut Vec<String>) -> EvidenceFiles {
+    let mut files = match &args.bosh_job {
+        Some(job) => EvidenceFiles::bosh(&args.root, job, notes),
+        None => EvidenceFiles {
+            root: args.root.clone(),
+            ..Default::default()
+        },
+    };
+    files.redis_conf.extend(args.redis_conf.iter().cloned());
+    files.nodes_conf.extend(args.nodes_conf.iter().cloned());
+    files.logs.extend(args.log.iter().cloned());
+    files
+        .post_deploy
+        .extend(args.post_deploy_log.iter().cloned());
+    files
+}
+
+/// The spec for nodes that are looked at, not changed: the expected shape when one is given
+/// (`true` beside it), else any valid shape; `None` without nodes.
+pub fn observed_spec(
+    nodes: &[String],
+    primaries: Option<usize>,
+    replicas: Option<usize>,
+) -> anyhow::Result<Option<(ClusterSpec, bool)>> {
+    if nodes.is_empty() {
+        return Ok(None);
+    }
+    let nodes = nodes
+        .iter()
+        .map(|n| parse_node(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let expected = primaries.is_some() || replicas.is_some();
+    let count = nodes.len();
+    let spec = if expected {
+        ClusterSpec::new(nodes, primaries, replicas)?
+    } else {
+        ClusterSpec::new(nodes, Some(count), None)?
+    };
+    Ok(Some((spec, expected)))
 }
 
 pub fn conn_opts(args: &ConnArgs) -> anyhow::Result<ConnOpts> {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::clusterdown_blips_explained;
 use support::netns::TestBed;
 
 const JOB: &str = "cluster-6";
@@ -900,15 +901,22 @@ fn a_bosh_rolling_update_with_drain_is_not_noticed_by_writers() {
     assert!(handed_over >= 3, "{handed_over} primaries handed over");
     let report = load.finish();
     eprintln!("load: {}", report.summary());
+    assert_eq!(report.lost, 0, "{:?}", report.lost_keys);
+    assert_eq!(report.failed, 0, "{}", report.summary());
+    // No client error, except the servers' own blip that Redis 7.0 shows on some failovers
+    // (see clusterdown_blips_explained): at most a few, each one explained by the log of
+    // the node that gave it.
     if report.errors_total() > 0 {
-        // What the servers said, to tell where the errors came from.
         for line in bed.log_lines("") {
             eprintln!("{line}");
         }
+        assert!(report.errors_total() <= 5, "{}", report.summary());
+        let explained = clusterdown_blips_explained(
+            &report.first_errors,
+            &bed.log_lines("Cluster state changed"),
+        );
+        assert_eq!(explained, Ok(()), "{}", report.summary());
     }
-    assert_eq!(report.lost, 0, "{:?}", report.lost_keys);
-    assert_eq!(report.failed, 0, "{}", report.summary());
-    assert_eq!(report.errors_total(), 0, "{}", report.summary());
     assert!(report.longest_gap_ms() < 1000.0, "{}", report.summary());
     assert_formed(&bed, &job, 3, 1);
 
@@ -1096,4 +1104,39 @@ fn a_bosh_scale_in_through_pre_stop_moves_every_slot_off_the_deleted_host_and_lo
     eprintln!("load: {}", report.summary());
     assert_eq!(report.lost, 0, "{:?}", report.lost_keys);
     assert_eq!(report.failed, 0, "{}", report.summary());
+}
+
+/// The blip check on what a real run logged (a rolling update on Redis 7.0 in the bed): the
+/// error it recorded is explained by its node's log; the same error from another node, three
+/// seconds later, or with a state that stayed `fail`, is not.
+#[test]
+fn a_clusterdown_is_accepted_only_where_its_node_logged_the_blip() {
+    let lines = [
+        "10.77.0.3:6379 9591:M 06 Dec 2026 19:10:29.946 # Cluster state changed: ok".to_owned(),
+        "10.77.0.3:6379 9591:M 06 Dec 2026 19:10:30.622 # Cluster state changed: fail".to_owned(),
+        "10.77.0.3:6379 9591:M 06 Dec 2026 19:10:30.626 # Cluster state changed: ok".to_owned(),
+        "10.77.0.2:6379 9588:M 06 Dec 2026 19:10:30.622 # Cluster state changed: fail".to_owned(),
+        "10.77.0.2:6379 9588:M 06 Dec 2026 19:10:35.000 # Cluster state changed: ok".to_owned(),
+    ];
+    let error = |node: &str, at: f64| clustersmith_load::ErrorSample {
+        kind: "CLUSTERDOWN".into(),
+        node: Some(node.into()),
+        slot: 11879,
+        at_unix_s: at,
+    };
+    let seen = 1_796_584_230.623;
+    assert_eq!(
+        clusterdown_blips_explained(&[error("10.77.0.3:6379", seen)], &lines),
+        Ok(())
+    );
+    for unexplained in [
+        error("10.77.0.1:6379", seen),
+        error("10.77.0.3:6379", seen + 3.0),
+        error("10.77.0.2:6379", seen),
+    ] {
+        assert!(clusterdown_blips_explained(&[unexplained], &lines).is_err());
+    }
+    let mut timeout = error("10.77.0.3:6379", seen);
+    timeout.kind = "timeout".into();
+    assert!(clusterdown_blips_explained(&[timeout], &lines).is_err());
 }

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::health::{fittest, replicas_of};
+use crate::health::{FIT_GRACE, fittest, replicas_of};
 use crate::operation::{Action, FailoverMode, Operation, Reads, Round};
 use crate::plan::Blocker;
 use crate::snapshot::{NodeKey, Snapshot};
@@ -50,6 +50,8 @@ pub struct Handoff {
     mode: FailoverMode,
     /// The replica asked to take over, and when it was last asked.
     asked: Option<(NodeKey, Duration)>,
+    /// Since when no replica has been fit (while some replica exists).
+    unfit_since: Option<Duration>,
 }
 
 impl Handoff {
@@ -60,6 +62,7 @@ impl Handoff {
             max_lag,
             mode,
             asked: None,
+            unfit_since: None,
         }
     }
 
@@ -141,6 +144,21 @@ impl Handoff {
         };
         let chosen = match chosen {
             Ok(chosen) => chosen,
+            // Replicas that are unfit for now (catching up after a restart, a link coming
+            // back, a first acknowledgement after a sync) are waited for, bounded.
+            Err(reason) if !replicas.is_empty() && self.to.is_none() => {
+                let since = *self.unfit_since.get_or_insert(now);
+                if now.saturating_sub(since) >= FIT_GRACE {
+                    return refusal(
+                        "CS360",
+                        &self.node,
+                        format!("{reason} for {} s", FIT_GRACE.as_secs()),
+                    );
+                }
+                let mut round = round_of(self.judge(snapshot, None), false);
+                round.waiting.push(format!("a fit replica: {reason}"));
+                return round;
+            }
             Err(reason) => return refusal("CS360", &self.node, reason),
         };
         let replica = chosen.key.clone();

@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::health::{fittest, replicas_of};
+use crate::health::{FIT_GRACE, fittest, replicas_of};
 use crate::model::{ServerVersion, SlotSet};
 use crate::operation::{Action, FailoverMode, Operation, Reads, Round};
 use crate::operations::handoff::{Handoff, refusal};
@@ -88,10 +88,6 @@ pub struct Roll {
     /// The primary whose replicas were last found unfit, and since when.
     unfit_since: Option<(NodeKey, Duration)>,
 }
-
-/// How long a primary's replicas may stay unfit (catching up after their own restart, a
-/// link coming back) before the roll stops at its shard (CS360).
-const FIT_GRACE: Duration = Duration::from_secs(10);
 
 impl Roll {
     pub fn new(plan: RollPlan) -> Roll {

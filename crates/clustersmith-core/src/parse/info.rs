@@ -29,6 +29,14 @@ impl ServerInfo {
     /// The replicas a primary lists in `INFO replication` (`slave0:ip=…,port=…,state=…`), as
     /// (ip, port) in the order listed.
     pub fn connected_replicas(&self) -> Vec<(String, u16)> {
+        self.listed_replicas()
+            .into_iter()
+            .map(|r| (r.ip, r.port))
+            .collect()
+    }
+
+    /// The replicas a primary lists in `INFO replication`, with what it knows of each.
+    pub fn listed_replicas(&self) -> Vec<ListedReplica> {
         (0..)
             .map_while(|n| self.get(&format!("slave{n}")))
             .filter_map(|line| {
@@ -36,7 +44,12 @@ impl ServerInfo {
                     line.split(',')
                         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
                 };
-                Some((field("ip")?.to_owned(), field("port")?.parse().ok()?))
+                Some(ListedReplica {
+                    ip: field("ip")?.to_owned(),
+                    port: field("port")?.parse().ok()?,
+                    state: field("state").unwrap_or_default().to_owned(),
+                    acked_offset: field("offset").and_then(|o| o.parse().ok()),
+                })
             })
             .collect()
     }
@@ -91,6 +104,18 @@ pub fn parse_info(text: &str) -> Parsed<ServerInfo> {
         value: info,
         issues,
     }
+}
+
+/// One replica as its primary lists it (`slave0:ip=…,port=…,state=…,offset=…,lag=…`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedReplica {
+    pub ip: String,
+    pub port: u16,
+    /// `online`, `wait_bgsave`, `send_bulk`, …
+    pub state: String,
+    /// The offset the replica last acknowledged (`REPLCONF ACK`, once a second): 0 after a
+    /// full sync until its first acknowledgement, during which the primary streams it nothing.
+    pub acked_offset: Option<u64>,
 }
 
 #[cfg(test)]

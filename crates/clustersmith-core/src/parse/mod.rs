@@ -12,7 +12,7 @@ use std::fmt;
 
 pub use cluster_info::{ClusterInfo, ClusterState, parse_cluster_info};
 pub use cluster_nodes::{ClusterNodes, NodeEntry, OpenSlot, OpenSlotKind, parse_cluster_nodes};
-pub use info::{ServerInfo, parse_info};
+pub use info::{ListedReplica, ServerInfo, parse_info};
 pub use post_deploy_log::{PostDeployLog, ScriptLine, parse_post_deploy_log};
 pub use redis_conf::{Directive, RedisConf, parse_redis_conf};
 pub use server_log::{ConfigError, LogLine, ServerLog, ServerLogReader, parse_server_log};

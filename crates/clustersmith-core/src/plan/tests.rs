@@ -669,3 +669,89 @@ fn an_evacuation_moves_only_the_nodes_slots_and_rehomes_its_replica() {
     );
     assert_eq!(sim.nodes[others[1]].slots.len(), 16384);
 }
+
+/// A replica whose primary has not had its first acknowledgement since a sync (it lists
+/// `offset=0`) is not fit to take over, however small its own lag looks: the primary streams
+/// it nothing until then, and a failover would pause writers until it comes. Once the primary
+/// lists an acknowledged offset within the allowed lag, it is fit.
+#[test]
+fn a_replica_the_primary_has_no_acknowledgement_from_is_not_fit() {
+    use crate::health::{fittest, replicas_of};
+    use crate::snapshot::NodeState;
+    let (sim, _, _) = formed_for_a_roll();
+    let primary = (0..6).find(|i| sim.nodes[*i].primary.is_none()).unwrap();
+    let replica = (0..6)
+        .find(|i| sim.nodes[*i].primary == Some(primary))
+        .unwrap();
+    let with_ack = |acked: u64| {
+        let mut snapshot = sim.observe();
+        let (ip, port) = (sim.records[replica].ip, sim.records[replica].port);
+        for (i, record) in snapshot.iter_mut().enumerate() {
+            let NodeState::Seen(view) = &mut record.state else {
+                unreachable!()
+            };
+            let fields = &mut view.info.fields;
+            if i == primary {
+                fields.insert("master_repl_offset".into(), "50000".into());
+                fields.insert(
+                    "slave0".into(),
+                    format!("ip={ip},port={port},state=online,offset={acked},lag=0"),
+                );
+            } else if i == replica {
+                fields.insert("slave_repl_offset".into(), "50000".into());
+            }
+        }
+        let replicas = replicas_of(&snapshot, &sim.key(primary));
+        fittest(&replicas, 1000).map(|r| r.key.clone())
+    };
+    let refused = with_ack(0).unwrap_err();
+    assert!(refused.contains("not acknowledged"), "{refused}");
+    assert_eq!(with_ack(49_500), Ok(sim.key(replica)));
+}
+
+/// A replica restarted two seconds ago is not fit until every primary has had a pong from it
+/// since then, on the primary's own clock: a vote sent on a link to the process before the
+/// restart is lost, the election fails, and the old primary keeps writers paused for 5 s.
+#[test]
+fn a_replica_whose_bus_links_are_older_than_its_restart_is_not_fit() {
+    use crate::health::{fittest, replicas_of};
+    use crate::parse::parse_cluster_nodes;
+    use crate::snapshot::NodeState;
+    let (sim, _, _) = formed_for_a_roll();
+    let primary = (0..6).find(|i| sim.nodes[*i].primary.is_none()).unwrap();
+    let replica = (0..6)
+        .find(|i| sim.nodes[*i].primary == Some(primary))
+        .unwrap();
+    let now_ms: u64 = 1_796_580_000_000;
+    let with_pongs_from_replica = |pong: u64| {
+        let mut snapshot = sim.observe();
+        for (i, record) in snapshot.iter_mut().enumerate() {
+            let NodeState::Seen(view) = &mut record.state else {
+                unreachable!()
+            };
+            // Every node heard from every other one 100 ms ago, and from the replica at `pong`.
+            let mut text = sim.line(i, i) + "\n";
+            for k in &sim.nodes[i].knows {
+                let heard = if *k == replica { pong } else { now_ms - 100 };
+                text += &(sim
+                    .line(i, *k)
+                    .replacen(" 0 0 ", &format!(" 0 {heard} "), 1)
+                    + "\n");
+            }
+            view.nodes = parse_cluster_nodes(&text).value;
+            let fields = &mut view.info.fields;
+            fields.insert("server_time_usec".into(), (now_ms * 1000).to_string());
+            if i == replica {
+                fields.insert("uptime_in_seconds".into(), "2".into());
+            }
+        }
+        let replicas = replicas_of(&snapshot, &sim.key(primary));
+        fittest(&replicas, 1 << 20).map(|r| r.key.clone())
+    };
+    let refused = with_pongs_from_replica(now_ms - 5_000).unwrap_err();
+    assert!(
+        refused.contains("no pong from it since it started"),
+        "{refused}"
+    );
+    assert_eq!(with_pongs_from_replica(now_ms - 500), Ok(sim.key(replica)));
+}

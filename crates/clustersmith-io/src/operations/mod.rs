@@ -9,6 +9,7 @@
 //! - [`diagnose`]: evidence gathered and judged by the rule registry.
 //! - [`evacuate`]: a node's slots and replicas moved to the primaries that stay.
 //! - [`handoff`]: a primary hands its role to a fit replica.
+//! - [`report`]: what verify and diagnose read, for the HTML report.
 //! - [`roll`]: a rolling restart or upgrade, resumable.
 //!
 //! [`Session`]: crate::session::Session
@@ -18,6 +19,7 @@ pub mod diagnose;
 pub mod evacuate;
 pub mod handoff;
 pub mod plan;
+pub mod report;
 pub mod roll;
 pub mod verify;
 

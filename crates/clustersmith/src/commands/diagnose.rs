@@ -5,8 +5,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use clustersmith_core::diagnose::{Severity, worst};
-use clustersmith_core::spec::{ClusterSpec, parse_node};
-use clustersmith_io::evidence::EvidenceFiles;
 use clustersmith_io::operations::diagnose::{DiagnoseError, diagnose};
 
 use super::{Run, open};
@@ -16,7 +14,7 @@ use crate::output::{out, outln};
 use crate::render::errors::refused_settings;
 use crate::render::findings::{findings_text, summary_line};
 use crate::render::json::{self, DiagnoseDoc, DiagnosedNodeJson, FindingJson, SCHEMA_VERSION};
-use crate::target::conn_opts;
+use crate::target::{conn_opts, evidence_files, observed_spec};
 
 impl Run for DiagnoseArgs {
     fn name(&self) -> &'static str {
@@ -34,38 +32,15 @@ impl Run for DiagnoseArgs {
 
 async fn run(args: &DiagnoseArgs) -> anyhow::Result<u8> {
     let mut notes = Vec::new();
-    let mut files = match &args.bosh_job {
-        Some(job) => EvidenceFiles::bosh(&args.root, job, &mut notes),
-        None => EvidenceFiles {
-            root: args.root.clone(),
-            ..Default::default()
-        },
-    };
-    files.redis_conf.extend(args.redis_conf.iter().cloned());
-    files.nodes_conf.extend(args.nodes_conf.iter().cloned());
-    files.logs.extend(args.log.iter().cloned());
-    files
-        .post_deploy
-        .extend(args.post_deploy_log.iter().cloned());
-
-    let expected = args.primaries.is_some() || args.replicas.is_some();
-    let mut session = if args.nodes.is_empty() {
-        None
-    } else {
-        let nodes = args
-            .nodes
-            .iter()
-            .map(|n| parse_node(n))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Without an expected shape the nodes are only observed; any valid shape does.
-        let count = nodes.len();
-        let spec = if expected {
-            ClusterSpec::new(nodes, args.primaries, args.replicas)?
-        } else {
-            ClusterSpec::new(nodes, Some(count), None)?
-        };
-        let conn = conn_opts(&args.conn)?;
-        Some((open(&spec, &conn, args.prefer_ipv6).await?, spec))
+    let files = evidence_files(&args.evidence, &mut notes);
+    let observed = observed_spec(&args.nodes, args.primaries, args.replicas)?;
+    let expected = observed.as_ref().is_some_and(|(_, expected)| *expected);
+    let mut session = match observed {
+        None => None,
+        Some((spec, _)) => {
+            let conn = conn_opts(&args.conn)?;
+            Some((open(&spec, &conn, args.prefer_ipv6).await?, spec))
+        }
     };
     let (session, spec) = match session.as_mut() {
         Some((session, spec)) => (Some(session), Some(&*spec)),

@@ -8,6 +8,7 @@ mod evacuate;
 mod explain;
 mod handoff;
 mod plan;
+mod report;
 mod roll;
 mod sandbox;
 mod verify;

@@ -6,6 +6,7 @@
 //! - [`findings`]: `diagnose`'s causes, symptoms and fixes as text.
 //! - [`json`]: every JSON document and progress event.
 //! - [`progress`]: a run's progress on stderr.
+//! - [`report`]: the HTML report and the document behind it.
 //! - [`prometheus`]: verify's verdict and the live cluster as Prometheus gauges.
 //! - [`outcome`]: what a run that changes the cluster ended with.
 //! - [`errors`]: refusals and failures, on stderr and as the JSON document.
@@ -16,6 +17,7 @@ pub mod json;
 pub mod outcome;
 pub mod progress;
 pub mod prometheus;
+pub mod report;
 pub mod tables;
 
 pub use tables::{timestamp, topology_table, verdict_text};

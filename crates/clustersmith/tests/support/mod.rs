@@ -1052,3 +1052,56 @@ pub fn start_load(servers: &Servers, idx: usize, rate: u32) -> clustersmith_load
     );
     load
 }
+
+/// Checks that every error the load recorded is a `CLUSTERDOWN` that the node which gave it
+/// explains in its own log: `Cluster state changed: fail` at most a second before the error,
+/// then `ok` within 200 ms (a blip, not an outage). Redis up to 7.2 unassigns a shard's slots
+/// for a moment when its old primary's "I am a replica now" reaches a node before the new
+/// primary's claim does (`clusterDelNodeSlots` on a primary turned replica; Redis 7.4 and
+/// Valkey 8 keep the slots with the shard), and a node whose state is `fail` answers every
+/// key command with `CLUSTERDOWN`, whichever shard it is for. `state_lines` are server log
+/// lines prefixed by the server's address (`TestBed::log_lines`); times are UTC.
+pub fn clusterdown_blips_explained(
+    errors: &[clustersmith_load::ErrorSample],
+    state_lines: &[String],
+) -> Result<(), String> {
+    // (address, "fail"/"ok", seconds of the day)
+    let changes: Vec<(&str, &str, f64)> = state_lines
+        .iter()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let state = line.rsplit("Cluster state changed: ").next()?.trim();
+            let time = words.get(5)?;
+            let mut parts = time.split(':');
+            let (h, m, s): (f64, f64, f64) = (
+                parts.next()?.parse().ok()?,
+                parts.next()?.parse().ok()?,
+                parts.next()?.parse().ok()?,
+            );
+            Some((words[0], state, h * 3600.0 + m * 60.0 + s))
+        })
+        .collect();
+    for error in errors {
+        if error.kind != "CLUSTERDOWN" {
+            return Err(format!("not a CLUSTERDOWN: {error}"));
+        }
+        let node = error.node.as_deref().unwrap_or("");
+        let at = error.at_unix_s % 86_400.0;
+        let blip = changes.iter().enumerate().any(|(i, (addr, state, t))| {
+            *addr == node
+                && *state == "fail"
+                && *t <= at + 0.05
+                && at - *t <= 1.0
+                && changes[i + 1..]
+                    .iter()
+                    .find(|(a, _, _)| a == addr)
+                    .is_some_and(|(_, next, t_ok)| *next == "ok" && t_ok - t <= 0.2)
+        });
+        if !blip {
+            return Err(format!(
+                "{error}: the node logged no state blip (fail, then ok within 200 ms) around it"
+            ));
+        }
+    }
+    Ok(())
+}
