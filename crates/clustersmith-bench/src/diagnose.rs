@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::nodes::Nodes;
-use crate::run::{Binaries, server_version, wait_sampled};
+use crate::run::{Binaries, wait_sampled};
 
 pub struct Options {
     pub nodes: usize,
@@ -259,15 +259,5 @@ pub fn table(samples: &[Sample]) -> String {
 }
 
 pub fn write(samples: &[Sample], bins: &Binaries, out: &Path) -> anyhow::Result<()> {
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let value = serde_json::json!({
-        "server": server_version(&bins.server),
-        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
-        "samples": samples,
-        "table_markdown": table(samples),
-    });
-    std::fs::write(out, serde_json::to_string_pretty(&value)?)
-        .with_context(|| format!("cannot write `{}`", out.display()))
+    crate::run::write_samples(&samples, table(samples), bins, out)
 }

@@ -6,11 +6,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::nodes::Nodes;
-use crate::run::{Binaries, server_version};
+use crate::run::Binaries;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Sample {
@@ -82,15 +81,5 @@ pub fn table(samples: &[Sample]) -> String {
 }
 
 pub fn write(samples: &[Sample], bins: &Binaries, out: &Path) -> anyhow::Result<()> {
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let value = serde_json::json!({
-        "server": server_version(&bins.server),
-        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
-        "samples": samples,
-        "table_markdown": table(samples),
-    });
-    std::fs::write(out, serde_json::to_string_pretty(&value)?)
-        .with_context(|| format!("cannot write `{}`", out.display()))
+    crate::run::write_samples(&samples, table(samples), bins, out)
 }

@@ -148,7 +148,7 @@ enum Command {
     /// `<!-- bench:end -->`.
     Readme {
         results: PathBuf,
-        #[arg(default_value = "README.md")]
+        #[arg(default_value = "docs/benchmarks.md")]
         markdown: PathBuf,
     },
 }

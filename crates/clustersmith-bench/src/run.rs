@@ -265,3 +265,25 @@ pub fn server_version(bin: &Path) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
 }
+
+/// Writes a benchmark's result file: the server's version, the machine's CPUs, the samples and
+/// their table (the markdown the README quotes).
+pub fn write_samples(
+    samples: &impl serde::Serialize,
+    table: String,
+    bins: &Binaries,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let value = serde_json::json!({
+        "server": server_version(&bins.server),
+        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "samples": samples,
+        "table_markdown": table,
+    });
+    std::fs::write(out, serde_json::to_string_pretty(&value)?)
+        .with_context(|| format!("cannot write `{}`", out.display()))
+}

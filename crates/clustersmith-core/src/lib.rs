@@ -18,6 +18,7 @@
 //! - [`health`]: how fit each replica is to take its primary's role over.
 //! - [`operation`]: what an operation is for the driver that runs it (a round at a time);
 //!   [`operations`] holds them, one file each.
+//! - [`watch`]: what changed between two reads, as `watch` logs it.
 //!
 //! Architecture invariant: this crate depends on `std` and `thiserror` only.
 
@@ -31,6 +32,7 @@ pub mod plan;
 pub mod snapshot;
 pub mod spec;
 pub mod verify;
+pub mod watch;
 
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;

@@ -37,6 +37,11 @@ pub enum Command {
     /// who sees whom and diagnose's findings, with the data embedded as JSON (`--from`
     /// renders a saved one again). Changes nothing.
     Report(ReportArgs),
+    /// A live view in the terminal: shards, roles, links, slot coverage, moves in progress,
+    /// and an event log (failovers, nodes failing and recovering, role changes, slots moved,
+    /// members joining and forgotten). One read round of every node per interval; sends
+    /// nothing that changes anything. `q` quits.
+    Watch(WatchArgs),
     /// Restart (or upgrade) every node once, without a writer noticing: replicas first, then
     /// each primary after handing its role to a fit replica. Resumable: a re-run finishes a
     /// roll that was interrupted, restarting no node twice.
@@ -59,6 +64,7 @@ impl Command {
             Command::Handoff(args) => args,
             Command::Evacuate(args) => args,
             Command::Report(args) => args,
+            Command::Watch(args) => args,
             Command::Roll(args) => args,
             Command::Explain(args) => args,
             Command::Sandbox(SandboxCommand::Up(args)) => args,
@@ -287,6 +293,29 @@ pub struct ReportArgs {
     /// `html` writes --out; `json` prints the report's document on stdout instead.
     #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
     pub format: ReportFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Nodes as HOST:PORT; the cluster's other members are found from their views.
+    #[arg(value_name = "HOST:PORT", required = true)]
+    pub nodes: Vec<String>,
+    /// Seconds between two read rounds (at least 0.2).
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_interval)]
+    pub interval: Duration,
+    /// Pick the IPv6 address when a name resolves to both families.
+    #[arg(long)]
+    pub prefer_ipv6: bool,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = parse_seconds(text)?;
+    if interval < Duration::from_millis(200) {
+        return Err("at least 0.2 seconds: each interval reads every node".to_owned());
+    }
+    Ok(interval)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

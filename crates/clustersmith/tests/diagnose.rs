@@ -280,8 +280,13 @@ fn replicas_piled_on_one_primary_and_open_slots_are_found() {
     // Spread again, but with a migration left half-done: a warning, which fails only
     // --fail-on warning.
     servers.cmd(replicas[0], &["CLUSTER", "REPLICATE", &second]);
+    // Spread, and synced: a replica still in its first sync is a finding of its own.
     wait_until("replicas spread again", Duration::from_secs(10), || {
         replicates(replicas[0], &second)
+            && servers
+                .info_field(replicas[0], "replication", "master_link_status")
+                .as_deref()
+                == Some("up")
     });
     let slot = own_line(primaries[0])
         .split_whitespace()

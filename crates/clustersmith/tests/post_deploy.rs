@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::clusterdown_blips_explained;
-use support::netns::TestBed;
+use support::netns::{NsLoad, TestBed};
 
 const JOB: &str = "cluster-6";
 const SCRIPT: &str = concat!(
@@ -837,6 +837,34 @@ impl DrainJob {
     }
 }
 
+/// Two servers on each of the bed's three hosts, formed 3+3 by post-deploy (checked on the
+/// servers), under 1000 writes/s from the independent client, each server's job with its
+/// drain and pre-stop installed.
+fn three_hosts_under_load(bed: &mut TestBed) -> (Vec<usize>, Job, NsLoad, Vec<DrainJob>) {
+    let mut servers = Vec::new();
+    for host in 0..3 {
+        for port in [6379, 6380] {
+            servers.push(bed.start_server(host, port, &[]));
+        }
+    }
+    let job = Job::install(bed, &servers, 3, 1, None);
+    let (code, log) = job.deploy(bed, 60);
+    assert_eq!(code, Some(0), "{log}");
+    assert_formed(bed, &job, 3, 1);
+    let seeds: Vec<String> = servers
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}",
+                bed.hosts[bed.servers[*i].host].ip, bed.servers[*i].port
+            )
+        })
+        .collect();
+    let load = bed.start_load(seeds, 1000);
+    let hooks = servers.iter().map(|i| DrainJob::install(bed, *i)).collect();
+    (servers, job, load, hooks)
+}
+
 /// A simulated BOSH rolling update over the bed's three hosts, under 1000 writes/s from the
 /// independent client: for each host in turn, every job's drain (stdout exactly `0`), the
 /// host's servers stopped and started again, post-deploy. No acknowledged write is lost, none
@@ -849,30 +877,7 @@ fn a_bosh_rolling_update_with_drain_is_not_noticed_by_writers() {
     let Some(mut bed) = TestBed::new(3, false) else {
         return;
     };
-    let mut servers = Vec::new();
-    for host in 0..3 {
-        for port in [6379, 6380] {
-            servers.push(bed.start_server(host, port, &[]));
-        }
-    }
-    let job = Job::install(&bed, &servers, 3, 1, None);
-    let (code, log) = job.deploy(&bed, 60);
-    assert_eq!(code, Some(0), "{log}");
-    assert_formed(&bed, &job, 3, 1);
-    let seeds: Vec<String> = servers
-        .iter()
-        .map(|i| {
-            format!(
-                "{}:{}",
-                bed.hosts[bed.servers[*i].host].ip, bed.servers[*i].port
-            )
-        })
-        .collect();
-    let load = bed.start_load(seeds, 1000);
-    let drains: Vec<DrainJob> = servers
-        .iter()
-        .map(|i| DrainJob::install(&bed, *i))
-        .collect();
+    let (servers, job, load, drains) = three_hosts_under_load(&mut bed);
     let role = |bed: &TestBed, idx: usize| job.field(bed, idx, &["INFO", "replication"], "role");
     let mut handed_over = 0;
     for host in 0..3 {
@@ -995,30 +1000,7 @@ fn a_bosh_scale_in_through_pre_stop_moves_every_slot_off_the_deleted_host_and_lo
     let Some(mut bed) = TestBed::new(3, false) else {
         return;
     };
-    let mut servers = Vec::new();
-    for host in 0..3 {
-        for port in [6379, 6380] {
-            servers.push(bed.start_server(host, port, &[]));
-        }
-    }
-    let job = Job::install(&bed, &servers, 3, 1, None);
-    let (code, log) = job.deploy(&bed, 60);
-    assert_eq!(code, Some(0), "{log}");
-    assert_formed(&bed, &job, 3, 1);
-    let seeds: Vec<String> = servers
-        .iter()
-        .map(|i| {
-            format!(
-                "{}:{}",
-                bed.hosts[bed.servers[*i].host].ip, bed.servers[*i].port
-            )
-        })
-        .collect();
-    let load = bed.start_load(seeds, 1000);
-    let hooks: Vec<DrainJob> = servers
-        .iter()
-        .map(|i| DrainJob::install(&bed, *i))
-        .collect();
+    let (servers, job, load, hooks) = three_hosts_under_load(&mut bed);
     let (staying, deleted): (Vec<usize>, Vec<usize>) = servers
         .iter()
         .copied()

@@ -10,6 +10,7 @@
 //! - [`evacuate`]: a node's slots and replicas moved to the primaries that stay.
 //! - [`handoff`]: a primary hands its role to a fit replica.
 //! - [`report`]: what verify and diagnose read, for the HTML report.
+//! - [`watch`]: the cluster read once an interval, with what changed.
 //! - [`roll`]: a rolling restart or upgrade, resumable.
 //!
 //! [`Session`]: crate::session::Session
@@ -22,6 +23,7 @@ pub mod plan;
 pub mod report;
 pub mod roll;
 pub mod verify;
+pub mod watch;
 
 pub use apply::{ApplyOptions, apply, preflight};
 pub use plan::{Planned, plan};

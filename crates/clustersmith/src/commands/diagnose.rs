@@ -7,14 +7,14 @@ use std::pin::Pin;
 use clustersmith_core::diagnose::{Severity, worst};
 use clustersmith_io::operations::diagnose::{DiagnoseError, diagnose};
 
-use super::{Run, open};
+use super::{Looked, Run};
 use crate::args::{DiagnoseArgs, FailOn, Format};
 use crate::exit;
 use crate::output::{out, outln};
 use crate::render::errors::refused_settings;
 use crate::render::findings::{findings_text, summary_line};
 use crate::render::json::{self, DiagnoseDoc, DiagnosedNodeJson, FindingJson, SCHEMA_VERSION};
-use crate::target::{conn_opts, evidence_files, observed_spec};
+use crate::target::evidence_files;
 
 impl Run for DiagnoseArgs {
     fn name(&self) -> &'static str {
@@ -33,20 +33,16 @@ impl Run for DiagnoseArgs {
 async fn run(args: &DiagnoseArgs) -> anyhow::Result<u8> {
     let mut notes = Vec::new();
     let files = evidence_files(&args.evidence, &mut notes);
-    let observed = observed_spec(&args.nodes, args.primaries, args.replicas)?;
-    let expected = observed.as_ref().is_some_and(|(_, expected)| *expected);
-    let mut session = match observed {
-        None => None,
-        Some((spec, _)) => {
-            let conn = conn_opts(&args.conn)?;
-            Some((open(&spec, &conn, args.prefer_ipv6).await?, spec))
-        }
-    };
-    let (session, spec) = match session.as_mut() {
-        Some((session, spec)) => (Some(session), Some(&*spec)),
-        None => (None, None),
-    };
-    let diagnosis = match diagnose(session, spec.filter(|_| expected), &files, notes).await {
+    let mut looked = Looked::open(
+        &args.nodes,
+        args.primaries,
+        args.replicas,
+        &args.conn,
+        args.prefer_ipv6,
+    )
+    .await?;
+    let (session, spec) = looked.parts();
+    let diagnosis = match diagnose(session, spec, &files, notes).await {
         Ok(diagnosis) => diagnosis,
         Err(DiagnoseError::Settings(errors)) => {
             refused_settings("diagnose", args.format, errors.iter());

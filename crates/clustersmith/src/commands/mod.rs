@@ -12,6 +12,7 @@ mod report;
 mod roll;
 mod sandbox;
 mod verify;
+mod watch;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,7 +21,9 @@ use clustersmith_core::spec::ClusterSpec;
 use clustersmith_io::conn::ConnOpts;
 use clustersmith_io::session::Session;
 
+use crate::args::ConnArgs;
 use crate::output::errln;
+use crate::target::{conn_opts, observed_spec};
 
 /// What every subcommand is to `main`: its name (in messages and JSON documents), whether it
 /// was asked for JSON, and its run, which returns the process exit code (unexpected failures
@@ -43,6 +46,40 @@ pub async fn open(
         errln!("note: {note}");
     }
     Ok(session)
+}
+
+/// The live nodes `diagnose` and `report` look at: a session when nodes are given, and the
+/// spec it was opened with when that spec's shape is the expected one (`-m`/`-r` given).
+pub struct Looked {
+    session: Option<Session>,
+    expected: Option<ClusterSpec>,
+}
+
+impl Looked {
+    pub async fn open(
+        nodes: &[String],
+        primaries: Option<usize>,
+        replicas: Option<usize>,
+        conn: &ConnArgs,
+        prefer_ipv6: bool,
+    ) -> anyhow::Result<Looked> {
+        let Some((spec, expected)) = observed_spec(nodes, primaries, replicas)? else {
+            return Ok(Looked {
+                session: None,
+                expected: None,
+            });
+        };
+        let session = open(&spec, &conn_opts(conn)?, prefer_ipv6).await?;
+        Ok(Looked {
+            session: Some(session),
+            expected: expected.then_some(spec),
+        })
+    }
+
+    /// The session, and the spec to check the cluster against.
+    pub fn parts(&mut self) -> (Option<&mut Session>, Option<&ClusterSpec>) {
+        (self.session.as_mut(), self.expected.as_ref())
+    }
 }
 
 /// `1 node`, `2 nodes`: counts in messages agree with their noun.

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clustersmith_io::operations::diagnose::DiagnoseError;
 use clustersmith_io::operations::report::report;
 
-use super::{Run, open};
+use super::{Looked, Run};
 use crate::args::{Format, ReportArgs, ReportFormat};
 use crate::exit;
 use crate::output::{errln, outln};
@@ -16,7 +16,7 @@ use crate::render::errors::refused_settings;
 use crate::render::report::doc::{REPORT_SCHEMA, ReportDoc, build};
 use crate::render::report::html::render;
 use crate::render::timestamp;
-use crate::target::{conn_opts, evidence_files, observed_spec};
+use crate::target::evidence_files;
 
 impl Run for ReportArgs {
     fn name(&self) -> &'static str {
@@ -78,21 +78,17 @@ async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
 async fn observe(args: &ReportArgs) -> anyhow::Result<Option<ReportDoc>> {
     let mut notes = Vec::new();
     let files = evidence_files(&args.evidence, &mut notes);
-    let observed = observed_spec(&args.nodes, args.primaries, args.replicas)?;
-    let expected = observed.as_ref().is_some_and(|(_, expected)| *expected);
-    let mut session = match observed {
-        None => None,
-        Some((spec, _)) => {
-            let conn = conn_opts(&args.conn)?;
-            Some((open(&spec, &conn, args.prefer_ipv6).await?, spec))
-        }
-    };
-    let (session, spec) = match session.as_mut() {
-        Some((session, spec)) => (Some(session), Some(&*spec)),
-        None => (None, None),
-    };
+    let mut looked = Looked::open(
+        &args.nodes,
+        args.primaries,
+        args.replicas,
+        &args.conn,
+        args.prefer_ipv6,
+    )
+    .await?;
+    let (session, spec) = looked.parts();
     let generated_at = timestamp();
-    let observed = match report(session, spec.filter(|_| expected), &files, notes).await {
+    let observed = match report(session, spec, &files, notes).await {
         Ok(observed) => observed,
         Err(DiagnoseError::Settings(errors)) => {
             let format = if args.format == ReportFormat::Json {

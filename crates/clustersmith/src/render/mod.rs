@@ -7,6 +7,7 @@
 //! - [`json`]: every JSON document and progress event.
 //! - [`progress`]: a run's progress on stderr.
 //! - [`report`]: the HTML report and the document behind it.
+//! - [`watch`]: one frame of the live view.
 //! - [`prometheus`]: verify's verdict and the live cluster as Prometheus gauges.
 //! - [`outcome`]: what a run that changes the cluster ended with.
 //! - [`errors`]: refusals and failures, on stderr and as the JSON document.
@@ -19,5 +20,6 @@ pub mod progress;
 pub mod prometheus;
 pub mod report;
 pub mod tables;
+pub mod watch;
 
 pub use tables::{timestamp, topology_table, verdict_text};

@@ -213,6 +213,18 @@ fn link_cell(node: &NodeDoc) -> String {
     }
 }
 
+/// A replica's lag: bytes behind its primary's stream, and seconds since it last heard from it.
+fn lag_text(n: &NodeDoc) -> String {
+    let mut parts = Vec::new();
+    if let Some(b) = n.lag_bytes {
+        parts.push(bytes(b));
+    }
+    if let Some(s) = n.last_io_seconds.filter(|s| *s >= 0) {
+        parts.push(format!("{s} s"));
+    }
+    parts.join(" · ")
+}
+
 fn shards(out: &mut String, doc: &ReportDoc, colours: &BTreeMap<&str, String>) {
     out.push_str(
         "<section id=\"shards\"><h2>Shards</h2><table><tr><th></th><th>node</th><th>role</th><th>zone / host</th>\
@@ -243,7 +255,7 @@ fn shards(out: &mut String, doc: &ReportDoc, colours: &BTreeMap<&str, String>) {
             n.keys.map_or(String::new(), |k| k.to_string()),
             n.used_memory_bytes.map_or(String::new(), bytes),
             link_cell(n),
-            n.lag_bytes.map_or(String::new(), bytes),
+            lag_text(n),
             esc(n.version.as_deref().unwrap_or("")),
             n.config_epoch.map_or(String::new(), |e| e.to_string()),
         );
