@@ -209,10 +209,24 @@ pub enum VerifyFormat {
 
 #[derive(Debug, Args)]
 pub struct DiagnoseArgs {
-    /// Live nodes as HOST:PORT (optional: files alone can be diagnosed).
+    #[command(flatten)]
+    pub look: LookArgs,
+    /// Exit 1 when a finding has at least this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub fail_on: FailOn,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// What `diagnose` and `report` look at: live nodes, the expected shape, evidence files.
+#[derive(Debug, Args)]
+pub struct LookArgs {
+    /// Live nodes as HOST:PORT (optional: files alone can be diagnosed); the cluster's other
+    /// members are found from their views.
     #[arg(value_name = "HOST:PORT")]
     pub nodes: Vec<String>,
-    /// Expected number of primaries (enables the checks against an expected topology).
+    /// Expected number of primaries: enables the checks against an expected topology (every
+    /// verify criterion, in a report).
     #[arg(long, short = 'm', value_name = "M")]
     pub primaries: Option<usize>,
     /// Expected replicas per primary.
@@ -223,13 +237,8 @@ pub struct DiagnoseArgs {
     pub prefer_ipv6: bool,
     #[command(flatten)]
     pub evidence: EvidenceArgs,
-    /// Exit 1 when a finding has at least this severity.
-    #[arg(long, value_enum, default_value_t = FailOn::Error)]
-    pub fail_on: FailOn,
     #[command(flatten)]
     pub conn: ConnArgs,
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
 }
 
 /// Evidence files, as `diagnose` and `report` read them.
@@ -262,20 +271,8 @@ pub struct EvidenceArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Live nodes as HOST:PORT; the cluster's other members are found from their views.
-    #[arg(value_name = "HOST:PORT")]
-    pub nodes: Vec<String>,
-    /// Expected number of primaries: the report then shows every verify criterion.
-    #[arg(long, short = 'm', value_name = "M")]
-    pub primaries: Option<usize>,
-    /// Expected replicas per primary.
-    #[arg(long, short = 'r', value_name = "R")]
-    pub replicas: Option<usize>,
-    /// Pick the IPv6 address when a name resolves to both families.
-    #[arg(long)]
-    pub prefer_ipv6: bool,
     #[command(flatten)]
-    pub evidence: EvidenceArgs,
+    pub look: LookArgs,
     /// Render the report from a document saved with `--format json` (or taken out of a
     /// report's `clustersmith-snapshot` script), reading no server.
     #[arg(long, value_name = "FILE", conflicts_with = "nodes")]
@@ -288,8 +285,6 @@ pub struct ReportArgs {
         default_value = "cluster-report.html"
     )]
     pub out: PathBuf,
-    #[command(flatten)]
-    pub conn: ConnArgs,
     /// `html` writes --out; `json` prints the report's document on stdout instead.
     #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
     pub format: ReportFormat,

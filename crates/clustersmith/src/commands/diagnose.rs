@@ -32,15 +32,8 @@ impl Run for DiagnoseArgs {
 
 async fn run(args: &DiagnoseArgs) -> anyhow::Result<u8> {
     let mut notes = Vec::new();
-    let files = evidence_files(&args.evidence, &mut notes);
-    let mut looked = Looked::open(
-        &args.nodes,
-        args.primaries,
-        args.replicas,
-        &args.conn,
-        args.prefer_ipv6,
-    )
-    .await?;
+    let files = evidence_files(&args.look.evidence, &mut notes);
+    let mut looked = Looked::open(&args.look).await?;
     let (session, spec) = looked.parts();
     let diagnosis = match diagnose(session, spec, &files, notes).await {
         Ok(diagnosis) => diagnosis,

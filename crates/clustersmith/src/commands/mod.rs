@@ -21,7 +21,7 @@ use clustersmith_core::spec::ClusterSpec;
 use clustersmith_io::conn::ConnOpts;
 use clustersmith_io::session::Session;
 
-use crate::args::ConnArgs;
+use crate::args::{ConnArgs, LookArgs};
 use crate::output::errln;
 use crate::target::{conn_opts, observed_spec};
 
@@ -56,7 +56,19 @@ pub struct Looked {
 }
 
 impl Looked {
-    pub async fn open(
+    pub async fn open(args: &LookArgs) -> anyhow::Result<Looked> {
+        Looked::open_nodes(
+            &args.nodes,
+            args.primaries,
+            args.replicas,
+            &args.conn,
+            args.prefer_ipv6,
+        )
+        .await
+    }
+
+    /// The same for nodes given otherwise (`watch`: no shape, no evidence).
+    pub async fn open_nodes(
         nodes: &[String],
         primaries: Option<usize>,
         replicas: Option<usize>,

@@ -77,15 +77,8 @@ async fn run(args: &ReportArgs) -> anyhow::Result<u8> {
 /// refused (already reported).
 async fn observe(args: &ReportArgs) -> anyhow::Result<Option<ReportDoc>> {
     let mut notes = Vec::new();
-    let files = evidence_files(&args.evidence, &mut notes);
-    let mut looked = Looked::open(
-        &args.nodes,
-        args.primaries,
-        args.replicas,
-        &args.conn,
-        args.prefer_ipv6,
-    )
-    .await?;
+    let files = evidence_files(&args.look.evidence, &mut notes);
+    let mut looked = Looked::open(&args.look).await?;
     let (session, spec) = looked.parts();
     let generated_at = timestamp();
     let observed = match report(session, spec, &files, notes).await {

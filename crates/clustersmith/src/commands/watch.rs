@@ -51,7 +51,8 @@ fn quit_keys() -> mpsc::Receiver<()> {
 }
 
 async fn run(args: &WatchArgs) -> anyhow::Result<u8> {
-    let mut looked = Looked::open(&args.nodes, None, None, &args.conn, args.prefer_ipv6).await?;
+    let mut looked =
+        Looked::open_nodes(&args.nodes, None, None, &args.conn, args.prefer_ipv6).await?;
     let (Some(session), _) = looked.parts() else {
         anyhow::bail!("watch needs at least one node");
     };
