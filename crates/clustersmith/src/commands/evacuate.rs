@@ -3,11 +3,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use clustersmith_core::snapshot::NodeKey;
-use clustersmith_core::spec::{ClusterSpec, parse_node};
 use clustersmith_io::operations::evacuate::{EvacuateOptions, evacuate};
 
-use super::{Run, open, plural};
+use super::{Run, open_one, plural};
 use crate::args::{EvacuateArgs, Format};
 use crate::exit;
 use crate::output::{out, outln};
@@ -15,7 +13,6 @@ use crate::render::errors::report_run_error;
 use crate::render::json::{self, EvacuateDoc, RehomedJson, SCHEMA_VERSION};
 use crate::render::progress::with_progress;
 use crate::render::verdict_text;
-use crate::target::conn_opts;
 
 impl Run for EvacuateArgs {
     fn name(&self) -> &'static str {
@@ -28,11 +25,7 @@ impl Run for EvacuateArgs {
 
     fn run(&self) -> Pin<Box<dyn Future<Output = anyhow::Result<u8>> + '_>> {
         Box::pin(async move {
-            let node = parse_node(&self.node)?;
-            let key = NodeKey::named(&node.label());
-            let spec = ClusterSpec::new(vec![node], Some(1), Some(0))?;
-            let conn = conn_opts(&self.conn)?;
-            let mut session = open(&spec, &conn, self.prefer_ipv6).await?;
+            let (key, mut session) = open_one(&self.node, &self.conn, self.prefer_ipv6).await?;
             let options = EvacuateOptions {
                 timeout: self.timeout,
             };

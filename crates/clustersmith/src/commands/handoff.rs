@@ -5,10 +5,9 @@ use std::pin::Pin;
 
 use clustersmith_core::operation::FailoverMode;
 use clustersmith_core::snapshot::NodeKey;
-use clustersmith_core::spec::{ClusterSpec, parse_node};
 use clustersmith_io::operations::handoff::{HandoffOptions, handoff};
 
-use super::{Run, open};
+use super::{Run, open_one};
 use crate::args::{Format, HandoffArgs};
 use crate::exit;
 use crate::output::{out, outln};
@@ -16,7 +15,6 @@ use crate::render::errors::report_run_error;
 use crate::render::json::{self, HandoffDoc, SCHEMA_VERSION};
 use crate::render::progress::with_progress;
 use crate::render::verdict_text;
-use crate::target::conn_opts;
 
 impl Run for HandoffArgs {
     fn name(&self) -> &'static str {
@@ -29,11 +27,7 @@ impl Run for HandoffArgs {
 
     fn run(&self) -> Pin<Box<dyn Future<Output = anyhow::Result<u8>> + '_>> {
         Box::pin(async move {
-            let node = parse_node(&self.node)?;
-            let key = NodeKey::named(&node.label());
-            let spec = ClusterSpec::new(vec![node], Some(1), Some(0))?;
-            let conn = conn_opts(&self.conn)?;
-            let mut session = open(&spec, &conn, self.prefer_ipv6).await?;
+            let (key, mut session) = open_one(&self.node, &self.conn, self.prefer_ipv6).await?;
             let mode = if self.force_may_lose_writes {
                 FailoverMode::Force
             } else if self.takeover_without_agreement {

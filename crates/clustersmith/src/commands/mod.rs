@@ -94,6 +94,20 @@ impl Looked {
     }
 }
 
+/// A session through one node (`handoff`, `evacuate`: the operation finds the cluster's other
+/// members from its view), and that node's key.
+pub async fn open_one(
+    node: &str,
+    conn: &ConnArgs,
+    prefer_ipv6: bool,
+) -> anyhow::Result<(clustersmith_core::snapshot::NodeKey, Session)> {
+    let node = clustersmith_core::spec::parse_node(node)?;
+    let key = clustersmith_core::snapshot::NodeKey::named(&node.label());
+    let spec = ClusterSpec::new(vec![node], Some(1), Some(0))?;
+    let session = open(&spec, &conn_opts(conn)?, prefer_ipv6).await?;
+    Ok((key, session))
+}
+
 /// `1 node`, `2 nodes`: counts in messages agree with their noun.
 pub fn plural(count: usize, one: &str, many: &str) -> String {
     clustersmith_core::plural(count as u64, one, many)
