@@ -453,7 +453,12 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
                         reply: "answered CLUSTER NODES, CLUSTER INFO and INFO".to_owned(),
                         version: view.version().map(|v| v.to_string()),
                     });
-                    node.live = Some((**view).clone());
+                    let mut live = (**view).clone();
+                    // What clients were refused (CS370-CS372): not in the default INFO.
+                    live.info
+                        .fields
+                        .extend(errorstats(session, &record.key).await);
+                    node.live = Some(live);
                 }
                 NodeState::Unreachable(why) => {
                     known_ids.push(snapshot.id_listed_at(record.ip, record.port));
@@ -746,6 +751,22 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
         },
         notes,
         errors,
+    }
+}
+
+/// `INFO errorstats` (`errorstat_OOM:count=3`, …): the refusals the node sent since it started.
+/// Empty when it cannot be read (Redis before 6.2 has no such section).
+async fn errorstats(session: &Session, key: &NodeKey) -> Vec<(String, String)> {
+    let mut cmd = redis::cmd("INFO");
+    cmd.arg("errorstats");
+    let Some(handle) = session.handle(key) else {
+        return Vec::new();
+    };
+    match handle.query("read INFO errorstats", &cmd).await {
+        Ok(value) => value_text(&value)
+            .map(|text| parse_info(&text).value.fields.into_iter().collect())
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
     }
 }
 

@@ -100,6 +100,7 @@ const CLASSES: &[&str] = &[
     "slot and epoch states",
     "addresses after restarts",
     "formation-script mistakes",
+    "what clients see",
     "healthy",
 ];
 
@@ -1213,6 +1214,36 @@ static CASES: &[Case] = &[
             servers.stop(0);
             std::thread::sleep(Duration::from_secs(1));
             setup(servers, 1, 1, 0)
+        },
+    },
+    // --- what clients see
+    Case {
+        name: "writes-refused-at-maxmemory",
+        class: "what clients see",
+        server: Server::Redis70,
+        rule: Some("CS370"),
+        build: |bin| {
+            let servers = start(
+                bin,
+                &[opts(
+                    bin,
+                    &[("maxmemory", "2mb"), ("maxmemory-policy", "noeviction")],
+                )],
+            );
+            all_slots(&servers, 0, 0..16384);
+            wait_until("the node serves its slots", Duration::from_secs(10), || {
+                cluster_info(&servers, 0, "cluster_state") == "ok"
+            });
+            // Writes until the server refuses one with OOM: the premise, shown by the server
+            // (bounded: 2 MB fill up long before 4000 writes of 4 KB).
+            let value = "x".repeat(4096);
+            let refused = (0..4000).find_map(|n| {
+                try_cmd(&servers, 0, &["SET", &format!("k:{n}"), &value])
+                    .err()
+                    .filter(|e| e.contains("OOM"))
+            });
+            assert!(refused.is_some(), "the node never refused a write with OOM");
+            setup(servers, 1, 0, 0)
         },
     },
     // --- healthy

@@ -4,8 +4,8 @@
 
 use super::Rule;
 use super::rules::{
-    at_work, balance, catalog, cross_node, departed, failover, formation, membership, node_facts,
-    replication, server_config,
+    at_work, balance, catalog, clients, cross_node, departed, failover, formation, membership,
+    node_facts, replication, server_config,
 };
 
 pub static RULES: &[&Rule] = &[
@@ -31,6 +31,9 @@ pub static RULES: &[&Rule] = &[
     &membership::FOREIGN_CLUSTER_MEMBER,
     &at_work::SLOT_MOVES_IN_PROGRESS,
     &failover::NO_FIT_REPLICA,
+    &clients::WRITES_REFUSED_OOM,
+    &clients::WRITES_REFUSED_MISCONF,
+    &clients::WRITES_REFUSED_NOREPLICAS,
     &server_config::IPV6_BIND_ERRNO_97,
     &server_config::DIRECTIVE_UNKNOWN_TO_VERSION,
     &departed::NODE_REPLACED_WITH_NEW_ID,

@@ -313,6 +313,20 @@ fn formed_with(edit: impl Fn(&mut Inputs)) -> Inputs {
     inputs
 }
 
+/// The formed cluster with INFO fields set on its primaries (as a primary reports them).
+fn with_primary_info(fields: &[(&str, &str)]) -> Inputs {
+    formed_with(|i| {
+        for node in &mut i.nodes {
+            let view = node.live.as_mut().unwrap();
+            if !view.myself().is_replica() {
+                for (k, v) in fields {
+                    view.info.fields.insert((*k).into(), (*v).into());
+                }
+            }
+        }
+    })
+}
+
 fn replace_view(inputs: &mut Inputs, idx: usize, nodes: &str, info: &str) {
     let old = inputs.nodes[idx].live.take().unwrap();
     inputs.nodes[idx].live = Some(view(
@@ -569,6 +583,47 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
                 }
             }),
             formed(),
+        ),
+        // What clients see, from INFO fields as Redis 7.0 prints them (`INFO memory`,
+        // `INFO persistence`, `INFO replication`, `INFO errorstats`). CS370 also has a live
+        // case in the zoo; CS371 and CS372 are unit-tested only (see their zoo notes).
+        (
+            "CS370",
+            with_primary_info(&[
+                ("used_memory", "2201184"),
+                ("maxmemory", "2097152"),
+                ("maxmemory_policy", "noeviction"),
+                ("errorstat_OOM", "count=12"),
+            ]),
+            // The same memory with an eviction policy: writes evict, nothing is refused.
+            with_primary_info(&[
+                ("used_memory", "2201184"),
+                ("maxmemory", "2097152"),
+                ("maxmemory_policy", "allkeys-lru"),
+            ]),
+        ),
+        (
+            "CS371",
+            with_primary_info(&[
+                ("rdb_last_bgsave_status", "err"),
+                ("errorstat_MISCONF", "count=3"),
+            ]),
+            // A failed save with stop-writes-on-bgsave-error no: nothing refused.
+            with_primary_info(&[("rdb_last_bgsave_status", "err")]),
+        ),
+        (
+            "CS372",
+            with_primary_info(&[
+                ("min_slaves_good_slaves", "0"),
+                ("connected_slaves", "0"),
+                ("errorstat_NOREPLICAS", "count=7"),
+            ]),
+            // Refused once while the replica was away; it is back and good.
+            with_primary_info(&[
+                ("min_slaves_good_slaves", "1"),
+                ("connected_slaves", "1"),
+                ("errorstat_NOREPLICAS", "count=7"),
+            ]),
         ),
         (
             "CS311",

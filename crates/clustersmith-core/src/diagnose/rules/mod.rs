@@ -12,6 +12,7 @@ mod common;
 pub(super) mod at_work;
 pub(super) mod balance;
 pub(super) mod catalog;
+pub(super) mod clients;
 pub(super) mod cross_node;
 pub(super) mod departed;
 pub(super) mod failover;
