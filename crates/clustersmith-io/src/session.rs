@@ -112,11 +112,18 @@ impl Session {
             .collect()
     }
 
-    /// Adds every member the given nodes list (past the handshake, with an address) that is
-    /// not one of them, keyed by the address they are listed at, and reads them all: for the
-    /// operations that take one node and find its cluster (a handoff, a drain).
+    /// Reads the nodes, then adds every member they list (past the handshake, with an
+    /// address) that is not one of them, keyed by the address it is listed at, and reads
+    /// those: for the operations that take one node and find its cluster (a handoff, a drain).
     pub async fn discover_members(&mut self) -> Result<(), NodeError> {
         self.read_nodes(&Reads::All).await;
+        self.add_listed_members().await
+    }
+
+    /// Adds the members the last read views list that are not nodes of the session yet, and
+    /// reads just those (nothing when there are none): a watch that reads every node each
+    /// round finds members joining without a second round.
+    pub async fn add_listed_members(&mut self) -> Result<(), NodeError> {
         let mut found: Vec<(std::net::IpAddr, u16)> = Vec::new();
         for (_, view) in self.snapshot.views() {
             for entry in view.nodes.peers() {
@@ -131,6 +138,7 @@ impl Session {
                 found.push((ip, entry.addr.port));
             }
         }
+        let mut added = std::collections::BTreeSet::new();
         for (ip, port) in found {
             let label = std::net::SocketAddr::new(ip, port).to_string();
             let key = NodeKey::named(&label);
@@ -142,9 +150,13 @@ impl Session {
             };
             let handle = NodeHandle::new(endpoint, &self.opts, self.tls.as_ref())?;
             self.handles.insert(key.clone(), Arc::new(handle));
-            self.snapshot.add(NodeRecord::spec(key, ip, port, None, 1));
+            self.snapshot
+                .add(NodeRecord::spec(key.clone(), ip, port, None, 1));
+            added.insert(key);
         }
-        self.read_nodes(&Reads::All).await;
+        if !added.is_empty() {
+            self.read_nodes(&Reads::Some(added)).await;
+        }
         Ok(())
     }
 

@@ -2,7 +2,6 @@
 //! given and the members their views list), the verdict against the expected shape when one
 //! is given, and diagnose's findings. Changes nothing.
 
-use clustersmith_core::operation::Reads;
 use clustersmith_core::plan::plan;
 use clustersmith_core::snapshot::Snapshot;
 use clustersmith_core::spec::ClusterSpec;
@@ -27,8 +26,6 @@ pub async fn report(
     files: &EvidenceFiles,
     mut notes: Vec<String>,
 ) -> Result<Observed, DiagnoseError> {
-    let mut snapshot = Snapshot::new(Vec::new());
-    let mut verdict = None;
     if let Some(session) = session.as_deref_mut() {
         // Members the given nodes list are shown too; one that cannot be reached is shown as
         // such, and the rest of the report still made.
@@ -37,19 +34,25 @@ pub async fn report(
                 "members beyond the nodes given could not all be found: {err}"
             ));
         }
-        session.read_nodes(&Reads::All).await;
+    }
+    // Diagnose reads every node once more; the report's views and verdict are that read's.
+    let mut diagnosis = diagnose(session.as_deref_mut(), expected, files, notes).await?;
+    let mut verdict = None;
+    let mut snapshot = Snapshot::new(Vec::new());
+    if let Some(session) = session {
         snapshot = session.snapshot().clone();
         if let Some(spec) = expected {
-            match plan(spec, &snapshot).layout {
-                Some(layout) => verdict = Some(verify(&layout, &snapshot)),
-                None => notes.push(
-                    "the live cluster cannot be laid out against the expected shape: no verdict (see the findings)"
-                        .to_owned(),
-                ),
-            }
+            verdict = plan(spec, &snapshot)
+                .layout
+                .map(|layout| verify(&layout, &snapshot));
         }
     }
-    let diagnosis = diagnose(session, expected, files, notes).await?;
+    if expected.is_some() && verdict.is_none() && !snapshot.is_empty() {
+        diagnosis.notes.push(
+            "the live cluster cannot be laid out against the expected shape: no verdict (see the findings)"
+                .to_owned(),
+        );
+    }
     Ok(Observed {
         snapshot,
         verdict,

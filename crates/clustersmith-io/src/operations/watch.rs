@@ -36,9 +36,10 @@ impl<'a> Watcher<'a> {
     /// Reads every node once (members joining are found through the views).
     pub async fn tick(&mut self) -> Tick {
         let started = Instant::now();
-        // A member that joined since is found here; one that cannot be reached is shown so.
-        let _ = self.session.discover_members().await;
         let errors = self.session.read_nodes(&Reads::All).await;
+        // A member that joined since is found in these views (and read once, on its own);
+        // one that cannot be reached is shown so.
+        let _ = self.session.add_listed_members().await;
         let snapshot = self.session.snapshot().clone();
         let found = self
             .last

@@ -12,7 +12,7 @@ use clustersmith_core::diagnose::{Finding, NodeEvidence};
 use clustersmith_core::health::replicas_of;
 use clustersmith_core::model::{LinkState, NodeFlag, SLOT_COUNT};
 use clustersmith_core::parse::OpenSlotKind;
-use clustersmith_core::snapshot::Snapshot;
+use clustersmith_core::snapshot::{NodeRecord, Snapshot};
 use clustersmith_core::verify::Verdict;
 
 pub const REPORT_SCHEMA: u32 = 1;
@@ -111,9 +111,8 @@ pub struct FindingDoc {
     pub symptoms: Vec<FindingDoc>,
 }
 
-/// How node `viewer` lists `subject` in the matrix.
-fn cell(snapshot: &Snapshot, viewer: usize, subject: usize) -> String {
-    let records: Vec<_> = snapshot.iter().collect();
+/// How node `viewer` lists `subject` in the matrix (`records` in snapshot order).
+fn cell(snapshot: &Snapshot, records: &[&NodeRecord], viewer: usize, subject: usize) -> String {
     if viewer == subject {
         return "self".to_owned();
     }
@@ -248,7 +247,7 @@ pub fn build(
     let matrix = (0..records.len())
         .map(|viewer| {
             (0..records.len())
-                .map(|subject| cell(snapshot, viewer, subject))
+                .map(|subject| cell(snapshot, &records, viewer, subject))
                 .collect()
         })
         .collect();
