@@ -46,8 +46,15 @@ pub(super) fn explains_elsewhere(inputs: &Inputs, cause: &Finding, symptom: &Fin
         n.ip.is_some() && n.ip == ip && n.port == Some(port)
     };
     let down_id = down.live.as_ref().map(|v| &v.id);
+    // A node its peers cannot work with is also the one they list where it announces itself
+    // (a handshake entry there has an id of its own).
+    let announced = down
+        .live
+        .as_ref()
+        .map(|v| (v.myself().addr.ip, v.myself().addr.port));
     let is_down = |e: &crate::parse::NodeEntry| {
-        at(down, e.addr.ip, e.addr.port) || (facing && Some(&e.id) == down_id)
+        at(down, e.addr.ip, e.addr.port)
+            || (facing && (Some(&e.id) == down_id || announced == Some((e.addr.ip, e.addr.port))))
     };
     let is = |rule: &Rule| std::ptr::eq(symptom.rule, rule);
     if is(&NODE_KNOWS_ONLY_ITSELF) || is(&SLOTS_NOT_COVERED) {

@@ -70,6 +70,8 @@ pub struct ServerOpts {
     pub user: Option<String>,
     pub directives: Vec<(String, String)>,
     pub tls: Option<DualTls>,
+    /// The client port to take (allocated by the caller); default: the next free one.
+    pub port: Option<u16>,
 }
 
 impl Servers {
@@ -101,8 +103,9 @@ impl Servers {
     pub fn add(&mut self, bin: &Path, opts: &ServerOpts) -> usize {
         // A port found free can be taken by another process before the server binds it:
         // then try fresh ports (bounded).
+        let mut port = opts.port;
         for _ in 0..5 {
-            match self.try_add(bin, opts) {
+            match self.try_add(bin, opts, port.take()) {
                 Ok(idx) => return idx,
                 Err(SandboxError::PortInUse { port }) => {
                     eprintln!("port {port} was taken meanwhile; trying other ports");
@@ -113,8 +116,13 @@ impl Servers {
         panic!("no free ports for a test server after 5 attempts");
     }
 
-    fn try_add(&mut self, bin: &Path, opts: &ServerOpts) -> Result<usize, SandboxError> {
-        let port = allocate_port();
+    fn try_add(
+        &mut self,
+        bin: &Path,
+        opts: &ServerOpts,
+        port: Option<u16>,
+    ) -> Result<usize, SandboxError> {
+        let port = port.unwrap_or_else(allocate_port);
         let dir = self.dir.path().join(format!("node-{port}"));
         let mut directives = opts.directives.clone();
         let mut tls_port = None;
