@@ -608,13 +608,19 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
     }
 
     // Attach groups to expected nodes: by id, then by a port and bind only one node fits,
-    // then by elimination.
+    // then by elimination. An id that two answering servers share (a cloned data dir) names
+    // neither: their ports decide.
     let mut owner: Vec<Option<usize>> = vec![None; groups.len()];
     let claimed = |owner: &[Option<usize>], node: usize| owner.contains(&Some(node));
     for (g, group) in groups.iter().enumerate() {
         let ids = group.ids();
-        owner[g] =
-            (0..expected_count).find(|n| known_ids[*n].as_ref().is_some_and(|id| ids.contains(id)));
+        let by_id: Vec<usize> = (0..expected_count)
+            .filter(|n| known_ids[*n].as_ref().is_some_and(|id| ids.contains(id)))
+            .collect();
+        owner[g] = match by_id[..] {
+            [n] => Some(n),
+            _ => None,
+        };
     }
     let fits: Vec<Vec<usize>> = groups
         .iter()

@@ -111,7 +111,7 @@ const SECRETS: &[&str] = &[
 ];
 
 /// The number of broken and healthy cases: a case lost from the table fails the run.
-const CASE_COUNTS: (usize, usize) = (45, 6);
+const CASE_COUNTS: (usize, usize) = (48, 6);
 
 /// Cases whose rule rightly fires on other nodes too (at warning or above), and why.
 const RULE_ALSO_ON_PEERS: &[(&str, &str)] = &[
@@ -220,6 +220,8 @@ const CLASSES: &[&str] = &[
     "addresses after restarts",
     "formation-script mistakes",
     "what clients see",
+    "node identity",
+    "config the server refuses",
     "healthy",
 ];
 
@@ -1606,6 +1608,74 @@ static CASES: &[Case] = &[
             setup(servers, 1, 0, 0)
         },
     },
+    // --- config the server refuses, with no log to say so
+    Case {
+        name: "typo-in-a-directive-stderr-discarded",
+        class: "config the server refuses",
+        server: Server::Redis62,
+        rule: Some("CS403"),
+        build: |bin| failed_start_unlogged(bin, "cluster-node-timout 5000\n", BAD_DIRECTIVE),
+    },
+    Case {
+        name: "bad-boolean-stderr-discarded",
+        class: "config the server refuses",
+        server: Server::Valkey91,
+        rule: Some("CS403"),
+        build: |bin| {
+            failed_start_unlogged(bin, "appendonly true\n", "argument must be 'yes' or 'no'")
+        },
+    },
+    // --- node identity
+    Case {
+        name: "data-dir-cloned-from-a-replica",
+        class: "node identity",
+        server: Server::Valkey81,
+        rule: Some("CS312"),
+        build: |bin| {
+            // A 1+1, then a third server started on a copy of the replica's data dir (a
+            // restored backup, a cloned disk): it answers with the replica's node id.
+            let early = reversed().then(allocate_port);
+            let mut servers = pair(bin, &[], &[]);
+            let port = early.unwrap_or_else(allocate_port);
+            // A copy is made after its original ran (uptime counts whole seconds).
+            std::thread::sleep(Duration::from_millis(1100));
+            let dir = servers.path().join(format!("node-{port}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::copy(
+                servers.servers[1].dir.join("nodes.conf"),
+                dir.join("nodes.conf"),
+            )
+            .unwrap();
+            let clone = servers.add(
+                bin,
+                &ServerOpts {
+                    port: Some(port),
+                    ..opts(bin, &[])
+                },
+            );
+            let id = servers.myid(1);
+            prove(
+                "the new server answers with the replica's id",
+                Duration::ZERO,
+                || servers.myid(clone) == id,
+            );
+            // The primary hears the id from two addresses: it moves it back and forth.
+            let updated = format!("Address updated for node {id}");
+            let log = servers.servers[0].log_path();
+            prove(
+                "the primary moved the id's address at least twice",
+                Duration::from_secs(15),
+                || {
+                    std::fs::read_to_string(&log)
+                        .unwrap_or_default()
+                        .matches(&updated)
+                        .count()
+                        >= 2
+                },
+            );
+            setup(servers, 1, 2, clone)
+        },
+    },
     // --- healthy
     Case {
         name: "healthy-plain",
@@ -1881,6 +1951,39 @@ fn failed_start_at(
         "--log",
         &path(&log),
     ]));
+    args.extend(strings(&["-m", "1", "-r", "1"]));
+    args.extend(listed(vec![servers.ips()[0].clone(), b.clone()]));
+    Setup {
+        args,
+        env: Vec::new(),
+        node: b,
+        _keep: vec![Box::new(servers), Box::new(dir)],
+    }
+}
+
+/// A healthy node owning every slot, and a second node that fails to start with `extra` in
+/// its redis.conf, its stderr (which says `says`) going where nobody keeps it: the server
+/// exits before it opens its logfile, so diagnose gets the redis.conf alone.
+fn failed_start_unlogged(bin: &Path, extra: &str, says: &str) -> Setup {
+    let (servers, port) = healthy_and_a_port(bin);
+    let dir = tempfile::tempdir().unwrap();
+    let node_dir = dir.path().join("b");
+    let conf = broken_conf(&node_dir, port, extra);
+    let discarded = dir.path().join("stderr-nobody-keeps");
+    let code = run_to_exit(bin, &conf, &discarded);
+    prove(
+        &format!("the server exited with status {code}"),
+        Duration::ZERO,
+        || code != 0,
+    );
+    prove_file_says(&discarded, &[says], Duration::ZERO);
+    // Redis 6.2 creates its logfile while reading the config (to test it): empty.
+    prove("its log is absent or empty", Duration::ZERO, || {
+        std::fs::metadata(node_dir.join("server.log")).map_or(true, |m| m.len() == 0)
+    });
+    let b = format!("127.0.0.1:{port}");
+    let mut args = files_of(&servers);
+    args.extend(strings(&["--redis-conf", &path(&conf)]));
     args.extend(strings(&["-m", "1", "-r", "1"]));
     args.extend(listed(vec![servers.ips()[0].clone(), b.clone()]));
     Setup {

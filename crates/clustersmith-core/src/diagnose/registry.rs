@@ -4,8 +4,8 @@
 
 use super::Rule;
 use super::rules::{
-    at_work, balance, catalog, clients, cross_node, departed, failover, formation, membership,
-    node_facts, replication, server_config,
+    at_work, balance, catalog, clients, cross_node, departed, failover, formation, identity,
+    membership, node_facts, replication, server_config,
 };
 
 pub static RULES: &[&Rule] = &[
@@ -29,6 +29,7 @@ pub static RULES: &[&Rule] = &[
     &membership::REPLICA_SHARES_HOST_OR_ZONE,
     &membership::STALE_NODE_ADDRESS,
     &membership::FOREIGN_CLUSTER_MEMBER,
+    &identity::NODE_ID_CLAIMED_TWICE,
     &at_work::SLOT_MOVES_IN_PROGRESS,
     &failover::NO_FIT_REPLICA,
     &clients::WRITES_REFUSED_OOM,
@@ -36,6 +37,7 @@ pub static RULES: &[&Rule] = &[
     &clients::WRITES_REFUSED_NOREPLICAS,
     &server_config::IPV6_BIND_ERRNO_97,
     &server_config::DIRECTIVE_UNKNOWN_TO_VERSION,
+    &server_config::CONFIG_REFUSED_AT_STARTUP,
     &departed::NODE_REPLACED_WITH_NEW_ID,
     &cross_node::CERTIFICATE_REJECTED_BY_PEERS,
     &cross_node::ANNOUNCED_ADDRESS_UNREACHABLE,

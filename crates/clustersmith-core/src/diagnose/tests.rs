@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::rules::{identity, server_config};
 use super::*;
 use crate::model::NodeId;
 use crate::parse::{parse_post_deploy_log, parse_redis_conf, parse_server_log};
@@ -626,6 +627,20 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
             ]),
         ),
         (
+            "CS403",
+            refused_with_conf("port 7000\ncluster-enabled yes\nbogus-directive yes\n"),
+            // Every line is one the servers take.
+            refused_with_conf(
+                "port 7000\ncluster-enabled yes\nmaxmemory 2GB\nslave-read-only yes\nkey-load-delay 100\n",
+            ),
+        ),
+        (
+            "CS312",
+            cloned_replica(&[0, 1, 2], None),
+            // The primary and the original replica: one server per id.
+            cloned_replica(&[0, 1], None),
+        ),
+        (
             "CS311",
             formed_with(|i| {
                 let text = FORMED_NODES.replace(
@@ -951,4 +966,173 @@ fn data_loss_is_named_first() {
             .iter()
             .any(|e| e.text.contains("keys loaded: 0"))
     );
+}
+
+// ---- node identity: a data dir copied from a replica (captured on Valkey 8.1.8 and Redis
+// 7.0.15: primary, replica, and a third server started on a copy of the replica's dir).
+
+const ID_PRIMARY_LOG_VALKEY: &str =
+    include_str!("../../tests/fixtures/identity/primary-valkey-8.1.log");
+const ID_PRIMARY_LOG_REDIS: &str =
+    include_str!("../../tests/fixtures/identity/primary-redis-7.0.log");
+const ID_VIEWS: [(&str, u16, u64); 3] = [
+    (
+        include_str!("../../tests/fixtures/identity/cluster-nodes-23911.txt"),
+        23911,
+        19,
+    ),
+    (
+        include_str!("../../tests/fixtures/identity/cluster-nodes-23912.txt"),
+        23912,
+        19,
+    ),
+    (
+        include_str!("../../tests/fixtures/identity/cluster-nodes-23913.txt"),
+        23913,
+        16,
+    ),
+];
+
+/// The captured servers `given` (indexes of [`ID_VIEWS`]), live, the primary with `log`.
+fn cloned_replica(given: &[usize], log: Option<&str>) -> Inputs {
+    let nodes = given
+        .iter()
+        .map(|&i| {
+            let (nodes, port, uptime) = ID_VIEWS[i];
+            NodeEvidence {
+                key: format!("127.0.0.1:{port}").as_str().into(),
+                ip: Some("127.0.0.1".parse().unwrap()),
+                port: Some(port),
+                live: Some(view(
+                    nodes,
+                    "cluster_state:ok\ncluster_slots_assigned:16384\ncluster_known_nodes:2\n",
+                    &format!("valkey_version:8.1.8\nuptime_in_seconds:{uptime}\n"),
+                )),
+                log: (i == 0).then_some(log).flatten().map(|text| SourceFile {
+                    path: "primary.log".into(),
+                    value: parse_server_log(text).value,
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    Inputs {
+        nodes,
+        expected: Some(Expected {
+            primaries: 1,
+            replicas_per_primary: 2,
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn two_servers_with_one_id_name_the_later_started_one_first() {
+    let findings = diagnose(&cloned_replica(&[0, 1, 2], Some(ID_PRIMARY_LOG_VALKEY)));
+    let top = &findings[0];
+    assert_eq!(
+        (top.rule.id, top.node.as_ref().map(|n| n.label())),
+        ("CS312", Some("127.0.0.1:23913")),
+        "{findings:#?}"
+    );
+    // The original replica is not blamed, and what the flipping breaks hangs under it.
+    let all: Vec<&Finding> = findings
+        .iter()
+        .flat_map(|f| std::iter::once(f).chain(&f.symptoms))
+        .collect();
+    assert_eq!(all.iter().filter(|f| f.rule.id == "CS312").count(), 1);
+    assert!(
+        findings[1..]
+            .iter()
+            .all(|f| f.rule.severity < Severity::Warning),
+        "{findings:#?}"
+    );
+    assert!(
+        top.evidence.iter().any(|e| e.text.contains("6 times")),
+        "the primary's log shows the flips: {:#?}",
+        top.evidence
+    );
+}
+
+#[test]
+fn a_peer_log_that_moves_an_id_back_and_forth_names_it_when_the_copy_is_not_given() {
+    // Only the primary (with its log) and the original replica given.
+    let inputs = cloned_replica(&[0, 1], Some(ID_PRIMARY_LOG_VALKEY));
+    let hits = (identity::NODE_ID_CLAIMED_TWICE.check)(&inputs);
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    assert_eq!(hits[0].node.as_ref().unwrap().label(), "127.0.0.1:23912");
+    assert!(
+        hits[0].evidence.iter().any(|e| e
+            .text
+            .contains("between 127.0.0.1:23912 and 127.0.0.1:23913")),
+        "{hits:#?}"
+    );
+    // Without the log, one server with the id is nothing to report.
+    let quiet = cloned_replica(&[0, 1], None);
+    assert!((identity::NODE_ID_CLAIMED_TWICE.check)(&quiet).is_empty());
+}
+
+#[test]
+fn an_address_that_changes_once_is_a_move_not_a_second_server() {
+    // The Redis capture up to its first address update: the id moved once.
+    let first = ID_PRIMARY_LOG_REDIS
+        .lines()
+        .take_while(|l| !l.contains("Address updated"))
+        .chain(
+            ID_PRIMARY_LOG_REDIS
+                .lines()
+                .filter(|l| l.contains("Address updated"))
+                .take(1),
+        )
+        .collect::<Vec<_>>()
+        .join("\n");
+    let flips = identity::address_flips(&with_log(&first));
+    assert!(flips.is_empty(), "{flips:#?}");
+    let all = identity::address_flips(&with_log(ID_PRIMARY_LOG_REDIS));
+    assert_eq!(all.len(), 1, "the Redis wording: {all:#?}");
+}
+
+/// A node nothing listens at, with this redis.conf and no log.
+fn refused_with_conf(conf: &str) -> Inputs {
+    let mut inputs = with_conf(conf);
+    inputs.nodes[0].facts = Some(NodeFacts {
+        answer: Answer::Refused,
+        reply: "Connection refused (os error 111)".into(),
+        version: None,
+    });
+    inputs
+}
+
+#[test]
+fn a_config_every_server_refuses_is_named_from_the_file_alone() {
+    let inputs = refused_with_conf(
+        "port 7000\ncluster-enabled yes\nmaxmemory lots\nappendonly sure\nmaxmemory-policy lru\ncluster-enabeld yes\nsave \"\"\nrename-command CONFIG \"\"\n",
+    );
+    let findings = diagnose(&inputs);
+    assert_eq!(findings[0].rule.id, "CS403", "{findings:#?}");
+    let lines: Vec<(String, &str)> = findings[0]
+        .evidence
+        .iter()
+        .map(|e| (e.source.to_string(), e.text.as_str()))
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert_eq!(lines[0].0, "redis.conf:3");
+    assert!(lines[0].1.contains("memory amount"), "{lines:?}");
+    assert!(lines[1].1.contains("yes or no"), "{lines:?}");
+    assert!(lines[2].1.contains("noeviction"), "{lines:?}");
+    assert!(lines[3].1.contains("not a directive"), "{lines:?}");
+    // The same file on a running node, or with the refusal in its log: not this rule's.
+    let mut running = inputs.clone();
+    running.nodes[0].facts = None;
+    assert!((server_config::CONFIG_REFUSED_AT_STARTUP.check)(&running).is_empty());
+}
+
+#[test]
+fn is_memory_reads_what_the_servers_take() {
+    for ok in ["0", "100", "100mb", "2GB", "512k", "1b"] {
+        assert!(super::rules::server_config::is_memory(ok), "{ok}");
+    }
+    for bad in ["lots", "", "1.5gb", "10tb", "-1", "mb"] {
+        assert!(!super::rules::server_config::is_memory(bad), "{bad}");
+    }
 }

@@ -17,6 +17,7 @@ pub(super) mod cross_node;
 pub(super) mod departed;
 pub(super) mod failover;
 pub(super) mod formation;
+pub(super) mod identity;
 pub(super) mod membership;
 pub(super) mod node_facts;
 pub(super) mod replication;

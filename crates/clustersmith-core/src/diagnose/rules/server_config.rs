@@ -185,3 +185,147 @@ fn refused_newer_directive(node: &NodeEvidence) -> Option<Hit> {
         )],
     })
 }
+
+/// Every directive a supported server reads, the servers that know it, and whether it only
+/// takes yes/no (see the file's header for where it was captured).
+const DIRECTIVES: &str = include_str!("../../../data/server-directives.tsv");
+
+/// A directive's row: whether any supported server knows it, and whether it is yes/no only.
+fn directive_row(name: &str) -> Option<bool> {
+    DIRECTIVES
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .skip(1)
+        .find_map(|l| {
+            let mut cols = l.split('\t');
+            (cols.next()? == name).then(|| cols.nth(1) == Some("bool"))
+        })
+}
+
+/// The values a few enumerated directives take, on every supported server.
+const ENUMS: &[(&str, &[&str])] = &[
+    (
+        "maxmemory-policy",
+        &[
+            "volatile-lru",
+            "allkeys-lru",
+            "volatile-lfu",
+            "allkeys-lfu",
+            "volatile-random",
+            "allkeys-random",
+            "volatile-ttl",
+            "noeviction",
+        ],
+    ),
+    ("appendfsync", &["always", "everysec", "no"]),
+    (
+        "loglevel",
+        &["debug", "verbose", "notice", "warning", "nothing"],
+    ),
+    ("supervised", &["upstart", "systemd", "auto", "no"]),
+    ("tls-auth-clients", &["yes", "no", "optional"]),
+];
+
+/// Directives whose value is a memory amount (`100mb`, `1gb`, `0`).
+const MEMORY: &[&str] = &[
+    "maxmemory",
+    "repl-backlog-size",
+    "client-query-buffer-limit",
+    "proto-max-bulk-len",
+];
+
+/// Whether `value` reads as a memory amount: digits and an optional unit (b, k, kb, m, mb,
+/// g, gb), any case, as the servers' memtoull accepts.
+pub(in crate::diagnose) fn is_memory(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &lower[digits.len()..];
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && ["", "b", "k", "kb", "m", "mb", "g", "gb"].contains(&unit)
+}
+
+/// Why a supported server refuses this line at startup, if every one of them does.
+fn refused(d: &crate::parse::Directive) -> Option<String> {
+    let Some(yes_no) = directive_row(&d.name) else {
+        return Some(format!(
+            "`{}` is not a directive of any supported server (Redis 6.2-7.x, Valkey 8-9)",
+            d.name
+        ));
+    };
+    let value = d.args.first().map(|v| v.to_ascii_lowercase());
+    let value = value.as_deref().unwrap_or("");
+    if yes_no && d.args.len() == 1 && !["yes", "no"].contains(&value) {
+        return Some(format!("`{}` takes yes or no, not `{value}`", d.name));
+    }
+    if let Some((_, values)) = ENUMS.iter().find(|(name, _)| *name == d.name)
+        && d.args.len() == 1
+        && !values.contains(&value)
+    {
+        return Some(format!(
+            "`{}` takes one of {}, not `{value}`",
+            d.name,
+            values.join(", ")
+        ));
+    }
+    if MEMORY.contains(&d.name.as_str()) && d.args.len() == 1 && !is_memory(value) {
+        return Some(format!(
+            "`{}` takes a memory amount (100mb, 1gb), not `{value}`",
+            d.name
+        ));
+    }
+    None
+}
+
+pub static CONFIG_REFUSED_AT_STARTUP: Rule = Rule {
+    id: "CS403",
+    name: "config-refused-at-startup",
+    severity: Error,
+    detects: "A node that is not running whose redis.conf has a line every supported server refuses at startup: a directive none of them knows, or a yes/no, enumerated or memory directive with a value it does not take. Read from the file alone, for when the refusal went to a stderr nobody kept.",
+    why: "The server checks its config file before it opens its log: a refused line goes to stderr only (`*** FATAL CONFIG FILE ERROR ***`), and a service manager that drops stderr leaves no trace but a node that never starts.",
+    fix: "Correct or remove the line named (check it against the redis.conf shipped with the server version you run) and start the server again.",
+    false_positives: "A debug-only directive of a server newer than Valkey 9.1 that the table does not list yet.",
+    evidence: &[RedisConf, Live],
+    explains: &[&crate::diagnose::rules::node_facts::NODE_NOT_RUNNING],
+    reach: crate::diagnose::Reach::OwnNode,
+    check: config_refused_at_startup,
+};
+
+pub fn config_refused_at_startup(inputs: &Inputs) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for node in &inputs.nodes {
+        let not_running = node
+            .facts
+            .as_ref()
+            .is_some_and(|f| f.answer == crate::diagnose::Answer::Refused);
+        // A log that holds the refusal is CS501's evidence, with the server's own words.
+        let logged = node
+            .log
+            .as_ref()
+            .is_some_and(|l| !l.value.config_errors.is_empty());
+        let Some(conf) = node.redis_conf.as_ref().filter(|_| not_running && !logged) else {
+            continue;
+        };
+        let evidence: Vec<Evidence> = conf
+            .value
+            .directives
+            .iter()
+            .filter_map(|d| {
+                let why = refused(d)?;
+                Some(conf.at(d.line, format!("{}: {why}", d.shown())))
+            })
+            .collect();
+        if evidence.is_empty() {
+            continue;
+        }
+        hits.push(Hit {
+            node: Some(node.key.clone()),
+            summary: format!(
+                "not running, and its redis.conf has {} line(s) the server refuses at startup: it exits before opening its log",
+                evidence.len()
+            ),
+            evidence,
+        });
+    }
+    hits
+}
