@@ -300,6 +300,8 @@ struct Group {
     /// The PID in its pid file (`pidfile`), when the file is there: a log whose last run
     /// has that PID is its log (a stale pid file is what a crashed server leaves).
     pid: Option<u32>,
+    /// Its `dir` (rerooted), whose file system is read for a node on this machine.
+    dir: Option<PathBuf>,
     /// The BOSH job's files.
     job: bool,
     first_path: String,
@@ -516,6 +518,10 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
         groups.push(Group {
             pid,
             cert_ips,
+            dir: effective
+                .value("dir")
+                .map(|d| files.reroot(d))
+                .or_else(|| path.parent().map(Path::to_owned)),
             named_log: named("logfile", None),
             named_nodes_conf: named("cluster-config-file", Some("nodes.conf")),
             ports,
@@ -712,6 +718,13 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
             if node.redis_conf.is_none() {
                 node.redis_conf = Some(conf);
                 node.certs = certs;
+                // Where the node runs is where its disk is: only then is statvfs of its dir
+                // about the node (a copy of a VM's files under --root is not).
+                let here = node.ip.is_some_and(|ip| ip.is_loopback())
+                    || (job.is_some() && files.root == Path::new("/"));
+                if here {
+                    node.disk = group.dir.as_deref().and_then(disk_facts);
+                }
             } else {
                 extra.push(conf.path);
             }
@@ -787,6 +800,28 @@ async fn server_version(session: &Session, key: &NodeKey) -> Option<String> {
         .ok()?;
     let info = parse_info(&value_text(&value)?).value;
     info.version().map(|v| v.to_string())
+}
+
+/// The file system under `dir`: its size and what an unprivileged user may still write.
+fn disk_facts(dir: &Path) -> Option<clustersmith_core::diagnose::DiskFacts> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `path` is NUL-terminated and outlives the call; `stat` is a plain C struct
+    // statvfs(3) fills in.
+    #[expect(
+        unsafe_code,
+        reason = "statvfs(3) is how a process learns the free space of a file system"
+    )]
+    let stat = unsafe {
+        let mut stat: libc::statvfs = std::mem::zeroed();
+        (libc::statvfs(path.as_ptr(), &mut stat) == 0).then_some(stat)
+    }?;
+    let block = stat.f_frsize;
+    Some(clustersmith_core::diagnose::DiskFacts {
+        dir: dir.display().to_string(),
+        total_bytes: stat.f_blocks.saturating_mul(block),
+        free_bytes: stat.f_bavail.saturating_mul(block),
+    })
 }
 
 /// `Running mode=cluster, port=6379.` from the last start.

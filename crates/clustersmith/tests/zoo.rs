@@ -12,6 +12,7 @@
 mod support;
 
 use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -91,6 +92,9 @@ struct Outcome {
     warnings: usize,
     /// The top finding rests on redis.conf lines alone (lines the case itself wrote).
     from_config: bool,
+    /// Rows of the server log catalog (classified to a rule) that a line of the case's logs
+    /// matched while diagnose reported that rule: reproduced live.
+    rows: BTreeSet<usize>,
     ok: bool,
     secs: f64,
 }
@@ -111,7 +115,7 @@ const SECRETS: &[&str] = &[
 ];
 
 /// The number of broken and healthy cases: a case lost from the table fails the run.
-const CASE_COUNTS: (usize, usize) = (48, 6);
+const CASE_COUNTS: (usize, usize) = (49, 6);
 
 /// Cases whose rule rightly fires on other nodes too (at warning or above), and why.
 const RULE_ALSO_ON_PEERS: &[(&str, &str)] = &[
@@ -219,6 +223,7 @@ const CLASSES: &[&str] = &[
     "slot and epoch states",
     "addresses after restarts",
     "formation-script mistakes",
+    "the node's environment",
     "what clients see",
     "node identity",
     "config the server refuses",
@@ -235,6 +240,7 @@ fn run_case(case: &'static Case) -> Outcome {
         elsewhere: 0,
         warnings: 0,
         from_config: false,
+        rows: BTreeSet::new(),
         ok: false,
         secs: 0.0,
     };
@@ -337,6 +343,7 @@ fn run_case(case: &'static Case) -> Outcome {
             f["node"].as_str().unwrap_or("").to_owned(),
         )
     });
+    outcome.rows = rows_reproduced(&setup.args, &findings);
     let elsewhere_allowed = RULE_ALSO_ON_PEERS
         .iter()
         .any(|(name, _)| *name == case.name);
@@ -383,7 +390,11 @@ fn the_zoo() {
     });
     let mut outcomes = outcomes.into_inner().unwrap();
     outcomes.sort_by_key(|o| (CLASSES.iter().position(|c| *c == o.case.class), o.case.name));
-    let table = render_table(&outcomes);
+    let mut table = render_table(&outcomes);
+    if only.is_none() {
+        table.push('\n');
+        table.push_str(&render_coverage(&outcomes));
+    }
     println!("{table}");
     eprintln!("{table}");
     if let Some(path) = std::env::var_os("CLUSTERSMITH_ZOO_TABLE") {
@@ -418,6 +429,138 @@ fn the_zoo() {
         );
     }
     assert!(wrong.is_empty(), "wrong cases:\n{}", wrong.join("\n"));
+}
+
+/// The catalog rows, classified to a rule, that lines of the logs given to diagnose (`--log`)
+/// match, where diagnose reported that rule (as a cause or a symptom, at any severity).
+fn rows_reproduced(args: &[String], findings: &[serde_json::Value]) -> BTreeSet<usize> {
+    use clustersmith_core::diagnose::log_catalog::{Kind, Verdict, catalog};
+    let reported: BTreeSet<&str> = findings
+        .iter()
+        .flat_map(|f| std::iter::once(f).chain(f["symptoms"].as_array().into_iter().flatten()))
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    let logs = args
+        .windows(2)
+        .filter(|w| w[0] == "--log")
+        .filter_map(|w| std::fs::read_to_string(&w[1]).ok());
+    let mut rows = BTreeSet::new();
+    for text in logs {
+        let log = clustersmith_core::parse::parse_server_log(&text).value;
+        let warnings = log
+            .lines
+            .iter()
+            .map(|l| (Kind::Warning, l.message.as_str()));
+        let refusals = log
+            .config_errors
+            .iter()
+            .map(|e| (Kind::Config, e.message.as_str()));
+        for (kind, message) in warnings.chain(refusals) {
+            if let Some(row) = catalog().classify(kind, message)
+                && let Verdict::Rule(rule, _) = catalog().rows[row].verdict
+                && reported.contains(rule)
+            {
+                rows.insert(row);
+            }
+        }
+    }
+    rows
+}
+
+/// Why a rule's catalog rows are not (all) reproduced live: the rest are covered by the unit
+/// test on the servers' own format strings (`every_row_classified_to_a_cause_…` in
+/// clustersmith-core). Every rule with a row the zoo did not reproduce must be here.
+const NOT_LIVE: &[(&str, &str)] = &[
+    (
+        "CS303",
+        "its rows are malformed bus packets (bad length or signature, unknown type, invalid gossip) that stock servers do not send; the zoo's stuck-bus cases raise CS303 from CLUSTER NODES instead",
+    ),
+    (
+        "CS307",
+        "logged when a node finds keys of a slot it does not own at startup; the zoo's open slot is set live",
+    ),
+    (
+        "CS401",
+        "needs a host without IPv6 (errno 97); this machine has ::1",
+    ),
+    (
+        "CS505",
+        "needs nodes.conf to become unwritable under a running node; not built yet (a read-only bind mount would do it)",
+    ),
+    (
+        "CS514",
+        "needs an RDB or AOF write to fail under a running node; not built yet (the tmpfs of the full-disk case would do it with persistence on)",
+    ),
+    (
+        "CS515",
+        "needs a server started under an open-files limit below what maxclients needs; not built yet (prlimit)",
+    ),
+    (
+        "CS517",
+        "needs a failover that cannot proceed; tests/hardening.rs makes failovers, the zoo does not yet",
+    ),
+    ("CS518", "the zoo's servers always get a config file"),
+    (
+        "CS519",
+        "needs a primary whose stream the replica rejects (a module command, stream corruption): not reproducible with stock servers",
+    ),
+    (
+        "CS520",
+        "needs a connection reset or a failed TLS accept on the client port at warning level; not built yet",
+    ),
+];
+
+/// What the rows a rule has that no case reproduced are, when some are: the same failure in
+/// other releases' words.
+const OTHER_WORDINGS: &str = "the rows not seen live are the same failures in other releases' or libraries' words (Redis and Valkey, MASTER and PRIMARY, OpenSSL), or other causes of the rule's family";
+
+/// The catalog's coverage: per rule, its rows (classified to it) and those the zoo reproduced
+/// live; the rest are covered by the unit test on the servers' own format strings.
+fn render_coverage(outcomes: &[Outcome]) -> String {
+    use clustersmith_core::diagnose::log_catalog::{Verdict, catalog};
+    let live: BTreeSet<usize> = outcomes
+        .iter()
+        .filter(|o| o.ok)
+        .flat_map(|o| o.rows.iter().copied())
+        .collect();
+    let mut by_rule: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for (i, row) in catalog().rows.iter().enumerate() {
+        if let Verdict::Rule(rule, _) = row.verdict {
+            let entry = by_rule.entry(rule).or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(live.contains(&i));
+        }
+    }
+    let total: usize = by_rule.values().map(|v| v.0).sum();
+    // The unit test instantiates every row but the multi-line formats of a crash report.
+    let multi_line = catalog()
+        .rows
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Rule(..)))
+        .filter(|r| r.pattern.contains("\\n") || r.pattern.starts_with('<'))
+        .count();
+    let mut text = format!(
+        "Server log catalog: {total} rows classified to a cause; {} reproduced live by the zoo \
+         (a case's log held the line and diagnose reported its rule); {} covered by the unit \
+         test on the servers' own format strings ({multi_line} multi-line crash-report formats \
+         are matched line by line by the crash-report tests instead).\n\n\
+         | rule | rows | live in the zoo | why not all live |\n|---|---|---|---|\n",
+        live.len(),
+        total - multi_line,
+    );
+    for (rule, (rows, seen)) in &by_rule {
+        assert!(
+            *seen > 0 || NOT_LIVE.iter().any(|(r, _)| r == rule),
+            "{rule}: no catalog row reproduced live and no reason in NOT_LIVE"
+        );
+        let why = match NOT_LIVE.iter().find(|(r, _)| r == rule) {
+            Some((_, why)) => why,
+            None if seen < rows => OTHER_WORDINGS,
+            None => "",
+        };
+        text.push_str(&format!("| {rule} | {rows} | {seen} | {why} |\n"));
+    }
+    text
 }
 
 fn describe(o: &Outcome) -> String {
@@ -1608,6 +1751,59 @@ static CASES: &[Case] = &[
             setup(servers, 1, 0, 0)
         },
     },
+    // --- the node's environment
+    Case {
+        name: "replica-disk-smaller-than-the-dataset",
+        class: "the node's environment",
+        server: Server::Redis70,
+        rule: Some("CS521"),
+        build: |bin| {
+            // The replica's `dir` is a 2 MiB tmpfs (its nodes.conf and log live beside, on
+            // the test's disk); the primary holds tens of MB of keys.
+            let mount = Tmpfs::mount("2m");
+            let mut ports = [allocate_port(), allocate_port()];
+            if reversed() {
+                ports.reverse();
+            }
+            let primary = ServerOpts {
+                port: Some(ports[0]),
+                ..opts(
+                    bin,
+                    &[
+                        ("enable-debug-command", "yes"),
+                        ("repl-diskless-sync-delay", "0"),
+                    ],
+                )
+            };
+            let mut servers = Servers::start_with(1, &primary);
+            let node_dir = servers.path().join(format!("node-{}", ports[1]));
+            let nodes_conf = path(&node_dir.join("nodes.conf"));
+            let small_disk = path(mount.path());
+            servers.add(
+                bin,
+                &ServerOpts {
+                    port: Some(ports[1]),
+                    ..opts(
+                        bin,
+                        &[("dir", &small_disk), ("cluster-config-file", &nodes_conf)],
+                    )
+                },
+            );
+            servers.cmd(0, &["DEBUG", "POPULATE", "300000", "key", "100"]);
+            form(&servers, &[1]);
+            prove_log(&servers, 1, &["short write"]);
+            prove("the replica's link is down", Duration::ZERO, || {
+                servers
+                    .info_field(1, "replication", "master_link_status")
+                    .as_deref()
+                    == Some("down")
+            });
+            let mut s = setup(servers, 1, 1, 1);
+            // Dropped after the servers: unmounted once nothing writes there.
+            s._keep.push(Box::new(mount));
+            s
+        },
+    },
     // --- config the server refuses, with no log to say so
     Case {
         name: "typo-in-a-directive-stderr-discarded",
@@ -2099,6 +2295,32 @@ fn tls_only_sandbox(bin: &Path) -> Setup {
         env: Vec::new(),
         node: String::new(),
         _keep: vec![Box::new(guard), Box::new(dir)],
+    }
+}
+
+/// A tmpfs of a given size (the test runs as root, as CI does), unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount(8)");
+        assert!(status.success(), "mounting a tmpfs needs root");
+        Tmpfs(dir)
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
     }
 }
 

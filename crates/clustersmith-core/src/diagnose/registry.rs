@@ -4,8 +4,8 @@
 
 use super::Rule;
 use super::rules::{
-    at_work, balance, catalog, clients, cross_node, departed, failover, formation, identity,
-    membership, node_facts, replication, server_config,
+    at_work, balance, catalog, clients, cross_node, departed, environment, failover, formation,
+    identity, membership, node_facts, replication, server_config,
 };
 
 pub static RULES: &[&Rule] = &[
@@ -38,6 +38,7 @@ pub static RULES: &[&Rule] = &[
     &server_config::IPV6_BIND_ERRNO_97,
     &server_config::DIRECTIVE_UNKNOWN_TO_VERSION,
     &server_config::CONFIG_REFUSED_AT_STARTUP,
+    &environment::REPLICA_DISK_TOO_SMALL,
     &departed::NODE_REPLACED_WITH_NEW_ID,
     &cross_node::CERTIFICATE_REJECTED_BY_PEERS,
     &cross_node::ANNOUNCED_ADDRESS_UNREACHABLE,

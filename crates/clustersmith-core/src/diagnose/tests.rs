@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::rules::{identity, server_config};
+use super::rules::{environment, identity, server_config};
 use super::*;
 use crate::model::NodeId;
 use crate::parse::{parse_post_deploy_log, parse_redis_conf, parse_server_log};
@@ -635,6 +635,12 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
             ),
         ),
         (
+            "CS521",
+            replica_on_a_full_disk(REPLICA_DISK_FULL_LOG, "down"),
+            // The same log once the link came up: the disk was made room on.
+            replica_on_a_full_disk(REPLICA_DISK_FULL_LOG, "up"),
+        ),
+        (
             "CS312",
             cloned_replica(&[0, 1, 2], None),
             // The primary and the original replica: one server per id.
@@ -1135,4 +1141,99 @@ fn is_memory_reads_what_the_servers_take() {
     for bad in ["lots", "", "1.5gb", "10tb", "-1", "mb"] {
         assert!(!super::rules::server_config::is_memory(bad), "{bad}");
     }
+}
+
+// ---- the node's environment: a replica whose dir is a 2 MiB tmpfs, its primary holding about
+// 60 MB (captured on Redis 7.0.15).
+
+const REPLICA_DISK_FULL_LOG: &str =
+    include_str!("../../tests/fixtures/environment/replica-disk-full-redis-7.0.log");
+
+/// The captured primary (127.0.0.1:23951, every slot) and replica (23952) with the replica's
+/// log, its link `link`, and its disk as statvfs read it after the failed attempt.
+fn replica_on_a_full_disk(log: &str, link: &str) -> Inputs {
+    let primary_id = "57c90a97706e111b78c785aca772d93b9f7a51d2";
+    let replica_id = "1eeaab4d35f0691978fda4d099b070172b97e392";
+    let primary = format!("{primary_id} 127.0.0.1:23951@33951 master - 0 0 1 connected 0-16383");
+    let replica = format!("{replica_id} 127.0.0.1:23952@33952 slave {primary_id} 0 0 1 connected");
+    let mine = |line: &str, role: &str| {
+        line.replacen(&format!(" {role} "), &format!(" myself,{role} "), 1)
+    };
+    let info = "cluster_state:ok\ncluster_slots_assigned:16384\ncluster_known_nodes:2\n";
+    Inputs {
+        nodes: vec![
+            NodeEvidence {
+                key: "127.0.0.1:23951".into(),
+                ip: Some("127.0.0.1".parse().unwrap()),
+                port: Some(23951),
+                live: Some(view(
+                    &format!("{}\n{replica}\n", mine(&primary, "master")),
+                    info,
+                    "role:master\nconnected_slaves:1\nused_memory:62914560\nused_memory_dataset:58720256\n",
+                )),
+                ..Default::default()
+            },
+            NodeEvidence {
+                key: "127.0.0.1:23952".into(),
+                ip: Some("127.0.0.1".parse().unwrap()),
+                port: Some(23952),
+                live: Some(view(
+                    &format!("{primary}\n{}\n", mine(&replica, "slave")),
+                    info,
+                    &format!(
+                        "role:slave\nmaster_host:127.0.0.1\nmaster_port:23951\nmaster_link_status:{link}\nmaster_sync_in_progress:1\n"
+                    ),
+                )),
+                log: Some(SourceFile {
+                    path: "replica.log".into(),
+                    value: parse_server_log(log).value,
+                }),
+                disk: Some(DiskFacts {
+                    dir: "/var/vcap/store/redis".into(),
+                    total_bytes: 2 * 1024 * 1024,
+                    free_bytes: 2 * 1024 * 1024 - 4096,
+                }),
+                ..Default::default()
+            },
+        ],
+        expected: Some(Expected {
+            primaries: 1,
+            replicas_per_primary: 1,
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_short_write_of_the_sync_file_names_the_full_disk_with_its_numbers() {
+    let findings = diagnose(&replica_on_a_full_disk(REPLICA_DISK_FULL_LOG, "down"));
+    let top = &findings[0];
+    assert_eq!(
+        (top.rule.id, top.node.as_ref().map(|n| n.label())),
+        ("CS521", Some("127.0.0.1:23952")),
+        "{findings:#?}"
+    );
+    assert!(
+        top.summary
+            .contains("/var/vcap/store/redis has 2.0 MiB free of 2.0 MiB")
+            && top.summary.contains("its primary holds 56.0 MiB of data"),
+        "{}",
+        top.summary
+    );
+    // The catch-all (a full sync failing) and the link down hang under it.
+    let under: Vec<&str> = top.symptoms.iter().map(|s| s.rule.id).collect();
+    assert!(
+        under.contains(&"CS513") && under.contains(&"CS204"),
+        "{under:?}"
+    );
+    // Without the statvfs facts (diagnose not on the node's machine) it still names the disk.
+    let mut remote = replica_on_a_full_disk(REPLICA_DISK_FULL_LOG, "down");
+    remote.nodes[1].disk = None;
+    let hits = (environment::REPLICA_DISK_TOO_SMALL.check)(&remote);
+    assert_eq!(hits.len(), 1);
+    assert!(
+        hits[0].summary.contains("file system is full"),
+        "{}",
+        hits[0].summary
+    );
 }

@@ -287,6 +287,18 @@ pub struct NodeEvidence {
     pub nodes_conf: Option<SourceFile<ClusterNodes>>,
     pub log: Option<SourceFile<ServerLog>>,
     pub certs: Vec<CertFacts>,
+    /// The file system under its `dir`, when diagnose runs on the node's own machine.
+    pub disk: Option<DiskFacts>,
+}
+
+/// The file system holding a node's `dir`, read with statvfs where the node runs (the shell
+/// reads it only for a node on this machine: loopback, or the BOSH job's own VM).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiskFacts {
+    pub dir: String,
+    pub total_bytes: u64,
+    /// Free to the server's (unprivileged) user.
+    pub free_bytes: u64,
 }
 
 impl NodeEvidence {

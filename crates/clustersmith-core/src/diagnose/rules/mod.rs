@@ -15,6 +15,7 @@ pub(super) mod catalog;
 pub(super) mod clients;
 pub(super) mod cross_node;
 pub(super) mod departed;
+pub(super) mod environment;
 pub(super) mod failover;
 pub(super) mod formation;
 pub(super) mod identity;

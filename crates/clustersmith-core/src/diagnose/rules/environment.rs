@@ -1,0 +1,140 @@
+//! The node's environment (CS521): what the machine under a server lacks, named with its
+//! numbers. A replica whose disk cannot hold the RDB its primary sends fails every full sync
+//! with one line, `Write error or short write writing to the DB dump file needed for MASTER <->
+//! REPLICA synchronization: short write` (readSyncBulkPayload, Redis 6.2 to Valkey 9: the
+//! write() that comes back short on a full file system sets no errno worth printing), and
+//! starts over.
+
+use super::catalog::FULL_SYNC_FAILING;
+use super::replication::REPLICA_LINK_DOWN;
+use crate::diagnose::EvidenceKind::{Live, ServerLog};
+use crate::diagnose::Severity::Error;
+use crate::diagnose::{Evidence, Hit, Inputs, NodeEvidence, Rule, Source};
+
+pub static REPLICA_DISK_TOO_SMALL: Rule = Rule {
+    id: "CS521",
+    name: "replica-disk-too-small",
+    severity: Error,
+    detects: "A replica whose log says it could not write the RDB of a full sync to its disk (`Write error or short write writing to the DB dump file needed for … synchronization` with `short write` or `No space left on device`) while its link is down, with the free space under its `dir` (read where the node runs) against the size of its primary's dataset.",
+    why: "A full sync writes the whole RDB to a temporary file in `dir` before loading it. When the file system is full the write comes back short: the replica drops the file, reconnects and asks for another full sync, for ever. Each attempt forks the primary and sends the dataset again.",
+    fix: "Give the replica's `dir` room for its primary's RDB plus a temporary copy (the numbers are in the summary), or point `dir` at a larger volume; the replica then completes its next attempt by itself.",
+    false_positives: "A file-size limit (`ulimit -f`) on the server's process also makes writes short; the free space shown then looks ample.",
+    evidence: &[ServerLog, Live],
+    explains: &[&FULL_SYNC_FAILING, &REPLICA_LINK_DOWN],
+    reach: crate::diagnose::Reach::OwnNode,
+    check: replica_disk_too_small,
+};
+
+/// The replica's failed writes of a sync's RDB: `short write` or `No space left on device`.
+const SYNC_WRITE_FAILED: &str = "writing to the DB dump file needed for";
+
+pub fn replica_disk_too_small(inputs: &Inputs) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for node in &inputs.nodes {
+        let Some(log) = &node.log else { continue };
+        let link_up = node
+            .live
+            .as_ref()
+            .is_some_and(|v| v.info.primary_link_status() == Some("up"));
+        if link_up {
+            // It got through since: whatever filled the disk is gone.
+            continue;
+        }
+        let failed: Vec<Evidence> = log
+            .lines_with(&[SYNC_WRITE_FAILED])
+            .into_iter()
+            .filter(|e| {
+                let text = e.text.to_ascii_lowercase();
+                text.contains("short write") || text.contains("no space left")
+            })
+            .collect();
+        if failed.is_empty() {
+            continue;
+        }
+        let mut evidence = failed;
+        let mut numbers = Vec::new();
+        if let Some(disk) = &node.disk {
+            numbers.push(format!(
+                "{} has {} free of {}",
+                disk.dir,
+                bytes(disk.free_bytes),
+                bytes(disk.total_bytes)
+            ));
+            evidence.push(Evidence {
+                source: Source::File {
+                    path: disk.dir.clone(),
+                    line: None,
+                },
+                text: format!(
+                    "statvfs: {} free of {} (with the failed sync's temporary file already removed)",
+                    bytes(disk.free_bytes),
+                    bytes(disk.total_bytes)
+                ),
+            });
+        }
+        if let Some((primary, dataset)) = primary_dataset(inputs, node) {
+            numbers.push(format!("its primary holds {} of data", bytes(dataset)));
+            evidence.push(crate::diagnose::live(
+                primary,
+                "INFO memory",
+                format!("used_memory_dataset:{dataset} ({})", bytes(dataset)),
+            ));
+        }
+        let numbers = if numbers.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", numbers.join("; "))
+        };
+        hits.push(Hit {
+            node: Some(node.key.clone()),
+            summary: format!(
+                "its disk cannot hold the RDB of a full sync (the write came back short, the file system is full){numbers}"
+            ),
+            evidence,
+        });
+    }
+    hits
+}
+
+/// The given node this replica follows, and its `used_memory_dataset` (an RDB is at most about
+/// that size; compression makes it smaller).
+fn primary_dataset<'a>(
+    inputs: &'a Inputs,
+    replica: &NodeEvidence,
+) -> Option<(&'a NodeEvidence, u64)> {
+    let view = replica.live.as_ref()?;
+    let host = view
+        .info
+        .get("master_host")?
+        .parse::<std::net::IpAddr>()
+        .ok();
+    let port = view.info.get("master_port")?.parse::<u16>().ok();
+    let following = view.myself().primary_id;
+    let primary = inputs.nodes.iter().find(|n| {
+        (n.ip.is_some() && n.ip == host && n.port == port)
+            || (following.is_some() && n.live.as_ref().map(|v| v.id) == following)
+    })?;
+    let dataset = primary
+        .live
+        .as_ref()?
+        .info
+        .get("used_memory_dataset")?
+        .parse()
+        .ok()?;
+    Some((primary, dataset))
+}
+
+/// `1.9 MiB`, `512 KiB`, `37 B`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
