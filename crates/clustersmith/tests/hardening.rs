@@ -734,6 +734,27 @@ fn a_lopsided_slot_layout_is_reported_then_evened_out_by_apply() {
             .iter()
             .all(|i| i.contains("cluster_slots_assigned:16384"))
     );
+    // Balance judged by the servers, not by verify: every node's CLUSTER NODES gives each
+    // primary 5461 or 5462 slots.
+    for idx in 0..3 {
+        let text = servers.text(idx, &["CLUSTER", "NODES"]);
+        let mut counts: Vec<u32> = text.lines().map(slots_in_line).collect();
+        counts.sort_unstable();
+        assert_eq!(counts, [5461, 5461, 5462], "{text}");
+    }
+}
+
+/// The slots a `CLUSTER NODES` line says its node owns (`0-5460 5461`; open-slot markers
+/// such as `[93->-id]` are not owned slots).
+fn slots_in_line(line: &str) -> u32 {
+    line.split_whitespace()
+        .skip(8)
+        .filter(|f| !f.starts_with('['))
+        .map(|f| match f.split_once('-') {
+            Some((a, b)) => b.parse::<u32>().unwrap() - a.parse::<u32>().unwrap() + 1,
+            None => 1,
+        })
+        .sum()
 }
 
 /// `redis-cli -p PORT ARGS…` on 127.0.0.1; panics when it fails.

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::clusterdown_blips_explained;
 use support::netns::{NsLoad, TestBed};
+use support::{changing_commands, clusterdown_blips_explained};
 
 const JOB: &str = "cluster-6";
 const SCRIPT: &str = concat!(
@@ -357,43 +357,6 @@ fn assert_formed(bed: &TestBed, job: &Job, primaries: usize, replicas: usize) {
     }
 }
 
-/// Commands that change a cluster's shape, replication or data, as `INFO commandstats`
-/// names them (7.0+ counts CLUSTER subcommands on their own).
-fn changing_calls(stats: &str) -> BTreeMap<String, u64> {
-    const CHANGING: &[&str] = &[
-        "cluster|meet",
-        "cluster|addslots",
-        "cluster|addslotsrange",
-        "cluster|delslots",
-        "cluster|delslotsrange",
-        "cluster|replicate",
-        "cluster|set-config-epoch",
-        "cluster|forget",
-        "cluster|setslot",
-        "cluster|reset",
-        "cluster|failover",
-        "cluster|bumpepoch",
-        "cluster|flushslots",
-        "replicaof",
-        "slaveof",
-        "config|set",
-        "flushall",
-        "flushdb",
-    ];
-    stats
-        .lines()
-        .filter_map(|l| {
-            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest
-                .split(',')
-                .find_map(|kv| kv.strip_prefix("calls="))?
-                .parse()
-                .ok()?;
-            CHANGING.contains(&name).then(|| (name.to_owned(), calls))
-        })
-        .collect()
-}
-
 /// Everything a change would show, node by node: the `CLUSTER NODES` entries without their
 /// ping/pong times, the epochs, the replication ids, full and partial syncs served, the key
 /// count, and the calls of every changing command.
@@ -422,7 +385,7 @@ fn snapshot(bed: &TestBed, job: &Job) -> Vec<String> {
                 f(&["INFO", "stats"], "sync_full"),
                 f(&["INFO", "stats"], "sync_partial_ok"),
                 job.cli(bed, *idx, &["DBSIZE"]).trim(),
-                changing_calls(&job.cli(bed, *idx, &["INFO", "commandstats"])),
+                changing_commands(&job.cli(bed, *idx, &["INFO", "commandstats"])),
             )
         })
         .collect()
@@ -433,7 +396,7 @@ fn calls(bed: &TestBed, job: &Job, command: &str) -> u64 {
     job.servers
         .iter()
         .map(|idx| {
-            changing_calls(&job.cli(bed, *idx, &["INFO", "commandstats"]))
+            changing_commands(&job.cli(bed, *idx, &["INFO", "commandstats"]))
                 .get(command)
                 .copied()
                 .unwrap_or(0)
@@ -613,7 +576,7 @@ fn post_deploy_on_a_broken_deployment_exits_non_zero_with_the_diagnosis_in_its_l
             "1"
         );
         assert!(
-            changing_calls(&job.cli(&bed, *idx, &["INFO", "commandstats"])).is_empty(),
+            changing_commands(&job.cli(&bed, *idx, &["INFO", "commandstats"])).is_empty(),
             "a non-bootstrap instance sent commands"
         );
     }

@@ -6,9 +6,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use redis::Commands as _;
@@ -80,56 +77,30 @@ fn keys_on_primaries(servers: &Servers, nodes: &[usize]) -> u64 {
         .sum()
 }
 
-/// A client writing new keys and reading back acknowledged ones through redis-rs's cluster
-/// client (which follows MOVED and ASK), until stopped.
-struct Load {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<LoadReport>,
-}
-
-#[derive(Debug, Default)]
-struct LoadReport {
-    acked: Vec<u64>,
-    reads: u64,
-    errors: Vec<String>,
-}
-
-impl Load {
-    fn start(servers: &Servers, idx: usize) -> Load {
-        let mut conn = cluster_client(servers, idx);
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let mut report = LoadReport::default();
-            let mut n = 0u64;
-            while !flag.load(Ordering::Relaxed) {
-                n += 1;
-                let key = format!("load:{n}");
-                match conn.set::<_, _, ()>(&key, n) {
-                    Ok(()) => report.acked.push(n),
-                    Err(err) => report.errors.push(format!("SET {key}: {err}")),
-                }
-                // Read back an earlier acknowledged write.
-                if let Some(&old) = report
-                    .acked
-                    .get((n as usize * 7919) % report.acked.len().max(1))
-                {
-                    match conn.get::<_, Option<u64>>(format!("load:{old}")) {
-                        Ok(Some(v)) if v == old => report.reads += 1,
-                        Ok(other) => report.errors.push(format!("GET load:{old}: {other:?}")),
-                        Err(err) => report.errors.push(format!("GET load:{old}: {err}")),
-                    }
-                }
-            }
-            report
-        });
-        Load { stop, thread }
-    }
-
-    fn finish(self) -> LoadReport {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap()
-    }
+/// The independent load's verdict after a reshape: no acknowledged write lost (every one read
+/// back), none given up, at least `min_acked` acknowledged. Errors it retried are reported, not
+/// hidden: only the ones a cluster client is expected to wait out (TRYAGAIN, CLUSTERDOWN,
+/// LOADING) are allowed, each counted in the summary.
+fn assert_load_kept(report: &clustersmith_load::LoadReport, min_acked: u64, what: &str) {
+    eprintln!("{what}: load: {}", report.summary());
+    assert_eq!(
+        report.lost, 0,
+        "{what}: acknowledged writes lost: {:?}",
+        report.lost_keys
+    );
+    assert_eq!(
+        report.failed,
+        0,
+        "{what}: writes given up: {}",
+        report.summary()
+    );
+    assert!(report.acked >= min_acked, "{what}: {}", report.summary());
+    let unexpected: Vec<&String> = report
+        .errors
+        .keys()
+        .filter(|kind| !["TRYAGAIN", "CLUSTERDOWN", "LOADING"].contains(&kind.as_str()))
+        .collect();
+    assert!(unexpected.is_empty(), "{what}: {}", report.summary());
 }
 
 /// Owners of the slots as one node sees them: port -> slot count.
@@ -203,7 +174,7 @@ fn three_to_four_to_six_to_three_primaries_under_load_loses_no_key() {
     let all = servers.names();
     assert_eq!(apply(&all[..6], 3, 1, &[]).status.code(), Some(0));
     fill(&servers, 0, FILL);
-    let load = Load::start(&servers, 0);
+    let load = start_load(&servers, 0, 500);
 
     // 3 -> 4: plan shows the moves first, then apply carries them out.
     let planned = clustersmith(&with_nodes(&["plan", "-m", "4", "-r", "1"], &all[..8]), &[]);
@@ -234,7 +205,7 @@ fn three_to_four_to_six_to_three_primaries_under_load_loses_no_key() {
     let shrunk = apply(&all[..6], 3, 1, &["--remove-unlisted"]);
     assert_eq!(shrunk.status.code(), Some(0));
     assert_balanced(&servers, 0, 3);
-    let report = load.finish();
+    let report = load.finish().unwrap();
     for idx in 0..6 {
         let text = servers.text(idx, &["CLUSTER", "NODES"]);
         assert_eq!(text.lines().count(), 6, "the leavers are forgotten: {text}");
@@ -249,29 +220,11 @@ fn three_to_four_to_six_to_three_primaries_under_load_loses_no_key() {
     }
     no_open_slots(&servers, &(0..6).collect::<Vec<_>>());
 
-    assert!(
-        report.errors.is_empty(),
-        "{:?}",
-        &report.errors[..report.errors.len().min(5)]
-    );
-    assert!(
-        report.acked.len() > 100 && report.reads > 100,
-        "{} writes, {} reads",
-        report.acked.len(),
-        report.reads
-    );
+    assert_load_kept(&report, 1000, "3 -> 4 -> 6 -> 3");
     assert_eq!(missing_fill(&servers, 0, FILL), 0, "keys lost");
-    let mut conn = cluster_client(&servers, 0);
-    let lost: Vec<u64> = report
-        .acked
-        .iter()
-        .copied()
-        .filter(|n| conn.get::<_, Option<u64>>(format!("load:{n}")).unwrap() != Some(*n))
-        .collect();
-    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
     assert_eq!(
         keys_on_primaries(&servers, &(0..6).collect::<Vec<_>>()),
-        (FILL + report.acked.len()) as u64
+        FILL as u64 + report.acked
     );
 }
 
@@ -416,7 +369,7 @@ fn a_move_interrupted_at_any_point_is_finished_by_the_next_run() {
             (FILL + 200) as u64,
             "{point}"
         );
-        // The crowded slot's keys are all with its final owner.
+        // The crowded slot's keys are all with its final owner, the node every view names.
         let owner = (0..4)
             .find(|idx| !keys_in_slot(&servers, *idx, slot).is_empty())
             .unwrap();
@@ -425,6 +378,13 @@ fn a_move_interrupted_at_any_point_is_finished_by_the_next_run() {
             crowded,
             "{point}"
         );
+        for viewer in 0..4 {
+            assert_eq!(
+                slot_owner_port(&servers, viewer, slot),
+                servers.port(owner),
+                "{point}: node {viewer} names another owner of slot {slot}"
+            );
+        }
     }
 }
 
@@ -453,21 +413,49 @@ fn killed_and_resumed(opts: &ServerOpts) {
         &servers,
         &["apply", "-m", "4", "-r", "0", "--timeout", "120"],
     );
-    std::thread::sleep(Duration::from_millis(150));
+    let atomic = opts.bin.is_some();
+    if !atomic {
+        // Into the MIGRATE of some slot.
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    // The premise, from the servers: a move is under way when the run dies. Valkey 9 moves
+    // slots itself: an active job in CLUSTER GETSLOTMIGRATIONS. Redis: some but not all of
+    // the new primary's share moved, or a slot open.
+    let moved = || {
+        slot_counts(&servers, 3)
+            .get(&servers.port(3))
+            .copied()
+            .unwrap_or(0)
+    };
+    let open = || {
+        (0..4).any(|idx| {
+            let text = servers.text(idx, &["CLUSTER", "NODES"]);
+            text.contains("->-") || text.contains("-<-")
+        })
+    };
+    if atomic {
+        wait_until(
+            "an atomic migration job is active",
+            Duration::from_secs(5),
+            || (0..4).any(|idx| active_migrations(&servers, idx) > 0),
+        );
+    } else {
+        wait_until("a move under way", Duration::from_secs(5), || {
+            open() || (1..4096).contains(&moved())
+        });
+    }
     // `Child::kill` is SIGKILL on Unix: `kill -9`, no chance to clean up.
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(
-        status.code(),
-        None,
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL),
         "killed by the signal, not finished: {status:?}"
     );
-    if opts.bin.is_none() {
+    let left_open = !atomic && open();
+    if !atomic {
         // (An atomic migration goes on in the servers after the kill.)
-        let moved = slot_counts(&servers, 3)
-            .get(&servers.port(3))
-            .copied()
-            .unwrap_or(0);
+        let moved = moved();
         assert!(moved < 4096, "killed before every slot moved ({moved})");
     }
 
@@ -475,7 +463,63 @@ fn killed_and_resumed(opts: &ServerOpts) {
     let out = apply(&nodes, 4, 0, &[]);
     assert_eq!(out.status.code(), Some(0));
     eprintln!("second run: {:.2}s", started.elapsed().as_secs_f64());
+    if left_open {
+        assert!(
+            stderr(&out).contains("finishing slot moves a previous run left open"),
+            "{}",
+            stderr(&out)
+        );
+    }
     assert_four_even_primaries_with_every_key(&servers, FILL);
+}
+
+/// The port of the node that node `viewer`'s CLUSTER NODES says owns `slot`.
+fn slot_owner_port(servers: &Servers, viewer: usize, slot: u16) -> u16 {
+    let text = servers.text(viewer, &["CLUSTER", "NODES"]);
+    text.lines()
+        .find(|line| {
+            line.split(' ')
+                .skip(8)
+                .filter(|f| !f.starts_with('['))
+                .any(|f| {
+                    let (a, b) = f.split_once('-').unwrap_or((f, f));
+                    (a.parse::<u16>().unwrap()..=b.parse::<u16>().unwrap()).contains(&slot)
+                })
+        })
+        .and_then(|line| {
+            line.split(' ')
+                .nth(1)?
+                .split(['@', ':'])
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("nobody owns slot {slot} in {text}"))
+}
+
+/// Jobs of `CLUSTER GETSLOTMIGRATIONS` on node `idx` not yet in a final state.
+fn active_migrations(servers: &Servers, idx: usize) -> usize {
+    let jobs: Vec<redis::Value> =
+        redis::from_redis_value(servers.cmd(idx, &["CLUSTER", "GETSLOTMIGRATIONS"]))
+            .unwrap_or_default();
+    jobs.into_iter()
+        .filter(|job| {
+            let fields: Vec<String> = match job {
+                redis::Value::Map(pairs) => pairs
+                    .iter()
+                    .flat_map(|(k, v)| [k, v])
+                    .filter_map(|v| redis::from_redis_value(v.clone()).ok())
+                    .collect(),
+                other => redis::from_redis_value(other.clone()).unwrap_or_default(),
+            };
+            let state = fields
+                .chunks(2)
+                .find(|kv| kv[0] == "state")
+                .and_then(|kv| kv.get(1))
+                .map(String::as_str);
+            !matches!(state, Some("success" | "failed" | "cancelled") | None)
+        })
+        .count()
 }
 
 /// A key that already exists on the target stops its slot and says so; nothing is
@@ -564,19 +608,15 @@ fn other_versions_grow_and_shrink_with_their_keys() {
             "{version:?}: {}",
             stdout(&planned)
         );
-        let load = Load::start(&servers, 0);
+        let load = start_load(&servers, 0, 500);
         let grown = apply(&nodes, 4, 0, &[]);
         assert_eq!(grown.status.code(), Some(0), "{version:?}");
         assert_balanced(&servers, 0, 4);
         let shrunk = apply(&nodes[..3], 3, 0, &["--remove-unlisted"]);
         assert_eq!(shrunk.status.code(), Some(0), "{version:?}");
         assert_balanced(&servers, 0, 3);
-        let report = load.finish();
-        assert!(
-            report.errors.is_empty(),
-            "{version:?}: {:?}",
-            &report.errors[..report.errors.len().min(5)]
-        );
+        let report = load.finish().unwrap();
+        assert_load_kept(&report, 200, &format!("{version:?}"));
         assert_eq!(
             missing_fill(&servers, 0, 20_000),
             0,
@@ -584,7 +624,7 @@ fn other_versions_grow_and_shrink_with_their_keys() {
         );
         assert_eq!(
             keys_on_primaries(&servers, &[0, 1, 2]),
-            (20_200 + report.acked.len()) as u64,
+            20_200 + report.acked,
             "{version:?}"
         );
     }

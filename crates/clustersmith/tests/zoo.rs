@@ -115,7 +115,7 @@ const SECRETS: &[&str] = &[
 ];
 
 /// The number of broken and healthy cases: a case lost from the table fails the run.
-const CASE_COUNTS: (usize, usize) = (49, 6);
+const CASE_COUNTS: (usize, usize) = (50, 6);
 
 /// Cases whose rule rightly fires on other nodes too (at warning or above), and why.
 const RULE_ALSO_ON_PEERS: &[(&str, &str)] = &[
@@ -205,11 +205,16 @@ fn prove_log(servers: &Servers, idx: usize, texts: &[&str]) {
 
 /// Proves replica `idx`'s link to its primary is up.
 fn prove_link_up(servers: &Servers, idx: usize) {
-    prove("the replica's link is up", Duration::from_secs(10), || {
+    prove_link(servers, idx, "up", Duration::from_secs(10));
+}
+
+/// Proves replica `idx`'s `master_link_status` is `status` within `timeout`.
+fn prove_link(servers: &Servers, idx: usize, status: &str, timeout: Duration) {
+    prove(&format!("the replica's link is {status}"), timeout, || {
         servers
             .info_field(idx, "replication", "master_link_status")
             .as_deref()
-            == Some("up")
+            == Some(status)
     });
 }
 
@@ -224,6 +229,7 @@ const CLASSES: &[&str] = &[
     "addresses after restarts",
     "formation-script mistakes",
     "the node's environment",
+    "why a sync loops",
     "what clients see",
     "node identity",
     "config the server refuses",
@@ -1702,16 +1708,7 @@ static CASES: &[Case] = &[
             let mut servers = pair(bin, &[], &[]);
             servers.stop(0);
             prove_refuses_connections(&servers, 0);
-            prove(
-                "the replica sees its link down",
-                Duration::from_secs(5),
-                || {
-                    servers
-                        .info_field(1, "replication", "master_link_status")
-                        .as_deref()
-                        == Some("down")
-                },
-            );
+            prove_link(&servers, 1, "down", Duration::from_secs(5));
             setup(servers, 1, 1, 0)
         },
     },
@@ -1792,15 +1789,37 @@ static CASES: &[Case] = &[
             servers.cmd(0, &["DEBUG", "POPULATE", "300000", "key", "100"]);
             form(&servers, &[1]);
             prove_log(&servers, 1, &["short write"]);
-            prove("the replica's link is down", Duration::ZERO, || {
-                servers
-                    .info_field(1, "replication", "master_link_status")
-                    .as_deref()
-                    == Some("down")
-            });
+            prove_link(&servers, 1, "down", Duration::ZERO);
             let mut s = setup(servers, 1, 1, 1);
             // Dropped after the servers: unmounted once nothing writes there.
             s._keep.push(Box::new(mount));
+            s
+        },
+    },
+    // --- why a sync loops
+    Case {
+        name: "replica-output-buffer-below-the-write-rate",
+        class: "why a sync loops",
+        server: Server::Redis70,
+        rule: Some("CS522"),
+        build: |bin| {
+            // A disk-based sync slowed to seconds (20 µs a key), a 1 MB hard limit for the
+            // replica class, and a writer of 100 KB values: each sync's buffer overflows.
+            let primary = [
+                ("enable-debug-command", "yes"),
+                ("repl-diskless-sync", "no"),
+                ("rdb-key-save-delay", "20"),
+                ("client-output-buffer-limit", "replica 1mb 512kb 5"),
+            ];
+            let servers = start(bin, &[opts(bin, &primary), opts(bin, &[])]);
+            servers.cmd(0, &["DEBUG", "POPULATE", "100000"]);
+            form(&servers, &[1]);
+            let writes = BackgroundWrites::start(servers.port(0), 100 * 1024);
+            prove_log(&servers, 0, &["for overcoming of output buffer limits"]);
+            prove_link(&servers, 1, "down", Duration::ZERO);
+            let mut s = setup(servers, 1, 1, 0);
+            // Dropped first: the writer stops before the servers do.
+            s._keep.insert(0, Box::new(writes));
             s
         },
     },
@@ -2295,6 +2314,55 @@ fn tls_only_sandbox(bin: &Path) -> Setup {
         env: Vec::new(),
         node: String::new(),
         _keep: vec![Box::new(guard), Box::new(dir)],
+    }
+}
+
+/// A client writing values of `size` bytes to a node (every key in one slot the node owns
+/// alone: the test's primary owns all) as fast as it answers, until dropped.
+struct BackgroundWrites {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BackgroundWrites {
+    fn start(port: u16, size: usize) -> BackgroundWrites {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let value = "v".repeat(size);
+            let Ok(mut conn) = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                .and_then(|c| c.get_connection())
+            else {
+                return;
+            };
+            let mut n = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                n += 1;
+                // Bounded by the flag. A refusal (CLUSTERDOWN until the node's slots are
+                // writable) is waited out.
+                let key = format!("{{w}}:{}", n % 64);
+                let written = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&value)
+                    .query::<()>(&mut conn)
+                    .is_ok();
+                std::thread::sleep(Duration::from_millis(if written { 5 } else { 50 }));
+            }
+        });
+        BackgroundWrites {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for BackgroundWrites {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -79,6 +79,7 @@ pub(super) fn explains_elsewhere(inputs: &Inputs, cause: &Finding, symptom: &Fin
                         .any(|n| n.not_member().is_some() && at(n, e.addr.ip, e.addr.port))
                 }))
     } else if is(&REPLICA_LINK_DOWN)
+        || is(&super::rules::catalog::FULL_SYNC_FAILING)
         || is(&super::rules::catalog::REPLICATION_CREDENTIALS_REJECTED)
         || is(&super::rules::catalog::REPLICATION_USER_LACKS_PERMISSION)
     {

@@ -5,7 +5,7 @@
 use super::Rule;
 use super::rules::{
     at_work, balance, catalog, clients, cross_node, departed, environment, failover, formation,
-    identity, membership, node_facts, replication, server_config,
+    identity, membership, node_facts, replication, server_config, sync_loop,
 };
 
 pub static RULES: &[&Rule] = &[
@@ -39,6 +39,7 @@ pub static RULES: &[&Rule] = &[
     &server_config::DIRECTIVE_UNKNOWN_TO_VERSION,
     &server_config::CONFIG_REFUSED_AT_STARTUP,
     &environment::REPLICA_DISK_TOO_SMALL,
+    &sync_loop::REPLICA_OUTPUT_BUFFER_TOO_SMALL,
     &departed::NODE_REPLACED_WITH_NEW_ID,
     &cross_node::CERTIFICATE_REJECTED_BY_PEERS,
     &cross_node::ANNOUNCED_ADDRESS_UNREACHABLE,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::rules::{environment, identity, server_config};
+use super::rules::{environment, identity, server_config, sync_loop};
 use super::*;
 use crate::model::NodeId;
 use crate::parse::{parse_post_deploy_log, parse_redis_conf, parse_server_log};
@@ -635,6 +635,12 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
             ),
         ),
         (
+            "CS522",
+            primary_cutting_its_replica("down"),
+            // The replica synced since (the writes eased): nothing looping now.
+            primary_cutting_its_replica("up"),
+        ),
+        (
             "CS521",
             replica_on_a_full_disk(REPLICA_DISK_FULL_LOG, "down"),
             // The same log once the link came up: the disk was made room on.
@@ -1233,6 +1239,66 @@ fn a_short_write_of_the_sync_file_names_the_full_disk_with_its_numbers() {
     assert_eq!(hits.len(), 1);
     assert!(
         hits[0].summary.contains("file system is full"),
+        "{}",
+        hits[0].summary
+    );
+}
+
+// ---- why a sync loops: a primary whose replica's output buffer overflows during every full
+// sync (captured on Redis 7.0.15: `client-output-buffer-limit replica 1mb 512kb 5`, a sync
+// slowed with rdb-key-save-delay, a writer of 100 KB values).
+
+const OUTPUT_BUFFER_PRIMARY_LOG: &str =
+    include_str!("../../tests/fixtures/sync-loop/primary-output-buffer-redis-7.0.log");
+
+/// The captured primary (with its log and redis.conf) and its replica, whose link is `link`.
+fn primary_cutting_its_replica(link: &str) -> Inputs {
+    let mut inputs = replica_on_a_full_disk("", link);
+    inputs.nodes[1].log = None;
+    inputs.nodes[1].disk = None;
+    inputs.nodes[0].log = Some(SourceFile {
+        path: "primary.log".into(),
+        value: parse_server_log(OUTPUT_BUFFER_PRIMARY_LOG).value,
+    });
+    inputs.nodes[0].redis_conf = Some(SourceFile {
+        path: "redis.conf".into(),
+        value: parse_redis_conf(
+            "port 23951\ncluster-enabled yes\nclient-output-buffer-limit replica 1mb 512kb 5\n",
+        )
+        .value,
+    });
+    inputs
+}
+
+#[test]
+fn a_replica_cut_for_its_output_buffer_names_the_limit_and_the_buffer() {
+    let findings = diagnose(&primary_cutting_its_replica("down"));
+    let top = &findings[0];
+    assert_eq!(
+        (top.rule.id, top.node.as_ref().map(|n| n.label())),
+        ("CS522", Some("127.0.0.1:23951")),
+        "{findings:#?}"
+    );
+    assert!(
+        top.summary.contains(
+            "client-output-buffer-limit replica allows hard 1.0 MiB, soft 512.0 KiB for 5 s"
+        ),
+        "{}",
+        top.summary
+    );
+    // The replica's link down hangs under it.
+    let under: Vec<(&str, &str)> = top
+        .symptoms
+        .iter()
+        .map(|s| (s.rule.id, s.node.as_ref().map_or("", |n| n.label())))
+        .collect();
+    assert!(under.contains(&("CS204", "127.0.0.1:23952")), "{under:?}");
+    // Without a redis.conf: the default limits, named as such.
+    let mut bare = primary_cutting_its_replica("down");
+    bare.nodes[0].redis_conf = None;
+    let hits = (sync_loop::REPLICA_OUTPUT_BUFFER_TOO_SMALL.check)(&bare);
+    assert!(
+        hits[0].summary.contains("(the default)"),
         "{}",
         hits[0].summary
     );

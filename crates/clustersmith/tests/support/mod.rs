@@ -280,7 +280,7 @@ impl Servers {
             .collect()
     }
 
-    /// Per node, the successful calls (`calls` minus `failed_calls`) of every command that can
+    /// Per node, the attempted calls (`calls` plus `rejected_calls`) of every command that can
     /// change cluster state or roles, from `INFO commandstats`: every `cluster|…` subcommand but
     /// the read-only ones, and replicaof, failover, flush, config set/rewrite, ACL changes.
     /// Redis 6.2 reports `cmdstat_cluster` without subcommands (reads and writes together),
@@ -566,6 +566,10 @@ const READ_ONLY_CLUSTER: &[&str] = &[
     "help",
 ];
 
+/// Read-only subcommands of newer servers only (Valkey 9): not granted to the read-only ACL
+/// user (older servers refuse to name them), but not counted as changes either.
+const READ_ONLY_CLUSTER_NEWER: &[&str] = &["getslotmigrations", "slot-stats"];
+
 /// Other commands that change a node's role, cluster state or configuration.
 const CHANGING: &[&str] = &[
     "replicaof",
@@ -584,7 +588,7 @@ const CHANGING: &[&str] = &[
     "shutdown",
 ];
 
-/// From `INFO commandstats` text: successful calls of changing commands.
+/// From `INFO commandstats` text: attempted calls of changing commands.
 pub fn changing_commands(text: &str) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
     for line in text.lines().map(str::trim) {
@@ -602,14 +606,17 @@ pub fn changing_commands(text: &str) -> BTreeMap<String, u64> {
                 .unwrap_or(0)
         };
         let changing = match name.strip_prefix("cluster|") {
-            Some(sub) => !READ_ONLY_CLUSTER.contains(&sub),
+            Some(sub) => {
+                !READ_ONLY_CLUSTER.contains(&sub) && !READ_ONLY_CLUSTER_NEWER.contains(&sub)
+            }
             None => CHANGING.contains(&name),
         };
-        // A command refused before it ran (ACL, wrong arity) is listed with `calls=0` and
-        // `rejected_calls`: it changed nothing.
-        let done = field("calls") - field("failed_calls");
-        if changing && done > 0 {
-            counts.insert(name.to_owned(), done);
+        // Every attempt counts, the refused ones too: a command refused before it ran (ACL,
+        // wrong arity) is in `rejected_calls`, one that failed while running in `calls` (and
+        // `failed_calls`). A run that claims to send nothing must not even have tried.
+        let attempts = field("calls") + field("rejected_calls");
+        if changing && attempts > 0 {
+            counts.insert(name.to_owned(), attempts);
         }
     }
     counts

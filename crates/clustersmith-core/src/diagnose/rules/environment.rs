@@ -6,6 +6,7 @@
 //! starts over.
 
 use super::catalog::FULL_SYNC_FAILING;
+use super::common::bytes;
 use super::replication::REPLICA_LINK_DOWN;
 use crate::diagnose::EvidenceKind::{Live, ServerLog};
 use crate::diagnose::Severity::Error;
@@ -122,19 +123,4 @@ fn primary_dataset<'a>(
         .parse()
         .ok()?;
     Some((primary, dataset))
-}
-
-/// `1.9 MiB`, `512 KiB`, `37 B`.
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }

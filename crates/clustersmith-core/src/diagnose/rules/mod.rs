@@ -23,3 +23,4 @@ pub(super) mod membership;
 pub(super) mod node_facts;
 pub(super) mod replication;
 pub(super) mod server_config;
+pub(super) mod sync_loop;

@@ -234,15 +234,30 @@ const MEMORY: &[&str] = &[
     "proto-max-bulk-len",
 ];
 
-/// Whether `value` reads as a memory amount: digits and an optional unit (b, k, kb, m, mb,
-/// g, gb), any case, as the servers' memtoull accepts.
+/// Whether `value` reads as a memory amount (see [`memory_bytes`]).
 pub(in crate::diagnose) fn is_memory(value: &str) -> bool {
+    memory_bytes(value).is_some()
+}
+
+/// A memory amount as the servers' memtoull reads it: digits and an optional unit, any case
+/// (`k` 1000, `kb` 1024, `m` 1000², `mb` 1024², `g` 1000³, `gb` 1024³).
+pub(in crate::diagnose) fn memory_bytes(value: &str) -> Option<u64> {
     let lower = value.to_ascii_lowercase();
     let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = &lower[digits.len()..];
-    !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && ["", "b", "k", "kb", "m", "mb", "g", "gb"].contains(&unit)
+    let unit: u64 = match &lower[digits.len()..] {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(unit)
 }
 
 /// Why a supported server refuses this line at startup, if every one of them does.
