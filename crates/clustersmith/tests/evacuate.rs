@@ -125,7 +125,7 @@ fn a_primary_is_evacuated_under_load_with_no_write_lost() {
             "{}",
             stdout(&out)
         );
-        before.assert_unchanged(&servers.snapshot(), "an evacuation with nothing to do");
+        before.assert_untouched(&servers.snapshot(), "an evacuation with nothing to do");
     }
     // Down to one primary serving slots: it cannot go.
     let out = clustersmith(&["evacuate", &addr(&servers, staying[0])], &[]);

@@ -133,7 +133,7 @@ fn three_plus_three_then_rerun_plans_and_sends_nothing() {
     assert_eq!(plan.status.code(), Some(0));
     assert_eq!(json(&plan)["changes_pending"], false);
     assert_eq!(json(&plan)["steps"].as_array().unwrap().len(), 0);
-    before.assert_unchanged(&servers.snapshot(), "a re-run of apply, then plan");
+    before.assert_untouched(&servers.snapshot(), "a re-run of apply, then plan");
 }
 
 /// From 64 nodes on, replicas-to-be meet their own primary first and the rest of the cluster
@@ -157,7 +157,7 @@ fn sixty_four_nodes_form_with_roles_before_the_mesh() {
     let before = servers.snapshot();
     assert!(before.cluster_subcommands);
     assert_eq!(run("apply")["commands_sent"], 0, "a re-run sends nothing");
-    before.assert_unchanged(&servers.snapshot(), "a re-run of apply at 64 nodes");
+    before.assert_untouched(&servers.snapshot(), "a re-run of apply at 64 nodes");
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn plan_changes_nothing_and_reports_pending_steps() {
             .any(|m| m.contains(&format!("MEET 127.0.0.1 {} {bus}", servers.port(1)))),
         "{meets:?}"
     );
-    before.assert_unchanged(&servers.snapshot(), "plan");
+    before.assert_untouched(&servers.snapshot(), "plan");
 }
 
 #[test]
@@ -697,7 +697,7 @@ fn redis_6_2_and_valkey_8_form_three_plus_three() {
             before.cluster_subcommands,
             !version.version.starts_with("6.")
         );
-        before.assert_unchanged(&servers.snapshot(), "a re-run of apply, then plan");
+        before.assert_untouched(&servers.snapshot(), "a re-run of apply, then plan");
         ran.push(version);
     }
     eprintln!("ran against {ran:?}");
@@ -1202,11 +1202,12 @@ fn the_unchanged_snapshot_sees_each_kind_of_change() {
     assert!(refused.is_err(), "{refused:?}");
     let after = servers.snapshot();
     assert_eq!(
-        after.commands[0].get("cluster|replicate"),
+        after.attempts[0].get("cluster|replicate"),
         Some(&1),
         "a refused call is an attempt: {:?}",
-        after.commands
+        after.attempts
     );
+    assert_eq!(before.commands, after.commands, "but it ran no change");
 }
 
 #[test]

@@ -304,15 +304,19 @@ impl Servers {
 
     pub fn snapshot_of(&self, nodes: &[usize]) -> Snapshot {
         let mut commands = Vec::new();
+        let mut attempts = Vec::new();
         let mut cluster_subcommands = true;
         for idx in nodes {
-            let (counts, subcommands) = self.changing_commands(*idx);
+            let (tried, subcommands) = self.changing_commands(*idx);
             cluster_subcommands &= subcommands;
-            commands.push(counts);
+            let text = self.text(*idx, &["INFO", "commandstats"]);
+            commands.push(changing_commands_done(&text));
+            attempts.push(tried);
         }
         Snapshot {
             nodes: self.fingerprint_of(nodes),
             commands,
+            attempts,
             cluster_subcommands,
         }
     }
@@ -476,13 +480,17 @@ pub struct ShardSeen {
 pub struct Snapshot {
     /// [`Servers::fingerprint`].
     pub nodes: Vec<String>,
-    /// [`Servers::changing_commands`] per node.
+    /// Changing commands that ran (calls that did not fail) per node.
     pub commands: Vec<BTreeMap<String, u64>>,
+    /// [`Servers::changing_commands`] per node: every attempt, refused ones too.
+    pub attempts: Vec<BTreeMap<String, u64>>,
     /// False when a node (Redis 6.2) does not count cluster subcommands apart.
     pub cluster_subcommands: bool,
 }
 
 impl Snapshot {
+    /// Nothing changed: every node's view and data, and no changing command ran (a refused
+    /// run may have tried some: see [`Snapshot::assert_untouched`]).
     pub fn assert_unchanged(&self, after: &Snapshot, what: &str) {
         for (idx, (b, a)) in self.nodes.iter().zip(&after.nodes).enumerate() {
             assert_eq!(b, a, "{what} changed node {idx}");
@@ -490,7 +498,16 @@ impl Snapshot {
         for (idx, (b, a)) in self.commands.iter().zip(&after.commands).enumerate() {
             assert_eq!(b, a, "{what} ran changing commands on node {idx}");
         }
-        assert_eq!(self, after, "{what} changed something");
+        assert_eq!(self.cluster_subcommands, after.cluster_subcommands);
+    }
+
+    /// Nothing changed and nothing was even tried: no changing command attempted anywhere,
+    /// refused ones counted (what "a re-run sends nothing" claims).
+    pub fn assert_untouched(&self, after: &Snapshot, what: &str) {
+        self.assert_unchanged(after, what);
+        for (idx, (b, a)) in self.attempts.iter().zip(&after.attempts).enumerate() {
+            assert_eq!(b, a, "{what} tried changing commands on node {idx}");
+        }
     }
 }
 
@@ -590,6 +607,19 @@ const CHANGING: &[&str] = &[
 
 /// From `INFO commandstats` text: attempted calls of changing commands.
 pub fn changing_commands(text: &str) -> BTreeMap<String, u64> {
+    // Every attempt counts, the refused ones too: a command refused before it ran (ACL, wrong
+    // arity) is in `rejected_calls`, one that failed while running in `calls` (and
+    // `failed_calls`). A run that claims to send nothing must not even have tried.
+    changing_counts(text, |calls, rejected, _failed| calls + rejected)
+}
+
+/// From `INFO commandstats` text: calls of changing commands that ran without failing.
+pub fn changing_commands_done(text: &str) -> BTreeMap<String, u64> {
+    changing_counts(text, |calls, _rejected, failed| calls - failed)
+}
+
+/// Per changing command, `count(calls, rejected_calls, failed_calls)` where it is above 0.
+fn changing_counts(text: &str, count: impl Fn(u64, u64, u64) -> u64) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
     for line in text.lines().map(str::trim) {
         let Some((name, fields)) = line
@@ -611,12 +641,13 @@ pub fn changing_commands(text: &str) -> BTreeMap<String, u64> {
             }
             None => CHANGING.contains(&name),
         };
-        // Every attempt counts, the refused ones too: a command refused before it ran (ACL,
-        // wrong arity) is in `rejected_calls`, one that failed while running in `calls` (and
-        // `failed_calls`). A run that claims to send nothing must not even have tried.
-        let attempts = field("calls") + field("rejected_calls");
-        if changing && attempts > 0 {
-            counts.insert(name.to_owned(), attempts);
+        let n = count(
+            field("calls"),
+            field("rejected_calls"),
+            field("failed_calls"),
+        );
+        if changing && n > 0 {
+            counts.insert(name.to_owned(), n);
         }
     }
     counts

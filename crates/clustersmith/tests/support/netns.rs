@@ -427,6 +427,7 @@ impl TestBed {
     pub fn snapshot(&self, servers: &[usize], keys: bool) -> super::Snapshot {
         let mut nodes = Vec::new();
         let mut commands = Vec::new();
+        let mut attempts = Vec::new();
         for idx in servers {
             let count = keys.then(|| {
                 self.cli(*idx, &["DBSIZE"])
@@ -448,11 +449,13 @@ impl TestBed {
             ));
             let stats = self.cli(*idx, &["INFO", "commandstats"]);
             assert!(stats.contains("cmdstat_cluster|"), "server {idx}: {stats}");
-            commands.push(super::changing_commands(&stats));
+            commands.push(super::changing_commands_done(&stats));
+            attempts.push(super::changing_commands(&stats));
         }
         super::Snapshot {
             nodes,
             commands,
+            attempts,
             cluster_subcommands: true,
         }
     }
