@@ -67,6 +67,21 @@ struct Setup {
     _keep: Vec<Box<dyn Send>>,
 }
 
+impl Setup {
+    /// Keeps `thing` until diagnose ran, dropped after what the setup already keeps.
+    fn keeping_after(mut self, thing: impl Send + 'static) -> Setup {
+        self._keep.push(Box::new(thing));
+        self
+    }
+
+    /// Keeps `thing` until diagnose ran, dropped before what the setup already keeps (the
+    /// servers).
+    fn keeping_before(mut self, thing: impl Send + 'static) -> Setup {
+        self._keep.insert(0, Box::new(thing));
+        self
+    }
+}
+
 struct Case {
     name: &'static str,
     class: &'static str,
@@ -896,10 +911,8 @@ static CASES: &[Case] = &[
             // The bus port is port + 10000: something else listens there.
             let (servers, port) = healthy_and_a_port(bin);
             let holder = std::net::TcpListener::bind(("127.0.0.1", port + 10000)).unwrap();
-            let mut setup =
-                failed_start_at(bin, servers, port, "", |_| {}, &["Address already in use"]);
-            setup._keep.push(Box::new(holder));
-            setup
+            failed_start_at(bin, servers, port, "", |_| {}, &["Address already in use"])
+                .keeping_after(holder)
         },
     },
     Case {
@@ -1047,8 +1060,7 @@ static CASES: &[Case] = &[
                 "1000",
             ]));
             // Dropped before the servers: SIGCONT, then the stop.
-            setup._keep.insert(0, Box::new(frozen));
-            setup
+            setup.keeping_before(frozen)
         },
     },
     Case {
@@ -1285,9 +1297,7 @@ static CASES: &[Case] = &[
             servers.cmd(1, &["CONFIG", "REWRITE"]);
             form(&servers, &[1]);
             prove_bus_not_connected(&servers);
-            let mut s = setup(servers, 1, 1, 1);
-            s._keep.push(Box::new(other));
-            s
+            setup(servers, 1, 1, 1).keeping_after(other)
         },
     },
     Case {
@@ -1669,9 +1679,7 @@ static CASES: &[Case] = &[
             servers.cmd(1, &["CONFIG", "REWRITE"]);
             form(&servers, &[1]);
             prove_bus_not_connected(&servers);
-            let mut s = setup(servers, 1, 1, 1);
-            s._keep.push(Box::new(other));
-            s
+            setup(servers, 1, 1, 1).keeping_after(other)
         },
     },
     Case {
@@ -1790,10 +1798,8 @@ static CASES: &[Case] = &[
             form(&servers, &[1]);
             prove_log(&servers, 1, &["short write"]);
             prove_link(&servers, 1, "down", Duration::ZERO);
-            let mut s = setup(servers, 1, 1, 1);
             // Dropped after the servers: unmounted once nothing writes there.
-            s._keep.push(Box::new(mount));
-            s
+            setup(servers, 1, 1, 1).keeping_after(mount)
         },
     },
     // --- why a sync loops
@@ -1817,10 +1823,8 @@ static CASES: &[Case] = &[
             let writes = BackgroundWrites::start(servers.port(0), 100 * 1024);
             prove_log(&servers, 0, &["for overcoming of output buffer limits"]);
             prove_link(&servers, 1, "down", Duration::ZERO);
-            let mut s = setup(servers, 1, 1, 0);
             // Dropped first: the writer stops before the servers do.
-            s._keep.insert(0, Box::new(writes));
-            s
+            setup(servers, 1, 1, 0).keeping_before(writes)
         },
     },
     // --- config the server refuses, with no log to say so
