@@ -300,7 +300,9 @@ struct Group {
     /// The PID in its pid file (`pidfile`), when the file is there: a log whose last run
     /// has that PID is its log (a stale pid file is what a crashed server leaves).
     pid: Option<u32>,
-    /// Its `dir` (rerooted), whose file system is read for a node on this machine.
+    /// Its `dir` (rerooted), whose file system is read for a node on this machine. Without
+    /// the directive the server's working directory holds its files, which the file does not
+    /// say: then nothing is read.
     dir: Option<PathBuf>,
     /// The BOSH job's files.
     job: bool,
@@ -518,10 +520,7 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
         groups.push(Group {
             pid,
             cert_ips,
-            dir: effective
-                .value("dir")
-                .map(|d| files.reroot(d))
-                .or_else(|| path.parent().map(Path::to_owned)),
+            dir: effective.value("dir").map(|d| files.reroot(d)),
             named_log: named("logfile", None),
             named_nodes_conf: named("cluster-config-file", Some("nodes.conf")),
             ports,
