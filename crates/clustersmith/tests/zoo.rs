@@ -412,9 +412,12 @@ fn the_zoo() {
     let mut outcomes = outcomes.into_inner().unwrap();
     outcomes.sort_by_key(|o| (CLASSES.iter().position(|c| *c == o.case.class), o.case.name));
     let mut table = render_table(&outcomes);
+    let mut unexplained = Vec::new();
     if only.is_none() {
+        let (coverage, missing) = render_coverage(&outcomes);
         table.push('\n');
-        table.push_str(&render_coverage(&outcomes));
+        table.push_str(&coverage);
+        unexplained = missing;
     }
     println!("{table}");
     eprintln!("{table}");
@@ -450,6 +453,10 @@ fn the_zoo() {
         );
     }
     assert!(wrong.is_empty(), "wrong cases:\n{}", wrong.join("\n"));
+    assert!(
+        unexplained.is_empty(),
+        "rules with no catalog row reproduced live and no reason in NOT_LIVE: {unexplained:?}"
+    );
 }
 
 /// The catalog rows, classified to a rule, that lines of the logs given to diagnose (`--log`)
@@ -536,8 +543,9 @@ const NOT_LIVE: &[(&str, &str)] = &[
 const OTHER_WORDINGS: &str = "the rows not seen live are the same failures in other releases' or libraries' words (Redis and Valkey, MASTER and PRIMARY, OpenSSL), or other causes of the rule's family";
 
 /// The catalog's coverage: per rule, its rows (classified to it) and those the zoo reproduced
-/// live; the rest are covered by the unit test on the servers' own format strings.
-fn render_coverage(outcomes: &[Outcome]) -> String {
+/// live; the rest are covered by the unit test on the servers' own format strings. Also the
+/// rules with no row reproduced live and no reason given in [`NOT_LIVE`].
+fn render_coverage(outcomes: &[Outcome]) -> (String, Vec<&'static str>) {
     use clustersmith_core::diagnose::log_catalog::{Verdict, catalog};
     let live: BTreeSet<usize> = outcomes
         .iter()
@@ -553,27 +561,28 @@ fn render_coverage(outcomes: &[Outcome]) -> String {
         }
     }
     let total: usize = by_rule.values().map(|v| v.0).sum();
-    // The unit test instantiates every row but the multi-line formats of a crash report.
+    // The unit test instantiates every row but a format that spans lines (the banner of a
+    // block the server prints across lines).
     let multi_line = catalog()
         .rows
         .iter()
         .filter(|r| matches!(r.verdict, Verdict::Rule(..)))
-        .filter(|r| r.pattern.contains("\\n") || r.pattern.starts_with('<'))
+        .filter(|r| r.pattern.trim_end_matches("\\n").contains("\\n") || r.pattern.starts_with('<'))
         .count();
     let mut text = format!(
         "Server log catalog: {total} rows classified to a cause; {} reproduced live by the zoo \
          (a case's log held the line and diagnose reported its rule); {} covered by the unit \
-         test on the servers' own format strings ({multi_line} multi-line crash-report formats \
-         are matched line by line by the crash-report tests instead).\n\n\
+         test on the servers' own format strings (not instantiated: {multi_line} format(s) spanning \
+         lines, the banner of a block).\n\n\
          | rule | rows | live in the zoo | why not all live |\n|---|---|---|---|\n",
         live.len(),
         total - multi_line,
     );
+    let mut unexplained = Vec::new();
     for (rule, (rows, seen)) in &by_rule {
-        assert!(
-            *seen > 0 || NOT_LIVE.iter().any(|(r, _)| r == rule),
-            "{rule}: no catalog row reproduced live and no reason in NOT_LIVE"
-        );
+        if *seen == 0 && !NOT_LIVE.iter().any(|(r, _)| r == rule) {
+            unexplained.push(*rule);
+        }
         let why = match NOT_LIVE.iter().find(|(r, _)| r == rule) {
             Some((_, why)) => why,
             None if seen < rows => OTHER_WORDINGS,
@@ -581,7 +590,7 @@ fn render_coverage(outcomes: &[Outcome]) -> String {
         };
         text.push_str(&format!("| {rule} | {rows} | {seen} | {why} |\n"));
     }
-    text
+    (text, unexplained)
 }
 
 fn describe(o: &Outcome) -> String {
@@ -1266,7 +1275,10 @@ static CASES: &[Case] = &[
                 ..Default::default()
             };
             odd_tls_replica(bin, odd, |s| {
-                prove_log(s, 1, &["did not respond to command during SYNC handshake"])
+                // The bus is fine (only replication is broken): proven connected first, or a
+                // link still connecting would be a second finding on the node.
+                prove_healthy(s);
+                prove_log(s, 1, &["did not respond to command during SYNC handshake"]);
             })
         },
     },

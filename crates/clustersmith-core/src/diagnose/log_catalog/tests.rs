@@ -681,12 +681,18 @@ fn ten_megabytes_of_log() {
     );
 }
 
+/// A format without the newline at its end (the server's line ends there).
+pub(crate) fn one_line(pattern: &str) -> &str {
+    pattern.trim_end_matches("\\n")
+}
+
 /// A row's pattern as a line a server could print: each wildcard filled (the first with the
 /// row's `when` text, when it has one), in the log format of its kind.
 fn instantiated(row: &Row) -> (String, String) {
     let mut message = String::new();
     let mut fill = row.when.first().cloned();
-    for (i, part) in row.pattern.split('*').enumerate() {
+    // A format that ends with a newline prints one line: the newline is not text.
+    for (i, part) in one_line(row.pattern).split('*').enumerate() {
         if i > 0 {
             message.push_str(&fill.take().unwrap_or_else(|| "x".to_owned()));
         }
@@ -715,8 +721,8 @@ fn every_row_classified_to_a_cause_lands_on_its_row_and_a_proving_line_raises_it
         let Verdict::Rule(rule, weight) = row.verdict else {
             continue;
         };
-        // A format whose text spans lines (a crash report's) is matched line by line elsewhere.
-        if row.pattern.contains("\\n") || row.pattern.starts_with('<') {
+        // A format whose text spans lines (the banner of a block) is not one log line.
+        if one_line(row.pattern).contains("\\n") || row.pattern.starts_with('<') {
             continue;
         }
         let (message, log) = instantiated(row);
