@@ -84,15 +84,9 @@ pub(super) fn explains_elsewhere(inputs: &Inputs, cause: &Finding, symptom: &Fin
         || is(&super::rules::catalog::REPLICATION_USER_LACKS_PERMISSION)
     {
         let Some(view) = &seen.live else { return false };
-        let host = view
-            .info
-            .get("master_host")
-            .and_then(|h| h.parse::<IpAddr>().ok());
-        let port = view
-            .info
-            .get("master_port")
-            .and_then(|p| p.parse::<u16>().ok());
-        port.is_some_and(|p| at(down, host, p))
+        view.info
+            .primary_addr()
+            .is_some_and(|(ip, port)| at(down, Some(ip), port))
             || (facing && down_id.is_some() && view.myself().primary_id.as_ref() == down_id)
     } else {
         false

@@ -76,6 +76,14 @@ impl ServerInfo {
         self.get("master_link_status")
     }
 
+    /// Where a replica connects to its primary: `master_host` (an IP) and `master_port`.
+    /// `None` on a primary, or when the host is a name.
+    pub fn primary_addr(&self) -> Option<(std::net::IpAddr, u16)> {
+        let host = self.get("master_host")?.parse().ok()?;
+        let port = self.get("master_port")?.parse().ok()?;
+        Some((host, port))
+    }
+
     /// `role` from the replication section: `master` or `slave`.
     pub fn role(&self) -> Option<&str> {
         self.get("role")

@@ -104,15 +104,10 @@ fn primary_dataset<'a>(
     replica: &NodeEvidence,
 ) -> Option<(&'a NodeEvidence, u64)> {
     let view = replica.live.as_ref()?;
-    let host = view
-        .info
-        .get("master_host")?
-        .parse::<std::net::IpAddr>()
-        .ok();
-    let port = view.info.get("master_port")?.parse::<u16>().ok();
+    let connects_to = view.info.primary_addr();
     let following = view.myself().primary_id;
     let primary = inputs.nodes.iter().find(|n| {
-        (n.ip.is_some() && n.ip == host && n.port == port)
+        (connects_to.is_some() && n.ip.zip(n.port) == connects_to)
             || (following.is_some() && n.live.as_ref().map(|v| v.id) == following)
     })?;
     let dataset = primary

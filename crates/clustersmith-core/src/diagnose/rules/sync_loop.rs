@@ -51,8 +51,9 @@ pub fn replica_output_buffer_too_small(inputs: &Inputs) -> Vec<Hit> {
             .iter()
             .filter(|n| {
                 n.live.as_ref().is_some_and(|v| {
-                    v.info.get("master_port").and_then(|p| p.parse().ok()) == node.port
-                        && v.info.get("master_host").and_then(|h| h.parse().ok()) == node.ip
+                    v.info
+                        .primary_addr()
+                        .is_some_and(|addr| node.ip.zip(node.port) == Some(addr))
                 })
             })
             .collect();
