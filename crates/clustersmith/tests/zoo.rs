@@ -167,25 +167,13 @@ fn prove(what: &str, timeout: Duration, check: impl FnMut() -> bool) {
 /// Proves that `file` (a server's log or output) comes to hold one of `texts`; the case
 /// fails with the file's last lines when it does not within `timeout`.
 fn prove_file_says(file: &Path, texts: &[&str], timeout: Duration) {
-    let mut said = None;
-    let found = eventually(timeout, || {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        said = texts.iter().find(|t| text.contains(*t)).copied();
-        said.is_some()
-    });
-    if !found {
+    prove_says(file, texts, timeout, || {
         let text = std::fs::read_to_string(file).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(8).collect();
-        panic!(
-            "{} never said any of {texts:?} within {timeout:?}; its last lines:\n{}",
-            file.display(),
+        format!(
+            "its last lines:\n{}",
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
-    }
-    let name = file.file_name().unwrap_or_default().to_string_lossy();
-    PREMISES.with(|p| {
-        p.borrow_mut()
-            .push(format!("{name} says `{}`", said.unwrap_or_default()))
+        )
     });
 }
 
@@ -193,10 +181,7 @@ fn prove_file_says(file: &Path, texts: &[&str], timeout: Duration) {
 /// node's last warnings when it does not.
 fn prove_log(servers: &Servers, idx: usize, texts: &[&str]) {
     let log = servers.servers[idx].log_path();
-    let proven = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        prove_file_says(&log, texts, Duration::from_secs(10))
-    }));
-    if proven.is_err() {
+    prove_says(&log, texts, Duration::from_secs(10), || {
         let warnings: Vec<String> = servers
             .servers
             .iter()
@@ -210,12 +195,31 @@ fn prove_log(servers: &Servers, idx: usize, texts: &[&str]) {
                 )
             })
             .collect();
+        format!("every node's last warnings:\n{}", warnings.join("\n"))
+    });
+}
+
+/// Waits until `file` holds one of `texts` and records it as premise; otherwise fails the
+/// case with what `context` says about the state.
+fn prove_says(file: &Path, texts: &[&str], timeout: Duration, context: impl FnOnce() -> String) {
+    let mut said = None;
+    let found = eventually(timeout, || {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        said = texts.iter().find(|t| text.contains(*t)).copied();
+        said.is_some()
+    });
+    if !found {
         panic!(
-            "node {}'s log never said any of {texts:?}; every node's last warnings:\n{}",
-            servers.port(idx),
-            warnings.join("\n")
+            "{} never said any of {texts:?} within {timeout:?}; {}",
+            file.display(),
+            context()
         );
     }
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    PREMISES.with(|p| {
+        p.borrow_mut()
+            .push(format!("{name} says `{}`", said.unwrap_or_default()))
+    });
 }
 
 /// Proves replica `idx`'s link to its primary is up.
