@@ -23,6 +23,8 @@ pub struct SimNode {
     pub keys: u64,
     /// When its server last started, on the simulator's clock (ms).
     pub started_ms: u64,
+    /// A replica whose link to its primary is down (`master_link_status:down`).
+    pub link_down: bool,
 }
 
 impl SimNode {
@@ -36,6 +38,7 @@ impl SimNode {
             knows: BTreeSet::new(),
             keys: 0,
             started_ms: 0,
+            link_down: false,
         }
     }
 }
@@ -152,10 +155,10 @@ impl Sim {
                 self.nodes.iter().map(|n| n.epoch).max().unwrap(),
                 self.nodes[i].epoch
             );
-            let link = if self.nodes[i].primary.is_some() {
-                "master_link_status:up\n"
-            } else {
-                ""
+            let link = match (self.nodes[i].primary, self.nodes[i].link_down) {
+                (None, _) => "",
+                (Some(_), false) => "master_link_status:up\n",
+                (Some(_), true) => "master_link_status:down\n",
             };
             let server = format!(
                 "redis_version:7.0.15\nrun_id:{:040x}\nuptime_in_seconds:{}\ncluster_enabled:1\n{link}master_repl_offset:0\nslave_repl_offset:0\ndb0:keys={},expires=0\n",

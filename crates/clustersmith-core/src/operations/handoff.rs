@@ -5,7 +5,9 @@
 //! up. A node that is a replica already is left as it is.
 //!
 //! When no replica is fit (link down, flagged by a peer, or further behind than the allowed
-//! lag), it refuses with rule CS360 and sends nothing.
+//! lag), or the one named is not fit, it waits for one to be, for [`FIT_GRACE`], then refuses
+//! with rule CS360 and sends nothing. Fitness is transient right after a restart: a peer that
+//! has not had a pong from the restarted node yet pings it only every half node timeout.
 
 use std::time::Duration;
 
@@ -134,7 +136,13 @@ impl Handoff {
         let replicas = replicas_of(snapshot, &self.node);
         let chosen = match &self.to {
             Some(to) => match replicas.iter().find(|r| &r.key == to) {
-                None => Err(format!("`{to}` is not one of its replicas")),
+                None => {
+                    return refusal(
+                        "CS360",
+                        &self.node,
+                        format!("`{to}` is not one of its replicas"),
+                    );
+                }
                 Some(r) => match r.unfit(self.max_lag) {
                     Some(why) => Err(format!("`{to}` cannot take over: {why}")),
                     None => Ok(r),
@@ -145,8 +153,9 @@ impl Handoff {
         let chosen = match chosen {
             Ok(chosen) => chosen,
             // Replicas that are unfit for now (catching up after a restart, a link coming
-            // back, a first acknowledgement after a sync) are waited for, bounded.
-            Err(reason) if !replicas.is_empty() && self.to.is_none() => {
+            // back, a first acknowledgement after a sync) are waited for, bounded; the one
+            // named too (a failback asks for the primary that just restarted).
+            Err(reason) if !replicas.is_empty() => {
                 let since = *self.unfit_since.get_or_insert(now);
                 if now.saturating_sub(since) >= FIT_GRACE {
                     return refusal(

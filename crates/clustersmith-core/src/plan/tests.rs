@@ -596,6 +596,69 @@ fn a_roll_restarts_every_node_once_and_fails_back() {
     assert_eq!(restarts, again, "no node restarted twice");
 }
 
+/// A handoff to a named replica that is not fit yet (a failback asks for the primary that
+/// just restarted, whose links are still coming up) waits for it, bounded: it asks once the
+/// replica is fit, and refuses (CS360) without sending anything once it stayed unfit for the
+/// grace.
+#[test]
+fn a_handoff_to_a_named_replica_waits_for_it_to_be_fit() {
+    use crate::health::FIT_GRACE;
+    use crate::operation::{Action, FailoverMode, Operation};
+    use crate::operations::Handoff;
+    let (mut sim, _, _) = formed_for_a_roll();
+    let primary = (0..6).find(|i| sim.nodes[*i].primary.is_none()).unwrap();
+    let replica = (0..6)
+        .find(|i| sim.nodes[*i].primary == Some(primary))
+        .unwrap();
+    let handoff = |sim: &Sim| {
+        Handoff::new(
+            sim.key(primary),
+            Some(sim.key(replica)),
+            1 << 20,
+            FailoverMode::Coordinated,
+        )
+    };
+    let second = std::time::Duration::from_secs(1);
+    sim.nodes[replica].link_down = true;
+
+    // Unfit, then fit within the grace: it waits, then asks that replica.
+    let mut waits = handoff(&sim);
+    let round = waits.round(&sim.observe(), std::time::Duration::ZERO);
+    assert!(round.blockers.is_empty(), "{:?}", round.blockers);
+    assert!(round.actions.is_empty(), "nothing sent while unfit");
+    assert!(
+        round
+            .waiting
+            .iter()
+            .any(|w| w.contains("link to the primary is down")),
+        "{:?}",
+        round.waiting
+    );
+    sim.nodes[replica].link_down = false;
+    let round = waits.round(&sim.observe(), second);
+    assert!(
+        matches!(&round.actions[..], [Action::Failover { replica: r, .. }] if *r == sim.key(replica)),
+        "{:?}",
+        round.actions
+    );
+
+    // Unfit for the whole grace: refused, nothing sent.
+    sim.nodes[replica].link_down = true;
+    let mut gives_up = handoff(&sim);
+    let round = gives_up.round(&sim.observe(), std::time::Duration::ZERO);
+    assert!(round.blockers.is_empty() && round.actions.is_empty());
+    let round = gives_up.round(&sim.observe(), FIT_GRACE);
+    assert!(round.actions.is_empty(), "{:?}", round.actions);
+    assert!(
+        round
+            .blockers
+            .iter()
+            .any(|b| b.to_string().contains("CS360")),
+        "{:?}",
+        round.blockers
+    );
+}
+
 #[test]
 fn a_roll_towards_an_older_version_does_not_start() {
     use crate::model::{ServerFlavour, ServerVersion};
