@@ -436,9 +436,11 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
     // The id each expected node is known by: its own, or the one its peers list at its address.
     let mut known_ids: Vec<Option<NodeId>> = Vec::new();
     let mut at_work = AtWork::default();
+    let mut endpoints = Vec::new();
     if let Some(session) = session {
         let read_errors = session.read_nodes(&Reads::All).await;
         at_work = session.at_work().await;
+        endpoints = crate::client_endpoints::client_endpoints(session).await;
         let snapshot = session.snapshot();
         for record in snapshot.iter() {
             let mut node = NodeEvidence {
@@ -766,6 +768,7 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
             post_deploy,
             expected: None,
             at_work,
+            endpoints,
         },
         notes,
         errors,

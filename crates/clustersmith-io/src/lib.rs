@@ -16,9 +16,12 @@
 //! - [`restart`]: how a roll restarts a node: the operator's command, or the sandbox's.
 //! - [`migrate`]: slot moves with their keys (SETSLOT, GETKEYSINSLOT, MIGRATE), batched.
 //! - [`evidence`]: files and live views gathered for `diagnose`, each attached to its node.
+//! - [`client_endpoints`]: where the nodes send clients (`CLUSTER SLOTS`), each endpoint
+//!   tried as a client would.
 //! - [`sandbox`]: real `redis-server` / `valkey-server` processes on loopback.
 //! - [`pki`]: a throwaway CA and certificates for TLS sandboxes and tests.
 
+pub mod client_endpoints;
 pub mod conn;
 pub mod driver;
 pub mod error;

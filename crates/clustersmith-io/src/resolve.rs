@@ -84,7 +84,7 @@ pub async fn resolve(
     })
 }
 
-async fn lookup(
+pub(crate) async fn lookup(
     name: &str,
     port: u16,
     prefer_ipv6: bool,

@@ -96,6 +96,17 @@ impl Session {
         self.handles.get(key)
     }
 
+    /// A connection to an endpoint that is none of the session's nodes, with the session's
+    /// TLS, credentials and timeouts (where clients are sent, tried as they would).
+    pub(crate) fn client_handle(&self, endpoint: Endpoint) -> Result<NodeHandle, NodeError> {
+        NodeHandle::new(endpoint, &self.opts, self.tls.as_ref())
+    }
+
+    /// How long a connection or a name lookup may take.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.opts.connect_timeout
+    }
+
     /// Every node with a view, as the migration engine needs it.
     fn move_nodes(&self) -> Vec<MoveNode> {
         self.snapshot

@@ -130,7 +130,7 @@ const SECRETS: &[&str] = &[
 ];
 
 /// The number of broken and healthy cases: a case lost from the table fails the run.
-const CASE_COUNTS: (usize, usize) = (50, 6);
+const CASE_COUNTS: (usize, usize) = (54, 6);
 
 /// Cases whose rule rightly fires on other nodes too (at warning or above), and why.
 const RULE_ALSO_ON_PEERS: &[(&str, &str)] = &[
@@ -162,6 +162,30 @@ fn reversed() -> bool {
 fn prove(what: &str, timeout: Duration, check: impl FnMut() -> bool) {
     wait_until(what, timeout, check);
     PREMISES.with(|p| p.borrow_mut().push(what.to_owned()));
+}
+
+/// Proves that a client of node 1 (a replica, without READONLY) asking for a key of node 0's
+/// slots is redirected to
+/// `endpoint` (once the peers have node 0's announced values, a heartbeat or so).
+fn prove_redirected_to(servers: &Servers, endpoint: &str) {
+    prove(
+        &format!("node 1 redirects a client to `{endpoint}`"),
+        Duration::from_secs(10),
+        || try_cmd(servers, 1, &["GET", "k"]).is_err_and(|e| e.contains(endpoint)),
+    );
+}
+
+/// Proves that a TCP connection to `endpoint` is refused.
+fn prove_refused(endpoint: &str) {
+    let addr: std::net::SocketAddr = endpoint.parse().expect("an IP endpoint");
+    prove(
+        &format!("`{endpoint}` refuses connections"),
+        Duration::from_secs(5),
+        || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+        },
+    );
 }
 
 /// Proves that `file` (a server's log or output) comes to hold one of `texts`; the case
@@ -1772,6 +1796,92 @@ static CASES: &[Case] = &[
             setup(servers, 1, 0, 0)
         },
     },
+    // Where clients are sent: node 0 owns every slot and announces a client endpoint that
+    // clients cannot use, while its bus address is right; node 1, its replica (its link up:
+    // replication goes to the bus address), redirects clients to it. Each proves the
+    // redirect and the endpoint's failure before diagnose.
+    Case {
+        name: "announced-hostname-does-not-resolve",
+        class: "what clients see",
+        server: Server::Redis70,
+        rule: Some("CS373"),
+        build: |bin| {
+            let servers = start(
+                bin,
+                &[
+                    opts(
+                        bin,
+                        &[
+                            ("cluster-announce-hostname", "node-0.invalid"),
+                            ("cluster-preferred-endpoint-type", "hostname"),
+                        ],
+                    ),
+                    // A name that resolves here, or the replica's entry would be `?`.
+                    opts(
+                        bin,
+                        &[
+                            ("cluster-announce-hostname", "localhost"),
+                            ("cluster-preferred-endpoint-type", "hostname"),
+                        ],
+                    ),
+                ],
+            );
+            form(&servers, &[1]);
+            prove_link_up(&servers, 1);
+            let endpoint = format!("node-0.invalid:{}", servers.port(0));
+            prove_redirected_to(&servers, &endpoint);
+            prove(
+                "`node-0.invalid` does not resolve",
+                Duration::from_secs(5),
+                || std::net::ToSocketAddrs::to_socket_addrs(&("node-0.invalid", 1)).is_err(),
+            );
+            setup(servers, 1, 1, 0)
+        },
+    },
+    Case {
+        name: "announced-client-ip-not-listening",
+        class: "what clients see",
+        server: Server::Valkey81,
+        rule: Some("CS373"),
+        build: |bin| {
+            // The servers bind 127.0.0.1 only: nothing listens on 127.0.0.2.
+            let servers = start(
+                bin,
+                &[
+                    opts(bin, &[("cluster-announce-client-ipv4", "127.0.0.2")]),
+                    opts(bin, &[]),
+                ],
+            );
+            form(&servers, &[1]);
+            prove_link_up(&servers, 1);
+            let endpoint = format!("127.0.0.2:{}", servers.port(0));
+            prove_redirected_to(&servers, &endpoint);
+            prove_refused(&endpoint);
+            setup(servers, 1, 1, 0)
+        },
+    },
+    Case {
+        name: "announced-client-port-not-listening",
+        class: "what clients see",
+        server: Server::Valkey91,
+        rule: Some("CS373"),
+        build: |bin| {
+            let nowhere = allocate_port().to_string();
+            let servers = start(
+                bin,
+                &[
+                    opts(bin, &[("cluster-announce-client-port", &nowhere)]),
+                    opts(bin, &[]),
+                ],
+            );
+            form(&servers, &[1]);
+            prove_link_up(&servers, 1);
+            let endpoint = format!("127.0.0.1:{nowhere}");
+            prove_redirected_to(&servers, &endpoint);
+            prove_refused(&endpoint);
+            setup(servers, 1, 1, 0)
+        },
+    },
     // --- the node's environment
     Case {
         name: "replica-disk-smaller-than-the-dataset",
@@ -1841,6 +1951,31 @@ static CASES: &[Case] = &[
             prove_link(&servers, 1, "down", Duration::ZERO);
             // Dropped first: the writer stops before the servers do.
             setup(servers, 1, 1, 0).keeping_before(writes)
+        },
+    },
+    Case {
+        name: "repl-timeout-below-the-transfer-pauses",
+        class: "why a sync loops",
+        server: Server::Redis70,
+        rule: Some("CS523"),
+        build: |bin| {
+            // A diskless sync whose child pauses 3 s before each key (rdb-key-save-delay
+            // counts microseconds), and a replica that gives up after 1 s without data.
+            let primary = [
+                ("enable-debug-command", "yes"),
+                ("repl-diskless-sync", "yes"),
+                ("repl-diskless-sync-delay", "0"),
+                ("rdb-key-save-delay", "3000000"),
+            ];
+            let servers = start(
+                bin,
+                &[opts(bin, &primary), opts(bin, &[("repl-timeout", "1")])],
+            );
+            servers.cmd(0, &["DEBUG", "POPULATE", "5"]);
+            form(&servers, &[1]);
+            prove_log(&servers, 1, &["Timeout receiving bulk data"]);
+            prove_link(&servers, 1, "down", Duration::ZERO);
+            setup(servers, 1, 1, 1)
         },
     },
     // --- config the server refuses, with no log to say so

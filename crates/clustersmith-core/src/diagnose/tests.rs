@@ -328,6 +328,71 @@ fn with_primary_info(fields: &[(&str, &str)]) -> Inputs {
     })
 }
 
+/// The formed cluster whose nodes all list the primary 10.168.17.5 (slots 0-8191) at `host`,
+/// which answered as given.
+fn with_endpoint(host: &str, answer: EndpointAnswer) -> Inputs {
+    formed_with(|i| {
+        let listed_by = i.nodes.iter().map(|n| n.key.clone()).collect();
+        i.endpoints = vec![ClientEndpoint {
+            host: host.into(),
+            port: 6379,
+            id: NodeId::parse("5be3d949f56e77d5848af97f1d8825e1c29f3270").unwrap(),
+            slots: crate::model::SlotSet::from_ranges(&crate::model::SlotRange::new(0, 8191)),
+            listed_by,
+            answer: answer.clone(),
+        }];
+    })
+}
+
+/// Valkey 8+ shows clients the address a node announces for them (`cluster-announce-client-ipv4`)
+/// in CLUSTER NODES too: a node reached at 10.168.17.5 and listed at 10.168.99.5 is not at a
+/// stale address when the nodes' CLUSTER SLOTS name 10.168.99.5 as its endpoint; whether
+/// clients can use it is CS373's question.
+#[test]
+fn an_address_announced_for_clients_is_not_a_stale_one() {
+    let listed_elsewhere = |answer: Option<EndpointAnswer>| {
+        let mut inputs = formed_from(&FORMED_NODES.replace("10.168.17.5:", "10.168.99.5:"));
+        if let Some(answer) = answer {
+            inputs.endpoints = with_endpoint("10.168.99.5", answer).endpoints;
+        }
+        inputs
+    };
+    let stale = rule("CS309").unwrap();
+    let endpoint = rule("CS373").unwrap();
+    assert_eq!(rule_hits(stale, &listed_elsewhere(None)).len(), 1);
+    let refused = EndpointAnswer::Unreachable("Connection refused (os error 111)".into());
+    assert_eq!(
+        rule_hits(stale, &listed_elsewhere(Some(refused.clone()))),
+        Vec::new()
+    );
+    assert_eq!(
+        rule_hits(endpoint, &listed_elsewhere(Some(refused))).len(),
+        1
+    );
+}
+
+/// Nothing answering at a node's endpoint is CS373 while the node answers where diagnose
+/// reached it, and the node's own business (down) when it answers nowhere.
+#[test]
+fn an_endpoint_of_a_node_that_is_down_is_not_blamed_on_the_endpoint() {
+    let refused = EndpointAnswer::Unreachable("Connection refused (os error 111)".into());
+    let rule = rule("CS373").unwrap();
+    let hits = rule_hits(rule, &with_endpoint("127.0.0.2", refused.clone()));
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].node, Some("10.168.17.5:6379".into()));
+    assert!(
+        hits[0].summary.contains("slots 0-8191")
+            && hits[0]
+                .summary
+                .contains("nothing answers at `127.0.0.2:6379`"),
+        "{}",
+        hits[0].summary
+    );
+    let mut down = with_endpoint("127.0.0.2", refused);
+    down.nodes.retain(|n| n.key != "10.168.17.5:6379".into());
+    assert_eq!(rule_hits(rule, &down), Vec::new());
+}
+
 fn replace_view(inputs: &mut Inputs, idx: usize, nodes: &str, info: &str) {
     let old = inputs.nodes[idx].live.take().unwrap();
     inputs.nodes[idx].live = Some(view(
@@ -625,6 +690,25 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
                 ("connected_slaves", "1"),
                 ("errorstat_NOREPLICAS", "count=7"),
             ]),
+        ),
+        // The formed cluster's primary 10.168.17.5 (slots 0-8191) listed at a hostname that
+        // does not resolve (the resolver's words for a `.invalid` name), then where diagnose
+        // reached it.
+        (
+            "CS373",
+            with_endpoint(
+                "node-5.invalid",
+                EndpointAnswer::Unresolvable(
+                    "failed to lookup address information: Name or service not known".into(),
+                ),
+            ),
+            with_endpoint("10.168.17.5", EndpointAnswer::Reached),
+        ),
+        (
+            "CS523",
+            replica_timing_out(Some("repl-timeout 1\n"), "down"),
+            // Synced since: the pause is over.
+            replica_timing_out(Some("repl-timeout 1\n"), "up"),
         ),
         (
             "CS403",
@@ -1268,6 +1352,59 @@ fn primary_cutting_its_replica(link: &str) -> Inputs {
         .value,
     });
     inputs
+}
+
+// ---- why a sync loops: a replica whose repl-timeout cuts every full sync (captured on Redis
+// 7.0.15: a diskless primary with rdb-key-save-delay 3000000 and five keys, the replica with
+// `repl-timeout 1`).
+
+const REPL_TIMEOUT_REPLICA_LOG: &str =
+    include_str!("../../tests/fixtures/sync-loop/replica-repl-timeout-redis-7.0.log");
+
+/// The captured replica (with its log and, when given, its redis.conf's extra lines) and its
+/// primary; the replica's link is `link`.
+fn replica_timing_out(conf: Option<&str>, link: &str) -> Inputs {
+    let mut inputs = replica_on_a_full_disk(REPL_TIMEOUT_REPLICA_LOG, link);
+    inputs.nodes[1].disk = None;
+    inputs.nodes[1].redis_conf = conf.map(|extra| SourceFile {
+        path: "redis.conf".into(),
+        value: parse_redis_conf(&format!("port 23952\ncluster-enabled yes\n{extra}")).value,
+    });
+    inputs
+}
+
+#[test]
+fn a_replica_whose_repl_timeout_cuts_its_sync_names_the_timeout() {
+    let findings = diagnose(&replica_timing_out(Some("repl-timeout 1\n"), "down"));
+    let top = &findings[0];
+    assert_eq!(
+        (top.rule.id, top.node.as_ref().map(|n| n.label())),
+        ("CS523", Some("127.0.0.1:23952")),
+        "{findings:#?}"
+    );
+    assert!(
+        top.summary.contains("1 attempt(s)") && top.summary.contains("repl-timeout 1 s"),
+        "{}",
+        top.summary
+    );
+    // The replica's own link down hangs under it.
+    let under: Vec<&str> = top.symptoms.iter().map(|s| s.rule.id).collect();
+    assert!(under.contains(&"CS204"), "{under:?}");
+    // A redis.conf without the directive: the default, named as such; none: said so.
+    let hits =
+        (sync_loop::REPL_TIMEOUT_BELOW_TRANSFER_PAUSE.check)(&replica_timing_out(Some(""), "down"));
+    assert!(
+        hits[0].summary.contains("repl-timeout 60 s (the default)"),
+        "{}",
+        hits[0].summary
+    );
+    let hits =
+        (sync_loop::REPL_TIMEOUT_BELOW_TRANSFER_PAUSE.check)(&replica_timing_out(None, "down"));
+    assert!(
+        hits[0].summary.contains("60 s unless set"),
+        "{}",
+        hits[0].summary
+    );
 }
 
 #[test]

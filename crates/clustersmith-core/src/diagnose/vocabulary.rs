@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::model::NodeId;
 use crate::parse::{ClusterNodes, PostDeployLog, RedisConf, ServerLog};
 use crate::snapshot::{NodeKey, NodeView};
 
@@ -349,6 +350,40 @@ pub struct Inputs {
     pub post_deploy: Vec<SourceFile<PostDeployLog>>,
     pub expected: Option<Expected>,
     pub at_work: AtWork,
+    /// Where the live nodes send clients, each endpoint with how it answered.
+    pub endpoints: Vec<ClientEndpoint>,
+}
+
+/// An endpoint the nodes send clients to: one node's entry in their `CLUSTER SLOTS` (its
+/// preferred endpoint and client port; `MOVED` and `ASK` redirects name the same), with how
+/// it answered when diagnose connected there as a client would.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientEndpoint {
+    /// As listed: an IP, a hostname, or `?` (hostnames preferred, and the node announces none).
+    pub host: String,
+    pub port: u16,
+    /// The node it is listed for.
+    pub id: NodeId,
+    /// The slots it is listed for as their primary (empty for a replica's entry).
+    pub slots: crate::model::SlotSet,
+    /// The nodes whose `CLUSTER SLOTS` lists it.
+    pub listed_by: Vec<NodeKey>,
+    pub answer: EndpointAnswer,
+}
+
+/// How a client endpoint answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndpointAnswer {
+    /// It is where diagnose reached that node: it answers as it.
+    Reached,
+    /// Connected there, `CLUSTER MYID` answered this id.
+    AnswersAs(NodeId),
+    /// `?`: no endpoint a client can use.
+    NoHostname,
+    /// The name does not resolve here (the resolver's words).
+    Unresolvable(String),
+    /// Resolved (or an IP), but nothing answered there (why).
+    Unreachable(String),
 }
 
 impl Inputs {

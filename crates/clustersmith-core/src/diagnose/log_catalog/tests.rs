@@ -211,7 +211,7 @@ fn redis_and_valkey_wordings_of_a_message_meet_on_one_row() {
         (
             "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value.",
             "Timeout receiving bulk data from PRIMARY... If the problem persists try to set the 'repl-timeout' parameter in valkey.conf to a larger value.",
-            "CS513",
+            "CS523",
         ),
         (
             "Redis port number too high. Cluster communication port is 10,000 port numbers higher than your Redis port. Your Redis port number must be 55535 or less.",

@@ -1,7 +1,9 @@
-//! What clients see (CS370–CS372): the cluster bus can be healthy while a primary refuses
-//! writes because of its own configuration. Each rule names the refusal clients get, the
-//! parameter behind it and its numbers, from `INFO` (memory, persistence, replication) and
-//! `INFO errorstats`, which counts every refusal the server sent since it started.
+//! What clients see (CS370–CS373): the cluster bus can be healthy while a primary refuses
+//! writes because of its own configuration, or while the nodes send clients to an endpoint
+//! they cannot use. Each rule names what clients get, the parameter behind it and its
+//! numbers, from `INFO` (memory, persistence, replication), `INFO errorstats`, which counts
+//! every refusal the server sent since it started, and `CLUSTER SLOTS` with each endpoint
+//! tried as a client would.
 //!
 //! Written from the servers' source (Redis 7.0 `server.c` `processCommand`):
 //! - `-OOM command not allowed when used memory > 'maxmemory'`: `maxmemory` set, the policy
@@ -10,10 +12,16 @@
 //!   persist to disk`: `stop-writes-on-bgsave-error yes` and the last background save failed;
 //! - `-NOREPLICAS Not enough good replicas to write.`: `min-replicas-to-write N` and fewer
 //!   than N replicas acknowledged within `min-replicas-max-lag`.
+//!
+//! And from Redis 7.0 `cluster.c` `addNodeToNodeReply` (Valkey's is the same): a slot's node
+//! is listed at the *answering* node's `cluster-preferred-endpoint-type` — the node's IP (its
+//! announced one; Valkey 8+ a `cluster-announce-client-ipv4`/`-ipv6` first), its announced
+//! hostname or `?` when it has none, or NULL for `unknown-endpoint` — with its client port
+//! (`cluster-announce-port`/`-tls-port`; Valkey 9 `cluster-announce-client-port`).
 
-use crate::diagnose::EvidenceKind::Live;
+use crate::diagnose::EvidenceKind::{Live, RedisConf};
 use crate::diagnose::Severity::Error;
-use crate::diagnose::{Hit, Inputs, NodeEvidence, Rule, live};
+use crate::diagnose::{EndpointAnswer, Evidence, Hit, Inputs, NodeEvidence, Rule, Source, live};
 use crate::snapshot::NodeView;
 
 pub static WRITES_REFUSED_OOM: Rule = Rule {
@@ -169,4 +177,116 @@ pub fn writes_refused_noreplicas(inputs: &Inputs) -> Vec<Hit> {
             })
         })
         .collect()
+}
+
+pub static CLIENT_ENDPOINT_UNUSABLE: Rule = Rule {
+    id: "CS373",
+    name: "client-endpoint-unusable",
+    severity: Error,
+    detects: "An endpoint the nodes send clients to (`CLUSTER SLOTS`, and the same in `MOVED`/`ASK` redirects: each node's preferred endpoint and client port) that clients cannot use: the name does not resolve, nothing answers there, it answers as another node, or it is `?` (hostnames preferred while the node announces none). Diagnose connects to each endpoint that is not where it reached the node already, as a client would, and asks `CLUSTER MYID`.",
+    why: "The cluster bus and replication use the nodes' bus addresses, so `cluster_state:ok` and every link up say nothing about this: clients are sent away for every key in the node's slots and fail there (or bounce between two nodes), while every check run against the node's own address passes.",
+    fix: "Make what the node announces for clients reachable from them: `cluster-announce-hostname` a name they resolve (it is used with `cluster-preferred-endpoint-type hostname`), Valkey's `cluster-announce-client-ipv4`/`-ipv6` an address they reach, `cluster-announce-port`/`-tls-port` (Valkey 9: `cluster-announce-client-port`/`-tls-port`) the port the node serves clients on; or remove the setting, or set `cluster-preferred-endpoint-type ip`. Each can be set with CONFIG SET; the peers hand out the new value after the node's next heartbeat.",
+    false_positives: "Diagnose run from another network than the clients' (a hostname that resolves only inside the clients' network, an address behind a NAT or a load balancer meant for them): then the endpoint works for them and not from here. Run diagnose where the clients run to tell.",
+    evidence: &[Live, RedisConf],
+    explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
+    check: client_endpoint_unusable,
+};
+
+/// The announce settings that shape a node's client endpoint, as its redis.conf may set them.
+const CLIENT_ENDPOINT_DIRECTIVES: &[&str] = &[
+    "cluster-announce-hostname",
+    "cluster-announce-client-ipv4",
+    "cluster-announce-client-ipv6",
+    "cluster-announce-ip",
+    "cluster-announce-client-port",
+    "cluster-announce-client-tls-port",
+    "cluster-announce-port",
+    "cluster-announce-tls-port",
+];
+
+pub fn client_endpoint_unusable(inputs: &Inputs) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for endpoint in &inputs.endpoints {
+        let (host, port) = (&endpoint.host, endpoint.port);
+        let subject = inputs.live().find(|(_, v)| v.id == endpoint.id);
+        // Nothing answering at the endpoint of a node that answers nowhere else either is
+        // that node being down (listed until its peers flag it failing): its own finding.
+        if subject.is_none() && matches!(endpoint.answer, EndpointAnswer::Unreachable(_)) {
+            continue;
+        }
+        let failure = match &endpoint.answer {
+            EndpointAnswer::Reached => continue,
+            EndpointAnswer::AnswersAs(id) if *id == endpoint.id => continue,
+            EndpointAnswer::AnswersAs(id) => format!(
+                "`{host}:{port}` answers as node {}: clients sent there get redirected again",
+                id.short()
+            ),
+            EndpointAnswer::NoHostname => format!(
+                "it is `?`: hostnames are the preferred endpoint and node {} announces none",
+                endpoint.id.short()
+            ),
+            EndpointAnswer::Unresolvable(why) => format!("`{host}` does not resolve ({why})"),
+            EndpointAnswer::Unreachable(why) => {
+                format!("nothing answers at `{host}:{port}` ({why})")
+            }
+        };
+        let what = if endpoint.slots.is_empty() {
+            "its replica entry".to_owned()
+        } else {
+            format!("slots {}", endpoint.slots)
+        };
+        let mut evidence: Vec<Evidence> = inputs
+            .nodes
+            .iter()
+            .filter(|n| endpoint.listed_by.contains(&n.key))
+            .map(|n| {
+                live(
+                    n,
+                    "CLUSTER SLOTS",
+                    format!("{what} of {} at `{host}:{port}`", endpoint.id.short()),
+                )
+            })
+            .collect();
+        evidence.push(Evidence {
+            source: Source::Live {
+                node: format!("{host}:{port}"),
+                reply: "a client's connection",
+            },
+            text: failure.clone(),
+        });
+        // The settings behind it: the node's announce lines, and, for `?`, the preferred
+        // endpoint type of the nodes that list it.
+        if let Some(conf) = subject.and_then(|(n, _)| n.redis_conf.as_ref()) {
+            for name in CLIENT_ENDPOINT_DIRECTIVES {
+                if let Some(d) = conf.value.get(name) {
+                    evidence.push(conf.at(d.line, d.shown()));
+                }
+            }
+        }
+        if endpoint.answer == EndpointAnswer::NoHostname {
+            for node in inputs
+                .nodes
+                .iter()
+                .filter(|n| endpoint.listed_by.contains(&n.key))
+            {
+                if let Some(conf) = &node.redis_conf
+                    && let Some(d) = conf.value.get("cluster-preferred-endpoint-type")
+                {
+                    evidence.push(conf.at(d.line, d.shown()));
+                }
+            }
+        }
+        let where_reached = subject
+            .map(|(n, _)| format!("; the node answers where diagnose reached it ({})", n.key))
+            .unwrap_or_default();
+        hits.push(Hit {
+            node: subject.map(|(n, _)| n.key.clone()),
+            summary: format!(
+                "clients are sent to `{host}:{port}` for {what}, and {failure}{where_reached}"
+            ),
+            evidence,
+        });
+    }
+    hits
 }

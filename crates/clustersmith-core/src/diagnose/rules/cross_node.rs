@@ -182,6 +182,8 @@ pub static ANNOUNCED_ADDRESS_UNREACHABLE: Rule = Rule {
         &SLOTS_NOT_COVERED,
         &BUS_HANDSHAKE_STUCK,
         &REPLICA_LINK_DOWN,
+        // A wrong announced IP or port is handed to clients as well.
+        &super::clients::CLIENT_ENDPOINT_UNUSABLE,
     ],
     reach: crate::diagnose::Reach::PeerFacing,
     check: announced_address_unreachable,

@@ -443,7 +443,7 @@ pub static STALE_NODE_ADDRESS: Rule = Rule {
     detects: "A node reached at one IP but listed under another by its peers or its own nodes.conf.",
     why: "After an IP change (a recreated VM) peers keep dialing the old address: the node is marked failing, its slots go down or fail over.",
     fix: "CLUSTER MEET the node's new IP from a peer (the peers update the address when it answers with its id), or set cluster-announce-ip.",
-    false_positives: "NAT or multi-homed hosts where the announced address differs from the one used to reach the node.",
+    false_positives: "NAT or multi-homed hosts where the announced address differs from the one used to reach the node. An address the node announces for clients (Valkey's `cluster-announce-client-ipv4`/`-ipv6`, which CLUSTER NODES shows to clients) is not taken for a stale one: the nodes' CLUSTER SLOTS name it as the node's endpoint (CS373 judges it).",
     evidence: &[Live, NodesConf],
     explains: &[&BUS_HANDSHAKE_STUCK],
     reach: crate::diagnose::Reach::OwnNode,
@@ -457,10 +457,23 @@ pub fn stale_node_address(inputs: &Inputs) -> Vec<Hit> {
     for subject in &given {
         let Some(ip) = subject.ip else { continue };
         let mut evidence = Vec::new();
-        for s in stale
-            .iter()
-            .filter(|s| s.subject == subject.key && s.viewer != s.subject)
-        {
+        let client_ips: Vec<IpAddr> = subject
+            .live
+            .as_ref()
+            .map(|v| {
+                inputs
+                    .endpoints
+                    .iter()
+                    .filter(|e| e.id == v.id)
+                    .filter_map(|e| e.host.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for s in stale.iter().filter(|s| {
+            s.subject == subject.key
+                && s.viewer != s.subject
+                && !s.listed.ip.is_some_and(|ip| client_ips.contains(&ip))
+        }) {
             let viewer = given
                 .iter()
                 .find(|n| n.key == s.viewer)
