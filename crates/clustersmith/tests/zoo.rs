@@ -130,7 +130,7 @@ const SECRETS: &[&str] = &[
 ];
 
 /// The number of broken and healthy cases: a case lost from the table fails the run.
-const CASE_COUNTS: (usize, usize) = (54, 6);
+const CASE_COUNTS: (usize, usize) = (56, 6);
 
 /// Cases whose rule rightly fires on other nodes too (at warning or above), and why.
 const RULE_ALSO_ON_PEERS: &[(&str, &str)] = &[
@@ -548,10 +548,6 @@ const NOT_LIVE: &[(&str, &str)] = &[
         "needs an RDB or AOF write to fail under a running node; not built yet (the tmpfs of the full-disk case would do it with persistence on)",
     ),
     (
-        "CS515",
-        "needs a server started under an open-files limit below what maxclients needs; not built yet (prlimit)",
-    ),
-    (
         "CS517",
         "needs a failover that cannot proceed; tests/hardening.rs makes failovers, the zoo does not yet",
     ),
@@ -950,6 +946,25 @@ static CASES: &[Case] = &[
             let holder = std::net::TcpListener::bind(("127.0.0.1", port + 10000)).unwrap();
             failed_start_at(bin, servers, port, "", |_| {}, &["Address already in use"])
                 .keeping_after(holder)
+        },
+    },
+    Case {
+        name: "open-files-limit-below-the-minimum",
+        class: "process will not start",
+        server: Server::Redis70,
+        rule: Some("CS515"),
+        build: |bin| {
+            // Started under `ulimit -n 16` that it cannot raise: below the descriptors the
+            // server reserves for itself, it exits.
+            let (servers, port) = healthy_and_a_port(bin);
+            failed_launch_at(
+                under_open_files_limit(bin, 16),
+                servers,
+                port,
+                "",
+                |_| {},
+                &["is not enough for the server to start"],
+            )
         },
     },
     Case {
@@ -1884,6 +1899,88 @@ static CASES: &[Case] = &[
     },
     // --- the node's environment
     Case {
+        name: "replica-started-under-a-low-open-files-limit",
+        class: "the node's environment",
+        server: Server::Redis70,
+        rule: Some("CS374"),
+        build: |bin| {
+            // The replica runs under `ulimit -n 64` it cannot raise: the server cuts
+            // maxclients to 32 at startup; 40 clients connecting at once find it full.
+            let early = reversed().then(allocate_port);
+            let servers = start(bin, &[opts(bin, &[])]);
+            all_slots(&servers, 0, 0..16384);
+            let port = early.unwrap_or_else(allocate_port);
+            let dir = tempfile::tempdir().unwrap();
+            let conf = broken_conf(dir.path(), port, "");
+            let replica = Launched::spawn(under_open_files_limit(bin, 64).arg(&conf));
+            let conn = || {
+                redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                    .and_then(|c| c.get_connection())
+            };
+            prove_file_says(
+                &dir.path().join("server.log"),
+                &["maxclients has been reduced to 32"],
+                Duration::from_secs(5),
+            );
+            wait_until("the replica answers", Duration::from_secs(5), || {
+                conn().is_ok()
+            });
+            let query = |args: &[&str]| -> Result<String, String> {
+                let mut cmd = redis::cmd(args[0]);
+                cmd.arg(&args[1..]);
+                let mut c = conn().map_err(|e| e.to_string())?;
+                cmd.query::<String>(&mut c).map_err(|e| e.to_string())
+            };
+            query(&["CLUSTER", "MEET", "127.0.0.1", &servers.port(0).to_string()]).unwrap();
+            let id0 = servers.myid(0);
+            wait_until(
+                "the replica knows the primary",
+                Duration::from_secs(5),
+                || query(&["CLUSTER", "NODES"]).is_ok_and(|t| t.contains(&id0)),
+            );
+            query(&["CLUSTER", "REPLICATE", &id0]).unwrap();
+            prove("the replica's link is up", Duration::from_secs(10), || {
+                query(&["INFO", "replication"]).is_ok_and(|t| t.contains("master_link_status:up"))
+            });
+            prove(
+                "the 40th of 40 clients connecting at once is refused: max number of clients",
+                Duration::from_secs(5),
+                || {
+                    let held: Vec<std::net::TcpStream> = (0..40)
+                        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+                        .collect();
+                    let Some(mut last) = held.last() else {
+                        return false;
+                    };
+                    let _ = last.set_read_timeout(Some(Duration::from_secs(1)));
+                    let mut reply = [0u8; 128];
+                    let n = std::io::Read::read(&mut last, &mut reply).unwrap_or(0);
+                    String::from_utf8_lossy(&reply[..n]).contains("max number of clients")
+                },
+            );
+            let b = format!("127.0.0.1:{port}");
+            let mut args = files_of(&servers);
+            args.extend(strings(&[
+                "--redis-conf",
+                &path(&conf),
+                "--log",
+                &path(&dir.path().join("server.log")),
+                "-m",
+                "1",
+                "-r",
+                "1",
+            ]));
+            args.extend(listed(vec![servers.ips()[0].clone(), b.clone()]));
+            Setup {
+                args,
+                env: Vec::new(),
+                node: b,
+                // The replica stops before its directory goes, the primary last.
+                _keep: vec![Box::new(replica), Box::new(dir), Box::new(servers)],
+            }
+        },
+    },
+    Case {
         name: "replica-disk-smaller-than-the-dataset",
         class: "the node's environment",
         server: Server::Redis70,
@@ -2299,6 +2396,19 @@ fn failed_start_at(
     prepare: impl FnOnce(&Path),
     says: &[&str],
 ) -> Setup {
+    failed_launch_at(Command::new(bin), servers, port, extra, prepare, says)
+}
+
+/// [`failed_start_at`] with the server started by `launcher` (the server binary, or a
+/// command that execs it under limits).
+fn failed_launch_at(
+    launcher: Command,
+    servers: Servers,
+    port: u16,
+    extra: &str,
+    prepare: impl FnOnce(&Path),
+    says: &[&str],
+) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let node_dir = dir.path().join("b");
     std::fs::create_dir_all(&node_dir).unwrap();
@@ -2306,7 +2416,7 @@ fn failed_start_at(
     let extra = extra.replace("$DIR", &node_dir.display().to_string());
     let conf = broken_conf(&node_dir, port, &extra);
     let log = node_dir.join("server.log");
-    let code = run_to_exit(bin, &conf, &log);
+    let code = run_command_to_exit(launcher, &conf, &log);
     prove(
         &format!("the server exited with status {code}"),
         Duration::ZERO,

@@ -61,6 +61,11 @@ pub(super) fn explains_elsewhere(inputs: &Inputs, cause: &Finding, symptom: &Fin
         true
     } else if is(&BUS_HANDSHAKE_STUCK) {
         let Some(view) = &seen.live else { return false };
+        // The other server answering with the cause's id (CS312): peers that move the id's
+        // address to the cause drop their links to it, whichever of the two the flip left.
+        if facing && down_id == Some(&view.id) {
+            return true;
+        }
         let stuck: Vec<_> = view
             .nodes
             .entries()

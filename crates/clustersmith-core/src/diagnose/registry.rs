@@ -36,6 +36,7 @@ pub static RULES: &[&Rule] = &[
     &clients::WRITES_REFUSED_MISCONF,
     &clients::WRITES_REFUSED_NOREPLICAS,
     &clients::CLIENT_ENDPOINT_UNUSABLE,
+    &clients::CLIENTS_REFUSED_AT_MAXCLIENTS,
     &server_config::IPV6_BIND_ERRNO_97,
     &server_config::DIRECTIVE_UNKNOWN_TO_VERSION,
     &server_config::CONFIG_REFUSED_AT_STARTUP,

@@ -345,13 +345,24 @@ fn with_endpoint(host: &str, answer: EndpointAnswer) -> Inputs {
 }
 
 /// Valkey 8+ shows clients the address a node announces for them (`cluster-announce-client-ipv4`)
-/// in CLUSTER NODES too: a node reached at 10.168.17.5 and listed at 10.168.99.5 is not at a
-/// stale address when the nodes' CLUSTER SLOTS name 10.168.99.5 as its endpoint; whether
-/// clients can use it is CS373's question.
+/// in CLUSTER NODES too: a node reached at 10.168.17.5 and listed at 10.168.99.5 with its bus
+/// link up is not at a stale address when the nodes' CLUSTER SLOTS name 10.168.99.5 as its
+/// endpoint; whether clients can use it is CS373's question.
 #[test]
 fn an_address_announced_for_clients_is_not_a_stale_one() {
+    // Every node runs `version` (INFO server as each prints it).
+    let running = |inputs: &mut Inputs, version: &[(&str, &str)]| {
+        for node in &mut inputs.nodes {
+            let info = &mut node.live.as_mut().unwrap().info.fields;
+            for (k, v) in version {
+                info.insert((*k).into(), (*v).into());
+            }
+        }
+    };
+    let valkey = [("server_name", "valkey"), ("valkey_version", "8.1.8")];
     let listed_elsewhere = |answer: Option<EndpointAnswer>| {
         let mut inputs = formed_from(&FORMED_NODES.replace("10.168.17.5:", "10.168.99.5:"));
+        running(&mut inputs, &valkey);
         if let Some(answer) = answer {
             inputs.endpoints = with_endpoint("10.168.99.5", answer).endpoints;
         }
@@ -366,8 +377,82 @@ fn an_address_announced_for_clients_is_not_a_stale_one() {
         Vec::new()
     );
     assert_eq!(
-        rule_hits(endpoint, &listed_elsewhere(Some(refused))).len(),
+        rule_hits(endpoint, &listed_elsewhere(Some(refused.clone()))).len(),
         1
+    );
+    // Listed there with the bus link down: the peers dial an address that does not work,
+    // whatever the nodes hand clients (a host back with a new IP lists its old one in both).
+    let mut down = formed_from(
+        &FORMED_NODES
+            .replace("10.168.17.5:", "10.168.99.5:")
+            .replace("1704797759000 1 connected", "1704797759000 1 disconnected"),
+    );
+    running(&mut down, &valkey);
+    down.endpoints = with_endpoint("10.168.99.5", refused.clone()).endpoints;
+    assert_eq!(rule_hits(stale, &down).len(), 1);
+    // Redis has no client address of its own: CLUSTER SLOTS names the bus address, here the
+    // stale one, and the peer's link up says nothing against it.
+    let mut redis = listed_elsewhere(Some(refused));
+    running(
+        &mut redis,
+        &[("server_name", "redis"), ("redis_version", "7.0.15")],
+    );
+    for node in &mut redis.nodes {
+        node.live
+            .as_mut()
+            .unwrap()
+            .info
+            .fields
+            .remove("valkey_version");
+    }
+    assert_eq!(rule_hits(stale, &redis).len(), 1);
+}
+
+const MAXCLIENTS_REDUCED_LOG: &str =
+    include_str!("../../tests/fixtures/environment/maxclients-reduced-redis-7.0.log");
+
+/// The formed cluster whose primary 10.168.17.5 runs with maxclients cut to 32 by its open
+/// files limit (its captured log), having refused `rejected` connections (INFO as captured).
+fn refusing_clients(rejected: u64) -> Inputs {
+    formed_with(|i| {
+        let node = i
+            .nodes
+            .iter_mut()
+            .find(|n| n.key == "10.168.17.5:6379".into())
+            .unwrap();
+        let info = &mut node.live.as_mut().unwrap().info.fields;
+        info.insert("rejected_connections".into(), rejected.to_string());
+        info.insert("connected_clients".into(), "1".into());
+        info.insert("maxclients".into(), "32".into());
+        node.log = Some(SourceFile {
+            path: "server.log".into(),
+            value: parse_server_log(MAXCLIENTS_REDUCED_LOG).value,
+        });
+    })
+}
+
+#[test]
+fn clients_refused_at_maxclients_name_the_open_files_limit_behind_it() {
+    let hits = rule_hits(rule("CS374").unwrap(), &refusing_clients(8));
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert!(
+        hits[0].summary.contains("refused 8 connection(s)")
+            && hits[0]
+                .summary
+                .contains("open files limit of 64, which cut maxclients to 32"),
+        "{}",
+        hits[0].summary
+    );
+    // Without the log: maxclients alone.
+    let mut bare = refusing_clients(8);
+    for n in &mut bare.nodes {
+        n.log = None;
+    }
+    let hits = rule_hits(rule("CS374").unwrap(), &bare);
+    assert!(
+        hits[0].summary.contains("maxclients 32 (1 connected now)"),
+        "{}",
+        hits[0].summary
     );
 }
 
@@ -703,6 +788,14 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
                 ),
             ),
             with_endpoint("10.168.17.5", EndpointAnswer::Reached),
+        ),
+        // The primary 10.168.17.5 started under `ulimit -n 64` (captured on Redis 7.0.15, run
+        // with prlimit and without CAP_SYS_RESOURCE), 40 connections opened at once.
+        (
+            "CS374",
+            refusing_clients(8),
+            // The same limit, nothing refused (yet).
+            refusing_clients(0),
         ),
         (
             "CS523",
@@ -1147,6 +1240,37 @@ fn two_servers_with_one_id_name_the_later_started_one_first() {
         top.evidence.iter().any(|e| e.text.contains("6 times")),
         "the primary's log shows the flips: {:#?}",
         top.evidence
+    );
+}
+
+/// The flip caught the other way round: the original replica's link to the primary down
+/// (the primary last moved the id's address to the copy). Its stuck bus is the copy's doing
+/// and hangs under CS312, which stays the only finding at warning or above.
+#[test]
+fn the_original_s_broken_link_hangs_under_the_copy() {
+    let mut inputs = cloned_replica(&[0, 1, 2], Some(ID_PRIMARY_LOG_VALKEY));
+    let original = inputs.nodes[1].live.as_mut().unwrap();
+    *original = view(
+        &ID_VIEWS[1]
+            .0
+            .replace("1796592110189 1 connected", "1796592110189 1 disconnected"),
+        "cluster_state:ok\ncluster_slots_assigned:16384\ncluster_known_nodes:2\n",
+        "valkey_version:8.1.8\nuptime_in_seconds:19\n",
+    );
+    let findings = diagnose(&inputs);
+    assert_eq!(findings[0].rule.id, "CS312", "{findings:#?}");
+    assert!(
+        findings[0]
+            .symptoms
+            .iter()
+            .any(|s| s.rule.id == "CS303" && s.node == Some("127.0.0.1:23912".into())),
+        "{findings:#?}"
+    );
+    assert!(
+        findings[1..]
+            .iter()
+            .all(|f| f.rule.severity < Severity::Warning),
+        "{findings:#?}"
     );
 }
 

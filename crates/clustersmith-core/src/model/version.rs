@@ -53,6 +53,13 @@ impl ServerVersion {
         }
     }
 
+    /// An address announced for clients apart from the bus's (`cluster-announce-client-ipv4`
+    /// and `-ipv6`): Valkey 8.0 and later, which shows clients that address in CLUSTER NODES
+    /// and CLUSTER SLOTS.
+    pub fn has_client_addresses(&self) -> bool {
+        self.flavour == ServerFlavour::Valkey && self.major >= 8
+    }
+
     /// `CLUSTER ADDSLOTSRANGE` exists from Redis 7.0, and in every Valkey.
     pub fn has_addslotsrange(&self) -> bool {
         self.flavour == ServerFlavour::Valkey || self.major >= 7

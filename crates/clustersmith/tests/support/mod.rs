@@ -1041,12 +1041,40 @@ pub fn broken_conf(dir: &Path, port: u16, extra: &str) -> PathBuf {
 /// ctl script or a service manager does), and waits (bounded) for it to exit: for servers
 /// that must fail to start. Panics, after stopping it, if it keeps running.
 pub fn run_to_exit(bin: &Path, conf: &Path, output: &Path) -> i32 {
+    run_command_to_exit(Command::new(bin), conf, output)
+}
+
+/// `bin` under an open-files limit of `nofile` it cannot raise: `prlimit` lowers it, and for
+/// root (CI) `setpriv` also drops CAP_SYS_RESOURCE, with which the server would raise it
+/// again. The limit is the process's own; nothing else on the machine changes.
+pub fn under_open_files_limit(bin: &Path, nofile: u32) -> Command {
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--nofile={nofile}:{nofile}"));
+    // SAFETY: geteuid(2) reads the caller's effective user id and cannot fail.
+    #[expect(
+        unsafe_code,
+        reason = "geteuid(2) is how a process learns it runs as root"
+    )]
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        cmd.args([
+            "setpriv",
+            "--bounding-set=-sys_resource",
+            "--inh-caps=-sys_resource",
+        ]);
+    }
+    cmd.arg(bin);
+    cmd
+}
+
+/// [`run_to_exit`] for a prepared command (the server binary, or a launcher that execs it).
+pub fn run_command_to_exit(mut cmd: Command, conf: &Path, output: &Path) -> i32 {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(output)
         .unwrap();
-    let mut child = Command::new(bin)
+    let mut child = cmd
         .arg(conf)
         .stdin(std::process::Stdio::null())
         .stdout(out.try_clone().unwrap())
@@ -1064,6 +1092,29 @@ pub fn run_to_exit(bin: &Path, conf: &Path, output: &Path) -> i32 {
             panic!("the server at {} did not exit", conf.display());
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A server process a test started itself (under a launcher such as [`under_open_files_limit`]),
+/// killed and reaped when dropped, also when the test fails.
+pub struct Launched(std::process::Child);
+
+impl Launched {
+    pub fn spawn(cmd: &mut Command) -> Launched {
+        Launched(
+            cmd.stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

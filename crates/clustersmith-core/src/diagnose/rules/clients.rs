@@ -19,7 +19,7 @@
 //! hostname or `?` when it has none, or NULL for `unknown-endpoint` — with its client port
 //! (`cluster-announce-port`/`-tls-port`; Valkey 9 `cluster-announce-client-port`).
 
-use crate::diagnose::EvidenceKind::{Live, RedisConf};
+use crate::diagnose::EvidenceKind::{Live, RedisConf, ServerLog};
 use crate::diagnose::Severity::Error;
 use crate::diagnose::{EndpointAnswer, Evidence, Hit, Inputs, NodeEvidence, Rule, Source, live};
 use crate::snapshot::NodeView;
@@ -192,6 +192,86 @@ pub static CLIENT_ENDPOINT_UNUSABLE: Rule = Rule {
     reach: crate::diagnose::Reach::OwnNode,
     check: client_endpoint_unusable,
 };
+
+pub static CLIENTS_REFUSED_AT_MAXCLIENTS: Rule = Rule {
+    id: "CS374",
+    name: "clients-refused-at-maxclients",
+    severity: Error,
+    detects: "A node that refused connections with `max number of clients reached` (`max number of clients + cluster connections reached` in cluster mode since Redis 7.0: the bus links count too) (`rejected_connections` in `INFO stats`, counted since its start), against `maxclients` (`INFO clients`, Redis 7.0+ and Valkey) and, when its log says so, the open files limit that lowered maxclients at startup (`Current maximum open files is N. maxclients has been reduced to M to compensate for low ulimit`).",
+    why: "Each client connection takes a file descriptor. A server started under a low open-files limit (`ulimit -n`, systemd `LimitNOFILE`, a container's) lowers maxclients to fit and says so once, at startup; from then on every connection past it is refused, clients and operators' tools alike, while the cluster bus and cluster_state look healthy.",
+    fix: "Raise the open files limit of the server's process to maxclients + 32 (the BOSH job's limits, systemd `LimitNOFILE`, `ulimit -n` in the start script) and restart it: the server fits maxclients to the limit once, at startup. When maxclients itself is what was reached, raise it (`CONFIG SET maxclients`) or find the clients that hold connections (`CLIENT LIST`).",
+    false_positives: "Refusals during a burst of connections that is over: the count stays until a restart or `CONFIG RESETSTAT`; the summary says how many are connected now.",
+    evidence: &[Live, ServerLog],
+    explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
+    check: clients_refused_at_maxclients,
+};
+
+/// The server's words when it fits maxclients to the open files limit at startup.
+const MAXCLIENTS_REDUCED: &str = "maxclients has been reduced to";
+
+pub fn clients_refused_at_maxclients(inputs: &Inputs) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for (node, view) in inputs.live() {
+        let Some(rejected) = number(view, "rejected_connections").filter(|n| *n > 0) else {
+            continue;
+        };
+        let connected = number(view, "connected_clients").unwrap_or(0);
+        let max = number(view, "maxclients");
+        let mut evidence = vec![
+            live(
+                node,
+                "INFO stats",
+                format!("rejected_connections:{rejected}"),
+            ),
+            live(
+                node,
+                "INFO clients",
+                format!(
+                    "connected_clients:{connected} maxclients:{}",
+                    max.map_or("?".to_owned(), |m| m.to_string())
+                ),
+            ),
+        ];
+        // `Current maximum open files is 64. maxclients has been reduced to 32 …`, since the
+        // last start (an older run's limit says nothing of this one).
+        let reduced = node.log.as_ref().and_then(|log| {
+            let start = log.value.last_run_start();
+            let line = log.value.lines[start..]
+                .iter()
+                .rev()
+                .find(|l| l.message.contains(MAXCLIENTS_REDUCED))?;
+            let after = |text: &str| -> Option<u64> {
+                let rest = line.message.split_once(text)?.1.trim_start();
+                rest.split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse()
+                    .ok()
+            };
+            let nofile = after("open files is ")?;
+            let to = after(MAXCLIENTS_REDUCED)?;
+            Some((log.at(line.line, line.message.clone()), nofile, to))
+        });
+        let summary = match reduced {
+            Some((line, nofile, to)) => {
+                evidence.push(line);
+                format!(
+                    "refused {rejected} connection(s) with `max number of clients … reached` since its start: it started under an open files limit of {nofile}, which cut maxclients to {to} ({connected} connected now)"
+                )
+            }
+            None => format!(
+                "refused {rejected} connection(s) with `max number of clients … reached` since its start: maxclients {} ({connected} connected now)",
+                max.map_or("(not in INFO)".to_owned(), |m| m.to_string())
+            ),
+        };
+        hits.push(Hit {
+            node: Some(node.key.clone()),
+            summary,
+            evidence,
+        });
+    }
+    hits
+}
 
 /// The announce settings that shape a node's client endpoint, as its redis.conf may set them.
 const CLIENT_ENDPOINT_DIRECTIVES: &[&str] = &[

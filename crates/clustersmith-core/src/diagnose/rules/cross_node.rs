@@ -591,6 +591,9 @@ pub fn replication_credentials_unfit(inputs: &Inputs) -> Vec<Hit> {
         }
         let mut evidence = Vec::new();
         let mut users: Vec<&str> = Vec::new();
+        // Whether a node it refuses replicates from it now: then it is what breaks a link
+        // today, not after a failover.
+        let mut refuses_a_replica_now = false;
         for &(replica, user, password, refused_in_log) in &logins {
             if std::ptr::eq(replica, node) || !(defines_users || refused_in_log) {
                 continue;
@@ -625,18 +628,34 @@ pub fn replication_credentials_unfit(inputs: &Inputs) -> Vec<Hit> {
             if !users.contains(&name) {
                 users.push(name);
             }
+            refuses_a_replica_now |= replica
+                .live
+                .as_ref()
+                .and_then(|v| v.info.primary_addr())
+                .is_some_and(|addr| node.ip.zip(node.port) == Some(addr));
         }
         if !evidence.is_empty() {
-            hits.push(Hit {
-                node: Some(node.key.clone()),
-                summary: format!(
-                    "its ACL refuses the replication login `{}` of {} other node(s): they cannot replicate from it",
-                    users.join("`, `"),
-                    evidence.len() / 2
-                ),
-                evidence,
-            });
+            let consequence = if refuses_a_replica_now {
+                "they cannot replicate from it"
+            } else {
+                "none replicates from it now; after a failover to it they could not"
+            };
+            hits.push((
+                refuses_a_replica_now,
+                Hit {
+                    node: Some(node.key.clone()),
+                    summary: format!(
+                        "its ACL refuses the replication login `{}` of {} other node(s): {consequence}",
+                        users.join("`, `"),
+                        evidence.len() / 2
+                    ),
+                    evidence,
+                },
+            ));
         }
     }
-    hits
+    // The node that refuses a replica now first: the symptoms it causes (the replica's link
+    // down, the refusal in its log) hang under the first finding that explains them.
+    hits.sort_by_key(|(now, _)| !now);
+    hits.into_iter().map(|(_, hit)| hit).collect()
 }

@@ -443,7 +443,7 @@ pub static STALE_NODE_ADDRESS: Rule = Rule {
     detects: "A node reached at one IP but listed under another by its peers or its own nodes.conf.",
     why: "After an IP change (a recreated VM) peers keep dialing the old address: the node is marked failing, its slots go down or fail over.",
     fix: "CLUSTER MEET the node's new IP from a peer (the peers update the address when it answers with its id), or set cluster-announce-ip.",
-    false_positives: "NAT or multi-homed hosts where the announced address differs from the one used to reach the node. An address the node announces for clients (Valkey's `cluster-announce-client-ipv4`/`-ipv6`, which CLUSTER NODES shows to clients) is not taken for a stale one: the nodes' CLUSTER SLOTS name it as the node's endpoint (CS373 judges it).",
+    false_positives: "NAT or multi-homed hosts where the announced address differs from the one used to reach the node. An address a Valkey 8+ node announces for clients (`cluster-announce-client-ipv4`/`-ipv6`, which CLUSTER NODES shows to clients) is not taken for a stale one when the nodes' CLUSTER SLOTS name it as the node's endpoint and the peer's bus link to it is up (CS373 judges whether clients can use it).",
     evidence: &[Live, NodesConf],
     explains: &[&BUS_HANDSHAKE_STUCK],
     reach: crate::diagnose::Reach::OwnNode,
@@ -457,9 +457,12 @@ pub fn stale_node_address(inputs: &Inputs) -> Vec<Hit> {
     for subject in &given {
         let Some(ip) = subject.ip else { continue };
         let mut evidence = Vec::new();
+        // Only where the server has such addresses: elsewhere CLUSTER SLOTS lists the bus
+        // address, stale or not.
         let client_ips: Vec<IpAddr> = subject
             .live
             .as_ref()
+            .filter(|v| v.version().is_some_and(|v| v.has_client_addresses()))
             .map(|v| {
                 inputs
                     .endpoints
@@ -469,11 +472,10 @@ pub fn stale_node_address(inputs: &Inputs) -> Vec<Hit> {
                     .collect()
             })
             .unwrap_or_default();
-        for s in stale.iter().filter(|s| {
-            s.subject == subject.key
-                && s.viewer != s.subject
-                && !s.listed.ip.is_some_and(|ip| client_ips.contains(&ip))
-        }) {
+        for s in stale
+            .iter()
+            .filter(|s| s.subject == subject.key && s.viewer != s.subject)
+        {
             let viewer = given
                 .iter()
                 .find(|n| n.key == s.viewer)
@@ -484,7 +486,14 @@ pub fn stale_node_address(inputs: &Inputs) -> Vec<Hit> {
                 .as_ref()
                 .zip(id)
                 .and_then(|(v, id)| v.knows(&id));
-            if let Some(entry) = listed {
+            // Valkey 8+ shows clients the address a node announces for them in CLUSTER NODES
+            // too: listed there with the bus link up, it is no stale address.
+            let client_address = listed.is_some_and(|e| {
+                e.link_state == crate::model::LinkState::Connected
+                    && e.unhealthy_flags().is_empty()
+                    && e.addr.ip.is_some_and(|ip| client_ips.contains(&ip))
+            });
+            if let Some(entry) = listed.filter(|_| !client_address) {
                 evidence.push(live(
                     viewer,
                     "CLUSTER NODES",
