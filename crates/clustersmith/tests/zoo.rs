@@ -175,6 +175,23 @@ fn prove_redirected_to(servers: &Servers, endpoint: &str) {
     );
 }
 
+/// Node 0 (every slot) announcing with `directive` a client endpoint where nothing listens,
+/// its replica node 1 linked: proves the replica redirects clients to `endpoint(servers)` and
+/// that it refuses them.
+fn clients_sent_nowhere(
+    bin: &Path,
+    directive: (&str, &str),
+    endpoint: impl FnOnce(&Servers) -> String,
+) -> Setup {
+    let servers = start(bin, &[opts(bin, &[directive]), opts(bin, &[])]);
+    form(&servers, &[1]);
+    prove_link_up(&servers, 1);
+    let endpoint = endpoint(&servers);
+    prove_redirected_to(&servers, &endpoint);
+    prove_refused(&endpoint);
+    setup(servers, 1, 1, 0)
+}
+
 /// Proves that a TCP connection to `endpoint` is refused.
 fn prove_refused(endpoint: &str) {
     let addr: std::net::SocketAddr = endpoint.parse().expect("an IP endpoint");
@@ -1860,19 +1877,9 @@ static CASES: &[Case] = &[
         rule: Some("CS373"),
         build: |bin| {
             // The servers bind 127.0.0.1 only: nothing listens on 127.0.0.2.
-            let servers = start(
-                bin,
-                &[
-                    opts(bin, &[("cluster-announce-client-ipv4", "127.0.0.2")]),
-                    opts(bin, &[]),
-                ],
-            );
-            form(&servers, &[1]);
-            prove_link_up(&servers, 1);
-            let endpoint = format!("127.0.0.2:{}", servers.port(0));
-            prove_redirected_to(&servers, &endpoint);
-            prove_refused(&endpoint);
-            setup(servers, 1, 1, 0)
+            clients_sent_nowhere(bin, ("cluster-announce-client-ipv4", "127.0.0.2"), |s| {
+                format!("127.0.0.2:{}", s.port(0))
+            })
         },
     },
     Case {
@@ -1882,19 +1889,9 @@ static CASES: &[Case] = &[
         rule: Some("CS373"),
         build: |bin| {
             let nowhere = allocate_port().to_string();
-            let servers = start(
-                bin,
-                &[
-                    opts(bin, &[("cluster-announce-client-port", &nowhere)]),
-                    opts(bin, &[]),
-                ],
-            );
-            form(&servers, &[1]);
-            prove_link_up(&servers, 1);
-            let endpoint = format!("127.0.0.1:{nowhere}");
-            prove_redirected_to(&servers, &endpoint);
-            prove_refused(&endpoint);
-            setup(servers, 1, 1, 0)
+            clients_sent_nowhere(bin, ("cluster-announce-client-port", &nowhere), |_| {
+                format!("127.0.0.1:{nowhere}")
+            })
         },
     },
     // --- the node's environment

@@ -233,7 +233,23 @@ impl Servers {
         let info = redis::IntoConnectionInfo::into_connection_info(addr)
             .unwrap()
             .set_redis_settings(info);
-        redis::Client::open(info).unwrap().get_connection().unwrap()
+        let client = redis::Client::open(info).unwrap();
+        // A server may drop a connection it has just accepted (one was reset so in CI right
+        // after a CLUSTER RESET of a Valkey 9 replica, under load): try again, bounded; a
+        // server that stays away still fails the test.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            match client.get_connection() {
+                Ok(conn) => return conn,
+                Err(e)
+                    if (e.is_connection_dropped() || e.is_connection_refusal())
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("cannot connect to port {}: {e}", self.port(idx)),
+            }
+        }
     }
 
     pub fn cmd(&self, idx: usize, args: &[&str]) -> redis::Value {
