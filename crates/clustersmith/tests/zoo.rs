@@ -130,7 +130,7 @@ const SECRETS: &[&str] = &[
 ];
 
 /// The number of broken and healthy cases: a case lost from the table fails the run.
-const CASE_COUNTS: (usize, usize) = (56, 6);
+const CASE_COUNTS: (usize, usize) = (57, 6);
 
 /// Cases whose rule rightly fires on other nodes too (at warning or above), and why.
 const RULE_ALSO_ON_PEERS: &[(&str, &str)] = &[
@@ -559,10 +559,6 @@ const NOT_LIVE: &[(&str, &str)] = &[
     (
         "CS505",
         "needs nodes.conf to become unwritable under a running node; not built yet (a read-only bind mount would do it)",
-    ),
-    (
-        "CS514",
-        "needs an RDB or AOF write to fail under a running node; not built yet (the tmpfs of the full-disk case would do it with persistence on)",
     ),
     (
         "CS517",
@@ -1975,6 +1971,49 @@ static CASES: &[Case] = &[
                 // The replica stops before its directory goes, the primary last.
                 _keep: vec![Box::new(replica), Box::new(dir), Box::new(servers)],
             }
+        },
+    },
+    Case {
+        name: "dir-too-small-for-the-rdb-save",
+        class: "the node's environment",
+        server: Server::Redis70,
+        rule: Some("CS524"),
+        build: |bin| {
+            // The primary's `dir` is a 1 MiB tmpfs (its nodes.conf lives elsewhere: a cluster
+            // config it cannot save would stop it), with save points set (MISCONF needs them)
+            // and about 13 MB of keys: BGSAVE fails, and writes are refused.
+            let mount = Tmpfs::mount("1m");
+            let elsewhere = tempfile::tempdir().unwrap();
+            let nodes_conf = path(&elsewhere.path().join("nodes.conf"));
+            let small_disk = path(mount.path());
+            let servers = start(
+                bin,
+                &[opts(
+                    bin,
+                    &[
+                        ("dir", &small_disk),
+                        ("cluster-config-file", &nodes_conf),
+                        ("save", "3600 1"),
+                        ("enable-debug-command", "yes"),
+                    ],
+                )],
+            );
+            all_slots(&servers, 0, 0..16384);
+            wait_until("the node serves its slots", Duration::from_secs(10), || {
+                cluster_info(&servers, 0, "cluster_state") == "ok"
+            });
+            servers.cmd(0, &["DEBUG", "POPULATE", "100000", "key", "100"]);
+            servers.cmd(0, &["BGSAVE"]);
+            prove_log(&servers, 0, &["No space left on device"]);
+            prove(
+                "a write is refused with MISCONF",
+                Duration::from_secs(10),
+                || try_cmd(&servers, 0, &["SET", "k", "v"]).is_err_and(|e| e.contains("MISCONF")),
+            );
+            // Dropped after the server: unmounted once nothing writes there.
+            setup(servers, 1, 0, 0)
+                .keeping_after(mount)
+                .keeping_after(elsewhere)
         },
     },
     Case {

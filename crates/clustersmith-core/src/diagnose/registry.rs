@@ -41,6 +41,7 @@ pub static RULES: &[&Rule] = &[
     &server_config::DIRECTIVE_UNKNOWN_TO_VERSION,
     &server_config::CONFIG_REFUSED_AT_STARTUP,
     &environment::REPLICA_DISK_TOO_SMALL,
+    &environment::DATA_DISK_TOO_SMALL,
     &sync_loop::REPLICA_OUTPUT_BUFFER_TOO_SMALL,
     &sync_loop::REPL_TIMEOUT_BELOW_TRANSFER_PAUSE,
     &departed::NODE_REPLACED_WITH_NEW_ID,

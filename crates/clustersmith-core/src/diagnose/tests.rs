@@ -408,6 +408,60 @@ fn an_address_announced_for_clients_is_not_a_stale_one() {
     assert_eq!(rule_hits(stale, &redis).len(), 1);
 }
 
+const DIR_FULL_LOG: &str =
+    include_str!("../../tests/fixtures/environment/dir-full-for-rdb-save-redis-7.0.log");
+
+/// The formed cluster whose primary 10.168.17.5 failed its save on a full disk (its captured
+/// log, statvfs of its `dir` after the temporary file went, INFO as captured), its last save
+/// `status`.
+fn saving_to_a_full_disk(status: &str) -> Inputs {
+    formed_with(|i| {
+        let node = i
+            .nodes
+            .iter_mut()
+            .find(|n| n.key == "10.168.17.5:6379".into())
+            .unwrap();
+        let info = &mut node.live.as_mut().unwrap().info.fields;
+        info.insert("rdb_last_bgsave_status".into(), status.into());
+        info.insert("used_memory_dataset".into(), "13435544".into());
+        if status == "err" {
+            info.insert("errorstat_MISCONF".into(), "count=1".into());
+        }
+        node.log = Some(SourceFile {
+            path: "server.log".into(),
+            value: parse_server_log(DIR_FULL_LOG).value,
+        });
+        node.disk = Some(DiskFacts {
+            dir: "/var/vcap/store/redis".into(),
+            total_bytes: 1024 * 1024,
+            free_bytes: 1024 * 1024,
+        });
+    })
+}
+
+#[test]
+fn a_save_that_does_not_fit_names_the_disk_and_the_refused_writes_hang_under_it() {
+    let findings = diagnose(&saving_to_a_full_disk("err"));
+    let top = &findings[0];
+    assert_eq!(
+        (top.rule.id, top.node.as_ref().map(|n| n.label())),
+        ("CS524", Some("10.168.17.5:6379")),
+        "{findings:#?}"
+    );
+    assert!(
+        top.summary.contains(
+            "/var/vcap/store/redis has 1.0 MiB free of 1.0 MiB; it holds 12.8 MiB of data"
+        ),
+        "{}",
+        top.summary
+    );
+    let under: Vec<&str> = top.symptoms.iter().map(|s| s.rule.id).collect();
+    assert!(
+        under.contains(&"CS514") && under.contains(&"CS371"),
+        "{under:?}"
+    );
+}
+
 const MAXCLIENTS_REDUCED_LOG: &str =
     include_str!("../../tests/fixtures/environment/maxclients-reduced-redis-7.0.log");
 
@@ -796,6 +850,13 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
             refusing_clients(8),
             // The same limit, nothing refused (yet).
             refusing_clients(0),
+        ),
+        // Captured on Redis 7.0.15: `dir` on a 1 MiB tmpfs, 100000 keys of 100 bytes, BGSAVE.
+        (
+            "CS524",
+            saving_to_a_full_disk("err"),
+            // Saved since: the space was found.
+            saving_to_a_full_disk("ok"),
         ),
         (
             "CS523",

@@ -623,8 +623,10 @@ fn a_save_that_succeeded_after_a_full_disk_clears_the_failed_ones() {
         ),
         ("04:51:34.130", "Background saving error"),
     ]);
+    // From the log alone: the disk (CS524), with the catalog's CS514 under it.
     let findings = diagnose(&node_with_log(&failing));
-    assert_eq!(findings[0].rule.id, "CS514");
+    assert_eq!(findings[0].rule.id, "CS524", "{findings:#?}");
+    assert_eq!(findings[0].symptoms[0].rule.id, "CS514", "{findings:#?}");
     assert_eq!(worst(&findings), Some(Severity::Error));
     let recovered = format!(
         "{failing}9854:M 02 Dec 2026 04:58:00.001 * Background saving terminated with success\n"

@@ -1,9 +1,11 @@
-//! The node's environment (CS521): what the machine under a server lacks, named with its
-//! numbers. A replica whose disk cannot hold the RDB its primary sends fails every full sync
-//! with one line, `Write error or short write writing to the DB dump file needed for MASTER <->
-//! REPLICA synchronization: short write` (readSyncBulkPayload, Redis 6.2 to Valkey 9: the
-//! write() that comes back short on a full file system sets no errno worth printing), and
-//! starts over.
+//! The node's environment (CS521, CS524): what the machine under a server lacks, named with
+//! its numbers. A replica whose disk cannot hold the RDB its primary sends fails every full
+//! sync with one line, `Write error or short write writing to the DB dump file needed for
+//! MASTER <-> REPLICA synchronization: short write` (readSyncBulkPayload, Redis 6.2 to Valkey
+//! 9: the write() that comes back short on a full file system sets no errno worth printing),
+//! and starts over. A node whose own save does not fit logs `Write error saving DB on disk:
+//! No space left on device` (rdb.c; 7.0 adds the function's name) and `Background saving
+//! error`; with save points set, it then refuses writes with MISCONF.
 
 use super::catalog::FULL_SYNC_FAILING;
 use super::common::bytes;
@@ -90,6 +92,105 @@ pub fn replica_disk_too_small(inputs: &Inputs) -> Vec<Hit> {
             node: Some(node.key.clone()),
             summary: format!(
                 "its disk cannot hold the RDB of a full sync (the write came back short, the file system is full){numbers}"
+            ),
+            evidence,
+        });
+    }
+    hits
+}
+
+pub static DATA_DISK_TOO_SMALL: Rule = Rule {
+    id: "CS524",
+    name: "data-disk-too-small",
+    severity: Error,
+    detects: "A node whose own RDB save or AOF write failed for lack of space since its last start (`Write error saving DB on disk: No space left on device`, an AOF write with `No space left on device` or a short write), with the free space under its `dir` (read where the node runs) against its dataset (`used_memory_dataset`).",
+    why: "A save writes the whole dataset to a temporary file in `dir`; on a full file system it fails and the file is removed, so the disk looks empty again afterwards. With save points set and `stop-writes-on-bgsave-error yes` (the default) the primary then refuses every write with MISCONF until a save succeeds; a full sync to its replicas needs the same save.",
+    fix: "Give `dir` room for the dataset's RDB plus a temporary copy (the numbers are in the summary), or point `dir` at a larger volume; then `BGSAVE` once: a successful save lifts the MISCONF refusal.",
+    false_positives: "A file-size limit (`ulimit -f`) on the server's process also fails writes; the free space shown then looks ample.",
+    evidence: &[ServerLog, Live],
+    explains: &[
+        &super::catalog::PERSISTENCE_WRITE_FAILING,
+        &super::clients::WRITES_REFUSED_MISCONF,
+        &FULL_SYNC_FAILING,
+    ],
+    reach: crate::diagnose::Reach::OwnNode,
+    check: data_disk_too_small,
+};
+
+pub fn data_disk_too_small(inputs: &Inputs) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for node in &inputs.nodes {
+        let Some(log) = &node.log else { continue };
+        let start = log.value.last_run_start();
+        let Some(failed) = log.value.lines[start..].iter().rev().find(|l| {
+            let text = l.message.to_ascii_lowercase();
+            (text.contains("write error saving db on disk") || text.contains("aof file"))
+                && (text.contains("no space left on device") || text.contains("short write"))
+        }) else {
+            continue;
+        };
+        // A save that succeeded since (INFO says so, or the log after the failure): the
+        // space was found.
+        let saved_since = log.value.lines[start..]
+            .iter()
+            .filter(|l| l.line > failed.line)
+            .any(|l| {
+                l.message
+                    .contains("Background saving terminated with success")
+                    || l.message.contains("DB saved on disk")
+            });
+        let rdb = !failed.message.to_ascii_lowercase().contains("aof");
+        if rdb
+            && (saved_since
+                || node
+                    .live
+                    .as_ref()
+                    .is_some_and(|v| v.info.get("rdb_last_bgsave_status") == Some("ok")))
+        {
+            continue;
+        }
+        let mut evidence = vec![log.at(failed.line, failed.message.clone())];
+        let mut numbers = Vec::new();
+        if let Some(disk) = &node.disk {
+            numbers.push(format!(
+                "{} has {} free of {}",
+                disk.dir,
+                bytes(disk.free_bytes),
+                bytes(disk.total_bytes)
+            ));
+            evidence.push(Evidence {
+                source: Source::File {
+                    path: disk.dir.clone(),
+                    line: None,
+                },
+                text: format!(
+                    "statvfs: {} free of {} (with the failed save's temporary file already removed)",
+                    bytes(disk.free_bytes),
+                    bytes(disk.total_bytes)
+                ),
+            });
+        }
+        if let Some(dataset) = node
+            .live
+            .as_ref()
+            .and_then(|v| v.info.get("used_memory_dataset")?.parse::<u64>().ok())
+        {
+            numbers.push(format!("it holds {} of data", bytes(dataset)));
+            evidence.push(crate::diagnose::live(
+                node,
+                "INFO memory",
+                format!("used_memory_dataset:{dataset} ({})", bytes(dataset)),
+            ));
+        }
+        let numbers = if numbers.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", numbers.join("; "))
+        };
+        hits.push(Hit {
+            node: Some(node.key.clone()),
+            summary: format!(
+                "its saves do not fit on its disk (a write failed: no space left){numbers}"
             ),
             evidence,
         });
