@@ -130,7 +130,7 @@ const SECRETS: &[&str] = &[
 ];
 
 /// The number of broken and healthy cases: a case lost from the table fails the run.
-const CASE_COUNTS: (usize, usize) = (57, 6);
+const CASE_COUNTS: (usize, usize) = (58, 6);
 
 /// Cases whose rule rightly fires on other nodes too (at warning or above), and why.
 const RULE_ALSO_ON_PEERS: &[(&str, &str)] = &[
@@ -2014,6 +2014,38 @@ static CASES: &[Case] = &[
             setup(servers, 1, 0, 0)
                 .keeping_after(mount)
                 .keeping_after(elsewhere)
+        },
+    },
+    Case {
+        name: "maxmemory-above-the-machine",
+        class: "the node's environment",
+        server: Server::Valkey91,
+        rule: Some("CS525"),
+        build: |bin| {
+            // maxmemory set live to four times what the machine has (a value sized for
+            // another VM type): whatever this machine has, the setting cannot be reached.
+            let servers = start(bin, &[opts(bin, &[])]);
+            all_slots(&servers, 0, 0..16384);
+            wait_until("the node serves its slots", Duration::from_secs(10), || {
+                cluster_info(&servers, 0, "cluster_state") == "ok"
+            });
+            let field = |name: &str| -> u64 {
+                servers
+                    .info_field(0, "memory", name)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            let machine = field("total_system_memory");
+            servers.cmd(
+                0,
+                &["CONFIG", "SET", "maxmemory", &(machine * 4).to_string()],
+            );
+            prove(
+                "INFO says maxmemory is above total_system_memory",
+                Duration::from_secs(5),
+                || machine > 0 && field("maxmemory") > machine,
+            );
+            setup(servers, 1, 0, 0)
         },
     },
     Case {

@@ -42,6 +42,7 @@ pub static RULES: &[&Rule] = &[
     &server_config::CONFIG_REFUSED_AT_STARTUP,
     &environment::REPLICA_DISK_TOO_SMALL,
     &environment::DATA_DISK_TOO_SMALL,
+    &environment::MAXMEMORY_BEYOND_THE_MACHINE,
     &sync_loop::REPLICA_OUTPUT_BUFFER_TOO_SMALL,
     &sync_loop::REPL_TIMEOUT_BELOW_TRANSFER_PAUSE,
     &departed::NODE_REPLACED_WITH_NEW_ID,

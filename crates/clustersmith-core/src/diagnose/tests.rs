@@ -462,6 +462,34 @@ fn a_save_that_does_not_fit_names_the_disk_and_the_refused_writes_hang_under_it(
     );
 }
 
+#[test]
+fn maxmemory_is_judged_against_the_machine() {
+    let hits =
+        |fields: &[(&str, &str)]| rule_hits(rule("CS525").unwrap(), &with_primary_info(fields));
+    let over = hits(&[
+        ("maxmemory", "214748364800"),
+        ("total_system_memory", "25276194816"),
+    ]);
+    assert_eq!(over.len(), 2, "both primaries: {over:?}");
+    assert!(
+        over[0]
+            .summary
+            .contains("maxmemory 200.0 GiB is more than its machine's 23.5 GiB"),
+        "{}",
+        over[0].summary
+    );
+    // No maxmemory: judged by what it already takes (over 3/4 of the machine).
+    let unbounded = |rss: &str| {
+        hits(&[
+            ("maxmemory", "0"),
+            ("total_system_memory", "25276194816"),
+            ("used_memory_rss", rss),
+        ])
+    };
+    assert!(unbounded("20000000000")[0].summary.contains("no maxmemory"));
+    assert_eq!(unbounded("6828032"), Vec::new());
+}
+
 const MAXCLIENTS_REDUCED_LOG: &str =
     include_str!("../../tests/fixtures/environment/maxclients-reduced-redis-7.0.log");
 
@@ -857,6 +885,22 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
             saving_to_a_full_disk("err"),
             // Saved since: the space was found.
             saving_to_a_full_disk("ok"),
+        ),
+        // INFO memory as Redis 7.0.15 printed it on this 23.54 GiB machine, after CONFIG SET
+        // maxmemory 200gb.
+        (
+            "CS525",
+            with_primary_info(&[
+                ("maxmemory", "214748364800"),
+                ("total_system_memory", "25276194816"),
+                ("used_memory_rss", "6828032"),
+            ]),
+            // The same machine with maxmemory 2gb: room left.
+            with_primary_info(&[
+                ("maxmemory", "2147483648"),
+                ("total_system_memory", "25276194816"),
+                ("used_memory_rss", "6828032"),
+            ]),
         ),
         (
             "CS523",

@@ -5,13 +5,14 @@
 //! 9: the write() that comes back short on a full file system sets no errno worth printing),
 //! and starts over. A node whose own save does not fit logs `Write error saving DB on disk:
 //! No space left on device` (rdb.c; 7.0 adds the function's name) and `Background saving
-//! error`; with save points set, it then refuses writes with MISCONF.
+//! error`; with save points set, it then refuses writes with MISCONF. A `maxmemory` above the
+//! machine's memory (CS525) is never reached: the kernel ends the server first.
 
 use super::catalog::FULL_SYNC_FAILING;
 use super::common::bytes;
 use super::replication::REPLICA_LINK_DOWN;
 use crate::diagnose::EvidenceKind::{Live, ServerLog};
-use crate::diagnose::Severity::Error;
+use crate::diagnose::Severity::{Error, Warning};
 use crate::diagnose::{Evidence, Hit, Inputs, NodeEvidence, Rule, Source};
 
 pub static REPLICA_DISK_TOO_SMALL: Rule = Rule {
@@ -193,6 +194,57 @@ pub fn data_disk_too_small(inputs: &Inputs) -> Vec<Hit> {
                 "its saves do not fit on its disk (a write failed: no space left){numbers}"
             ),
             evidence,
+        });
+    }
+    hits
+}
+
+pub static MAXMEMORY_BEYOND_THE_MACHINE: Rule = Rule {
+    id: "CS525",
+    name: "maxmemory-beyond-the-machine",
+    severity: Warning,
+    detects: "A node whose `maxmemory` is more than its machine's memory (`total_system_memory` in INFO memory), or that has no `maxmemory` while its resident memory (`used_memory_rss`) already takes most of the machine (over 3/4).",
+    why: "`maxmemory` is where the server starts evicting or refusing writes with OOM. Set above what the machine has (a value sized for another VM type, or copied across nodes sharing a host), it is never reached: the kernel's OOM killer ends the server first, and a primary killed that way loses the writes since its last save and fails over. With no `maxmemory` at all, nothing holds the dataset back before that.",
+    fix: "Set `maxmemory` below the machine's memory, leaving room for the fork of saves and full syncs, the replication and client buffers, and the other nodes on the same machine (`CONFIG SET maxmemory <bytes>` and the same line in redis.conf); pick a `maxmemory-policy` that fits the data (noeviction for a store, an LRU/LFU policy for a cache).",
+    false_positives: "A server in a container reports the host's memory, not the container's limit; the container's limit is then the number that counts, and it is lower. Several nodes on one machine are judged one by one here, not summed.",
+    evidence: &[Live],
+    explains: &[],
+    reach: crate::diagnose::Reach::OwnNode,
+    check: maxmemory_beyond_the_machine,
+};
+
+pub fn maxmemory_beyond_the_machine(inputs: &Inputs) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for (node, view) in inputs.live() {
+        let field = |name: &str| view.info.get(name)?.parse::<u64>().ok();
+        let Some(machine) = field("total_system_memory").filter(|m| *m > 0) else {
+            continue;
+        };
+        let max = field("maxmemory").unwrap_or(0);
+        let rss = field("used_memory_rss").unwrap_or(0);
+        let summary = if max > machine {
+            format!(
+                "maxmemory {} is more than its machine's {}: the kernel's OOM killer would end the server before maxmemory is reached",
+                bytes(max),
+                bytes(machine)
+            )
+        } else if max == 0 && rss > machine / 4 * 3 {
+            format!(
+                "no maxmemory, and it already takes {} of its machine's {} (used_memory_rss): nothing holds the dataset back before the kernel's OOM killer",
+                bytes(rss),
+                bytes(machine)
+            )
+        } else {
+            continue;
+        };
+        hits.push(Hit {
+            node: Some(node.key.clone()),
+            summary,
+            evidence: vec![crate::diagnose::live(
+                node,
+                "INFO memory",
+                format!("maxmemory:{max} total_system_memory:{machine} used_memory_rss:{rss}"),
+            )],
         });
     }
     hits
