@@ -766,6 +766,14 @@ fn try_cmd(servers: &Servers, idx: usize, args: &[&str]) -> Result<redis::Value,
     cmd.query(&mut servers.conn(idx)).map_err(|e| e.to_string())
 }
 
+/// Node 0, alone, takes every slot and is waited for until it serves them.
+fn serve_every_slot(servers: &Servers) {
+    all_slots(servers, 0, 0..16384);
+    wait_until("the node serves its slots", Duration::from_secs(10), || {
+        cluster_info(servers, 0, "cluster_state") == "ok"
+    });
+}
+
 fn all_slots(servers: &Servers, idx: usize, range: std::ops::Range<u16>) {
     let slots: Vec<String> = range.map(|s| s.to_string()).collect();
     let mut args = vec!["CLUSTER", "ADDSLOTS"];
@@ -1802,10 +1810,7 @@ static CASES: &[Case] = &[
                     &[("maxmemory", "2mb"), ("maxmemory-policy", "noeviction")],
                 )],
             );
-            all_slots(&servers, 0, 0..16384);
-            wait_until("the node serves its slots", Duration::from_secs(10), || {
-                cluster_info(&servers, 0, "cluster_state") == "ok"
-            });
+            serve_every_slot(&servers);
             // Writes until the server refuses one with OOM: the premise, shown by the server
             // (bounded: 2 MB fill up long before 4000 writes of 4 KB).
             let value = "x".repeat(4096);
@@ -1998,10 +2003,7 @@ static CASES: &[Case] = &[
                     ],
                 )],
             );
-            all_slots(&servers, 0, 0..16384);
-            wait_until("the node serves its slots", Duration::from_secs(10), || {
-                cluster_info(&servers, 0, "cluster_state") == "ok"
-            });
+            serve_every_slot(&servers);
             servers.cmd(0, &["DEBUG", "POPULATE", "100000", "key", "100"]);
             servers.cmd(0, &["BGSAVE"]);
             prove_log(&servers, 0, &["No space left on device"]);
@@ -2025,10 +2027,7 @@ static CASES: &[Case] = &[
             // maxmemory set live to four times what the machine has (a value sized for
             // another VM type): whatever this machine has, the setting cannot be reached.
             let servers = start(bin, &[opts(bin, &[])]);
-            all_slots(&servers, 0, 0..16384);
-            wait_until("the node serves its slots", Duration::from_secs(10), || {
-                cluster_info(&servers, 0, "cluster_state") == "ok"
-            });
+            serve_every_slot(&servers);
             let field = |name: &str| -> u64 {
                 servers
                     .info_field(0, "memory", name)

@@ -408,6 +408,18 @@ fn an_address_announced_for_clients_is_not_a_stale_one() {
     assert_eq!(rule_hits(stale, &redis).len(), 1);
 }
 
+/// The formed cluster with its primary 10.168.17.5 (slots 0-8191) edited.
+fn with_primary_5(edit: impl Fn(&mut NodeEvidence)) -> Inputs {
+    formed_with(|i| {
+        let node = i
+            .nodes
+            .iter_mut()
+            .find(|n| n.key == "10.168.17.5:6379".into())
+            .unwrap();
+        edit(node);
+    })
+}
+
 const DIR_FULL_LOG: &str =
     include_str!("../../tests/fixtures/environment/dir-full-for-rdb-save-redis-7.0.log");
 
@@ -415,12 +427,7 @@ const DIR_FULL_LOG: &str =
 /// log, statvfs of its `dir` after the temporary file went, INFO as captured), its last save
 /// `status`.
 fn saving_to_a_full_disk(status: &str) -> Inputs {
-    formed_with(|i| {
-        let node = i
-            .nodes
-            .iter_mut()
-            .find(|n| n.key == "10.168.17.5:6379".into())
-            .unwrap();
+    with_primary_5(|node| {
         let info = &mut node.live.as_mut().unwrap().info.fields;
         info.insert("rdb_last_bgsave_status".into(), status.into());
         info.insert("used_memory_dataset".into(), "13435544".into());
@@ -496,12 +503,7 @@ const MAXCLIENTS_REDUCED_LOG: &str =
 /// The formed cluster whose primary 10.168.17.5 runs with maxclients cut to 32 by its open
 /// files limit (its captured log), having refused `rejected` connections (INFO as captured).
 fn refusing_clients(rejected: u64) -> Inputs {
-    formed_with(|i| {
-        let node = i
-            .nodes
-            .iter_mut()
-            .find(|n| n.key == "10.168.17.5:6379".into())
-            .unwrap();
+    with_primary_5(|node| {
         let info = &mut node.live.as_mut().unwrap().info.fields;
         info.insert("rejected_connections".into(), rejected.to_string());
         info.insert("connected_clients".into(), "1".into());

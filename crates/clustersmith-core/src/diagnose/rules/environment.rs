@@ -55,46 +55,21 @@ pub fn replica_disk_too_small(inputs: &Inputs) -> Vec<Hit> {
         if failed.is_empty() {
             continue;
         }
-        let mut evidence = failed;
-        let mut numbers = Vec::new();
-        if let Some(disk) = &node.disk {
-            numbers.push(format!(
-                "{} has {} free of {}",
-                disk.dir,
-                bytes(disk.free_bytes),
-                bytes(disk.total_bytes)
-            ));
-            evidence.push(Evidence {
-                source: Source::File {
-                    path: disk.dir.clone(),
-                    line: None,
-                },
-                text: format!(
-                    "statvfs: {} free of {} (with the failed sync's temporary file already removed)",
-                    bytes(disk.free_bytes),
-                    bytes(disk.total_bytes)
-                ),
-            });
-        }
-        if let Some((primary, dataset)) = primary_dataset(inputs, node) {
-            numbers.push(format!("its primary holds {} of data", bytes(dataset)));
-            evidence.push(crate::diagnose::live(
-                primary,
-                "INFO memory",
-                format!("used_memory_dataset:{dataset} ({})", bytes(dataset)),
-            ));
-        }
-        let numbers = if numbers.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", numbers.join("; "))
+        let mut numbers = Numbers {
+            phrases: Vec::new(),
+            evidence: failed,
         };
+        numbers.free_space(node, "the failed sync's");
+        if let Some((primary, dataset)) = primary_dataset(inputs, node) {
+            numbers.dataset(primary, dataset, "its primary holds");
+        }
         hits.push(Hit {
             node: Some(node.key.clone()),
             summary: format!(
-                "its disk cannot hold the RDB of a full sync (the write came back short, the file system is full){numbers}"
+                "its disk cannot hold the RDB of a full sync (the write came back short, the file system is full){}",
+                numbers.suffix()
             ),
-            evidence,
+            evidence: numbers.evidence,
         });
     }
     hits
@@ -150,53 +125,75 @@ pub fn data_disk_too_small(inputs: &Inputs) -> Vec<Hit> {
         {
             continue;
         }
-        let mut evidence = vec![log.at(failed.line, failed.message.clone())];
-        let mut numbers = Vec::new();
-        if let Some(disk) = &node.disk {
-            numbers.push(format!(
-                "{} has {} free of {}",
-                disk.dir,
-                bytes(disk.free_bytes),
-                bytes(disk.total_bytes)
-            ));
-            evidence.push(Evidence {
-                source: Source::File {
-                    path: disk.dir.clone(),
-                    line: None,
-                },
-                text: format!(
-                    "statvfs: {} free of {} (with the failed save's temporary file already removed)",
-                    bytes(disk.free_bytes),
-                    bytes(disk.total_bytes)
-                ),
-            });
-        }
+        let mut numbers = Numbers {
+            phrases: Vec::new(),
+            evidence: vec![log.at(failed.line, failed.message.clone())],
+        };
+        numbers.free_space(node, "the failed save's");
         if let Some(dataset) = node
             .live
             .as_ref()
             .and_then(|v| v.info.get("used_memory_dataset")?.parse::<u64>().ok())
         {
-            numbers.push(format!("it holds {} of data", bytes(dataset)));
-            evidence.push(crate::diagnose::live(
-                node,
-                "INFO memory",
-                format!("used_memory_dataset:{dataset} ({})", bytes(dataset)),
-            ));
+            numbers.dataset(node, dataset, "it holds");
         }
-        let numbers = if numbers.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", numbers.join("; "))
-        };
         hits.push(Hit {
             node: Some(node.key.clone()),
             summary: format!(
-                "its saves do not fit on its disk (a write failed: no space left){numbers}"
+                "its saves do not fit on its disk (a write failed: no space left){}",
+                numbers.suffix()
             ),
-            evidence,
+            evidence: numbers.evidence,
         });
     }
     hits
+}
+
+/// The numbers a disk finding gives: the free space under `dir` against a dataset, each with
+/// its evidence.
+struct Numbers {
+    phrases: Vec<String>,
+    evidence: Vec<Evidence>,
+}
+
+impl Numbers {
+    /// statvfs of the node's `dir`, when read where the node runs. `whose` names the write
+    /// whose temporary file the server removed before statvfs saw the disk.
+    fn free_space(&mut self, node: &NodeEvidence, whose: &str) {
+        let Some(disk) = &node.disk else { return };
+        let (free, total) = (bytes(disk.free_bytes), bytes(disk.total_bytes));
+        self.phrases
+            .push(format!("{} has {free} free of {total}", disk.dir));
+        self.evidence.push(Evidence {
+            source: Source::File {
+                path: disk.dir.clone(),
+                line: None,
+            },
+            text: format!(
+                "statvfs: {free} free of {total} (with {whose} temporary file already removed)"
+            ),
+        });
+    }
+
+    /// `used_memory_dataset` of `owner` (an RDB is at most about that size).
+    fn dataset(&mut self, owner: &NodeEvidence, dataset: u64, phrase: &str) {
+        self.phrases
+            .push(format!("{phrase} {} of data", bytes(dataset)));
+        self.evidence.push(crate::diagnose::live(
+            owner,
+            "INFO memory",
+            format!("used_memory_dataset:{dataset} ({})", bytes(dataset)),
+        ));
+    }
+
+    /// `: a; b` for a summary, or nothing.
+    fn suffix(&self) -> String {
+        if self.phrases.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", self.phrases.join("; "))
+        }
+    }
 }
 
 pub static MAXMEMORY_BEYOND_THE_MACHINE: Rule = Rule {
