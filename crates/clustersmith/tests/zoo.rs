@@ -1956,23 +1956,12 @@ static CASES: &[Case] = &[
                     String::from_utf8_lossy(&reply[..n]).contains("max number of clients")
                 },
             );
-            let b = format!("127.0.0.1:{port}");
-            let mut args = files_of(&servers);
-            args.extend(strings(&[
-                "--redis-conf",
-                &path(&conf),
-                "--log",
-                &path(&dir.path().join("server.log")),
-                "-m",
-                "1",
-                "-r",
-                "1",
-            ]));
-            args.extend(listed(vec![servers.ips()[0].clone(), b.clone()]));
+            let log = dir.path().join("server.log");
+            let (args, node) = beside_node_0(&servers, port, &conf, &log);
             Setup {
                 args,
                 env: Vec::new(),
-                node: b,
+                node,
                 // The replica stops before its directory goes, the primary last.
                 _keep: vec![Box::new(replica), Box::new(dir), Box::new(servers)],
             }
@@ -2490,22 +2479,24 @@ fn failed_launch_at(
         || code != 0,
     );
     prove_file_says(&log, says, Duration::ZERO);
-    let b = format!("127.0.0.1:{port}");
-    let mut args = files_of(&servers);
-    args.extend(strings(&[
-        "--redis-conf",
-        &path(&conf),
-        "--log",
-        &path(&log),
-    ]));
-    args.extend(strings(&["-m", "1", "-r", "1"]));
-    args.extend(listed(vec![servers.ips()[0].clone(), b.clone()]));
+    let (args, node) = beside_node_0(&servers, port, &conf, &log);
     Setup {
         args,
         env: Vec::new(),
-        node: b,
+        node,
         _keep: vec![Box::new(servers), Box::new(dir)],
     }
+}
+
+/// diagnose's arguments for node 0 of `servers` and a node the case started itself at
+/// `port` with `conf` and `log` (a 1+1), and that node's label.
+fn beside_node_0(servers: &Servers, port: u16, conf: &Path, log: &Path) -> (Vec<String>, String) {
+    let b = format!("127.0.0.1:{port}");
+    let mut args = files_of(servers);
+    args.extend(strings(&["--redis-conf", &path(conf), "--log", &path(log)]));
+    args.extend(strings(&["-m", "1", "-r", "1"]));
+    args.extend(listed(vec![servers.ips()[0].clone(), b.clone()]));
+    (args, b)
 }
 
 /// A healthy node owning every slot, and a second node that fails to start with `extra` in
