@@ -127,7 +127,7 @@ pub fn replicas_of(snapshot: &Snapshot, primary: &NodeKey) -> Vec<ReplicaFitness
 /// judged on the primary's clock: how long ago the pong came, against the replica's uptime),
 /// or the replica's link to the primary down or never answered.
 fn bus_unproven(snapshot: &Snapshot, replica: &NodeRecord, view: &NodeView) -> Vec<String> {
-    let field = |view: &NodeView, name: &str| view.info.get(name)?.parse::<u64>().ok();
+    let field = |view: &NodeView, name: &str| view.info.number(name);
     let Some(uptime_ms) = field(view, "uptime_in_seconds").map(|s| s * 1000) else {
         return Vec::new();
     };
@@ -167,7 +167,7 @@ fn bus_unproven(snapshot: &Snapshot, replica: &NodeRecord, view: &NodeView) -> V
 }
 
 fn offset(node: &NodeRecord, field: &str) -> Option<u64> {
-    node.view()?.info.get(field)?.parse().ok()
+    node.view()?.info.number(field)
 }
 
 /// The fittest replica: fit, then outside the primary's domain, then the least lag, then by

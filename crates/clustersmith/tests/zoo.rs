@@ -107,6 +107,8 @@ struct Outcome {
     warnings: usize,
     /// The top finding rests on redis.conf lines alone (lines the case itself wrote).
     from_config: bool,
+    /// The symptom [`SYMPTOM_UNDER_TOP`] asks for under the top finding, when it is missing.
+    missing_symptom: Option<&'static str>,
     /// Rows of the server log catalog (classified to a rule) that a line of the case's logs
     /// matched while diagnose reported that rule: reproduced live.
     rows: BTreeSet<usize>,
@@ -130,7 +132,7 @@ const SECRETS: &[&str] = &[
 ];
 
 /// The number of broken and healthy cases: a case lost from the table fails the run.
-const CASE_COUNTS: (usize, usize) = (58, 6);
+const CASE_COUNTS: (usize, usize) = (59, 6);
 
 /// Cases whose rule rightly fires on other nodes too (at warning or above), and why.
 const RULE_ALSO_ON_PEERS: &[(&str, &str)] = &[
@@ -142,6 +144,13 @@ const RULE_ALSO_ON_PEERS: &[(&str, &str)] = &[
         "replication-user-lacks-psync",
         "both nodes define the same replication user: whichever is primary refuses the other",
     ),
+];
+
+/// Cases whose top finding must carry a symptom of another rule under it: what clients see,
+/// hung under its cause.
+const SYMPTOM_UNDER_TOP: &[(&str, &str)] = &[
+    ("dir-too-small-for-the-rdb-save", "CS371"),
+    ("replica-gone-under-min-replicas-to-write", "CS372"),
 ];
 
 thread_local! {
@@ -306,6 +315,7 @@ fn run_case(case: &'static Case) -> Outcome {
         elsewhere: 0,
         warnings: 0,
         from_config: false,
+        missing_symptom: None,
         rows: BTreeSet::new(),
         ok: false,
         secs: 0.0,
@@ -409,6 +419,15 @@ fn run_case(case: &'static Case) -> Outcome {
             f["node"].as_str().unwrap_or("").to_owned(),
         )
     });
+    outcome.missing_symptom = SYMPTOM_UNDER_TOP
+        .iter()
+        .find(|(name, _)| *name == case.name)
+        .map(|(_, symptom)| *symptom)
+        .filter(|symptom| {
+            !first
+                .and_then(|f| f["symptoms"].as_array())
+                .is_some_and(|s| s.iter().any(|s| s["id"] == *symptom))
+        });
     outcome.rows = rows_reproduced(&setup.args, &findings);
     let elsewhere_allowed = RULE_ALSO_ON_PEERS
         .iter()
@@ -419,6 +438,7 @@ fn run_case(case: &'static Case) -> Outcome {
             top.as_ref() == Some(&(rule.to_owned(), setup.node.clone()))
                 && outcome.tops_on_node == 1
                 && (outcome.elsewhere == 0 || elsewhere_allowed)
+                && outcome.missing_symptom.is_none()
         }
     };
     outcome.seen = Ok(top);
@@ -639,6 +659,8 @@ fn describe(o: &Outcome) -> String {
                 format!(", {} top findings on the node", o.tops_on_node)
             } else if o.elsewhere > 0 {
                 format!(", and {} more on other nodes", o.elsewhere)
+            } else if let Some(symptom) = o.missing_symptom {
+                format!(", without {symptom} under it")
             } else {
                 String::new()
             }
@@ -1827,6 +1849,33 @@ static CASES: &[Case] = &[
                 },
             );
             setup(servers, 1, 0, 0)
+        },
+    },
+    Case {
+        name: "replica-gone-under-min-replicas-to-write",
+        class: "what clients see",
+        server: Server::Redis62,
+        rule: Some("CS330"),
+        build: |bin| {
+            // The primary takes a write only with one good replica, and its only replica
+            // stops: the replica is the cause, the refused writes what clients see.
+            let mut servers = pair(bin, &[("min-replicas-to-write", "1")], &[]);
+            prove(
+                "a write is taken while the replica is up",
+                Duration::from_secs(10),
+                || try_cmd(&servers, 0, &["SET", "k", "v"]).is_ok(),
+            );
+            servers.stop(1);
+            prove_refuses_connections(&servers, 1);
+            prove(
+                "a write is refused with NOREPLICAS",
+                Duration::from_secs(10),
+                || {
+                    try_cmd(&servers, 0, &["SET", "k", "v"])
+                        .is_err_and(|e| e.contains("NOREPLICAS"))
+                },
+            );
+            setup(servers, 1, 1, 1)
         },
     },
     // Where clients are sent: node 0 owns every slot and announces a client endpoint that

@@ -2,12 +2,13 @@
 //! other protocol, cluster support off, protected mode, loading, refusing the cluster
 //! commands) is a finding of its own, and what it breaks on its peers (a peer that knows only
 //! itself, slots not covered, a peer stuck in handshake with it, a replica whose primary it
-//! is) hangs under it; so does what a node presents that its peers cannot work with (a
+//! is, its primary refusing writes under `min-replicas-to-write`) hangs under it; so does what a node presents that its peers cannot work with (a
 //! certificate, an address, a server version, another cluster's slots, a new id). Each rule
 //! says which it is ([`Rule::reach`]); [`explains_elsewhere`] decides, symptom by symptom.
 
 use std::net::IpAddr;
 
+use super::rules::clients::WRITES_REFUSED_NOREPLICAS;
 use super::rules::formation::REPLICAS_ON_ONE_PRIMARY;
 use super::rules::membership::{BUS_HANDSHAKE_STUCK, NODE_KNOWS_ONLY_ITSELF, SLOTS_NOT_COVERED};
 use super::rules::replication::REPLICA_LINK_DOWN;
@@ -19,7 +20,8 @@ use super::{Finding, Inputs, NodeEvidence, Reach, Rule};
 /// explains `symptom` on another node (or on the whole cluster): formation cannot complete
 /// without the node (a peer that knows only itself, slots not covered, the replicas' layout),
 /// a peer stuck in handshake with it (for a node that is not working: only with such nodes),
-/// and a replica whose primary it is.
+/// a replica whose primary it is, and a primary of its that refuses writes for want of good
+/// replicas.
 pub(super) fn explains_elsewhere(inputs: &Inputs, cause: &Finding, symptom: &Finding) -> bool {
     let down_rule = cause.rule.reach == Reach::NodeDown;
     let facing = cause.rule.reach == Reach::PeerFacing;
@@ -83,6 +85,13 @@ pub(super) fn explains_elsewhere(inputs: &Inputs, cause: &Finding, symptom: &Fin
                         .iter()
                         .any(|n| n.not_member().is_some() && at(n, e.addr.ip, e.addr.port))
                 }))
+    } else if is(&WRITES_REFUSED_NOREPLICAS) {
+        // The primary still lists the replica that went away, under its own id.
+        let Some(view) = &seen.live else { return false };
+        view.nodes
+            .entries()
+            .iter()
+            .any(|e| is_down(e) && e.primary_id.as_ref() == Some(&view.id))
     } else if is(&REPLICA_LINK_DOWN)
         || is(&super::rules::catalog::FULL_SYNC_FAILING)
         || is(&super::rules::catalog::REPLICATION_CREDENTIALS_REJECTED)

@@ -470,6 +470,46 @@ fn a_save_that_does_not_fit_names_the_disk_and_the_refused_writes_hang_under_it(
 }
 
 #[test]
+fn writes_refused_for_want_of_a_replica_hang_under_the_replica_that_is_gone() {
+    // 10.168.17.8, the replica of 10.168.17.6, refuses connections; its primary runs with
+    // min-replicas-to-write and has no good replica left, before any write was tried.
+    let mut inputs = formed_with(|i| {
+        let primary = i.nodes[2].live.as_mut().unwrap();
+        for (k, v) in [("min_slaves_good_slaves", "0"), ("connected_slaves", "0")] {
+            primary.info.fields.insert(k.into(), v.into());
+        }
+    });
+    let alone = rule_hits(rule("CS372").unwrap(), &inputs);
+    assert_eq!(alone.len(), 1, "{alone:?}");
+    assert!(
+        alone[0]
+            .summary
+            .contains("every write to its slots is refused now"),
+        "{}",
+        alone[0].summary
+    );
+    inputs.nodes[0].live = None;
+    inputs.nodes[0].facts = Some(NodeFacts {
+        answer: Answer::Refused,
+        reply: "Connection refused (os error 111)".into(),
+        version: None,
+    });
+    let findings = diagnose(&inputs);
+    let top = &findings[0];
+    assert_eq!(
+        (top.rule.id, top.node.as_ref().map(ToString::to_string)),
+        ("CS330", Some("10.168.17.8:6379".to_owned()))
+    );
+    assert!(
+        top.symptoms
+            .iter()
+            .any(|s| s.rule.id == "CS372" && s.node == Some("10.168.17.6:6379".into())),
+        "{:?}",
+        top.symptoms.iter().map(|s| s.rule.id).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn maxmemory_is_judged_against_the_machine() {
     let hits =
         |fields: &[(&str, &str)]| rule_hits(rule("CS525").unwrap(), &with_primary_info(fields));
@@ -820,8 +860,8 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
             formed(),
         ),
         // What clients see, from INFO fields as Redis 7.0 prints them (`INFO memory`,
-        // `INFO persistence`, `INFO replication`, `INFO errorstats`). CS370 also has a live
-        // case in the zoo; CS371 and CS372 are unit-tested only (see their zoo notes).
+        // `INFO persistence`, `INFO replication`, `INFO errorstats`). Each also has a live
+        // case in the zoo (CS371 and CS372 under their causes).
         (
             "CS370",
             with_primary_info(&[

@@ -17,6 +17,12 @@ impl ServerInfo {
         self.fields.get(key).map(String::as_str)
     }
 
+    /// A counter or size field (`used_memory`, `uptime_in_seconds`, `rejected_connections`
+    /// …) as a number; `None` when absent or not a whole number.
+    pub fn number(&self, key: &str) -> Option<u64> {
+        self.get(key)?.parse().ok()
+    }
+
     /// Valkey reports `server_name:valkey` and its own `valkey_version`, but also a
     /// compatibility `redis_version` (7.2.4 on Valkey 8.1), so Valkey is checked first.
     pub fn version(&self) -> Option<ServerVersion> {

@@ -56,10 +56,10 @@ pub static WRITES_REFUSED_NOREPLICAS: Rule = Rule {
     id: "CS372",
     name: "writes-refused-noreplicas",
     severity: Error,
-    detects: "A primary with `min-replicas-to-write` set (`INFO replication` shows `min_slaves_good_slaves`) that has fewer good replicas than it needs, and has refused writes with `NOREPLICAS` (`INFO errorstats`).",
+    detects: "A primary with `min-replicas-to-write` set (`INFO replication` shows `min_slaves_good_slaves` only then) that has fewer good replicas than it needs: none good while it serves slots (every write is refused now, whether or not one was tried yet), or fewer good than connected while it has refused writes with `NOREPLICAS` (`INFO errorstats`).",
     why: "The shard takes no writes while its replicas are down or lagging beyond `min-replicas-max-lag`: the replica being down is the cause an operator sees first, the refused writes are what clients see.",
     fix: "Bring the shard's replicas back (see their own findings), or lower `min-replicas-to-write` for the time being.",
-    false_positives: "Refusals counted while replicas were away that have since come back: the count stays, the good replicas are enough again, and the rule does not fire then.",
+    false_positives: "Refusals counted while replicas were away that have since come back: the count stays, the good replicas are enough again, and the rule does not fire then. The setting's value is not in INFO: with some replicas good and some not, the rule fires only once writes were refused.",
     evidence: &[Live],
     explains: &[],
     reach: crate::diagnose::Reach::OwnNode,
@@ -75,10 +75,6 @@ fn refusals(view: &NodeView, code: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn number(view: &NodeView, field: &str) -> Option<u64> {
-    view.info.get(field)?.parse().ok()
-}
-
 /// Live primaries (by their own view).
 fn primaries(inputs: &Inputs) -> impl Iterator<Item = (&NodeEvidence, &NodeView)> {
     inputs
@@ -91,8 +87,8 @@ fn primaries(inputs: &Inputs) -> impl Iterator<Item = (&NodeEvidence, &NodeView)
 pub fn writes_refused_oom(inputs: &Inputs) -> Vec<Hit> {
     primaries(inputs)
         .filter_map(|(node, view)| {
-            let max = number(view, "maxmemory").filter(|m| *m > 0)?;
-            let used = number(view, "used_memory")?;
+            let max = view.info.number("maxmemory").filter(|m| *m > 0)?;
+            let used = view.info.number("used_memory")?;
             let policy = view.info.get("maxmemory_policy").unwrap_or("");
             let refused = refusals(view, "OOM");
             let at_limit = used >= max && policy == "noeviction";
@@ -149,19 +145,25 @@ pub fn writes_refused_misconf(inputs: &Inputs) -> Vec<Hit> {
 pub fn writes_refused_noreplicas(inputs: &Inputs) -> Vec<Hit> {
     primaries(inputs)
         .filter_map(|(node, view)| {
-            let good = number(view, "min_slaves_good_slaves")?;
-            let connected = number(view, "connected_slaves").unwrap_or(0);
+            // The field is there only while min-replicas-to-write is set; its value is not in
+            // INFO, but any value refuses every write when no replica is good.
+            let good = view.info.number("min_slaves_good_slaves")?;
+            let connected = view.info.number("connected_slaves").unwrap_or(0);
             let refused = refusals(view, "NOREPLICAS");
-            // Fewer good replicas than connected ones, or none: what the server counts
-            // against min-replicas-to-write (its value is not in INFO).
-            if refused == 0 || (good > 0 && good >= connected) {
+            let summary = if good == 0 && !view.myself().slots.is_empty() {
+                format!(
+                    "writes refused with NOREPLICAS ({refused} so far): min-replicas-to-write is set and none of its replicas is good ({connected} connected), so every write to its slots is refused now"
+                )
+            } else if refused > 0 && good < connected {
+                format!(
+                    "writes refused with NOREPLICAS ({refused} so far): {good} good replica(s) of {connected} connected, fewer than min-replicas-to-write asks"
+                )
+            } else {
                 return None;
-            }
+            };
             Some(Hit {
                 node: Some(node.key.clone()),
-                summary: format!(
-                    "writes refused with NOREPLICAS ({refused} so far): {good} good replica(s) of {connected} connected, fewer than min-replicas-to-write asks"
-                ),
+                summary,
                 evidence: vec![
                     live(
                         node,
@@ -213,11 +215,11 @@ const MAXCLIENTS_REDUCED: &str = "maxclients has been reduced to";
 pub fn clients_refused_at_maxclients(inputs: &Inputs) -> Vec<Hit> {
     let mut hits = Vec::new();
     for (node, view) in inputs.live() {
-        let Some(rejected) = number(view, "rejected_connections").filter(|n| *n > 0) else {
+        let Some(rejected) = view.info.number("rejected_connections").filter(|n| *n > 0) else {
             continue;
         };
-        let connected = number(view, "connected_clients").unwrap_or(0);
-        let max = number(view, "maxclients");
+        let connected = view.info.number("connected_clients").unwrap_or(0);
+        let max = view.info.number("maxclients");
         let mut evidence = vec![
             live(
                 node,

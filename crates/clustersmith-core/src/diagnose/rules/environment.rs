@@ -133,7 +133,7 @@ pub fn data_disk_too_small(inputs: &Inputs) -> Vec<Hit> {
         if let Some(dataset) = node
             .live
             .as_ref()
-            .and_then(|v| v.info.get("used_memory_dataset")?.parse::<u64>().ok())
+            .and_then(|v| v.info.number("used_memory_dataset"))
         {
             numbers.dataset(node, dataset, "it holds");
         }
@@ -213,7 +213,7 @@ pub static MAXMEMORY_BEYOND_THE_MACHINE: Rule = Rule {
 pub fn maxmemory_beyond_the_machine(inputs: &Inputs) -> Vec<Hit> {
     let mut hits = Vec::new();
     for (node, view) in inputs.live() {
-        let field = |name: &str| view.info.get(name)?.parse::<u64>().ok();
+        let field = |name: &str| view.info.number(name);
         let Some(machine) = field("total_system_memory").filter(|m| *m > 0) else {
             continue;
         };
@@ -260,12 +260,6 @@ fn primary_dataset<'a>(
         (connects_to.is_some() && n.ip.zip(n.port) == connects_to)
             || (following.is_some() && n.live.as_ref().map(|v| v.id) == following)
     })?;
-    let dataset = primary
-        .live
-        .as_ref()?
-        .info
-        .get("used_memory_dataset")?
-        .parse()
-        .ok()?;
+    let dataset = primary.live.as_ref()?.info.number("used_memory_dataset")?;
     Some((primary, dataset))
 }

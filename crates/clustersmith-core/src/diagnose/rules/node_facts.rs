@@ -122,9 +122,11 @@ fn hits_for(
 }
 
 /// What a node that is not a working member breaks, on itself and (through
-/// `node_facts::explains_elsewhere`) on its peers: formation cannot complete without it,
-/// handshakes with it hang, and its replicas have no primary to sync from.
+/// `reach::explains_elsewhere`) on its peers: formation cannot complete without it,
+/// handshakes with it hang, its replicas have no primary to sync from, and its primary,
+/// under `min-replicas-to-write`, refuses writes for want of it.
 static BROKEN_BY_A_NON_MEMBER: &[&Rule] = &[
+    &super::clients::WRITES_REFUSED_NOREPLICAS,
     // An expected node that is not there is missing from the replicas' count.
     &super::formation::REPLICAS_ON_ONE_PRIMARY,
     &super::membership::NODE_KNOWS_ONLY_ITSELF,
