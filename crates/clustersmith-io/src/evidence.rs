@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use clustersmith_core::diagnose::{
     Answer, AtWork, CaVerdict, CertFacts, CertRejection, Inputs, NodeEvidence, NodeFacts,
-    SourceFile,
+    SourceFile, peers_cleared_on_relook,
 };
 use clustersmith_core::model::NodeId;
 use clustersmith_core::operation::Reads;
@@ -439,6 +439,7 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
     let mut endpoints = Vec::new();
     if let Some(session) = session {
         let read_errors = session.read_nodes(&Reads::All).await;
+        let mut relooks = relook_unconnected(session).await;
         at_work = session.at_work().await;
         endpoints = crate::client_endpoints::client_endpoints(session).await;
         let snapshot = session.snapshot();
@@ -465,6 +466,20 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
                         .fields
                         .extend(errorstats(session, &record.key).await);
                     node.live = Some(live);
+                    node.relook = relooks.remove(&record.key);
+                    for peer in peers_cleared_on_relook(&node) {
+                        notes.push(format!(
+                            "{} listed {} {}; read again {} s later, it was talking over the bus: not counted as stuck",
+                            record.key,
+                            peer.addr,
+                            if peer.is_handshake() {
+                                "in handshake"
+                            } else {
+                                "with its link down"
+                            },
+                            RELOOK_AFTER.as_secs()
+                        ));
+                    }
                 }
                 NodeState::Unreachable(why) => {
                     known_ids.push(snapshot.id_listed_at(record.ip, record.port));
@@ -773,6 +788,48 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
         notes,
         errors,
     }
+}
+
+/// How long diagnose waits before it reads again a node that lists a peer in handshake or with
+/// its link down: on a working bus a handshake completes within a few of the servers' 100 ms
+/// cron ticks, and a dropped link is dialled again on the next one.
+const RELOOK_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `CLUSTER NODES` again, [`RELOOK_AFTER`] later, of each node that lists a peer not talking
+/// over the bus (nothing is read, nor waited for, when none does).
+async fn relook_unconnected(
+    session: &Session,
+) -> std::collections::BTreeMap<NodeKey, ClusterNodes> {
+    let keys: Vec<NodeKey> = session
+        .snapshot()
+        .views()
+        .filter(|(_, view)| {
+            view.nodes
+                .entries()
+                .iter()
+                .any(|e| !e.is_myself() && e.bus_unconnected())
+        })
+        .map(|(node, _)| node.key.clone())
+        .collect();
+    if keys.is_empty() {
+        return Default::default();
+    }
+    tokio::time::sleep(RELOOK_AFTER).await;
+    let reads = keys.into_iter().map(|key| async move {
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("NODES");
+        let value = session
+            .handle(&key)?
+            .query("read CLUSTER NODES again", &cmd)
+            .await
+            .ok()?;
+        Some((key, parse_cluster_nodes(&value_text(&value)?).value))
+    });
+    futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// `INFO errorstats` (`errorstat_OOM:count=3`, …): the refusals the node sent since it started.

@@ -491,6 +491,77 @@ fn a_100_mb_log_is_read_in_bounded_memory() {
     assert!(rss_kb < 100 * 1024, "peak RSS {rss_kb} kB for a 100 MB log");
 }
 
+/// A MEET still under way when diagnose reads the node: diagnose reads it again a second
+/// later, and a peer that has joined by then is no stuck bus (CS303), said in the notes.
+#[test]
+fn a_meet_still_under_way_at_the_first_read_is_read_again_not_called_stuck() {
+    let mut servers = Servers::start(1);
+    servers.cmd(0, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    let port = allocate_port();
+    servers.cmd(0, &["CLUSTER", "MEET", "127.0.0.1", &port.to_string()]);
+    let listed = format!("127.0.0.1:{port}@");
+    wait_until(
+        "node 0 lists a handshake where nothing listens yet",
+        Duration::from_secs(5),
+        || {
+            let nodes = servers.text(0, &["CLUSTER", "NODES"]);
+            nodes
+                .lines()
+                .any(|l| l.contains(&listed) && l.contains("handshake"))
+        },
+    );
+    let node = servers.ips()[0].clone();
+    let diagnose = Command::new(env!("CARGO_BIN_EXE_clustersmith"))
+        .args(["diagnose", "--format", "json", "-m", "1", "-r", "0", &node])
+        .env_remove("REDISCLI_AUTH")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its first read (CLUSTER NODES, CLUSTER INFO, INFO in one pipeline) is done once a
+    // client's last command is INFO; then the peer starts, well inside the second.
+    wait_until(
+        "diagnose has read node 0 once",
+        Duration::from_secs(5),
+        || {
+            servers
+                .text(0, &["CLIENT", "LIST"])
+                .lines()
+                .any(|l| l.contains(" cmd=info "))
+        },
+    );
+    let bin = find_server_binary(None).unwrap();
+    servers.add(
+        &bin,
+        &ServerOpts {
+            port: Some(port),
+            ..Default::default()
+        },
+    );
+    let out = diagnose.wait_with_output().unwrap();
+    let report = json(&out);
+    eprintln!("{report}");
+    // The premise, from diagnose itself: the handshake at its first read, joined at its second.
+    let notes: Vec<&str> = report["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains(&format!("listed 127.0.0.1:{port} in handshake; read again 1 s later, it was talking over the bus"))),
+        "{notes:?}"
+    );
+    let ids: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| std::iter::once(f).chain(f["symptoms"].as_array().into_iter().flatten()))
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    assert!(!ids.contains(&"CS303"), "{report}");
+}
+
 #[test]
 fn a_healthy_cluster_reports_nothing_at_warning_or_above_and_every_node_is_a_member() {
     let servers = Servers::start(4);

@@ -132,7 +132,7 @@ const SECRETS: &[&str] = &[
 ];
 
 /// The number of broken and healthy cases: a case lost from the table fails the run.
-const CASE_COUNTS: (usize, usize) = (59, 6);
+const CASE_COUNTS: (usize, usize) = (60, 6);
 
 /// Cases whose rule rightly fires on other nodes too (at warning or above), and why.
 const RULE_ALSO_ON_PEERS: &[(&str, &str)] = &[
@@ -150,6 +150,7 @@ const RULE_ALSO_ON_PEERS: &[(&str, &str)] = &[
 /// hung under its cause.
 const SYMPTOM_UNDER_TOP: &[(&str, &str)] = &[
     ("dir-too-small-for-the-rdb-save", "CS371"),
+    ("fork-refused-at-the-process-limit", "CS371"),
     ("replica-gone-under-min-replicas-to-write", "CS372"),
 ];
 
@@ -2054,6 +2055,61 @@ static CASES: &[Case] = &[
             setup(servers, 1, 0, 0)
                 .keeping_after(mount)
                 .keeping_after(elsewhere)
+        },
+    },
+    Case {
+        name: "fork-refused-at-the-process-limit",
+        class: "the node's environment",
+        server: Server::Redis70,
+        rule: Some("CS527"),
+        build: |bin| {
+            // A lone primary run as an unprivileged user allowed 4 processes, where its own
+            // threads count (Redis 7.0 runs 4 or 5): the fork of every background save fails,
+            // and with a save point set, writes are then refused with MISCONF.
+            let port = allocate_port();
+            let dir = tempfile::tempdir().unwrap();
+            std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+            let conf = broken_conf(dir.path(), port, "save 3600 1\n");
+            let node = Launched::spawn(as_nobody_under_process_limit(bin, 4).arg(&conf));
+            let query = |args: &[&str]| -> Result<String, String> {
+                let mut cmd = redis::cmd(args[0]);
+                cmd.arg(&args[1..]);
+                redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                    .and_then(|c| c.get_connection())
+                    .and_then(|mut c| cmd.query::<redis::Value>(&mut c))
+                    .map(|v| format!("{v:?}"))
+                    .map_err(|e| e.to_string())
+            };
+            wait_until("the node answers", Duration::from_secs(5), || {
+                query(&["PING"]).is_ok()
+            });
+            query(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).unwrap();
+            wait_until("the node serves its slots", Duration::from_secs(10), || {
+                query(&["SET", "k", "v"]).is_ok()
+            });
+            // Refused (`ERR`) when the fork fails; the log says why.
+            let _ = query(&["BGSAVE"]);
+            let log = dir.path().join("server.log");
+            prove_file_says(
+                &log,
+                &["fork: Resource temporarily unavailable"],
+                Duration::from_secs(5),
+            );
+            prove(
+                "a write is refused with MISCONF",
+                Duration::from_secs(5),
+                || query(&["SET", "k", "v"]).is_err_and(|e| e.contains("MISCONF")),
+            );
+            let node_label = format!("127.0.0.1:{port}");
+            let mut args = strings(&["--redis-conf", &path(&conf), "--log", &path(&log)]);
+            args.extend(strings(&["-m", "1", "-r", "0", &node_label]));
+            Setup {
+                args,
+                env: Vec::new(),
+                node: node_label,
+                // The server stops before its directory goes.
+                _keep: vec![Box::new(node), Box::new(dir)],
+            }
         },
     },
     Case {

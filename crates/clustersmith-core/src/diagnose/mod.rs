@@ -25,6 +25,7 @@ mod vocabulary;
 
 pub use engine::{diagnose, rule_hits, worst};
 pub use registry::{RULES, rule};
+pub use rules::membership::peers_cleared_on_relook;
 pub use vocabulary::*;
 
 pub(crate) use vocabulary::live;

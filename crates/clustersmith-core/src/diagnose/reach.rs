@@ -72,10 +72,7 @@ pub(super) fn explains_elsewhere(inputs: &Inputs, cause: &Finding, symptom: &Fin
             .nodes
             .entries()
             .iter()
-            .filter(|e| {
-                !e.is_myself()
-                    && (e.is_handshake() || e.link_state == crate::model::LinkState::Disconnected)
-            })
+            .filter(|e| !e.is_myself() && e.bus_unconnected())
             .collect();
         stuck.iter().any(|e| is_down(e))
             && (facing

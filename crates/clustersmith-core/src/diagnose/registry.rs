@@ -43,6 +43,8 @@ pub static RULES: &[&Rule] = &[
     &environment::REPLICA_DISK_TOO_SMALL,
     &environment::DATA_DISK_TOO_SMALL,
     &environment::MAXMEMORY_BEYOND_THE_MACHINE,
+    &environment::FORK_REFUSED_FOR_MEMORY,
+    &environment::FORK_REFUSED_AT_PROCESS_LIMIT,
     &sync_loop::REPLICA_OUTPUT_BUFFER_TOO_SMALL,
     &sync_loop::REPL_TIMEOUT_BELOW_TRANSFER_PAUSE,
     &departed::NODE_REPLACED_WITH_NEW_ID,

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use super::rules::{environment, identity, server_config, sync_loop};
 use super::*;
 use crate::model::NodeId;
-use crate::parse::{parse_post_deploy_log, parse_redis_conf, parse_server_log};
+use crate::parse::{
+    parse_cluster_nodes, parse_post_deploy_log, parse_redis_conf, parse_server_log,
+};
 
 const SEED_S1_POST_DEPLOY: &str =
     include_str!("../../tests/fixtures/seed/scenario1-post-deploy.stderr.log");
@@ -470,6 +472,45 @@ fn a_save_that_does_not_fit_names_the_disk_and_the_refused_writes_hang_under_it(
 }
 
 #[test]
+fn a_peer_stuck_only_in_the_first_read_is_not_called_stuck() {
+    // Redis 7.0's line for a MEET under way (captured: CLUSTER MEET to a port where nothing
+    // listened yet), on 10.168.17.5; the second read is taken a second later.
+    const HANDSHAKE: &str = "991cd78acaefd3862e28ebada08f9a3f7010321d 10.168.17.9:6379@16379 handshake - 0 0 0 disconnected\n";
+    let first = format!("{FORMED_NODES}{HANDSHAKE}");
+    let stuck = |relook: Option<String>| {
+        let inputs = formed_with(|i| {
+            replace_view(i, 3, &first, "role:master\n");
+            i.nodes[3].relook = relook.as_deref().map(|t| parse_cluster_nodes(t).value);
+        });
+        rule_hits(rule("CS303").unwrap(), &inputs)
+    };
+    // Not read again (a snapshot from files): the one read decides.
+    assert_eq!(stuck(None).len(), 1);
+    // The handshake completed: the node at that address has its own id and a link up.
+    let joined = format!(
+        "{FORMED_NODES}2f0c1a9e6b5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b 10.168.17.9:6379@16379 master - 0 1704797761121 0 connected\n"
+    );
+    assert_eq!(stuck(Some(joined)), Vec::new());
+    // Still in handshake, under a new id (each attempt makes one up): stuck.
+    let again = format!(
+        "{FORMED_NODES}{}",
+        HANDSHAKE.replace("991cd78a", "4d0e6b21")
+    );
+    let hits = stuck(Some(again));
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert!(
+        hits[0]
+            .evidence
+            .iter()
+            .any(|e| e.text.contains("read again a second later")),
+        "{:?}",
+        hits[0].evidence
+    );
+    // Dropped when its handshake timed out: not cleared.
+    assert_eq!(stuck(Some(FORMED_NODES.to_owned())).len(), 1);
+}
+
+#[test]
 fn writes_refused_for_want_of_a_replica_hang_under_the_replica_that_is_gone() {
     // 10.168.17.8, the replica of 10.168.17.6, refuses connections; its primary runs with
     // min-replicas-to-write and has no good replica left, before any write was tried.
@@ -535,6 +576,74 @@ fn maxmemory_is_judged_against_the_machine() {
     };
     assert!(unbounded("20000000000")[0].summary.contains("no maxmemory"));
     assert_eq!(unbounded("6828032"), Vec::new());
+}
+
+/// Redis 7.0.15 run as an unprivileged user under `prlimit --nproc=4`: its own threads take
+/// the four, and BGSAVE's fork fails (captured).
+const FORK_REFUSED_NPROC_LOG: &str =
+    include_str!("../../tests/fixtures/environment/fork-refused-nproc-redis-7.0.log");
+
+/// The formed cluster whose primary 10.168.17.5 has `log` and its last save failed.
+fn forking(log: &str) -> Inputs {
+    with_primary_5(|node| {
+        let info = &mut node.live.as_mut().unwrap().info.fields;
+        info.insert("rdb_last_bgsave_status".into(), "err".into());
+        info.insert("used_memory_rss".into(), "12935168".into());
+        info.insert("total_system_memory".into(), "25276194816".into());
+        node.log = Some(SourceFile {
+            path: "server.log".into(),
+            value: parse_server_log(log).value,
+        });
+    })
+}
+
+#[test]
+fn a_refused_fork_is_named_by_the_kernel_s_reason() {
+    let (memory, nproc) = (rule("CS526").unwrap(), rule("CS527").unwrap());
+    let hits = rule_hits(nproc, &forking(FORK_REFUSED_NPROC_LOG));
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].node, Some("10.168.17.5:6379".into()));
+    assert!(
+        hits[0].summary.contains("process limit"),
+        "{}",
+        hits[0].summary
+    );
+    assert_eq!(
+        rule_hits(memory, &forking(FORK_REFUSED_NPROC_LOG)),
+        Vec::new()
+    );
+    // The same line with ENOMEM's text (rdb.c prints strerror(errno)): the memory rule, with
+    // the machine's numbers and the server's own overcommit warning.
+    let enomem = FORK_REFUSED_NPROC_LOG
+        .replace("Resource temporarily unavailable", "Cannot allocate memory");
+    let hits = rule_hits(memory, &forking(&enomem));
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert!(
+        hits[0]
+            .summary
+            .contains("it takes 12.3 MiB of its machine's 23.5 GiB")
+            && hits[0].summary.contains("vm.overcommit_memory is not 1"),
+        "{}",
+        hits[0].summary
+    );
+    assert_eq!(rule_hits(nproc, &forking(&enomem)), Vec::new());
+    // The failed save's own findings (MISCONF refusals) hang under it.
+    let mut inputs = forking(FORK_REFUSED_NPROC_LOG);
+    inputs.nodes[3]
+        .live
+        .as_mut()
+        .unwrap()
+        .info
+        .fields
+        .insert("errorstat_MISCONF".into(), "count=2".into());
+    let findings = diagnose(&inputs);
+    let top = &findings[0];
+    assert_eq!(top.rule.id, "CS527");
+    let under: Vec<&str> = top.symptoms.iter().map(|s| s.rule.id).collect();
+    assert!(
+        under.contains(&"CS514") && under.contains(&"CS371"),
+        "{under:?}"
+    );
 }
 
 const MAXCLIENTS_REDUCED_LOG: &str =
@@ -929,6 +1038,23 @@ fn cases() -> Vec<(&'static str, Inputs, Inputs)> {
             saving_to_a_full_disk("ok"),
         ),
         // INFO memory as Redis 7.0.15 printed it on this 23.54 GiB machine, after CONFIG SET
+        // A refused fork, by the kernel's reason (the captured EAGAIN line, and the same line
+        // with ENOMEM's text); quiet on the other reason, and once a save finished since.
+        (
+            "CS526",
+            forking(&FORK_REFUSED_NPROC_LOG.replace(
+                "Resource temporarily unavailable",
+                "Cannot allocate memory",
+            )),
+            forking(FORK_REFUSED_NPROC_LOG),
+        ),
+        (
+            "CS527",
+            forking(FORK_REFUSED_NPROC_LOG),
+            forking(&format!(
+                "{FORK_REFUSED_NPROC_LOG}10425:M 07 Dec 2026 03:09:47.819 * Background saving terminated with success\n"
+            )),
+        ),
         // maxmemory 200gb.
         (
             "CS525",

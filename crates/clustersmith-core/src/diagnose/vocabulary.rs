@@ -279,6 +279,9 @@ pub struct NodeEvidence {
     pub port: Option<u16>,
     pub zone: Option<String>,
     pub live: Option<NodeView>,
+    /// Its `CLUSTER NODES` read again a moment after `live`, taken only when `live` lists a
+    /// peer in handshake or with its link down: what cleared meanwhile was still connecting.
+    pub relook: Option<ClusterNodes>,
     /// Why it could not be observed, when it was given but did not answer.
     pub unreachable: Option<String>,
     /// What the node is, from how it answered (expected nodes only; `None` for a node known

@@ -60,6 +60,11 @@ impl NodeEntry {
         self.has_flag(NodeFlag::Handshake)
     }
 
+    /// Not talking over the bus: still in handshake, or its link down.
+    pub fn bus_unconnected(&self) -> bool {
+        self.is_handshake() || self.link_state == crate::model::LinkState::Disconnected
+    }
+
     /// The flags that make this entry an unhealthy member, as words.
     pub fn unhealthy_flags(&self) -> Vec<&str> {
         self.flags

@@ -142,6 +142,12 @@ impl ServerLog {
         })
     }
 
+    /// The lines of the server's last run (see [`ServerLog::last_run_start`]): what a rule
+    /// judges "since its start" by.
+    pub fn last_run(&self) -> &[LogLine] {
+        &self.lines[self.last_run_start()..]
+    }
+
     /// Index in [`ServerLog::lines`] where the server's last run starts: the first line of the
     /// process that logged the last start banner (`oO0OoO0OoO0Oo … is starting`). Valkey logs
     /// its config warnings before that banner, under the same PID. 0 without a banner.

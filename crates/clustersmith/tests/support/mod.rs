@@ -247,9 +247,20 @@ impl Servers {
                 {
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                Err(e) => panic!("cannot connect to port {}: {e}", self.port(idx)),
+                Err(e) => panic!(
+                    "cannot connect to port {}: {e}; the end of its log:\n{}",
+                    self.port(idx),
+                    self.log_tail(idx, 20)
+                ),
             }
         }
+    }
+
+    /// The last `n` lines of node `idx`'s log (why a server went away).
+    pub fn log_tail(&self, idx: usize, n: usize) -> String {
+        let text = std::fs::read_to_string(self.servers[idx].log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     pub fn cmd(&self, idx: usize, args: &[&str]) -> redis::Value {
@@ -1079,6 +1090,30 @@ pub fn under_open_files_limit(bin: &Path, nofile: u32) -> Command {
             "--inh-caps=-sys_resource",
         ]);
     }
+    cmd.arg(bin);
+    cmd
+}
+
+/// `bin` run as the unprivileged `nobody` (uid and gid 65534) under a limit of `nproc`
+/// processes, where every thread counts: `prlimit` lowers the limit, `setpriv` switches the
+/// user (the kernel never holds root to it). Needs root, as CI runs; the limit is the
+/// process's own, and the server's directory must be nobody's.
+pub fn as_nobody_under_process_limit(bin: &Path, nproc: u32) -> Command {
+    // SAFETY: geteuid(2) reads the caller's effective user id and cannot fail.
+    #[expect(
+        unsafe_code,
+        reason = "geteuid(2) is how a process learns it runs as root"
+    )]
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(root, "running a server as another user needs root");
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--nproc={nproc}:{nproc}"));
+    cmd.args([
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ]);
     cmd.arg(bin);
     cmd
 }

@@ -238,8 +238,9 @@ pub fn clients_refused_at_maxclients(inputs: &Inputs) -> Vec<Hit> {
         // `Current maximum open files is 64. maxclients has been reduced to 32 …`, since the
         // last start (an older run's limit says nothing of this one).
         let reduced = node.log.as_ref().and_then(|log| {
-            let start = log.value.last_run_start();
-            let line = log.value.lines[start..]
+            let line = log
+                .value
+                .last_run()
                 .iter()
                 .rev()
                 .find(|l| l.message.contains(MAXCLIENTS_REDUCED))?;

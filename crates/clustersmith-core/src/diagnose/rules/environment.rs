@@ -6,7 +6,9 @@
 //! and starts over. A node whose own save does not fit logs `Write error saving DB on disk:
 //! No space left on device` (rdb.c; 7.0 adds the function's name) and `Background saving
 //! error`; with save points set, it then refuses writes with MISCONF. A `maxmemory` above the
-//! machine's memory (CS525) is never reached: the kernel ends the server first.
+//! machine's memory (CS525) is never reached: the kernel ends the server first. A fork the
+//! kernel refuses (CS526 for memory, CS527 at the user's process limit) stops every
+//! background save, AOF rewrite and full sync; the server logs the reason errno gives.
 
 use super::catalog::FULL_SYNC_FAILING;
 use super::common::bytes;
@@ -97,8 +99,7 @@ pub fn data_disk_too_small(inputs: &Inputs) -> Vec<Hit> {
     let mut hits = Vec::new();
     for node in &inputs.nodes {
         let Some(log) = &node.log else { continue };
-        let start = log.value.last_run_start();
-        let Some(failed) = log.value.lines[start..].iter().rev().find(|l| {
+        let Some(failed) = log.value.last_run().iter().rev().find(|l| {
             let text = l.message.to_ascii_lowercase();
             (text.contains("write error saving db on disk") || text.contains("aof file"))
                 && (text.contains("no space left on device") || text.contains("short write"))
@@ -107,7 +108,9 @@ pub fn data_disk_too_small(inputs: &Inputs) -> Vec<Hit> {
         };
         // A save that succeeded since (INFO says so, or the log after the failure): the
         // space was found.
-        let saved_since = log.value.lines[start..]
+        let saved_since = log
+            .value
+            .last_run()
             .iter()
             .filter(|l| l.line > failed.line)
             .any(|l| {
@@ -262,4 +265,160 @@ fn primary_dataset<'a>(
     })?;
     let dataset = primary.live.as_ref()?.info.number("used_memory_dataset")?;
     Some((primary, dataset))
+}
+
+/// The fork failures the servers log (rdb.c `rdbSaveBackground` and `rdbSaveToSlavesSockets`,
+/// aof.c `rewriteAppendOnlyFileBackground`, Redis 6.2 to Valkey 9), each followed by
+/// `strerror(errno)`.
+const FORK_FAILED: &[&str] = &[
+    "Can't save in background: fork: ",
+    "Can't rewrite append only file in background: fork: ",
+];
+
+/// What follows a fork that worked again: a background save or AOF rewrite that finished.
+const FORKED_SINCE: &[&str] = &[
+    "Background saving terminated with success",
+    "Background AOF rewrite finished successfully",
+];
+
+/// The node's fork failures since its last start whose reason (errno's text) is `reason`, with
+/// the evidence of the last one and their count; `None` when there are none, or when a
+/// background save or rewrite has finished since the last.
+fn forks_refused(node: &NodeEvidence, reason: &str) -> Option<(usize, Evidence)> {
+    let log = node.log.as_ref()?;
+    let run = log.value.last_run();
+    let refused: Vec<_> = run
+        .iter()
+        .filter(|l| {
+            FORK_FAILED.iter().any(|f| {
+                l.message
+                    .split_once(f)
+                    .is_some_and(|(_, why)| why.trim() == reason)
+            })
+        })
+        .collect();
+    let last = refused.last()?;
+    let forked_since = run
+        .iter()
+        .any(|l| l.line > last.line && FORKED_SINCE.iter().any(|s| l.message.contains(s)));
+    let rdb_ok_now = last.message.contains("Can't save")
+        && node
+            .live
+            .as_ref()
+            .is_some_and(|v| v.info.get("rdb_last_bgsave_status") == Some("ok"));
+    if forked_since || rdb_ok_now {
+        return None;
+    }
+    let count = refused.len();
+    let text = if count > 1 {
+        format!("{} ({count} times since its start)", last.message)
+    } else {
+        last.message.clone()
+    };
+    Some((count, log.at(last.line, text)))
+}
+
+/// What a failed fork leaves on its own node: nothing persisted (the catalog's lines), writes
+/// refused with MISCONF, no RDB for a replica's full sync.
+static BROKEN_BY_A_REFUSED_FORK: &[&Rule] = &[
+    &super::catalog::PERSISTENCE_WRITE_FAILING,
+    &super::clients::WRITES_REFUSED_MISCONF,
+    &FULL_SYNC_FAILING,
+];
+
+pub static FORK_REFUSED_FOR_MEMORY: Rule = Rule {
+    id: "CS526",
+    name: "fork-refused-for-memory",
+    severity: Error,
+    detects: "A node whose fork for a background save, an AOF rewrite or a full sync failed with `Cannot allocate memory` since its last start (`Can't save in background: fork: Cannot allocate memory`), with its RSS against the machine (`INFO memory`) and the server's own startup warning that `vm.overcommit_memory` is not 1, when its log has it.",
+    why: "Under `vm.overcommit_memory` 0 (heuristic) or 2 (never) the kernel refuses a fork whose copy of the process it could not back with memory, though the child shares every page copy-on-write and touches few. Every background save, AOF rewrite and full sync to a replica starts with a fork: nothing is persisted, a primary with save points refuses writes with MISCONF, and replicas needing a full sync get none.",
+    fix: "Set `vm.overcommit_memory = 1` (`sysctl vm.overcommit_memory=1`, and in /etc/sysctl.conf so it survives a reboot), as the server's startup warning asks; then `BGSAVE` once: a successful save lifts the MISCONF refusal. Where it is 1 already, the machine has no memory left for the child's page tables: give it memory or swap, or lower `maxmemory`.",
+    false_positives: "A fork refused once under a passing memory peak: the rule stays quiet once a background save or rewrite has finished since.",
+    evidence: &[ServerLog, Live],
+    explains: BROKEN_BY_A_REFUSED_FORK,
+    reach: crate::diagnose::Reach::OwnNode,
+    check: fork_refused_for_memory,
+};
+
+pub fn fork_refused_for_memory(inputs: &Inputs) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for node in &inputs.nodes {
+        let Some((count, failed)) = forks_refused(node, "Cannot allocate memory") else {
+            continue;
+        };
+        let mut evidence = vec![failed];
+        let mut numbers = Vec::new();
+        if let Some(view) = &node.live
+            && let (Some(rss), Some(machine)) = (
+                view.info.number("used_memory_rss"),
+                view.info.number("total_system_memory").filter(|m| *m > 0),
+            )
+        {
+            numbers.push(format!(
+                "it takes {} of its machine's {}",
+                bytes(rss),
+                bytes(machine)
+            ));
+            evidence.push(crate::diagnose::live(
+                node,
+                "INFO memory",
+                format!("used_memory_rss:{rss} total_system_memory:{machine}"),
+            ));
+        }
+        // Redis 6.2 `WARNING overcommit_memory is set to 0!`, 7.0+ `Memory overcommit must be
+        // enabled!`: logged at startup when /proc/sys/vm/overcommit_memory is not 1.
+        if let Some(log) = &node.log
+            && let Some(warned) = log.value.last_run().iter().find(|l| {
+                l.message.contains("overcommit_memory is set to 0")
+                    || l.message.contains("Memory overcommit must be enabled")
+            })
+        {
+            numbers.push("vm.overcommit_memory is not 1 (the server warned at startup)".to_owned());
+            evidence.push(log.at(warned.line, warned.message.clone()));
+        }
+        let numbers = if numbers.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", numbers.join("; "))
+        };
+        hits.push(Hit {
+            node: Some(node.key.clone()),
+            summary: format!(
+                "the kernel refuses its fork for memory ({count} time(s) since its start: no background save, AOF rewrite or full sync can start){numbers}"
+            ),
+            evidence,
+        });
+    }
+    hits
+}
+
+pub static FORK_REFUSED_AT_PROCESS_LIMIT: Rule = Rule {
+    id: "CS527",
+    name: "fork-refused-at-process-limit",
+    severity: Error,
+    detects: "A node whose fork for a background save, an AOF rewrite or a full sync failed with `Resource temporarily unavailable` (EAGAIN) since its last start (`Can't save in background: fork: Resource temporarily unavailable`): the server's user is at its limit of processes, where every thread counts.",
+    why: "The kernel refuses a fork when the user already runs as many processes and threads as `RLIMIT_NPROC` (`ulimit -u`) allows, or its cgroup as many as `pids.max` (systemd `TasksMax`, a container's pids limit). The server's own threads (its background I/O threads, io-threads) count against it. Every background save, AOF rewrite and full sync to a replica starts with a fork: nothing is persisted, a primary with save points refuses writes with MISCONF, and replicas needing a full sync get none.",
+    fix: "Raise the process limit of the server's user (systemd `LimitNPROC`, `ulimit -u` in the start script, the BOSH job's limits) or of its cgroup (`TasksMax`, a container's `--pids-limit`) above the server's threads plus one, or run the server under a user of its own that nothing else uses; then `BGSAVE` once: a successful save lifts the MISCONF refusal.",
+    false_positives: "Another process of the same user that briefly took the last slots: the rule stays quiet once a background save or rewrite has finished since.",
+    evidence: &[ServerLog, Live],
+    explains: BROKEN_BY_A_REFUSED_FORK,
+    reach: crate::diagnose::Reach::OwnNode,
+    check: fork_refused_at_process_limit,
+};
+
+pub fn fork_refused_at_process_limit(inputs: &Inputs) -> Vec<Hit> {
+    inputs
+        .nodes
+        .iter()
+        .filter_map(|node| {
+            let (count, failed) = forks_refused(node, "Resource temporarily unavailable")?;
+            Some(Hit {
+                node: Some(node.key.clone()),
+                summary: format!(
+                    "the kernel refuses its fork at the process limit of its user ({count} time(s) since its start: no background save, AOF rewrite or full sync can start; every thread of the server counts against RLIMIT_NPROC or the cgroup's pids.max)"
+                ),
+                evidence: vec![failed],
+            })
+        })
+        .collect()
 }

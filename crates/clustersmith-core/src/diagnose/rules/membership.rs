@@ -130,10 +130,10 @@ pub static BUS_HANDSHAKE_STUCK: Rule = Rule {
     id: "CS303",
     name: "bus-handshake-stuck",
     severity: Error,
-    detects: "Peers listed with the `handshake` flag or a `disconnected` link.",
+    detects: "Peers listed with the `handshake` flag or a `disconnected` link, and still so when the node is read again a second later (a handshake is matched by address: it takes a new id each time).",
     why: "The cluster bus (port + 10000, or cluster-port) between the nodes does not connect: a firewall, a wrong announced bus port, a MEET with the wrong bus port, or TLS failing on the bus.",
     fix: "Open the bus port between all nodes; with tls-cluster, give every node a certificate with clientAuth; MEET with the node's real bus port.",
-    false_positives: "A snapshot taken during formation, before handshakes finished.",
+    false_positives: "Formation or a restart still under way that takes longer than the second diagnose waits before reading again (a MEET given moments before), or a snapshot read from files, which is not read again.",
     evidence: &[Live, ServerLog],
     explains: &[],
     reach: crate::diagnose::Reach::OwnNode,
@@ -145,6 +145,7 @@ pub fn bus_handshake_stuck(inputs: &Inputs) -> Vec<Hit> {
     let departed = super::departed::departed_ids(inputs);
     let mut hits = Vec::new();
     for (node, view) in inputs.live() {
+        let cleared: Vec<NodeId> = peers_cleared_on_relook(node).iter().map(|e| e.id).collect();
         let stuck: Vec<Evidence> = view
             .nodes
             .entries()
@@ -152,7 +153,8 @@ pub fn bus_handshake_stuck(inputs: &Inputs) -> Vec<Hit> {
             .filter(|e| {
                 !e.is_myself()
                     && !departed.contains(&e.id)
-                    && (e.is_handshake() || e.link_state == crate::model::LinkState::Disconnected)
+                    && e.bus_unconnected()
+                    && !cleared.contains(&e.id)
             })
             .map(|e| live(node, "CLUSTER NODES", entry_text(e)))
             .collect();
@@ -160,6 +162,13 @@ pub fn bus_handshake_stuck(inputs: &Inputs) -> Vec<Hit> {
             continue;
         }
         let mut evidence = capped(stuck, "peers");
+        if node.relook.is_some() {
+            evidence.push(live(
+                node,
+                "CLUSTER NODES",
+                "read again a second later: still so",
+            ));
+        }
         if let Some(log) = &node.log {
             let lines: Vec<Evidence> = log.lines_with(&["Error accepting cluster node connection"]);
             evidence.extend(capped(lines, "bus errors"));
@@ -171,6 +180,30 @@ pub fn bus_handshake_stuck(inputs: &Inputs) -> Vec<Hit> {
         });
     }
     hits
+}
+
+/// The peers a node listed in handshake or with its link down at its first read that its
+/// second read ([`NodeEvidence::relook`]) lists talking over the bus: under the same id, or,
+/// for a handshake (whose id is made up anew each time), at its address. A peer missing from
+/// the second read is not cleared: a handshake that timed out is dropped.
+pub fn peers_cleared_on_relook(node: &NodeEvidence) -> Vec<&crate::parse::NodeEntry> {
+    let (Some(view), Some(relook)) = (&node.live, &node.relook) else {
+        return Vec::new();
+    };
+    view.nodes
+        .entries()
+        .iter()
+        .filter(|entry| !entry.is_myself() && entry.bus_unconnected())
+        .filter(|entry| {
+            relook.entries().iter().any(|later| {
+                !later.bus_unconnected()
+                    && (later.id == entry.id
+                        || (entry.is_handshake()
+                            && later.addr.ip == entry.addr.ip
+                            && later.addr.port == entry.addr.port))
+            })
+        })
+        .collect()
 }
 
 pub static TLS_CLUSTER_MISMATCH: Rule = Rule {

@@ -44,8 +44,9 @@ pub fn replica_output_buffer_too_small(inputs: &Inputs) -> Vec<Hit> {
     for node in &inputs.nodes {
         let Some(log) = &node.log else { continue };
         // Since the last start: an old cut before a restart with new limits is no cause.
-        let start = log.value.last_run_start();
-        let cuts: Vec<(usize, u64)> = log.value.lines[start..]
+        let cuts: Vec<(usize, u64)> = log
+            .value
+            .last_run()
             .iter()
             .filter(|l| l.message.contains(CLOSED_FOR_BUFFER))
             .filter(|l| field(&l.message, "flags").is_some_and(|f| f.contains('S')))
@@ -119,8 +120,9 @@ pub fn repl_timeout_below_transfer_pause(inputs: &Inputs) -> Vec<Hit> {
     let mut hits = Vec::new();
     for node in &inputs.nodes {
         let Some(log) = &node.log else { continue };
-        let start = log.value.last_run_start();
-        let cuts: Vec<usize> = log.value.lines[start..]
+        let cuts: Vec<usize> = log
+            .value
+            .last_run()
             .iter()
             .filter(|l| l.message.contains(BULK_TIMEOUT))
             .map(|l| l.line)
