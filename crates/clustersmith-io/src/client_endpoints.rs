@@ -4,6 +4,7 @@
 //! TLS and credentials, asked `CLUSTER MYID`. An endpoint that is where the session reached
 //! that node already is not tried again: a healthy cluster costs one `CLUSTER SLOTS` a node.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use clustersmith_core::diagnose::{ClientEndpoint, EndpointAnswer};
@@ -89,27 +90,21 @@ pub async fn client_endpoints(session: &Session) -> Vec<ClientEndpoint> {
             .ok()?;
         Some((node.key.clone(), listed(&reply)))
     });
-    let mut endpoints: Vec<ClientEndpoint> = Vec::new();
+    // Each node lists every slot range's nodes: grouped by endpoint and node id.
+    let mut grouped: BTreeMap<(String, u16, NodeId), ClientEndpoint> = BTreeMap::new();
     for (key, entries) in join_all(reads).await.into_iter().flatten() {
         for entry in entries {
             let Some(host) = entry.host else { continue };
-            let at = endpoints
-                .iter()
-                .position(|e| e.host == host && e.port == entry.port && e.id == entry.id);
-            let endpoint = match at {
-                Some(i) => &mut endpoints[i],
-                None => {
-                    endpoints.push(ClientEndpoint {
-                        host,
-                        port: entry.port,
-                        id: entry.id,
-                        slots: SlotSet::new(),
-                        listed_by: Vec::new(),
-                        answer: EndpointAnswer::Reached,
-                    });
-                    endpoints.last_mut().expect("just pushed")
-                }
-            };
+            let endpoint = grouped
+                .entry((host.clone(), entry.port, entry.id))
+                .or_insert_with(|| ClientEndpoint {
+                    host,
+                    port: entry.port,
+                    id: entry.id,
+                    slots: SlotSet::new(),
+                    listed_by: Vec::new(),
+                    answer: EndpointAnswer::Reached,
+                });
             if let Some(range) = entry.primary_of {
                 endpoint.slots.insert_range(range);
             }
@@ -118,38 +113,51 @@ pub async fn client_endpoints(session: &Session) -> Vec<ClientEndpoint> {
             }
         }
     }
-    let answers = join_all(endpoints.iter().map(|e| answer(session, e))).await;
-    for (endpoint, answer) in endpoints.iter_mut().zip(answers) {
-        endpoint.answer = answer;
+    let mut endpoints: Vec<ClientEndpoint> = grouped.into_values().collect();
+    // Where the session reached the listed node, the endpoint is known to work; every other
+    // (host, port) is tried once, whichever ids are listed there.
+    let reached: BTreeSet<(IpAddr, u16, NodeId)> = session
+        .snapshot()
+        .views()
+        .map(|(node, view)| (node.ip.to_canonical(), node.port, view.id))
+        .collect();
+    let reached_there = |e: &ClientEndpoint| {
+        e.host
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| reached.contains(&(ip.to_canonical(), e.port, e.id)))
+    };
+    let to_try: BTreeSet<(&str, u16)> = endpoints
+        .iter()
+        .filter(|e| !reached_there(e))
+        .map(|e| (e.host.as_str(), e.port))
+        .collect();
+    let tried: BTreeMap<(String, u16), EndpointAnswer> =
+        join_all(to_try.into_iter().map(|(host, port)| async move {
+            ((host.to_owned(), port), try_endpoint(session, host, port).await)
+        }))
+        .await
+        .into_iter()
+        .collect();
+    for endpoint in &mut endpoints {
+        if !reached_there(endpoint)
+            && let Some(answer) = tried.get(&(endpoint.host.clone(), endpoint.port))
+        {
+            endpoint.answer = answer.clone();
+        }
     }
     endpoints
 }
 
-/// How `endpoint` answers: known without trying when the session reached its node there.
-async fn answer(session: &Session, endpoint: &ClientEndpoint) -> EndpointAnswer {
-    if endpoint.host == "?" {
+/// How `host:port` answers a client: `?` is no endpoint; a name is resolved first; then
+/// `CLUSTER MYID` over a connection with the run's TLS and credentials.
+async fn try_endpoint(session: &Session, host: &str, port: u16) -> EndpointAnswer {
+    if host == "?" {
         return EndpointAnswer::NoHostname;
     }
-    let literal = endpoint.host.parse::<IpAddr>().ok();
-    let reached_there = literal.is_some_and(|ip| {
-        session.snapshot().views().any(|(node, view)| {
-            node.ip.to_canonical() == ip.to_canonical()
-                && node.port == endpoint.port
-                && view.id == endpoint.id
-        })
-    });
-    if reached_there {
-        return EndpointAnswer::Reached;
-    }
+    let literal = host.parse::<IpAddr>().ok();
     let ip = match literal {
         Some(ip) => ip,
-        None => match crate::resolve::lookup(
-            &endpoint.host,
-            endpoint.port,
-            false,
-            session.connect_timeout(),
-        )
-        .await
+        None => match crate::resolve::lookup(host, port, false, session.connect_timeout()).await
         {
             Ok((ip, _)) => ip,
             Err(crate::resolve::ResolveError::Unresolvable { reason, .. }) => {
@@ -159,10 +167,10 @@ async fn answer(session: &Session, endpoint: &ClientEndpoint) -> EndpointAnswer 
         },
     };
     let handle = session.client_handle(Endpoint {
-        label: format!("{}:{}", endpoint.host, endpoint.port),
-        hostname: literal.is_none().then(|| endpoint.host.clone()),
+        label: format!("{host}:{port}"),
+        hostname: literal.is_none().then(|| host.to_owned()),
         ip,
-        port: endpoint.port,
+        port,
     });
     let mut cmd = redis::cmd("CLUSTER");
     cmd.arg("MYID");
