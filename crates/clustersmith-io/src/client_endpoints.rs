@@ -133,7 +133,10 @@ pub async fn client_endpoints(session: &Session) -> Vec<ClientEndpoint> {
         .collect();
     let tried: BTreeMap<(String, u16), EndpointAnswer> =
         join_all(to_try.into_iter().map(|(host, port)| async move {
-            ((host.to_owned(), port), try_endpoint(session, host, port).await)
+            (
+                (host.to_owned(), port),
+                try_endpoint(session, host, port).await,
+            )
         }))
         .await
         .into_iter()
@@ -157,8 +160,7 @@ async fn try_endpoint(session: &Session, host: &str, port: u16) -> EndpointAnswe
     let literal = host.parse::<IpAddr>().ok();
     let ip = match literal {
         Some(ip) => ip,
-        None => match crate::resolve::lookup(host, port, false, session.connect_timeout()).await
-        {
+        None => match crate::resolve::lookup(host, port, false, session.connect_timeout()).await {
             Ok((ip, _)) => ip,
             Err(crate::resolve::ResolveError::Unresolvable { reason, .. }) => {
                 return EndpointAnswer::Unresolvable(reason);

@@ -373,11 +373,8 @@ fn grouped(log: &ServerLog) -> &[LineGroup] {
         // A thinned log left lines out: its counts say how many there were in that run.
         if log.omitted > 0 {
             for g in &mut out {
-                let first = &log.lines[g.first];
-                if let Some(t) = log.totals.get(&masked(&first.message))
-                    && t.pid == first.pid
-                {
-                    g.count = g.count.max(t.in_pid);
+                if let Some(times) = log.times_logged_by_its_process(&log.lines[g.first]) {
+                    g.count = g.count.max(times);
                 }
             }
         }

@@ -142,6 +142,16 @@ impl ServerLog {
         })
     }
 
+    /// How many times the process that logged `line` logged its message (numbers masked), as
+    /// counted while reading: what a thinned log still knows of the lines it left out. `None`
+    /// when another process logged the message since.
+    pub fn times_logged_by_its_process(&self, line: &LogLine) -> Option<usize> {
+        self.totals
+            .get(&masked(&line.message))
+            .filter(|t| t.pid == line.pid)
+            .map(|t| t.in_pid)
+    }
+
     /// The lines of the server's last run (see [`ServerLog::last_run_start`]): what a rule
     /// judges "since its start" by.
     pub fn last_run(&self) -> &[LogLine] {
@@ -229,8 +239,11 @@ fn is_start_banner(message: &str) -> bool {
         || message == "Server initialized"
 }
 
-/// Lines kept before a long log is thinned: beyond this, repeats are left out.
-const KEEP_ALL_UP_TO: usize = 50_000;
+/// Lines kept before a long log is thinned: beyond this, repeats are left out. Thinning keeps
+/// the same lines whether it runs once or every few thousand lines (each message's first and
+/// last occurrences, the last lines), and reads each line about once either way; a low mark
+/// keeps a 10 MB log's lines from taking 10 MB of memory on their way there.
+const KEEP_ALL_UP_TO: usize = 5_000;
 /// Occurrences of one message kept at each end when a log is thinned.
 const KEEP_PER_MESSAGE: usize = 4;
 /// Lines at the end of the log always kept.
@@ -347,7 +360,13 @@ impl ServerLogReader {
         let total = lines.len();
         let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
         for (idx, l) in lines.iter().enumerate() {
-            seen.entry(masked(&l.message)).or_default().push(idx);
+            mask_into(&l.message, &mut self.scratch);
+            match seen.get_mut(self.scratch.as_str()) {
+                Some(idxs) => idxs.push(idx),
+                None => {
+                    seen.insert(self.scratch.clone(), vec![idx]);
+                }
+            }
         }
         let mut keep = vec![false; total];
         for idxs in seen.values() {

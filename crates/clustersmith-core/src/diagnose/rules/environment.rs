@@ -309,7 +309,11 @@ fn forks_refused(node: &NodeEvidence, reason: &str) -> Option<(usize, Evidence)>
     if forked_since || rdb_ok_now {
         return None;
     }
-    let count = refused.len();
+    // A thinned log keeps a message's first and last lines; its count holds the rest.
+    let count = log
+        .value
+        .times_logged_by_its_process(last)
+        .map_or(refused.len(), |times| times.max(refused.len()));
     let text = if count > 1 {
         format!("{} ({count} times since its start)", last.message)
     } else {
