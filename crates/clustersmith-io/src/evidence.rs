@@ -440,6 +440,16 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
     if let Some(session) = session {
         let read_errors = session.read_nodes(&Reads::All).await;
         let mut relooks = relook_unconnected(session).await;
+        // What clients were refused (CS370-CS372): not in the default INFO; read from every
+        // member at once.
+        let members: &Session = session;
+        let mut refusals: std::collections::BTreeMap<NodeKey, Vec<(String, String)>> =
+            futures::future::join_all(members.snapshot().views().map(|(node, _)| async move {
+                (node.key.clone(), errorstats(members, &node.key).await)
+            }))
+            .await
+            .into_iter()
+            .collect();
         at_work = session.at_work().await;
         endpoints = crate::client_endpoints::client_endpoints(session).await;
         let snapshot = session.snapshot();
@@ -461,10 +471,9 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
                         version: view.version().map(|v| v.to_string()),
                     });
                     let mut live = (**view).clone();
-                    // What clients were refused (CS370-CS372): not in the default INFO.
                     live.info
                         .fields
-                        .extend(errorstats(session, &record.key).await);
+                        .extend(refusals.remove(&record.key).unwrap_or_default());
                     node.live = Some(live);
                     node.relook = relooks.remove(&record.key);
                     for peer in peers_cleared_on_relook(&node) {
