@@ -793,6 +793,7 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
             expected: None,
             at_work,
             endpoints,
+            live_snapshot_memo: Default::default(),
         },
         notes,
         errors,

@@ -5,11 +5,12 @@ use super::{Finding, Hit, Inputs, RULES, Rule, Severity, log_catalog, reach};
 
 /// Runs every rule and ranks the findings: causes with their symptoms, by severity.
 pub fn diagnose(inputs: &Inputs) -> Vec<Finding> {
+    inputs.live_snapshot_memo.clear();
     let findings: Vec<Finding> = RULES
         .iter()
         .copied()
         .flat_map(|rule| {
-            rule_hits(rule, inputs).into_iter().map(move |hit| Finding {
+            hits_of(rule, inputs).into_iter().map(move |hit| Finding {
                 rule,
                 node: hit.node,
                 summary: hit.summary,
@@ -23,6 +24,12 @@ pub fn diagnose(inputs: &Inputs) -> Vec<Finding> {
 
 /// A rule's hits: its check's, with the server log lines the catalog assigns to the rule.
 pub fn rule_hits(rule: &Rule, inputs: &Inputs) -> Vec<Hit> {
+    inputs.live_snapshot_memo.clear();
+    hits_of(rule, inputs)
+}
+
+/// [`rule_hits`] within a diagnosis, sharing its live snapshot with the other rules.
+pub(super) fn hits_of(rule: &Rule, inputs: &Inputs) -> Vec<Hit> {
     let mut hits = (rule.check)(inputs);
     log_catalog::attach(rule, inputs, &mut hits);
     hits

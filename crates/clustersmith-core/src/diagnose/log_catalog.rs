@@ -698,7 +698,7 @@ pub fn uncorroborated(inputs: &Inputs) -> Vec<Hit> {
             let Some(target) = rule(id) else { continue };
             let raised = fired
                 .entry(id)
-                .or_insert_with(|| super::rule_hits(target, inputs))
+                .or_insert_with(|| super::engine::hits_of(target, inputs))
                 .iter()
                 // A finding about the whole cluster covers this node too.
                 .any(|h| h.node.is_none() || h.node.as_ref() == Some(&node.key));

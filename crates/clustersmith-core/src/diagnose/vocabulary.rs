@@ -355,6 +355,36 @@ pub struct Inputs {
     pub at_work: AtWork,
     /// Where the live nodes send clients, each endpoint with how it answered.
     pub endpoints: Vec<ClientEndpoint>,
+    /// [`Inputs::live_snapshot`], made once per diagnosis.
+    pub live_snapshot_memo: SnapshotMemo,
+}
+
+/// The live snapshot of a diagnosis, made on first use: several rules ask it, and each copy
+/// holds every view again (at 100 nodes, megabytes and milliseconds a copy). The engine
+/// empties it when a diagnosis starts, so inputs changed between two runs are never judged on
+/// an old copy; a clone of the inputs starts empty.
+#[derive(Default)]
+pub struct SnapshotMemo(std::sync::Mutex<Option<std::sync::Arc<crate::snapshot::Snapshot>>>);
+
+impl SnapshotMemo {
+    pub(crate) fn clear(&self) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+}
+
+impl Clone for SnapshotMemo {
+    fn clone(&self) -> Self {
+        SnapshotMemo::default()
+    }
+}
+
+impl fmt::Debug for SnapshotMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SnapshotMemo")
+    }
 }
 
 /// An endpoint the nodes send clients to: one node's entry in their `CLUSTER SLOTS` (its
@@ -399,13 +429,26 @@ impl Inputs {
 
     /// The given nodes that answered, with an address, as a snapshot keyed by their labels:
     /// what the questions shared with plan and verify are asked of.
-    pub fn live_snapshot(&self) -> (Vec<&NodeEvidence>, crate::snapshot::Snapshot) {
+    pub fn live_snapshot(
+        &self,
+    ) -> (
+        Vec<&NodeEvidence>,
+        std::sync::Arc<crate::snapshot::Snapshot>,
+    ) {
         use crate::snapshot::{NodeRecord, NodeState, Snapshot};
         let given: Vec<&NodeEvidence> = self
             .nodes
             .iter()
             .filter(|n| n.live.is_some() && n.ip.is_some() && n.port.is_some())
             .collect();
+        let mut memo = self
+            .live_snapshot_memo
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(snapshot) = memo.as_ref() {
+            return (given, std::sync::Arc::clone(snapshot));
+        }
         let records = given
             .iter()
             .map(|n| {
@@ -420,7 +463,9 @@ impl Inputs {
                 record
             })
             .collect();
-        (given, Snapshot::new(records))
+        let snapshot = std::sync::Arc::new(Snapshot::new(records));
+        *memo = Some(std::sync::Arc::clone(&snapshot));
+        (given, snapshot)
     }
 
     /// How many nodes the cluster should have: from the spec, else the nodes given.
