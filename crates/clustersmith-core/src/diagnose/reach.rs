@@ -2,9 +2,10 @@
 //! other protocol, cluster support off, protected mode, loading, refusing the cluster
 //! commands) is a finding of its own, and what it breaks on its peers (a peer that knows only
 //! itself, slots not covered, a peer stuck in handshake with it, a replica whose primary it
-//! is, its primary refusing writes under `min-replicas-to-write`) hangs under it; so does what a node presents that its peers cannot work with (a
-//! certificate, an address, a server version, another cluster's slots, a new id). Each rule
-//! says which it is ([`Rule::reach`]); [`explains_elsewhere`] decides, symptom by symptom.
+//! is, its primary refusing writes under `min-replicas-to-write`) hangs under it; so does what
+//! a node presents that its peers cannot work with (a certificate, an address, a server
+//! version, another cluster's slots, a new id). Each rule says which it is ([`Rule::reach`]);
+//! [`explains_elsewhere`] decides, symptom by symptom.
 
 use std::net::IpAddr;
 

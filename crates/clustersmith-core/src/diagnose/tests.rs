@@ -583,18 +583,30 @@ fn maxmemory_is_judged_against_the_machine() {
 const FORK_REFUSED_NPROC_LOG: &str =
     include_str!("../../tests/fixtures/environment/fork-refused-nproc-redis-7.0.log");
 
-/// The formed cluster whose primary 10.168.17.5 has `log` and its last save failed.
-fn forking(log: &str) -> Inputs {
+/// The formed cluster whose primary 10.168.17.5 reports `fields` in INFO and has `log`.
+fn primary_5_with(fields: &[(&str, &str)], log: &str) -> Inputs {
     with_primary_5(|node| {
         let info = &mut node.live.as_mut().unwrap().info.fields;
-        info.insert("rdb_last_bgsave_status".into(), "err".into());
-        info.insert("used_memory_rss".into(), "12935168".into());
-        info.insert("total_system_memory".into(), "25276194816".into());
+        for (k, v) in fields {
+            info.insert((*k).into(), (*v).into());
+        }
         node.log = Some(SourceFile {
             path: "server.log".into(),
             value: parse_server_log(log).value,
         });
     })
+}
+
+/// The formed cluster whose primary 10.168.17.5 has `log` and its last save failed.
+fn forking(log: &str) -> Inputs {
+    primary_5_with(
+        &[
+            ("rdb_last_bgsave_status", "err"),
+            ("used_memory_rss", "12935168"),
+            ("total_system_memory", "25276194816"),
+        ],
+        log,
+    )
 }
 
 #[test]
@@ -652,16 +664,14 @@ const MAXCLIENTS_REDUCED_LOG: &str =
 /// The formed cluster whose primary 10.168.17.5 runs with maxclients cut to 32 by its open
 /// files limit (its captured log), having refused `rejected` connections (INFO as captured).
 fn refusing_clients(rejected: u64) -> Inputs {
-    with_primary_5(|node| {
-        let info = &mut node.live.as_mut().unwrap().info.fields;
-        info.insert("rejected_connections".into(), rejected.to_string());
-        info.insert("connected_clients".into(), "1".into());
-        info.insert("maxclients".into(), "32".into());
-        node.log = Some(SourceFile {
-            path: "server.log".into(),
-            value: parse_server_log(MAXCLIENTS_REDUCED_LOG).value,
-        });
-    })
+    primary_5_with(
+        &[
+            ("rejected_connections", &rejected.to_string()),
+            ("connected_clients", "1"),
+            ("maxclients", "32"),
+        ],
+        MAXCLIENTS_REDUCED_LOG,
+    )
 }
 
 #[test]
