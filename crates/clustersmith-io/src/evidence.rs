@@ -180,11 +180,9 @@ fn read(path: &Path, notes: &mut Vec<String>) -> Option<String> {
 /// diagnosis of many long logs spends its time on), in the order given.
 #[expect(
     clippy::type_complexity,
-    reason = "one log's path, what was read, and its notes"
+    reason = "one log's index in `paths`, what was read, and its notes"
 )]
-fn read_logs(
-    paths: &[PathBuf],
-) -> Vec<(&PathBuf, Option<(ServerLog, Vec<ParseIssue>)>, Vec<String>)> {
+fn read_logs(paths: &[PathBuf]) -> Vec<(usize, Option<(ServerLog, Vec<ParseIssue>)>, Vec<String>)> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(paths.len().max(1));
@@ -212,9 +210,7 @@ fn read_logs(
                 .collect()
         });
     done.sort_by_key(|(i, _, _)| *i);
-    done.into_iter()
-        .map(|(i, read, notes)| (&paths[i], read, notes))
-        .collect()
+    done
 }
 
 /// Reads a server log line by line: a log of any size is held as the core's thinned
@@ -432,6 +428,10 @@ fn facts_of(err: Option<&NodeError>, reason: &str) -> NodeFacts {
 pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gathered {
     let mut notes = Vec::new();
     let mut errors = Vec::new();
+    // The logs are read while the live nodes are: a long log is parsing (CPU), the nodes are
+    // round trips (waiting).
+    let log_paths = files.logs.clone();
+    let logs_read = tokio::task::spawn_blocking(move || read_logs(&log_paths));
     let mut nodes: Vec<NodeEvidence> = Vec::new();
     // The id each expected node is known by: its own, or the one its peers list at its address.
     let mut known_ids: Vec<Option<NodeId>> = Vec::new();
@@ -618,7 +618,9 @@ pub async fn gather(session: Option<&mut Session>, files: &EvidenceFiles) -> Gat
             value: parsed.value,
         });
     }
-    for (path, read, log_notes) in read_logs(&files.logs) {
+    let logs_read = logs_read.await.expect("the log reader panicked");
+    for (i, read, log_notes) in logs_read {
+        let path = &files.logs[i];
         notes.extend(log_notes);
         let Some((value, issues)) = read else {
             continue;
