@@ -16,6 +16,7 @@ use super::replication::REPLICA_LINK_DOWN;
 use crate::diagnose::EvidenceKind::{Live, ServerLog};
 use crate::diagnose::Severity::{Error, Warning};
 use crate::diagnose::{Evidence, Hit, Inputs, NodeEvidence, Rule, Source};
+use crate::parse::LogLine;
 
 pub static REPLICA_DISK_TOO_SMALL: Rule = Rule {
     id: "CS521",
@@ -65,14 +66,10 @@ pub fn replica_disk_too_small(inputs: &Inputs) -> Vec<Hit> {
         if let Some((primary, dataset)) = primary_dataset(inputs, node) {
             numbers.dataset(primary, dataset, "its primary holds");
         }
-        hits.push(Hit {
-            node: Some(node.key.clone()),
-            summary: format!(
-                "its disk cannot hold the RDB of a full sync (the write came back short, the file system is full){}",
-                numbers.suffix()
-            ),
-            evidence: numbers.evidence,
-        });
+        hits.push(numbers.hit(
+            node,
+            "its disk cannot hold the RDB of a full sync (the write came back short, the file system is full)",
+        ));
     }
     hits
 }
@@ -99,7 +96,8 @@ pub fn data_disk_too_small(inputs: &Inputs) -> Vec<Hit> {
     let mut hits = Vec::new();
     for node in &inputs.nodes {
         let Some(log) = &node.log else { continue };
-        let Some(failed) = log.value.last_run().iter().rev().find(|l| {
+        let run = log.value.last_run();
+        let Some(failed) = run.iter().rev().find(|l| {
             let text = l.message.to_ascii_lowercase();
             (text.contains("write error saving db on disk") || text.contains("aof file"))
                 && (text.contains("no space left on device") || text.contains("short write"))
@@ -108,16 +106,14 @@ pub fn data_disk_too_small(inputs: &Inputs) -> Vec<Hit> {
         };
         // A save that succeeded since (INFO says so, or the log after the failure): the
         // space was found.
-        let saved_since = log
-            .value
-            .last_run()
-            .iter()
-            .filter(|l| l.line > failed.line)
-            .any(|l| {
-                l.message
-                    .contains("Background saving terminated with success")
-                    || l.message.contains("DB saved on disk")
-            });
+        let saved_since = logged_after(
+            run,
+            failed,
+            &[
+                "Background saving terminated with success",
+                "DB saved on disk",
+            ],
+        );
         let rdb = !failed.message.to_ascii_lowercase().contains("aof");
         if rdb
             && (saved_since
@@ -140,20 +136,16 @@ pub fn data_disk_too_small(inputs: &Inputs) -> Vec<Hit> {
         {
             numbers.dataset(node, dataset, "it holds");
         }
-        hits.push(Hit {
-            node: Some(node.key.clone()),
-            summary: format!(
-                "its saves do not fit on its disk (a write failed: no space left){}",
-                numbers.suffix()
-            ),
-            evidence: numbers.evidence,
-        });
+        hits.push(numbers.hit(
+            node,
+            "its saves do not fit on its disk (a write failed: no space left)",
+        ));
     }
     hits
 }
 
-/// The numbers a disk finding gives: the free space under `dir` against a dataset, each with
-/// its evidence.
+/// The numbers a finding gives (the free space under `dir` against a dataset, memory against
+/// the machine), each phrase with its evidence.
 struct Numbers {
     phrases: Vec<String>,
     evidence: Vec<Evidence>,
@@ -189,12 +181,17 @@ impl Numbers {
         ));
     }
 
-    /// `: a; b` for a summary, or nothing.
-    fn suffix(&self) -> String {
-        if self.phrases.is_empty() {
-            String::new()
+    /// The hit on `node` whose summary is `head` followed by the numbers (`head: a; b`).
+    fn hit(self, node: &NodeEvidence, head: &str) -> Hit {
+        let summary = if self.phrases.is_empty() {
+            head.to_owned()
         } else {
-            format!(": {}", self.phrases.join("; "))
+            format!("{head}: {}", self.phrases.join("; "))
+        };
+        Hit {
+            node: Some(node.key.clone()),
+            summary,
+            evidence: self.evidence,
         }
     }
 }
@@ -281,6 +278,13 @@ const FORKED_SINCE: &[&str] = &[
     "Background AOF rewrite finished successfully",
 ];
 
+/// Whether any of `messages` was logged in `run` after `line`: a save or rewrite that
+/// finished since a failure.
+fn logged_after(run: &[LogLine], line: &LogLine, messages: &[&str]) -> bool {
+    run.iter()
+        .any(|l| l.line > line.line && messages.iter().any(|m| l.message.contains(m)))
+}
+
 /// The node's fork failures since its last start whose reason (errno's text) is `reason`, with
 /// the evidence of the last one and their count; `None` when there are none, or when a
 /// background save or rewrite has finished since the last.
@@ -298,9 +302,7 @@ fn forks_refused(node: &NodeEvidence, reason: &str) -> Option<(usize, Evidence)>
         })
         .collect();
     let last = refused.last()?;
-    let forked_since = run
-        .iter()
-        .any(|l| l.line > last.line && FORKED_SINCE.iter().any(|s| l.message.contains(s)));
+    let forked_since = logged_after(run, last, FORKED_SINCE);
     let rdb_ok_now = last.message.contains("Can't save")
         && node
             .live
@@ -350,20 +352,22 @@ pub fn fork_refused_for_memory(inputs: &Inputs) -> Vec<Hit> {
         let Some((count, failed)) = forks_refused(node, "Cannot allocate memory") else {
             continue;
         };
-        let mut evidence = vec![failed];
-        let mut numbers = Vec::new();
+        let mut numbers = Numbers {
+            phrases: Vec::new(),
+            evidence: vec![failed],
+        };
         if let Some(view) = &node.live
             && let (Some(rss), Some(machine)) = (
                 view.info.number("used_memory_rss"),
                 view.info.number("total_system_memory").filter(|m| *m > 0),
             )
         {
-            numbers.push(format!(
+            numbers.phrases.push(format!(
                 "it takes {} of its machine's {}",
                 bytes(rss),
                 bytes(machine)
             ));
-            evidence.push(crate::diagnose::live(
+            numbers.evidence.push(crate::diagnose::live(
                 node,
                 "INFO memory",
                 format!("used_memory_rss:{rss} total_system_memory:{machine}"),
@@ -377,21 +381,19 @@ pub fn fork_refused_for_memory(inputs: &Inputs) -> Vec<Hit> {
                     || l.message.contains("Memory overcommit must be enabled")
             })
         {
-            numbers.push("vm.overcommit_memory is not 1 (the server warned at startup)".to_owned());
-            evidence.push(log.at(warned.line, warned.message.clone()));
+            numbers
+                .phrases
+                .push("vm.overcommit_memory is not 1 (the server warned at startup)".to_owned());
+            numbers
+                .evidence
+                .push(log.at(warned.line, warned.message.clone()));
         }
-        let numbers = if numbers.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", numbers.join("; "))
-        };
-        hits.push(Hit {
-            node: Some(node.key.clone()),
-            summary: format!(
-                "the kernel refuses its fork for memory ({count} time(s) since its start: no background save, AOF rewrite or full sync can start){numbers}"
+        hits.push(numbers.hit(
+            node,
+            &format!(
+                "the kernel refuses its fork for memory ({count} time(s) since its start: no background save, AOF rewrite or full sync can start)"
             ),
-            evidence,
-        });
+        ));
     }
     hits
 }
